@@ -1,0 +1,1 @@
+"""remoteio's benchmarks: ``python -m bench`` (see docs/performance.md)."""

@@ -1,0 +1,264 @@
+"""The client: :class:`RemoteServer`, a connection to one remoteio server.
+
+Thread-safe and synchronous: it never runs an asyncio loop, so it works the
+same in scripts, threads and Jupyter. One persistent connection; a reader
+thread matches replies to requests; callbacks run on a separate dispatcher
+thread, so a callback may itself call the server.
+
+>>> from remoteio import RemoteServer                       # doctest: +SKIP
+>>> server = RemoteServer("192.168.1.38", 8509)             # doctest: +SKIP
+>>> led = server.pin(7, "b")                                # doctest: +SKIP
+>>> led.on(time_ms=2000)                                    # doctest: +SKIP
+>>> server.close()                                          # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import socket
+import threading
+import time
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
+
+from ._version import __version__
+from .errors import ConnectFailed, ConnectionLost, RemoteIOError
+from .link import Link
+from .pins import PinSpec, board_pin
+from .protocol.ops import PROTOCOL_VERSION
+from .remotepin import RemotePin
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORT = 8509
+
+
+class RemoteServer:
+    """A connection to a remoteio server.
+
+    *timeout* bounds every call (seconds); a server that does not answer in
+    time raises :exc:`~remoteio.errors.CallTimeout`, a lost connection
+    :exc:`~remoteio.errors.ConnectionLost`, and a refusal the matching
+    :exc:`~remoteio.errors.ServerError` subclass.
+    """
+
+    def __init__(self, host: str = "localhost", port: int = DEFAULT_PORT, timeout: float = 5.0,
+                 *, connect_timeout: Optional[float] = None):
+        self.host = host
+        self.port = int(port)
+        self.timeout = float(timeout)
+        self.connect_timeout = float(connect_timeout or timeout)
+        self._pins: Dict[int, RemotePin] = {}
+        self._pins_lock = threading.Lock()
+        self._dispatch_queue: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
+        self._dispatcher: Optional[threading.Thread] = None
+        self._closed = False
+        self.welcome: Dict[str, Any] = {}
+        self._link = self._connect()
+
+    # ---- connection ---------------------------------------------------------------
+    def _connect(self) -> Link:
+        try:
+            sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout)
+        except OSError as exc:
+            raise ConnectFailed(f"cannot connect to {self.host}:{self.port}: {exc}") from None
+        link = Link(sock, send_timeout=self.timeout, on_event=self._on_event, on_lost=self._on_lost)
+        try:
+            hello = link.call("hello", {"protocol": PROTOCOL_VERSION,
+                                        "client": f"remoteio-py/{__version__}"})
+            self.welcome = _fields(hello.result(self.connect_timeout))
+        except RemoteIOError as exc:
+            link.close(0.1)
+            raise ConnectFailed(f"{self.host}:{self.port} did not greet as a remoteio server: {exc}") from None
+        return link
+
+    def _on_lost(self, reason: BaseException) -> None:
+        log.warning("connection to %s:%d lost: %s", self.host, self.port, reason)
+
+    @property
+    def connected(self) -> bool:
+        return not self._closed and self._link.lost is None
+
+    @property
+    def board(self) -> Dict[str, Any]:
+        """The server's board: model, revision, SoC, backend."""
+        return self.welcome.get("board", {})
+
+    @property
+    def mode(self) -> str:
+        return self.welcome.get("mode", "")
+
+    @property
+    def server_version(self) -> str:
+        return self.welcome.get("server", "")
+
+    # ---- requests ------------------------------------------------------------------
+    def request(self, op: str, **fields: Any) -> Dict[str, Any]:
+        """Send one request and return its reply's fields (raises on refusal)."""
+        if self._closed:
+            raise ConnectionLost("this RemoteServer is closed")
+        return self._link.call(op, fields).result(self.timeout)
+
+    def request_pipeline(self, requests: List[Tuple[str, Dict[str, Any]]],
+                         timeout: Optional[float] = None) -> List[Dict[str, Any]]:
+        """Send several requests in one write; wait for all replies (in order)."""
+        if self._closed:
+            raise ConnectionLost("this RemoteServer is closed")
+        calls = self._link.pipeline(requests)
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        return [call.result(max(0.0, deadline - time.monotonic())) for call in calls]
+
+    # ---- pins ----------------------------------------------------------------------
+    def pin(self, number: PinSpec, numbering: str = "b", *, claim: bool = True) -> RemotePin:
+        """The pin *number* (``'b'`` board or ``'g'`` GPIO numbering; strings
+        like ``"GPIO4"`` work too). The same object comes back for the same
+        pin. With *claim* (the default) the pin is claimed for this connection
+        at once, so a pin held by someone else fails here with PinBusy; use
+        ``claim=False`` to read or watch a pin another client drives."""
+        board = board_pin(number, numbering)
+        with self._pins_lock:
+            pin = self._pins.get(board)
+            fresh = pin is None or pin.closed
+            if fresh:
+                pin = self._pins[board] = RemotePin(self, board)
+        if fresh and claim:
+            try:
+                pin.open()
+            except RemoteIOError:
+                self._forget(pin)
+                raise
+        return pin
+
+    def _forget(self, pin: RemotePin) -> None:
+        with self._pins_lock:
+            if self._pins.get(pin.board) is pin:
+                del self._pins[pin.board]
+
+    @property
+    def pins(self) -> Dict[int, RemotePin]:
+        """The pins this client uses, by board number."""
+        with self._pins_lock:
+            return dict(self._pins)
+
+    def write(self, levels: Dict[PinSpec, float], numbering: str = "b") -> None:
+        """Set several outputs in one request: ``{7: 1, 11: 0, 13: 0.5}``.
+
+        One round trip; applied in the order given, each pin by its own
+        worker (not at the same instant: see docs/inputs.md)."""
+        pins = {str(board_pin(p, numbering)): level for p, level in levels.items()}
+        self.request("write", pins=pins)
+
+    def read_pins(self, pins: Iterable[PinSpec], numbering: str = "b") -> Dict[int, Any]:
+        """Read several pins in one request: ``{board: level}``."""
+        boards = [board_pin(p, numbering) for p in pins]
+        values = self.request("read_many", pins=boards)["values"]
+        return {int(board): value for board, value in values.items()}
+
+    # ---- the server ----------------------------------------------------------------
+    def ping(self) -> float:
+        """One round trip to the server, in seconds."""
+        start = time.perf_counter()
+        self.request("ping")
+        return time.perf_counter() - start
+
+    def info(self) -> Dict[str, Any]:
+        """Uptime, pins in use and their tasks, load and memory of the server."""
+        return _fields(self.request("info"))
+
+    @property
+    def sim(self) -> "SimControl":
+        """Drive and observe the server's simulated board (sim backend only)."""
+        return SimControl(self)
+
+    # ---- events and callbacks ------------------------------------------------------
+    def _on_event(self, message: Dict[str, Any]) -> None:
+        kind = message.get("event")
+        pin = self._pins.get(message.get("pin"))
+        if pin is None:
+            return
+        if kind == "change":
+            pin._on_change(message)
+        elif kind in ("closed", "worker_failed"):
+            pin._on_unwatched()
+            if kind == "worker_failed":
+                log.warning("server: %s", message.get("message"))
+
+    def _dispatch(self, callback: Callable[..., Any], *args: Any) -> None:
+        if self._dispatcher is None:
+            with self._pins_lock:
+                if self._dispatcher is None:
+                    self._dispatcher = threading.Thread(
+                        target=self._dispatch_loop, name="remoteio-callbacks", daemon=True)
+                    self._dispatcher.start()
+        self._dispatch_queue.put((callback, args))
+
+    def _dispatch_loop(self) -> None:
+        while True:
+            item = self._dispatch_queue.get()
+            if item is None:
+                return
+            callback, args = item
+            try:
+                callback(*args)
+            except Exception:
+                log.exception("a remoteio callback raised")
+
+    # ---- closing -------------------------------------------------------------------
+    def close(self) -> None:
+        """Close the connection once outstanding replies are in. The server
+        then soft-closes this client's pins (queued work still runs in wait
+        mode)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._link.close(self.timeout)
+        if self._dispatcher is not None:
+            self._dispatch_queue.put(None)
+            if threading.current_thread() is not self._dispatcher:
+                self._dispatcher.join(self.timeout)
+
+    def __enter__(self) -> "RemoteServer":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "connected" if self.connected else "closed"
+        return f"<RemoteServer {self.host}:{self.port} {state}>"
+
+
+class SimControl:
+    """The server's simulated board, driven through the protocol (``sim`` op)."""
+
+    def __init__(self, server: RemoteServer):
+        self._server = server
+
+    def _sim(self, action: str, **fields: Any) -> Dict[str, Any]:
+        return self._server.request("sim", action=action, **fields)
+
+    def drive(self, pin: PinSpec, level: Union[int, bool]) -> None:
+        """Apply a level to an input from outside (a finger on a button)."""
+        self._sim("drive", pin=pin, level=int(bool(level)))
+
+    def release(self, pin: PinSpec) -> None:
+        """Stop driving the pin from outside (its pull decides again)."""
+        self._sim("release", pin=pin)
+
+    def wire(self, pin: PinSpec, to: PinSpec) -> None:
+        """Join two pins with a jumper wire: an output drives the other."""
+        self._sim("wire", pin=pin, to=to)
+
+    def unwire(self, pin: PinSpec) -> None:
+        self._sim("unwire", pin=pin)
+
+    def levels(self) -> Dict[int, int]:
+        """The digital level of every header pin, by board number."""
+        return {int(b): v for b, v in self._sim("levels")["levels"].items()}
+
+    def history(self, pin: PinSpec, since_ns: int = 0) -> List[Tuple[int, float]]:
+        """What the pin's output did: ``[(t_ns, value), ...]``."""
+        return [tuple(entry) for entry in self._sim("history", pin=pin, since_ns=since_ns)["history"]]
+
+
+def _fields(reply: Dict[str, Any]) -> Dict[str, Any]:
+    return {k: v for k, v in reply.items() if k not in ("id", "ok")}

@@ -1,0 +1,186 @@
+"""One connection to a server: send requests, match replies, pass on events.
+
+A :class:`Link` owns a connected socket and a reader thread. Requests get
+increasing integer ids; the reader matches each reply to its :class:`Call`
+by id, so any number of calls may be in flight from any number of threads.
+Events are handed to ``on_event`` on the reader thread, which must not block
+(the client hands them on to its dispatcher thread). Nothing here sleeps or
+waits without a timeout.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import socket
+import threading
+import time
+from typing import Any, Callable, Dict, Optional
+
+from .errors import CallTimeout, ConnectionLost, ProtocolViolation, RemoteIOError, error_for_code
+from .protocol import writing
+from .protocol.framing import TOO_LARGE, FrameBuffer
+
+log = logging.getLogger(__name__)
+
+_loads = json.loads
+#: replies and events may be larger than requests (info, state, history)
+CLIENT_MAX_FRAME = 4 << 20
+
+
+class Call:
+    """One request in flight; :meth:`result` waits for its reply."""
+
+    __slots__ = ("op", "_lock", "reply", "error")
+
+    def __init__(self, op: str):
+        self.op = op
+        self._lock = threading.Lock()
+        self._lock.acquire()
+        self.reply: Optional[Dict[str, Any]] = None
+        self.error: Optional[BaseException] = None
+
+    def _settle(self, reply: Optional[Dict[str, Any]], error: Optional[BaseException] = None) -> None:
+        self.reply, self.error = reply, error
+        self._lock.release()
+
+    @property
+    def done(self) -> bool:
+        return self.reply is not None or self.error is not None
+
+    def result(self, timeout: Optional[float]) -> Dict[str, Any]:
+        """The reply's fields; raises the server's error, or CallTimeout."""
+        if not self._lock.acquire(timeout=-1 if timeout is None else max(0.0, timeout)):
+            raise CallTimeout(f"no reply to {self.op} within {timeout:g} s")
+        self._lock.release()  # later result() calls return at once
+        if self.error is not None:
+            raise self.error
+        reply = self.reply
+        if not reply.get("ok"):
+            error = reply.get("error") or {}
+            code = error.get("code", "internal_error")
+            raise error_for_code(code)(error.get("message", code), code=code)
+        return reply
+
+
+class Link:
+    def __init__(self, sock: socket.socket, *, send_timeout: float,
+                 on_event: Callable[[Dict[str, Any]], None],
+                 on_lost: Callable[[BaseException], None]):
+        self.sock = sock
+        self.on_event = on_event
+        self.on_lost = on_lost
+        self.lost: Optional[BaseException] = None
+        self._calls: Dict[int, Call] = {}
+        self._ids = itertools.count(1)
+        self._send_lock = threading.Lock()
+        self._closing = False
+        sock.settimeout(send_timeout)
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._reader = threading.Thread(target=self._read_loop, name="remoteio-reader", daemon=True)
+        self._reader.start()
+
+    # ---- sending --------------------------------------------------------------
+    def call(self, op: str, fields: Dict[str, Any]) -> Call:
+        """Send one request; return its :class:`Call` at once."""
+        return self.pipeline([(op, fields)])[0]
+
+    def pipeline(self, requests: list) -> list:
+        """Send several ``(op, fields)`` requests in one write."""
+        calls = []
+        frames = []
+        with self._send_lock:
+            if self.lost is not None:
+                raise ConnectionLost(f"not connected: {self.lost}")
+            for op, fields in requests:
+                request_id = next(self._ids)
+                call = Call(op)
+                self._calls[request_id] = call
+                calls.append(call)
+                frames.append(writing.request(request_id, op, fields))
+            try:
+                self.sock.sendall(b"".join(frames) if len(frames) > 1 else frames[0])
+            except socket.timeout:
+                error = CallTimeout("the server did not take the request in time")
+                self._fail(error)
+                raise error from None
+            except OSError as exc:
+                error = ConnectionLost(f"sending failed: {exc}")
+                self._fail(error)
+                raise error from None
+        return calls
+
+    @property
+    def outstanding(self) -> int:
+        return len(self._calls)
+
+    # ---- receiving --------------------------------------------------------------
+    def _read_loop(self) -> None:
+        frames = FrameBuffer(CLIENT_MAX_FRAME)
+        sock = self.sock
+        calls = self._calls
+        reason: BaseException = ConnectionLost("the server closed the connection")
+        try:
+            while True:
+                try:
+                    data = sock.recv(262144)
+                except socket.timeout:
+                    if self._closing:
+                        return
+                    continue
+                if not data:
+                    break
+                for frame in frames.feed(data):
+                    if frame is TOO_LARGE:
+                        raise ProtocolViolation("the server sent a frame over 4 MiB")
+                    message = _loads(frame)
+                    request_id = message.get("id")
+                    if request_id is not None:
+                        call = calls.pop(request_id, None)
+                        if call is not None:
+                            call._settle(message)
+                    elif "event" in message:
+                        self.on_event(message)
+                    else:
+                        log.warning("server error without a request: %s", message.get("error"))
+        except (OSError, ValueError, AttributeError, RemoteIOError) as exc:
+            if not self._closing:
+                reason = exc if isinstance(exc, RemoteIOError) else ConnectionLost(
+                    f"connection failed: {exc}")
+        self._fail(reason if not self._closing else ConnectionLost("closed"))
+
+    def _fail(self, reason: BaseException) -> None:
+        first = self.lost is None
+        if first:
+            self.lost = reason
+        for request_id in list(self._calls):
+            call = self._calls.pop(request_id, None)
+            if call is not None:
+                call._settle(None, ConnectionLost(str(reason)))
+        if first:
+            try:
+                self.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            if not self._closing:
+                self.on_lost(reason)
+
+    def close(self, timeout: float) -> None:
+        """Close once outstanding replies are in (or *timeout* passes)."""
+        self._closing = True
+        if self._calls and self.lost is None:
+            deadline = time.monotonic() + timeout
+            for call in list(self._calls.values()):
+                try:
+                    call.result(max(0.0, deadline - time.monotonic()))
+                except RemoteIOError:
+                    pass
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        if threading.current_thread() is not self._reader:
+            self._reader.join(timeout)
+        self.sock.close()
+        self._fail(ConnectionLost("closed"))

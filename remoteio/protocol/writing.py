@@ -1,0 +1,52 @@
+"""Writing frames: replies and events (server side), requests (client side).
+
+Every frame is one compact JSON object and a newline, ASCII only.
+
+>>> ok("7")
+b'{"id":7,"ok":true}\\n'
+>>> ok("7", {"value": 1})
+b'{"id":7,"ok":true,"value":1}\\n'
+>>> error("7", "bad_pin", "board pin 1 is 3V3 power, not a GPIO")
+b'{"id":7,"ok":false,"error":{"code":"bad_pin","message":"board pin 1 is 3V3 power, not a GPIO"}}\\n'
+>>> request(3, "on", {"pin": 7})
+b'{"id":3,"op":"on","pin":7}\\n'
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping, Optional
+
+from ..errors import ServerError
+
+_encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+
+
+def ok(id_json: str, result: Optional[Mapping[str, Any]] = None) -> bytes:
+    """A success reply; *result* fields are added beside ``id`` and ``ok``."""
+    if not result:
+        return b'{"id":%s,"ok":true}\n' % id_json.encode()
+    return ('{"id":%s,"ok":true,%s\n' % (id_json, _encode(result)[1:])).encode()
+
+
+def error(id_json: str, code: str, message: str) -> bytes:
+    """A failure reply with a stable error *code* and a human *message*."""
+    body = _encode({"code": code, "message": message})
+    return ('{"id":%s,"ok":false,"error":%s}\n' % (id_json, body)).encode()
+
+
+def error_from(exc: ServerError, id_json: str = "null") -> bytes:
+    return error(id_json, exc.code, exc.message or exc.code)
+
+
+def event(name: str, fields: Mapping[str, Any]) -> bytes:
+    """A frame the server pushes without a request: ``{"event": name, ...}``."""
+    if not fields:
+        return b'{"event":"%s"}\n' % name.encode()
+    return ('{"event":"%s",%s\n' % (name, _encode(fields)[1:])).encode()
+
+
+def request(request_id: Any, op: str, fields: Mapping[str, Any]) -> bytes:
+    """A request frame (client side)."""
+    body = {"id": request_id, "op": op}
+    body.update(fields)
+    return (_encode(body) + "\n").encode()

@@ -1,0 +1,249 @@
+"""A pin on a remote Pi, used as if it were local.
+
+Every method returns once the pin's worker on the Pi has accepted the task
+(or raises the reason it refused); timing (``time_ms``, blink, pulse) happens
+on the Pi. Pass ``wait=True`` to return only once the task has ended.
+
+>>> from remoteio import RemoteServer                      # doctest: +SKIP
+>>> with RemoteServer("pi.local") as server:               # doctest: +SKIP
+...     led = server.pin(7, "b")    # physical pin 7 = GPIO4
+...     led.on(time_ms=2000)        # on for 2 s, timed on the Pi
+...     led.blink(on_time=0.2, off_time=0.2)
+"""
+from __future__ import annotations
+
+import inspect
+import threading
+import time
+from collections import deque
+from typing import Any, Callable, Deque, Dict, NamedTuple, Optional, Tuple
+
+from .errors import PinClosed
+from .pins import BOARD_TO_BCM
+
+
+class PinEvent(NamedTuple):
+    """A change of a watched pin, as the server saw it."""
+    pin: int        #: board number
+    value: Any      #: new level (0/1; a PWM level for outputs in PWM)
+    edge: str       #: "rising" or "falling"
+    ts_ns: int      #: server's monotonic clock, nanoseconds
+    seq: int        #: per-pin sequence number
+    missed: int     #: events lost just before this one (a slow reader)
+
+
+def _adapt(callback: Optional[Callable]) -> Optional[Callable[[PinEvent], None]]:
+    """Accept callbacks of no argument or of one (the event), like gpiozero."""
+    if callback is None:
+        return None
+    if not callable(callback):
+        raise TypeError("a callback must be callable or None")
+    try:
+        params = inspect.signature(callback).parameters.values()
+        takes = sum(1 for p in params if p.default is p.empty and
+                    p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
+    except (TypeError, ValueError):
+        takes = 1
+    if takes == 0:
+        return lambda event: callback()
+    return callback
+
+
+class RemotePin:
+    """One board-numbered pin of a :class:`~remoteio.RemoteServer`."""
+
+    def __init__(self, server: Any, board: int):
+        self._server = server
+        self.board = board
+        self.gpio = BOARD_TO_BCM[board]
+        self._closed = False
+        self._watching = False
+        self._seq = 0
+        self.missed_events = 0
+        self._cond = threading.Condition()
+        self._events: Deque[Tuple[int, PinEvent]] = deque(maxlen=256)
+        self._event_count = 0
+        self._callbacks: Dict[str, Optional[Callable[[PinEvent], None]]] = {
+            "changed": None, "high": None, "low": None}
+        #: the client's own record of the setup, re-applied after a reconnect
+        self.setup: Dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<RemotePin BOARD{self.board} (GPIO{self.gpio}) {state}>"
+
+    # ---- requests ----------------------------------------------------------------
+    def _request(self, op: str, **fields: Any) -> Dict[str, Any]:
+        if self._closed:
+            raise PinClosed(f"BOARD{self.board} is closed; use server.pin() to open it again")
+        return self._server.request(op, pin=self.board, **fields)
+
+    def _task(self, op: str, wait: bool, **fields: Any) -> None:
+        if not wait:
+            self._request(op, **fields)
+            return
+        if self._closed:
+            raise PinClosed(f"BOARD{self.board} is closed")
+        timeout = self._server.timeout + fields.get("time_ms", 0) / 1000.0
+        self._server.request_pipeline(
+            [(op, dict(fields, pin=self.board)), ("sync", {"pin": self.board})], timeout)
+
+    def open(self) -> "RemotePin":
+        """Claim the pin for this connection (:meth:`RemoteServer.pin` does it)."""
+        self._request("open")
+        return self
+
+    def on(self, time_ms: float = 0, *, wait: bool = False) -> None:
+        """Switch on; with *time_ms*, switch off again after that long."""
+        self._task("on", wait, time_ms=time_ms)
+
+    def off(self, time_ms: float = 0, *, wait: bool = False) -> None:
+        """Switch off; with *time_ms*, hold the pin off for that long (wait mode)."""
+        self._task("off", wait, time_ms=time_ms)
+
+    def value(self, time_ms: float = 0, level: float = 1.0, *, wait: bool = False) -> None:
+        """Drive a PWM *level* between 0 and 1 (then off after *time_ms*)."""
+        self._task("value", wait, time_ms=time_ms, level=level)
+
+    def blink(self, time_ms: float = 0, on_time: float = 1.0, off_time: float = 1.0,
+              *, wait: bool = False) -> None:
+        """Blink (*on_time*/*off_time* in seconds) until replaced, or for *time_ms*."""
+        self._task("blink", wait, time_ms=time_ms, on_time=on_time, off_time=off_time)
+
+    def pulse(self, time_ms: float = 0, fade_in_time: float = 1.0, fade_out_time: float = 1.0,
+              *, wait: bool = False) -> None:
+        """Fade in and out with PWM until replaced, or for *time_ms*."""
+        self._task("pulse", wait, time_ms=time_ms, fade_in_time=fade_in_time,
+                   fade_out_time=fade_out_time)
+
+    def as_input(self, pull: Optional[str] = None, bounce_ms: float = 0) -> "RemotePin":
+        """Make the pin an input: *pull* ``'up'``, ``'down'`` or None (floating);
+        edges shorter than *bounce_ms* are ignored (debounced on the Pi)."""
+        self._request("input", pull=pull or "floating", bounce_ms=bounce_ms)
+        self.setup = {"mode": "input", "pull": pull or "floating", "bounce_ms": bounce_ms}
+        return self
+
+    def as_output(self) -> "RemotePin":
+        """Make the pin an output again (off)."""
+        self._request("output")
+        self.setup = {"mode": "output"}
+        return self
+
+    def read(self) -> Any:
+        """The pin's level now (0/1, or the PWM level of an output), read on the Pi."""
+        return self._request("read")["value"]
+
+    def state(self) -> Dict[str, Any]:
+        """What the pin is doing: mode, value, task, time left, queue length..."""
+        reply = self._request("state")
+        return {k: v for k, v in reply.items() if k not in ("id", "ok")}
+
+    def sync(self, timeout: Optional[float] = None) -> None:
+        """Wait until the pin's queued work is done (timed tasks have ended)."""
+        self._server.request_pipeline([("sync", {"pin": self.board})],
+                                      self._server.timeout if timeout is None else timeout)
+
+    def close(self) -> None:
+        """Release the pin: at once (nowait) or after its queued work (wait)."""
+        if self._closed:
+            return
+        self._request("close")
+        self._closed = True
+        self._watching = False
+        self._server._forget(self)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __enter__(self) -> "RemotePin":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    # ---- events ------------------------------------------------------------------
+    def watch(self) -> None:
+        """Subscribe to change events (setting a callback does it for you)."""
+        if not self._watching:
+            reply = self._request("watch")
+            with self._cond:
+                self._seq = reply.get("seq", 0)
+            self._watching = True
+
+    def unwatch(self) -> None:
+        if self._watching:
+            self._watching = False
+            self._request("unwatch")
+
+    def _set_callback(self, kind: str, callback: Optional[Callable]) -> None:
+        self._callbacks[kind] = _adapt(callback)
+        if callback is not None:
+            self.watch()
+
+    when_changed = property(
+        lambda self: self._callbacks["changed"],
+        lambda self, cb: self._set_callback("changed", cb),
+        doc="Called (on the client's dispatcher thread) with a PinEvent on every change.")
+    when_high = property(
+        lambda self: self._callbacks["high"],
+        lambda self, cb: self._set_callback("high", cb),
+        doc="Called when the pin goes high (a rising edge).")
+    when_low = property(
+        lambda self: self._callbacks["low"],
+        lambda self, cb: self._set_callback("low", cb),
+        doc="Called when the pin goes low (a falling edge).")
+
+    def wait_for_edge(self, edge: str = "both", timeout: Optional[float] = None) -> Optional[PinEvent]:
+        """Wait for the next change (``'rising'``, ``'falling'`` or ``'both'``);
+        the event, or None after *timeout* seconds."""
+        if edge not in ("both", "rising", "falling"):
+            raise ValueError("edge must be 'both', 'rising' or 'falling'")
+        self.watch()
+        with self._cond:
+            start = self._event_count
+        return self._wait_event(lambda e: edge == "both" or e.edge == edge, start, timeout)
+
+    def wait_for_value(self, value: int, timeout: Optional[float] = None) -> bool:
+        """Wait until the pin reads *value* (0 or 1); False after *timeout*."""
+        self.watch()
+        with self._cond:
+            start = self._event_count
+        if int(bool(self.read())) == int(bool(value)):
+            return True
+        wanted = int(bool(value))
+        return self._wait_event(lambda e: int(bool(e.value)) == wanted, start, timeout) is not None
+
+    def _wait_event(self, match: Callable[[PinEvent], bool], start: int,
+                    timeout: Optional[float]) -> Optional[PinEvent]:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for index, event in self._events:
+                    if index > start and match(event):
+                        return event
+                start = max(start, self._event_count)
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return None
+                self._cond.wait(remaining)
+
+    def _on_change(self, message: Dict[str, Any]) -> None:
+        """An event for this pin (called on the reader thread: never blocks)."""
+        with self._cond:
+            seq = message.get("seq", 0)
+            missed = max(0, seq - self._seq - 1) if self._seq else 0
+            self._seq = seq
+            self.missed_events += missed
+            event = PinEvent(self.board, message.get("value"), message.get("edge", ""),
+                             message.get("ts", 0), seq, missed)
+            self._event_count += 1
+            self._events.append((self._event_count, event))
+            self._cond.notify_all()
+        for kind in ("changed", "high" if event.edge == "rising" else "low"):
+            callback = self._callbacks[kind]
+            if callback is not None:
+                self._server._dispatch(callback, event)
+
+    def _on_unwatched(self) -> None:
+        self._watching = False

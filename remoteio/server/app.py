@@ -1,0 +1,173 @@
+"""The server as a whole: wires listener, router and backend together.
+
+>>> from remoteio.server import Server
+>>> with Server(host="127.0.0.1", port=0, backend="sim") as server:
+...     server.port > 0
+True
+"""
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import threading
+from typing import Any, Optional, Tuple
+
+from .._version import __version__
+from ..protocol.framing import MAX_FRAME
+from ..protocol.ops import operation_names
+from ..protocol.session import Session
+from .backends import Backend, select_backend
+from .listener import Listener
+from .router import Router
+from .simboard import SimHeader
+from .status import StatusTable
+
+log = logging.getLogger("remoteio.server")
+
+DEFAULT_PORT = 8509
+MODES = ("wait", "nowait")
+DISCONNECT_POLICIES = ("finish", "safe")
+
+
+class Server:
+    """A remoteio server: a listener thread, a router thread, a process per pin.
+
+    ``port=0`` picks a free port (see :attr:`port`). ``backend`` is
+    ``"auto"``, ``"sim"``, ``"lgpio"``, ``"rpigpio"`` or a
+    :class:`~remoteio.server.backends.Backend`.
+    """
+
+    def __init__(self, host: str = "0.0.0.0", port: int = DEFAULT_PORT, mode: str = "wait",
+                 backend: Any = "auto", *, revision: Optional[int] = None,
+                 chip: Optional[int] = None, max_frame: int = MAX_FRAME,
+                 max_connections: int = 256, disconnect_policy: str = "finish",
+                 backlog: int = 1024):
+        if mode not in MODES:
+            raise ValueError(f"mode must be 'wait' or 'nowait', not {mode!r}")
+        if disconnect_policy not in DISCONNECT_POLICIES:
+            raise ValueError(f"disconnect_policy must be 'finish' or 'safe', not {disconnect_policy!r}")
+        self.host = host
+        self.requested_port = port
+        self.mode = mode
+        self.max_frame = max_frame
+        self.max_connections = max_connections
+        self.disconnect_policy = disconnect_policy
+        self.backlog = backlog
+        self._own_backend = not isinstance(backend, Backend)
+        self.backend: Backend = (
+            backend if isinstance(backend, Backend)
+            else select_backend(backend, revision=revision, chip=chip))
+        self._threads: Tuple[threading.Thread, ...] = ()
+        self._stopped = threading.Event()
+        self._stop_lock = threading.Lock()
+        self._sock: Optional[socket.socket] = None
+        self._sim_header: Optional[SimHeader] = None
+
+    # ---- life cycle ------------------------------------------------------------
+    def start(self) -> "Server":
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        self._sock = socket.create_server((self.host, self.requested_port), family=family,
+                                          backlog=self.backlog)
+        self._sock.set_inheritable(False)
+        welcome = {"server": __version__, "board": self.backend.board_info(),
+                   "mode": self.mode, "ops": list(operation_names())}
+        self.status = StatusTable()
+        self.listener = Listener(
+            self._sock, submit=lambda item: self.router.inbound.put(item),
+            new_session=lambda: Session(welcome), max_frame=self.max_frame,
+            max_connections=self.max_connections)
+        self.router = Router(
+            backend=self.backend, mode=self.mode, status=self.status,
+            send=self.listener.send, attach_worker=self.listener.attach_worker,
+            disconnect_policy=self.disconnect_policy)
+        self._threads = (
+            threading.Thread(target=self.router.run, name="remoteio-router", daemon=True),
+            threading.Thread(target=self.listener.run, name="remoteio-listener", daemon=True),
+        )
+        for thread in self._threads:
+            thread.start()
+        log.info("remoteio %s serving on %s port %d (mode %s, backend %s, %s)",
+                 __version__, self.host, self.port, self.mode, self.backend.name,
+                 welcome["board"]["description"])
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Make every pin safe, join every worker, free the port."""
+        with self._stop_lock:
+            if not self._stopped.is_set() and self._threads:
+                self._stop(timeout)
+            self._stopped.set()
+
+    def _stop(self, timeout: float) -> None:
+        router_thread, listener_thread = self._threads
+        self.listener.stop_accepting()
+        self.router.inbound.put(("stop",))
+        router_thread.join(timeout)
+        self.listener.stop()
+        listener_thread.join(timeout)
+        if self._own_backend:
+            self.backend.close()
+        log.info("remoteio stopped; every pin safe")
+
+    def serve_forever(self) -> None:
+        """Block until :meth:`stop` is called (from another thread or a signal)."""
+        while not self._stopped.wait(3600):
+            pass
+
+    def __enter__(self) -> "Server":
+        return self.start() if not self._threads else self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.stop()
+
+    # ---- what tests and users look at -----------------------------------------------
+    @property
+    def port(self) -> int:
+        return self._sock.getsockname()[1] if self._sock else self.requested_port
+
+    @property
+    def address(self) -> Tuple[str, int]:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else ("::1" if self.host == "::" else self.host)
+        return host, self.port
+
+    @property
+    def sim(self) -> Optional[SimHeader]:
+        """The simulated board by board pin numbers (sim backend only; see
+        :class:`~remoteio.server.simboard.SimHeader`)."""
+        if self.backend.sim is None:
+            return None
+        if self._sim_header is None:
+            self._sim_header = SimHeader(self.backend.sim)
+        return self._sim_header
+
+    def worker_pids(self) -> dict:
+        """board pin -> pid of its worker process."""
+        return {board: h.process.pid for board, h in list(self.router.workers.items())}
+
+
+def run_server(port: int = DEFAULT_PORT, mode: str = "wait", host: str = "0.0.0.0",
+               backend: Any = "auto", **options: Any) -> None:
+    """Serve until SIGTERM or Ctrl-C, then make every pin safe and return.
+
+    As in the original remoteio::
+
+        from remoteio import run_server
+
+        if __name__ == "__main__":
+            run_server(port=1234)
+    """
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    server = Server(host, port, mode, backend, **options).start()
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            previous[signum] = signal.signal(signum, lambda *_: threading.Thread(
+                target=server.stop, name="remoteio-stop", daemon=True).start())
+    try:
+        server.serve_forever()
+    finally:
+        server.stop()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

@@ -1,0 +1,121 @@
+"""GPIO backends: what actually drives the pins.
+
+Every backend hands each pin worker a gpiozero pin factory, so the workers
+speak one API (gpiozero's ``Pin``) whatever the hardware. A backend is
+chosen once, in the server process, before any worker is forked.
+
+A :class:`Backend` *must* provide:
+
+* ``name``: ``"sim"``, ``"lgpio"`` or ``"rpigpio"``
+* :meth:`Backend.make_factory`: a new gpiozero ``Factory``; called inside a
+  pin worker process, after the fork (hardware handles are per process)
+* :meth:`Backend.board_info`: model, revision and SoC of the board, for
+  ``hello`` (called in the server process; must not claim any line)
+
+and *may* provide:
+
+* :meth:`Backend.preload`: import what workers need before they fork, so no
+  worker imports anything (each import after a fork costs memory)
+* ``sim``: the :class:`~remoteio.server.simboard.SimBoard`, on the simulated
+  backend only
+* :meth:`Backend.close`: free what it holds in the server process
+
+``auto`` picks lgpio (a gpiochip, Pi 5 and current Raspberry Pi OS), then
+RPi.GPIO (older Pis), then the simulated board, and logs which and why:
+
+>>> backend = select_backend("sim")
+>>> backend.name, backend.board_info()["model"]
+('sim', '5B')
+"""
+from __future__ import annotations
+
+import glob
+import logging
+from typing import Any, Dict, Optional
+
+from gpiozero.pins.pi import PiBoardInfo
+
+log = logging.getLogger(__name__)
+
+#: the board a simulated server pretends to be: a Raspberry Pi 5 Model B 8GB
+SIM_REVISION = 0xD04170
+
+BACKEND_NAMES = ("auto", "sim", "lgpio", "rpigpio")
+
+
+class BackendUnavailable(RuntimeError):
+    """The requested backend cannot run on this machine."""
+
+
+class Backend:
+    """Base of the backends (see the module docstring for the contract)."""
+
+    name = "?"
+    sim = None
+
+    def __init__(self, revision: Optional[int] = None):
+        self.revision = revision
+
+    def make_factory(self) -> Any:
+        raise NotImplementedError
+
+    def preload(self) -> None:
+        pass
+
+    def close(self) -> None:
+        """Free what the backend holds in the server process (after the workers)."""
+        if self.sim is not None:
+            self.sim.close()
+
+    def detect_revision(self) -> int:
+        raise NotImplementedError
+
+    def board_info(self) -> Dict[str, Any]:
+        revision = self.revision if self.revision is not None else self.detect_revision()
+        info = PiBoardInfo.from_revision(revision)
+        return {"model": info.model, "revision": info.revision, "soc": info.soc,
+                "backend": self.name, "description": info.description}
+
+
+def parse_revision(text: Optional[str]) -> Optional[int]:
+    """A board revision code given by a user (``"d04170"``, ``"0xd04170"``)."""
+    if text is None or text == "":
+        return None
+    if isinstance(text, int):
+        return text
+    try:
+        return int(str(text), 16)
+    except ValueError:
+        raise BackendUnavailable(f"board revision {text!r} is not a hex revision code") from None
+
+
+def select_backend(name: str = "auto", *, revision: Optional[int] = None,
+                   chip: Optional[int] = None) -> Backend:
+    """Resolve *name* to a ready :class:`Backend`, logging what was chosen."""
+    from .sim import SimBackend
+
+    if name == "sim":
+        return SimBackend(revision)
+    if name == "lgpio":
+        from .lgpio import LGPIOBackend
+        return LGPIOBackend(revision, chip)
+    if name == "rpigpio":
+        from .rpigpio import RPiGPIOBackend
+        return RPiGPIOBackend(revision)
+    if name != "auto":
+        raise BackendUnavailable(
+            f"unknown backend {name!r}; choose one of {', '.join(BACKEND_NAMES)}")
+    reasons = []
+    for candidate in ("lgpio", "rpigpio"):
+        try:
+            backend = select_backend(candidate, revision=revision, chip=chip)
+            backend.board_info()
+        except Exception as exc:  # each failure is a reason to try the next
+            reasons.append(f"{candidate}: {exc}")
+            continue
+        log.info("backend: %s (auto)", candidate)
+        return backend
+    if not glob.glob("/dev/gpiochip*"):
+        reasons.append("no /dev/gpiochip* on this machine")
+    log.info("backend: sim, the simulated board (auto; %s)", "; ".join(reasons))
+    return SimBackend(revision)

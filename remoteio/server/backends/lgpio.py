@@ -1,0 +1,61 @@
+"""The lgpio backend: Linux gpiochip character devices (Pi 5, current Pi OS).
+
+Works on any Linux board with a gpiochip: give the chip number and a Pi
+board revision explicitly where the board is not a Raspberry Pi (a VM with
+``gpio-sim``, another single-board computer), e.g.
+``remoteio serve --backend lgpio --chip 1 --revision d04170``.
+"""
+from __future__ import annotations
+
+import glob
+import os
+from typing import Any, Optional
+
+from gpiozero.exc import PinUnknownPi
+
+from . import Backend, BackendUnavailable
+
+
+class LGPIOBackend(Backend):
+    name = "lgpio"
+
+    def __init__(self, revision: Optional[int] = None, chip: Optional[int] = None):
+        super().__init__(revision)
+        try:
+            import lgpio  # noqa: F401  (preloaded for the workers)
+        except ImportError:
+            raise BackendUnavailable("the lgpio module is not installed "
+                                     "(pip install 'remoteio[pi]')") from None
+        if chip is not None:
+            path = f"/dev/gpiochip{chip}"
+            if not os.path.exists(path):
+                raise BackendUnavailable(f"{path} does not exist")
+            if not os.access(path, os.R_OK | os.W_OK):
+                raise BackendUnavailable(f"no read/write access to {path} (join the gpio group)")
+        elif not glob.glob("/dev/gpiochip*"):
+            raise BackendUnavailable("no /dev/gpiochip* on this machine")
+        self.chip = chip
+        self.preload()
+
+    def detect_revision(self) -> int:
+        from gpiozero.pins.local import get_pi_revision
+        try:
+            return get_pi_revision()
+        except (PinUnknownPi, OSError):
+            raise BackendUnavailable(
+                "not a Raspberry Pi (no revision in /proc/device-tree or "
+                "/proc/cpuinfo); give the board revision explicitly") from None
+
+    def preload(self) -> None:
+        import gpiozero.pins.lgpio  # noqa: F401
+
+    def make_factory(self) -> Any:
+        from gpiozero.pins.lgpio import LGPIOFactory
+
+        revision = self.revision
+
+        class Factory(LGPIOFactory):
+            def _get_revision(self) -> int:
+                return revision if revision is not None else super()._get_revision()
+
+        return Factory(chip=self.chip)

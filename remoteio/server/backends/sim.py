@@ -1,0 +1,233 @@
+"""The simulated backend: a gpiozero pin factory over :class:`SimBoard`.
+
+Pin workers drive simulated pins through the same gpiozero ``Pin`` API as
+real ones (function, state, pull, frequency, bounce, edges, when_changed),
+so everything above the backend is identical on a laptop and on a Pi.
+
+Edge detection follows gpiozero's documented bounce rule: an edge is
+reported at once, further edges within ``bounce`` seconds are absorbed, and
+if the level at the end of that window differs from the last one reported,
+that change is reported too (so the reported state never stays wrong).
+"""
+from __future__ import annotations
+
+import logging
+import select
+import threading
+import time
+from typing import List, Optional, Tuple
+
+from gpiozero.exc import (
+    PinFixedPull, PinInvalidBounce, PinInvalidEdges, PinInvalidFunction,
+    PinInvalidPull, PinInvalidState, PinPWMFixedValue, PinSetInput,
+)
+from gpiozero.pins.pi import PiFactory, PiPin
+
+from ..simboard import INPUT, OUTPUT, PULL_CODES, PULL_NAMES, RELEASED, SimBoard
+from . import SIM_REVISION, Backend
+
+log = logging.getLogger(__name__)
+
+_EDGES = ("both", "rising", "falling", "none")
+
+
+class SimFactory(PiFactory):
+    """gpiozero pin factory for the simulated board (one per worker process)."""
+
+    def __init__(self, board: SimBoard, revision: int):
+        super().__init__()
+        self.board = board
+        self._revision = revision
+        self.pin_class = SimPin
+
+    def _get_revision(self) -> int:
+        return self._revision
+
+    @staticmethod
+    def ticks() -> float:
+        return time.monotonic()
+
+    @staticmethod
+    def ticks_diff(later: float, earlier: float) -> float:
+        return later - earlier
+
+
+class SimPin(PiPin):
+    """One simulated line, as gpiozero sees it."""
+
+    def __init__(self, factory: SimFactory, info):
+        super().__init__(factory, info)
+        self._board = factory.board
+        self._line = self._number
+        self._bounce: Optional[float] = None
+        self._edges = "both"
+        self._watcher: Optional[_EdgeWatcher] = None
+        self._board.set_function(self._line, INPUT)
+        self._board.set_pull(self._line, PULL_CODES[info.pull or "floating"])
+
+    def close(self) -> None:
+        self.when_changed = None
+        if self._board.function(self._line) == "output":
+            self._board.set_output(self._line, 0.0)
+        self._board.set_function(self._line, RELEASED)
+
+    # function ---------------------------------------------------------------
+    def _get_function(self) -> str:
+        return "output" if self._board.function(self._line) == "output" else "input"
+
+    def _set_function(self, value: str) -> None:
+        if value not in ("input", "output"):
+            raise PinInvalidFunction(f'invalid function "{value}" for pin {self!r}')
+        self._board.set_function(self._line, OUTPUT if value == "output" else INPUT)
+
+    # state ------------------------------------------------------------------
+    def _get_state(self):
+        if self._get_function() == "output":
+            value = self._board.value(self._line)
+            return value if self._board.frequency(self._line) else bool(value >= 0.5)
+        return bool(self._board.level(self._line))
+
+    def _set_state(self, value) -> None:
+        if self._get_function() != "output":
+            raise PinSetInput(f"cannot set state of input pin {self!r}")
+        if self._board.frequency(self._line):
+            if not 0 <= value <= 1:
+                raise PinInvalidState(f'invalid state "{value}" for pin {self!r}')
+            self._board.set_output(self._line, float(value))
+        else:
+            self._board.set_output(self._line, 1.0 if value else 0.0)
+
+    # pull -------------------------------------------------------------------
+    def _get_pull(self) -> str:
+        return PULL_NAMES[PULL_CODES.get(self._board.pull(self._line), 0)]
+
+    def _set_pull(self, value: str) -> None:
+        if self._get_function() != "input":
+            raise PinFixedPull(f"cannot set pull on non-input pin {self!r}")
+        if self.info.pull not in (value, ""):
+            raise PinFixedPull(f"{self!r} has a physical pull-{self.info.pull} resistor")
+        if value not in PULL_CODES:
+            raise PinInvalidPull(f'invalid pull "{value}" for pin {self!r}')
+        self._board.set_pull(self._line, PULL_CODES[value])
+
+    # PWM ----------------------------------------------------------------------
+    def _get_frequency(self) -> Optional[float]:
+        return self._board.frequency(self._line)
+
+    def _set_frequency(self, value: Optional[float]) -> None:
+        if value is not None and value > 0:
+            if self._get_function() != "output":
+                raise PinPWMFixedValue(f"cannot start PWM on input pin {self!r}")
+            self._board.set_frequency(self._line, float(value))
+        elif self._board.frequency(self._line):
+            self._board.set_frequency(self._line, None)
+            self._board.set_output(self._line, 0.0)
+
+    # edges --------------------------------------------------------------------
+    def _get_bounce(self) -> Optional[float]:
+        return self._bounce
+
+    def _set_bounce(self, value: Optional[float]) -> None:
+        if value is not None and value < 0:
+            raise PinInvalidBounce("bounce must be 0 or greater")
+        self._bounce = value or None
+
+    def _get_edges(self) -> str:
+        return self._edges
+
+    def _set_edges(self, value: str) -> None:
+        if value not in _EDGES:
+            raise PinInvalidEdges(f'invalid edges "{value}" for pin {self!r}')
+        self._edges = value
+
+    def _enable_event_detect(self) -> None:
+        self._watcher = _EdgeWatcher(self)
+        self._watcher.start()
+
+    def _disable_event_detect(self) -> None:
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.stop()
+
+    def _fire(self, level: int, t_ns: int) -> None:
+        edges = self._edges
+        if edges == "both" or edges == ("rising" if level else "falling"):
+            self._call_when_changed(t_ns / 1e9, bool(level))
+
+
+class _EdgeWatcher(threading.Thread):
+    """Reads a line's edge records and fires the pin's ``when_changed``."""
+
+    def __init__(self, pin: SimPin):
+        super().__init__(name=f"sim-edges-{pin._line}", daemon=True)
+        self.pin = pin
+        self.board = pin._board
+        self.fd = self.board.wake_fd(pin._line)
+        self._stopping = False
+        SimBoard.read_edges(self.fd)  # stale records from before we watched
+        self.reported = self.board.level(pin._line)
+
+    def stop(self) -> None:
+        self._stopping = True
+        self.board.notify(self.pin._line)
+        if threading.current_thread() is not self:
+            self.join(timeout=2.0)
+
+    def run(self) -> None:
+        window_end: Optional[int] = None  # bounce window: absorb edges until then
+        line = self.pin._line
+        poller = select.poll()  # millisecond timeouts are plenty for bounce windows
+        poller.register(self.fd, select.POLLIN)
+        while not self._stopping:
+            timeout = None
+            if window_end is not None:
+                timeout = max(0.0, (window_end - time.monotonic_ns()) / 1e6)
+            readable = poller.poll(timeout)
+            if self._stopping:
+                break
+            edges: List[Tuple[int, int]] = SimBoard.read_edges(self.fd) if readable else []
+            bounce_ns = int((self.pin._bounce or 0) * 1e9)
+            for level, t_ns in edges:
+                if window_end is not None and t_ns < window_end:
+                    continue  # a bounce: absorbed
+                window_end = None
+                if level != self.reported:
+                    self._report(level, t_ns)
+                    if bounce_ns:
+                        window_end = t_ns + bounce_ns
+            now = time.monotonic_ns()
+            if window_end is not None and now >= window_end:
+                # end of a bounce window: make sure the settled level was told
+                window_end = None
+                level = self.board.level(line)
+                if level != self.reported:
+                    self._report(level, now)
+                    window_end = now + bounce_ns if bounce_ns else None
+            elif window_end is None and edges:
+                # records dropped by a full pipe: catch up with the real level
+                level = self.board.level(line)
+                if level != self.reported:
+                    self._report(level, now)
+
+    def _report(self, level: int, t_ns: int) -> None:
+        self.reported = level
+        try:
+            self.pin._fire(level, t_ns)
+        except Exception:  # a broken callback must not end edge detection
+            log.exception("edge callback failed on GPIO%d", self.pin._line)
+
+
+class SimBackend(Backend):
+    """The simulated board: every machine has one (see :class:`SimBoard`)."""
+
+    name = "sim"
+
+    def __init__(self, revision: Optional[int] = None):
+        super().__init__(SIM_REVISION if revision is None else revision)
+        self.sim = SimBoard()
+
+    def detect_revision(self) -> int:
+        return SIM_REVISION
+
+    def make_factory(self) -> SimFactory:
+        return SimFactory(self.sim, self.revision)

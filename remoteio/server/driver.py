@@ -1,0 +1,195 @@
+"""The one gpiozero pin a worker owns: opened lazily, driven, read, released.
+
+Everything that touches the backend goes through :class:`PinDriver`, which
+also turns gpiozero's exceptions into remoteio's wire errors.
+
+Pin modes, as a user sees them:
+
+* ``released``: the line is not held (not yet used, or closed)
+* ``unset``: held, but never configured (gpiozero opens lines as inputs); a
+  task makes it an output, ``input`` makes it an input
+* ``output``: driven by tasks
+* ``input``: configured by ``input``; tasks are refused with ``wrong_mode``
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Callable, Optional
+
+from gpiozero.exc import (
+    GPIOPinInUse, GPIOZeroError, PinFixedPull, PinInvalidBounce, PinInvalidPull,
+    PinPWMError, PinSetInput,
+)
+
+from ..errors import BadArgument, NotSupported, PinBusy, ServerError, WrongMode
+from .jobs import PWM_FREQUENCY
+
+log = logging.getLogger(__name__)
+
+EdgeCallback = Callable[[int, int], None]  # (level, t_ns)
+
+
+def translate(exc: Exception) -> ServerError:
+    """A remoteio error for an exception raised by gpiozero or a backend."""
+    if isinstance(exc, ServerError):
+        return exc
+    if isinstance(exc, (PinFixedPull, PinInvalidPull, PinInvalidBounce)):
+        return BadArgument(str(exc))
+    if isinstance(exc, PinSetInput):
+        return WrongMode(str(exc))
+    if isinstance(exc, PinPWMError):
+        return NotSupported(f"PWM is not available on this pin ({exc})")
+    if isinstance(exc, GPIOPinInUse) or "busy" in str(exc).lower():
+        return PinBusy(f"the line is held by another program ({exc})")
+    if isinstance(exc, GPIOZeroError):
+        return ServerError(f"{type(exc).__name__}: {exc}")
+    return ServerError(f"backend failure: {type(exc).__name__}: {exc}")
+
+
+class PinDriver:
+    def __init__(self, backend, bcm: int, on_edge: EdgeCallback):
+        self.backend = backend
+        self.bcm = bcm
+        self.on_edge = on_edge
+        self.mode = "released"
+        self.level = 0.0  # last level driven on the output
+        self.pull = "floating"
+        self.bounce_ms = 0.0
+        self._factory = None
+        self._pin = None
+        self._pwm = False
+        self._watching = False
+
+    # ---- holding the line ------------------------------------------------
+    def open(self):
+        if self._pin is None:
+            try:
+                self._factory = self.backend.make_factory()
+                self._pin = self._factory.pin(self.bcm)
+            except Exception as exc:
+                self._close_factory()
+                raise translate(exc) from None
+            self.mode = "unset"
+            self.pull = self._pin.pull
+            self._pwm = False
+            self.level = 0.0
+            if self._watching:
+                self._pin.when_changed = self._edge
+        return self._pin
+
+    def release(self) -> None:
+        """Safe state: output off, then let go of the line."""
+        if self._pin is None:
+            return
+        try:
+            if self.mode == "output":
+                self._set_level(0.0, False)
+            self._pin.when_changed = None
+        except Exception:
+            log.exception("GPIO%d: could not switch off before release", self.bcm)
+        self._close_factory()
+        self.mode = "released"
+
+    def _close_factory(self) -> None:
+        factory, self._factory, self._pin = self._factory, None, None
+        if factory is not None:
+            try:
+                factory.close()
+            except Exception:
+                log.exception("GPIO%d: closing the backend failed", self.bcm)
+
+    # ---- outputs -----------------------------------------------------------
+    def check_output(self) -> None:
+        """Raise WrongMode if a task may not drive this pin now."""
+        if self.mode == "input":
+            raise WrongMode(
+                f"GPIO{self.bcm} is configured as an input; send 'output' (or close it) first")
+
+    def drive(self, level: float, pwm: bool) -> bool:
+        """Drive *level*; True if the level on the pin changed."""
+        pin = self.open()
+        try:
+            if self.mode != "output":
+                self.check_output()
+                if self._watching:
+                    pin.when_changed = None  # hardware edges are for inputs
+                pin.output_with_state(0)
+                self.mode, self._pwm, self.level = "output", False, 0.0
+            return self._set_level(level, pwm)
+        except ServerError:
+            raise
+        except Exception as exc:
+            raise translate(exc) from None
+
+    def _set_level(self, level: float, pwm: bool) -> bool:
+        pin = self._pin
+        pwm = pwm or 0.0 < level < 1.0
+        if pwm != self._pwm:
+            pin.frequency = PWM_FREQUENCY if pwm else None
+            self._pwm = pwm
+        pin.state = level
+        changed = level != self.level
+        self.level = level
+        return changed
+
+    # ---- inputs ------------------------------------------------------------
+    def check_input(self, pull: str) -> None:
+        """Raise BadArgument if the pin cannot take *pull* (a fixed resistor)."""
+        fixed = self.open().info.pull
+        if fixed and pull != fixed:
+            raise BadArgument(
+                f"GPIO{self.bcm} has a fixed pull-{fixed} resistor; pull must be {fixed!r}")
+
+    def make_input(self, pull: str, bounce_ms: float) -> None:
+        pin = self.open()
+        try:
+            if self.mode == "output":
+                self._set_level(0.0, False)
+            pin.input_with_pull(pull)
+            pin.bounce = bounce_ms / 1000.0 if bounce_ms else None
+        except Exception as exc:
+            raise translate(exc) from None
+        self.mode, self.pull, self.bounce_ms, self.level = "input", pull, bounce_ms, 0.0
+        if self._watching:
+            pin.when_changed = self._edge
+
+    def make_output(self) -> None:
+        self.mode = "unset" if self.mode == "input" else self.mode
+        self.drive(0.0, False)
+
+    def read(self):
+        """The level on the pin: driven level of an output, input level else."""
+        pin = self.open()
+        try:
+            if self.mode == "output":
+                return self.level if self._pwm else int(self.level >= 0.5)
+            return int(bool(pin.state))
+        except Exception as exc:
+            raise translate(exc) from None
+
+    # ---- change events -----------------------------------------------------
+    def watch(self, on: bool) -> None:
+        """Turn hardware edge detection on or off (inputs only)."""
+        if on == self._watching:
+            return
+        self._watching = on
+        if self._pin is not None and self.mode != "output":
+            try:
+                self._pin.when_changed = self._edge if on else None
+            except Exception as exc:
+                self._watching = False
+                raise translate(exc) from None
+
+    def _edge(self, ticks: float, state) -> None:
+        # ticks: the backend's monotonic seconds (lgpio: the kernel's timestamp)
+        t_ns = int(ticks * 1e9) if ticks else time.monotonic_ns()
+        self.on_edge(int(bool(state)), t_ns)
+
+    @property
+    def pwm(self) -> bool:
+        return self._pwm
+
+    @property
+    def frequency(self) -> Optional[float]:
+        return PWM_FREQUENCY if self._pwm else None

@@ -1,0 +1,345 @@
+"""The router: owns the pin table and sends each request to its pin's worker.
+
+It runs in its own thread and blocks on one inbound queue fed by the
+listener. It spawns a worker process the first time a pin is used, decides
+who may drive a pin (the sharing rule below), batches requests per worker
+(one pipe write per worker per batch), and supervises: a worker that dies is
+noticed (its reply pipe ends), its unanswered requests get ``worker_failed``,
+and a fresh worker puts the pin in its safe state.
+
+Sharing rule: the first connection to drive a pin (any task, ``open``,
+``input``/``output``, ``close``) holds it until it closes the pin or
+disconnects; others get ``pin_busy`` for those operations. Anyone may
+``read``, ``state``, ``sync`` and ``watch`` any pin. A connection that closed
+a pin gets ``pin_closed`` for further tasks on it until it sends ``open``.
+"""
+from __future__ import annotations
+
+import itertools
+import logging
+import multiprocessing
+import os
+import queue
+import time
+import warnings
+from collections import defaultdict
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+
+from .._version import __version__
+from ..errors import BadArgument, NotSupported, PinBusy, PinClosed, ServerError, ShuttingDown, WorkerFailed
+from ..pins import BOARD_TO_BCM, board_pin, describe
+from ..protocol import writing
+from ..protocol.ops import BATCH, SERVER
+from ..protocol.reading import Request
+from .gather import Gather, GatherPart
+from .worker import worker_main
+
+log = logging.getLogger(__name__)
+
+Outgoing = List[Tuple[Any, bytes]]  # (conn id or ids, frame)
+
+
+class WorkerHandle:
+    """What the server keeps of one pin worker (shared with the listener)."""
+
+    def __init__(self, board: int, generation: int, process, tasks, replies):
+        self.board = board
+        self.generation = generation
+        self.process = process
+        self.tasks = tasks      # our write end of the worker's task pipe
+        self.replies = replies  # our read end of its reply pipe
+        #: seq -> (conn, id_json, batch part or None) of requests sent and not
+        #: yet answered; the router adds before sending, the listener removes
+        self.inflight: Dict[int, Tuple[int, str, Optional[GatherPart]]] = {}
+
+
+class Router:
+    def __init__(self, *, backend, mode: str, status, send: Callable[[Outgoing], None],
+                 attach_worker: Callable[[WorkerHandle], None],
+                 disconnect_policy: str = "finish"):
+        self.backend = backend
+        self.mode = mode
+        self.status = status
+        self.send = send
+        self.attach_worker = attach_worker
+        self.disconnect_policy = disconnect_policy
+        self.inbound: "queue.SimpleQueue[tuple]" = queue.SimpleQueue()
+        self.workers: Dict[int, WorkerHandle] = {}
+        self.owners: Dict[int, int] = {}
+        self.owned: Dict[int, Set[int]] = defaultdict(set)
+        self.closed_by: Dict[int, Set[int]] = defaultdict(set)
+        self.watching: Dict[int, Set[int]] = defaultdict(set)
+        self.peers: Dict[int, str] = {}
+        self.started = time.monotonic()
+        self.stopping = False
+        self._seq = itertools.count(1)
+        self._generation = itertools.count(1)
+        self._context = multiprocessing.get_context("fork")
+        self._batches: Dict[int, List[tuple]] = defaultdict(list)
+        self._out: Outgoing = []
+
+    # ---- the loop ------------------------------------------------------------
+    def run(self) -> None:
+        while True:
+            item = self.inbound.get()
+            while True:
+                if item[0] == "stop":
+                    self._flush()
+                    self._shutdown()
+                    return
+                self._handle(item)
+                try:
+                    item = self.inbound.get_nowait()
+                except queue.Empty:
+                    break
+            self._flush()
+
+    def _handle(self, item: tuple) -> None:
+        kind = item[0]
+        if kind == "requests":
+            self._route(item[1], item[2])
+        elif kind == "opened":
+            self.peers[item[1]] = item[2]
+        elif kind == "closed":
+            self._connection_closed(item[1])
+        elif kind == "worker_eof":
+            self._worker_ended(item[1], item[2])
+
+    def _flush(self) -> None:
+        batches, self._batches = self._batches, defaultdict(list)
+        for board, batch in batches.items():
+            handle = self.workers.get(board)
+            if handle is None:
+                continue
+            try:
+                handle.tasks.send(batch)
+            except (OSError, ValueError):
+                pass  # the worker is dying; its end of file brings the failure replies
+        if self._out:
+            out, self._out = self._out, []
+            self.send(out)
+
+    # ---- requests --------------------------------------------------------------
+    def _route(self, conn: int, requests: List[Request]) -> None:
+        for req in requests:
+            try:
+                if req.spec.scope == SERVER:
+                    self._out.append((conn, writing.ok(req.id_json, self._server_op(req))))
+                elif req.spec.scope == BATCH:
+                    self._fan_out(conn, req)
+                else:
+                    self._to_worker(conn, req)
+            except ServerError as exc:
+                self._out.append((conn, writing.error_from(exc, req.id_json)))
+
+    def _to_worker(self, conn: int, req: Request) -> None:
+        board, op = req.pin, req.op
+        if req.spec.claims:
+            self._claim(conn, board, op)
+        elif op == "watch":
+            self.watching[conn].add(board)
+        elif op == "unwatch":
+            self.watching[conn].discard(board)
+        self._dispatch(board, conn, req.id_json, op, req.args, None)
+
+    def _dispatch(self, board: int, conn: int, id_json: str, op: str, args: Dict[str, Any],
+                  part: Optional[GatherPart]) -> None:
+        handle = self.workers.get(board) or self._spawn(board)
+        seq = next(self._seq)
+        handle.inflight[seq] = (conn, id_json, part)
+        self._batches[board].append(("req", seq, conn, id_json, op, args))
+
+    def _fan_out(self, conn: int, req: Request) -> None:
+        """write / read_many: checked for every pin first, then one part per pin."""
+        if req.op == "write":
+            levels = req.args["pins"]
+            for board in levels:
+                self._check_claim(conn, board, "write")
+            gather = Gather(conn, req.id_json, "write", len(levels))
+            for board, level in levels.items():
+                self._claim(conn, board, "write")
+                op = "on" if level == 1.0 else "off" if level == 0.0 else "value"
+                args = {"time_ms": 0.0, "level": level} if op == "value" else {"time_ms": 0.0}
+                self._dispatch(board, conn, "0", op, args, GatherPart(gather, board))
+        else:
+            boards = req.args["pins"]
+            gather = Gather(conn, req.id_json, "read", len(boards))
+            for board in boards:
+                self._dispatch(board, conn, "0", "read", {}, GatherPart(gather, board))
+
+    def _check_claim(self, conn: int, board: int, op: str) -> None:
+        owner = self.owners.get(board)
+        if owner is None:
+            if board in self.closed_by[conn] and op != "open":
+                raise PinClosed(f"{describe(board)} was closed by this connection; "
+                                "send 'open' to use it again")
+        elif owner != conn:
+            raise PinBusy(f"{describe(board)} is held by another connection "
+                          f"({self.peers.get(owner, '?')})")
+
+    def _claim(self, conn: int, board: int, op: str) -> None:
+        """Apply the sharing rule (module docstring) for a claiming op."""
+        self._check_claim(conn, board, op)
+        if self.owners.get(board) is None:
+            self.owners[board] = conn
+            self.owned[conn].add(board)
+            self.closed_by[conn].discard(board)
+        if op == "close":
+            del self.owners[board]
+            self.owned[conn].discard(board)
+            self.closed_by[conn].add(board)
+            for watchers in self.watching.values():
+                watchers.discard(board)
+
+    def _connection_closed(self, conn: int) -> None:
+        owned = self.owned.pop(conn, set())
+        for board in owned:
+            del self.owners[board]
+        for board in owned | self.watching.pop(conn, set()):
+            if board in self.workers:
+                self._batches[board].append(("gone", conn, board in owned, self.disconnect_policy))
+        self.closed_by.pop(conn, None)
+        self.peers.pop(conn, None)
+
+    # ---- workers ---------------------------------------------------------------
+    def _spawn(self, board: int) -> WorkerHandle:
+        tasks_r, tasks_w = self._context.Pipe(duplex=False)
+        replies_r, replies_w = self._context.Pipe(duplex=False)
+        foreign = [tasks_w.fileno(), replies_r.fileno()]
+        for other in self.workers.values():
+            foreign += [other.tasks.fileno(), other.replies.fileno()]
+        process = self._context.Process(
+            target=worker_main, name=f"remoteio-pin{board}", daemon=True,
+            args=(board, BOARD_TO_BCM[board], self.mode, self.backend, self.status,
+                  tasks_r, replies_w, foreign))
+        with warnings.catch_warnings():
+            # Python >= 3.12 warns of fork with threads; the child runs only
+            # our worker code, which takes no lock another thread could hold
+            warnings.simplefilter("ignore", DeprecationWarning)
+            process.start()
+        tasks_r.close()
+        replies_w.close()
+        handle = WorkerHandle(board, next(self._generation), process, tasks_w, replies_r)
+        self.workers[board] = handle
+        self.attach_worker(handle)
+        log.debug("pin %d: worker %d started", board, process.pid)
+        return handle
+
+    def _worker_ended(self, board: int, generation: int) -> None:
+        handle = self.workers.get(board)
+        if handle is None or handle.generation != generation:
+            return
+        del self.workers[board]
+        handle.process.join(timeout=1.0)
+        if handle.process.is_alive():
+            handle.process.kill()
+            handle.process.join(timeout=1.0)
+        handle.tasks.close()
+        if self.stopping:
+            return
+        log.warning("pin %d: worker %s ended (exit code %s); pin made safe",
+                    board, handle.process.pid, handle.process.exitcode)
+        failure = WorkerFailed(f"the worker of {describe(board)} died; the pin was made safe")
+        for conn, id_json, part in list(handle.inflight.values()):
+            self._out.append((part or conn, writing.error_from(failure, id_json)))
+        handle.inflight.clear()
+        told = {conn for conn, boards in self.watching.items() if board in boards}
+        for watchers in self.watching.values():
+            watchers.discard(board)
+        if board in self.owners:
+            told.add(self.owners[board])
+        if told:
+            frame = writing.event("worker_failed", {"pin": board, "message": failure.message})
+            self._out.append((tuple(told), frame))
+        was_output = (self.status.read(board) or {}).get("mode") == "output"
+        self.status.clear(board)
+        # the kernel let go of the dead worker's line, but an output may keep
+        # its level: a fresh worker drives it off, then releases it
+        self._batches[board].append(("safe", was_output))
+        self._spawn(board)
+
+    def _shutdown(self) -> None:
+        self.stopping = True
+        for handle in self.workers.values():
+            try:
+                handle.tasks.send([("stop",)])
+            except (OSError, ValueError):
+                pass
+        deadline = time.monotonic() + 5.0
+        for handle in self.workers.values():
+            handle.process.join(timeout=max(0.0, deadline - time.monotonic()))
+            if handle.process.is_alive():
+                log.warning("pin %d: worker did not stop; killing it", handle.board)
+                handle.process.kill()
+                handle.process.join(timeout=1.0)
+        stopping = ShuttingDown("the server is stopping")
+        for handle in self.workers.values():
+            for conn, id_json, part in list(handle.inflight.values()):
+                self._out.append((part or conn, writing.error_from(stopping, id_json)))
+            handle.inflight.clear()
+            handle.tasks.close()
+        self._flush()
+
+    # ---- server-wide operations ---------------------------------------------------
+    def _server_op(self, req: Request) -> Optional[Dict[str, Any]]:
+        if req.op == "info":
+            return self._info()
+        if req.op == "sim":
+            return self._sim(req.args)
+        raise NotSupported(f"{req.op} is not a server operation")  # pragma: no cover
+
+    def _info(self) -> Dict[str, Any]:
+        pins = []
+        for board in sorted(self.workers):
+            status = self.status.read(board) or {}
+            owner = self.owners.get(board)
+            pins.append({"pin": board, "gpio": BOARD_TO_BCM[board],
+                         "owner": self.peers.get(owner) if owner else None, **status})
+        pids = [os.getpid()] + [h.process.pid for h in self.workers.values()]
+        return {
+            "server": __version__, "uptime_s": round(time.monotonic() - self.started, 3),
+            "mode": self.mode, "backend": self.backend.name, "connections": len(self.peers),
+            "pins": pins, "load": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+            "memory": {"pss_kib": sum(_pss_kib(pid) for pid in pids), "processes": len(pids)},
+        }
+
+    def _sim(self, args: Dict[str, Any]) -> Dict[str, Any]:
+        sim = self.backend.sim
+        if sim is None:
+            raise NotSupported(f"sim needs the simulated board; this server runs {self.backend.name}")
+        action = args["action"]
+        if action == "levels":
+            return {"levels": {str(b): sim.level(g) for b, g in BOARD_TO_BCM.items()},
+                    "values": {str(b): sim.value(g) for b, g in BOARD_TO_BCM.items()}}
+        if args["pin"] is None:
+            raise BadArgument(f"sim {action} needs a pin")
+        line = BOARD_TO_BCM[board_pin(args["pin"])]
+        if action == "drive":
+            if args["level"] is None:
+                raise BadArgument("sim drive needs a level (0 or 1)")
+            sim.drive(line, args["level"])
+        elif action == "release":
+            sim.drive(line, None)
+        elif action == "wire":
+            if args["to"] is None:
+                raise BadArgument("sim wire needs 'to', the other pin")
+            sim.wire([line, BOARD_TO_BCM[board_pin(args["to"])]])
+        elif action == "unwire":
+            sim.unwire(line)
+        elif action == "history":
+            return {"history": [list(e) for e in sim.history(line, args["since_ns"])]}
+        return {"level": sim.level(line)}
+
+
+def _pss_kib(pid: int) -> int:
+    """Proportional set size of a process (shared pages divided among their
+    sharers), so the sum over the server's processes is its real footprint."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+

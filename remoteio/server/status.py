@@ -1,0 +1,48 @@
+"""A shared table where each pin worker posts what its pin is doing.
+
+The router answers ``info`` from it without a round trip to every worker.
+Each slot has exactly one writer (the pin's worker), so no lock is needed; a
+reader may see a slot mid-update, which only matters for a human reading
+``info`` and is corrected at the next update.
+"""
+from __future__ import annotations
+
+import mmap
+import struct
+import time
+from typing import Any, Dict, Optional
+
+from ..pins import ALL_BOARD_PINS
+
+FUNCTIONS = ("unused", "input", "output", "released")
+TASKS = ("", "on", "off", "value", "blink", "pulse", "closing")
+
+# pid, function, task, watchers, queue, value, ends_ns (0: untimed), updated_ns
+_SLOT = struct.Struct("=ibbhidqq")
+_INDEX = {board: n for n, board in enumerate(ALL_BOARD_PINS)}
+
+
+class StatusTable:
+    def __init__(self) -> None:
+        self._mem = mmap.mmap(-1, _SLOT.size * len(ALL_BOARD_PINS))
+
+    def post(self, board: int, *, pid: int, function: str, task: str, watchers: int,
+             queue: int, value: float, ends_ns: int) -> None:
+        _SLOT.pack_into(
+            self._mem, _INDEX[board] * _SLOT.size, pid, FUNCTIONS.index(function),
+            TASKS.index(task), watchers, queue, value, ends_ns, time.monotonic_ns())
+
+    def read(self, board: int) -> Optional[Dict[str, Any]]:
+        pid, function, task, watchers, queue, value, ends_ns, updated = _SLOT.unpack_from(
+            self._mem, _INDEX[board] * _SLOT.size)
+        if not updated:
+            return None
+        now = time.monotonic_ns()
+        return {
+            "pid": pid, "mode": FUNCTIONS[function], "task": TASKS[task] or None,
+            "watchers": watchers, "queue": queue, "value": value,
+            "remaining_ms": round(max(0, ends_ns - now) / 1e6, 3) if ends_ns else None,
+        }
+
+    def clear(self, board: int) -> None:
+        _SLOT.pack_into(self._mem, _INDEX[board] * _SLOT.size, 0, 0, 0, 0, 0, 0.0, 0, 0)

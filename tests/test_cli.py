@@ -1,0 +1,47 @@
+"""The `remoteio` command: serve and demo (client verbs: test_cli_verbs.py)."""
+import socket
+import subprocess
+import sys
+
+from remoteio.cli import main
+
+from conftest import ROOT
+
+
+def run(*args, timeout=120):
+    return subprocess.run([sys.executable, "-m", "remoteio", *args], cwd=ROOT,
+                          capture_output=True, timeout=timeout, text=True)
+
+
+def test_demo_runs_and_shows_what_the_pins_did():
+    result = run("demo")
+    assert result.returncode == 0, result.stderr
+    assert "on for 30" in result.stdout          # the 300 ms pulse, measured on the board
+    assert "4 blinks" in result.stdout
+    assert "{11: 1, 13: 1, 15: 1, 16: 0.5}" in result.stdout
+
+
+def test_help_everywhere():
+    for args in ((), ("serve",), ("demo",)):
+        result = run(*args, "--help")
+        assert result.returncode == 0
+        assert "example" in result.stdout
+
+
+def test_no_command_is_a_usage_error(capsys):
+    assert main([]) == 2
+
+
+def test_serve_on_a_taken_port_fails_clearly():
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = run("serve", "--sim", "--host", "127.0.0.1", "--port", str(port), timeout=30)
+    assert result.returncode == 3
+    assert "cannot serve" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_serve_with_an_unavailable_backend_fails_clearly():
+    result = run("serve", "--backend", "lgpio", "--chip", "99", "--port", "0", timeout=30)
+    assert result.returncode == 2
+    assert "gpiochip99" in result.stderr

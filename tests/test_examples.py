@@ -1,0 +1,37 @@
+"""The README's examples run unchanged against a server on this machine."""
+import os
+import re
+import subprocess
+import sys
+
+from conftest import ROOT, wait_until
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_readme_server_and_client_examples(tmp_path):
+    port = free_port()
+    env = dict(os.environ, REMOTEIO_PORT=str(port), REMOTEIO_HOST="127.0.0.1", PYTHONUNBUFFERED="1")
+    log_path = tmp_path / "server.log"
+    with open(log_path, "wb") as log:
+        server = subprocess.Popen([sys.executable, "examples/server.py"], cwd=ROOT, env=env,
+                                  stdout=log, stderr=subprocess.STDOUT)
+        try:
+            assert wait_until(lambda: re.search(rb"serving on", log_path.read_bytes()), timeout=20), \
+                log_path.read_text()
+            client = subprocess.run([sys.executable, "examples/client.py"], cwd=ROOT, env=env,
+                                    capture_output=True, timeout=60)
+            assert client.returncode == 0, client.stderr.decode()
+            numbering = subprocess.run([sys.executable, "examples/gpio_numbering.py"], cwd=ROOT,
+                                       env=env, capture_output=True, timeout=60)
+            assert numbering.returncode == 0, numbering.stderr.decode()
+            assert b"refused: board pin 1 is 3V3 power" in numbering.stdout
+        finally:
+            server.terminate()
+            assert server.wait(20) == 0
+    assert "every pin safe" in log_path.read_text()

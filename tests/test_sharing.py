@@ -1,0 +1,55 @@
+"""The sharing rule: the first connection to drive a pin holds it until it
+closes the pin or disconnects; anyone may read, query and watch any pin."""
+import pytest
+
+from remoteio import RemoteServer
+from remoteio.errors import PinBusy
+
+from conftest import wait_until
+
+
+def test_a_held_pin_is_not_taken_over(server):
+    with RemoteServer(*server.address) as alice, RemoteServer(*server.address) as bob:
+        alice.pin(7).on()
+        with pytest.raises(PinBusy, match="held by another connection"):
+            bob.pin(7)
+        with pytest.raises(PinBusy):
+            bob.pin(7, claim=False).off()
+        with pytest.raises(PinBusy):
+            bob.write({7: 0, 11: 1})
+        assert server.sim.value(7) == 1.0
+        assert server.sim.function(11) != "output"  # batch refused as a whole
+
+
+def test_others_may_read_query_and_watch(server):
+    with RemoteServer(*server.address) as alice, RemoteServer(*server.address) as bob:
+        alice.pin(7).on()
+        view = bob.pin(7, claim=False)
+        assert view.read() == 1
+        assert view.state()["task"] == "on"
+        view.watch()
+        assert bob.read_pins([7]) == {7: 1}
+
+
+def test_closing_or_disconnecting_frees_the_pin(server):
+    alice = RemoteServer(*server.address)
+    with RemoteServer(*server.address) as bob:
+        pin = alice.pin(7)
+        pin.on()
+        pin.close()
+        bob.pin(7).on()              # free after close
+        bob.pin(7).close()
+        alice.pin(11).on()
+        alice.close()                # and after a disconnect
+        assert wait_until(lambda: server.sim.function(11) == "released")
+        bob.pin(11).on()
+        assert server.sim.value(11) == 1.0
+
+
+def test_same_connection_may_reopen_what_it_closed(raw):
+    assert raw.call({"id": 1, "op": "on", "pin": 7})["ok"]
+    assert raw.call({"id": 2, "op": "close", "pin": 7})["ok"]
+    refused = raw.call({"id": 3, "op": "on", "pin": 7})
+    assert refused["error"]["code"] == "pin_closed"
+    assert raw.call({"id": 4, "op": "open", "pin": 7})["ok"]
+    assert raw.call({"id": 5, "op": "on", "pin": 7})["ok"]
