@@ -31,6 +31,12 @@ def test_readme_server_and_client_examples(tmp_path):
                                        env=env, capture_output=True, timeout=60)
             assert numbering.returncode == 0, numbering.stderr.decode()
             assert b"refused: board pin 1 is 3V3 power" in numbering.stdout
+            button = subprocess.run([sys.executable, "examples/button_led.py"], cwd=ROOT,
+                                    env=env, capture_output=True, timeout=60)
+            assert button.returncode == 0, button.stderr.decode()
+            assert button.stdout.decode().splitlines() == [
+                "button pressed (event 1): LED on", "button pressed (event 3): LED off",
+                "button pressed (event 5): LED on"]
         finally:
             server.terminate()
             assert server.wait(20) == 0

@@ -42,7 +42,7 @@ class Server:
                  backend: Any = "auto", *, revision: Optional[int] = None,
                  chip: Optional[int] = None, max_frame: int = MAX_FRAME,
                  max_connections: int = 256, disconnect_policy: str = "finish",
-                 backlog: int = 1024):
+                 backlog: int = 1024, event_buffer: int = 1 << 20, max_buffer: int = 16 << 20):
         if mode not in MODES:
             raise ValueError(f"mode must be 'wait' or 'nowait', not {mode!r}")
         if disconnect_policy not in DISCONNECT_POLICIES:
@@ -54,6 +54,8 @@ class Server:
         self.max_connections = max_connections
         self.disconnect_policy = disconnect_policy
         self.backlog = backlog
+        self.event_buffer = event_buffer
+        self.max_buffer = max_buffer
         self._own_backend = not isinstance(backend, Backend)
         self.backend: Backend = (
             backend if isinstance(backend, Backend)
@@ -76,7 +78,8 @@ class Server:
         self.listener = Listener(
             self._sock, submit=lambda item: self.router.inbound.put(item),
             new_session=lambda: Session(welcome), max_frame=self.max_frame,
-            max_connections=self.max_connections)
+            max_connections=self.max_connections, event_buffer=self.event_buffer,
+            max_buffer=self.max_buffer)
         self.router = Router(
             backend=self.backend, mode=self.mode, status=self.status,
             send=self.listener.send, attach_worker=self.listener.attach_worker,
