@@ -69,6 +69,11 @@ def _check_bcm(number: int) -> int:
         ) from None
 
 
+def _is_number(text: str) -> bool:
+    # ASCII digits only: str.isdigit() also accepts "²" or "①", which int() refuses
+    return 0 < len(text) <= 3 and text.isascii() and text.isdigit()
+
+
 def board_pin(spec: PinSpec, numbering: str = "b") -> int:
     """Return the board number of *spec*, or raise :exc:`BadPin`.
 
@@ -83,10 +88,10 @@ def board_pin(spec: PinSpec, numbering: str = "b") -> int:
     if isinstance(spec, str):
         text = spec.strip().upper()
         for prefix, kind in _PREFIXES:
-            if text.startswith(prefix) and text[len(prefix):].isdigit():
+            if text.startswith(prefix) and _is_number(text[len(prefix):]):
                 numbering, text = kind, text[len(prefix):]
                 break
-        if not text.isdigit() or len(text) > 3:
+        if not _is_number(text):
             raise BadPin(
                 f"cannot read pin {spec!r}: use e.g. 7, 'b7', 'g4', 'BOARD7' or 'GPIO4'")
         spec = int(text)

@@ -18,6 +18,8 @@ Validator = Callable[[str, Any], Any]
 MAX_DURATION_MS = 86_400_000.0
 #: longest blink/pulse phase (1 hour)
 MAX_PHASE_S = 3600.0
+#: shortest blink/pulse phase (1 ms): below that no backend keeps time
+MIN_PHASE_S = 0.001
 
 
 def _number(name: str, value: Any) -> float:
@@ -49,6 +51,22 @@ def seconds(minimum: float, maximum: float = MAX_PHASE_S, *,
             raise BadArgument(
                 f"{name} must be in {bracket}{minimum:g}, {maximum:g}] seconds, not {value}")
         return float(value)
+    return check
+
+
+def zero_or_seconds(minimum: float, maximum: float = MAX_PHASE_S) -> Validator:
+    """0, or a time in seconds within [minimum, maximum]."""
+    check_range = seconds(minimum, maximum)
+
+    def check(name: str, value: Any) -> float:
+        value = _number(name, value)
+        if value == 0:
+            return 0.0
+        try:
+            return check_range(name, value)
+        except BadArgument:
+            raise BadArgument(
+                f"{name} must be 0 or in [{minimum:g}, {maximum:g}] seconds, not {value}") from None
     return check
 
 

@@ -127,8 +127,8 @@ def _parse_fields(message: Dict[str, Any], id_json: str) -> Request:
         except KeyError:
             known = ", ".join(spec_fields) or "none"
             raise BadArgument(f"{op} has no field {key[:40]!r} (its fields: {known})") from None
-        # an explicit null is "not given" for the fields that are optional
-        args[key] = None if value is None and default is None else validate(key, value)
+        # an explicit null means "not given": the default, where there is one
+        args[key] = default if value is None and default is not REQUIRED else validate(key, value)
     for key, (_, default) in spec_fields.items():
         if key not in args:
             if default is REQUIRED:

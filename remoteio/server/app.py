@@ -75,15 +75,15 @@ class Server:
         welcome = {"server": __version__, "board": self.backend.board_info(),
                    "mode": self.mode, "ops": list(operation_names())}
         self.status = StatusTable()
-        self.listener = Listener(
-            self._sock, submit=lambda item: self.router.inbound.put(item),
-            new_session=lambda: Session(welcome), max_frame=self.max_frame,
-            max_connections=self.max_connections, event_buffer=self.event_buffer,
-            max_buffer=self.max_buffer)
         self.router = Router(
             backend=self.backend, mode=self.mode, status=self.status,
-            send=self.listener.send, attach_worker=self.listener.attach_worker,
+            send=lambda items: self.listener.send(items),
+            attach_worker=lambda handle: self.listener.attach_worker(handle),
             disconnect_policy=self.disconnect_policy)
+        self.listener = Listener(
+            self._sock, router=self.router, new_session=lambda: Session(welcome),
+            max_frame=self.max_frame, max_connections=self.max_connections,
+            event_buffer=self.event_buffer, max_buffer=self.max_buffer)
         self._threads = (
             threading.Thread(target=self.router.run, name="remoteio-router", daemon=True),
             threading.Thread(target=self.listener.run, name="remoteio-listener", daemon=True),

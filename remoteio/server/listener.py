@@ -61,12 +61,12 @@ class Connection:
 
 
 class Listener:
-    def __init__(self, sock: socket.socket, *, submit: Callable[[tuple], None],
+    def __init__(self, sock: socket.socket, *, router: Any,
                  new_session: Callable[[], Session], max_frame: int,
                  max_connections: int = 256, event_buffer: int = 1 << 20,
                  max_buffer: int = 16 << 20, eof_grace: float = 30.0):
         self.sock = sock
-        self.submit = submit
+        self.router = router
         self.new_session = new_session
         self.max_frame = max_frame
         self.max_connections = max_connections
@@ -82,6 +82,7 @@ class Listener:
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
         self._dirty: Set[Connection] = set()
+        self._next_housekeeping = 0.0
 
     # ---- called from other threads ---------------------------------------------
     def send(self, items: List[tuple]) -> None:
@@ -113,19 +114,27 @@ class Listener:
             while self.running:
                 for key, mask in self._selector.select(timeout=1.0):
                     kind, obj = key.data
-                    if kind == "conn":
-                        if mask & _READ:
-                            self._read(obj)
-                        if mask & _WRITE and obj.id in self.connections:
-                            self._dirty.add(obj)
-                    elif kind == "worker":
-                        self._read_worker(obj)
-                    elif kind == "wake":
-                        self._drain_outbound()
-                    elif kind == "accept":
-                        self._accept()
+                    try:
+                        if kind == "conn":
+                            if mask & _READ:
+                                self._read(obj)
+                            if mask & _WRITE and obj.id in self.connections:
+                                self._dirty.add(obj)
+                        elif kind == "worker":
+                            self._read_worker(obj)
+                        elif kind == "wake":
+                            self._drain_outbound()
+                        elif kind == "accept":
+                            self._accept()
+                    except Exception:  # a bug must cost one connection at most
+                        log.exception("listener: handling %s failed", kind)
+                        if kind == "conn":
+                            self._close(obj, "internal error (see the log above)")
                 self._flush()
-                self._housekeeping()
+                now = time.monotonic()
+                if now >= self._next_housekeeping:
+                    self._next_housekeeping = now + 1.0
+                    self._housekeeping()
         finally:
             self._close_all()
 
@@ -143,7 +152,7 @@ class Listener:
                 for target, frame in payload:
                     self._deliver(target, frame)
             elif kind == "worker":
-                self._selector.register(payload.replies, _READ, ("worker", payload))
+                self._selector.register(payload.replies.fd, _READ, ("worker", payload))
             elif kind == "stop_accepting":
                 self._stop_accepting()
             elif kind == "stop":
@@ -196,7 +205,7 @@ class Listener:
             conn = Connection(next(self._ids), sock, peer, self.new_session(), self.max_frame)
             self.connections[conn.id] = conn
             self._set_events(conn, _READ)
-            self.submit(("opened", conn.id, peer))
+            self.router.opened(conn.id, peer)
             log.debug("connection %d from %s", conn.id, peer)
 
     def _read(self, conn: Connection) -> None:
@@ -232,7 +241,8 @@ class Listener:
                 self._queue(conn, writing.error_from(exc, req.id_json))
         if batch:
             conn.pending += len(batch)
-            self.submit(("requests", conn.id, batch))
+            for target, frame in self.router.route(conn.id, batch):
+                self._deliver(target, frame)
 
     def _connection_op(self, conn: Connection, req: Request) -> Optional[Dict[str, Any]]:
         if req.op == "hello":
@@ -265,13 +275,14 @@ class Listener:
         self._set_events(conn, 0)
         conn.sock.close()
         self._dirty.discard(conn)
-        self.submit(("closed", conn.id))
+        self.router.inbound.put(("closed", conn.id))
 
     def _close_all(self) -> None:
         workers = [key.data[1] for key in list(self._selector.get_map().values())
                    if key.data[0] == "worker"]
         for handle in workers:
-            self._read_worker(handle)  # the last replies of stopped workers
+            if not handle.replies.closed:
+                self._read_worker(handle)  # the last replies of stopped workers
             handle.replies.close()
         for conn in list(self.connections.values()):
             self._send_now(conn)
@@ -290,21 +301,24 @@ class Listener:
     # ---- output --------------------------------------------------------------------
     def _read_worker(self, handle: Any) -> None:
         replies = handle.replies
+        inflight = handle.inflight
         try:
-            while replies.poll():
-                for seq, target, frame in replies.recv():
-                    if seq is not None:
-                        entry = handle.inflight.pop(seq, None)
-                        if entry is not None and entry[2] is not None:
-                            target = entry[2]  # a part of a batch request
-                    self._deliver(target, frame)
+            messages = replies.receive()
         except (EOFError, OSError):
             try:
-                self._selector.unregister(replies)
+                self._selector.unregister(replies.fd)
             except (KeyError, ValueError):
                 pass
             replies.close()
-            self.submit(("worker_eof", handle.board, handle.generation))
+            self.router.inbound.put(("worker_eof", handle.board, handle.generation))
+            return
+        for items in messages:
+            for seq, target, frame in items:
+                if seq is not None:
+                    entry = inflight.pop(seq, None)
+                    if entry is not None and entry[2] is not None:
+                        target = entry[2]  # a part of a batch request
+                self._deliver(target, frame)
 
     def _deliver(self, target: Any, frame: bytes) -> None:
         if type(target) is GatherPart:

@@ -1,15 +1,24 @@
 """The router: owns the pin table and sends each request to its pin's worker.
 
-It runs in its own thread and blocks on one inbound queue fed by the
-listener. It spawns a worker process the first time a pin is used, decides
-who may drive a pin (the sharing rule below), batches requests per worker
-(one pipe write per worker per batch), and supervises: a worker that dies is
-noticed (its reply pipe ends), its unanswered requests get ``worker_failed``,
-and a fresh worker puts the pin in its safe state.
+Routing has two ways in, one set of rules (all state under one lock):
+
+* the **fast path**: the listener thread routes a read's requests itself
+  when every pin involved already has a running worker and none of that
+  connection's earlier requests is still waiting for the router thread;
+  they go straight into the workers' pipes (no thread hop);
+* the **router thread** blocks on the inbound queue and takes everything
+  else: a pin's first use (it forks the worker), ``info``, connections that
+  closed, workers that died, shutdown. A connection's later requests follow
+  its queued ones through the thread, so per-pin order is kept.
+
+Requests are batched per worker (one pipe write per worker per batch).
+Supervision: a worker whose reply pipe ends has died; its unanswered
+requests get ``worker_failed`` and a fresh worker puts the pin in its safe
+state.
 
 Sharing rule: the first connection to drive a pin (any task, ``open``,
-``input``/``output``, ``close``) holds it until it closes the pin or
-disconnects; others get ``pin_busy`` for those operations. Anyone may
+``input``/``output``, ``close``, ``write``) holds it until it closes the pin
+or disconnects; others get ``pin_busy`` for those operations. Anyone may
 ``read``, ``state``, ``sync`` and ``watch`` any pin. A connection that closed
 a pin gets ``pin_closed`` for further tasks on it until it sends ``open``.
 """
@@ -20,56 +29,65 @@ import logging
 import multiprocessing
 import os
 import queue
+import threading
 import time
 import warnings
 from collections import defaultdict
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from .._version import __version__
-from ..errors import BadArgument, NotSupported, PinBusy, PinClosed, ServerError, ShuttingDown, WorkerFailed
+from ..errors import (BadArgument, NotSupported, PinBusy, PinClosed, ServerBusy, ServerError,
+                      ShuttingDown, WorkerFailed)
 from ..pins import BOARD_TO_BCM, board_pin, describe
 from ..protocol import writing
 from ..protocol.ops import BATCH, SERVER
 from ..protocol.reading import Request
+from .channel import Channel, channel_pair
 from .gather import Gather, GatherPart
 from .worker import worker_main
 
 log = logging.getLogger(__name__)
 
-Outgoing = List[Tuple[Any, bytes]]  # (conn id or ids, frame)
+Outgoing = List[Tuple[Any, bytes]]  # (conn id, conn ids or batch part, frame)
+
+#: requests a worker may have unanswered before new ones get server_busy
+MAX_INFLIGHT = 4000
 
 
 class WorkerHandle:
     """What the server keeps of one pin worker (shared with the listener)."""
 
-    def __init__(self, board: int, generation: int, process, tasks, replies):
+    def __init__(self, board: int, generation: int, process, tasks: Channel, replies: Channel):
         self.board = board
         self.generation = generation
         self.process = process
-        self.tasks = tasks      # our write end of the worker's task pipe
-        self.replies = replies  # our read end of its reply pipe
+        self.tasks = tasks      # our (writing) end of the worker's task pipe
+        self.replies = replies  # our (reading) end of its reply pipe
         #: seq -> (conn, id_json, batch part or None) of requests sent and not
-        #: yet answered; the router adds before sending, the listener removes
+        #: yet answered; added under the router's lock, removed by the listener
         self.inflight: Dict[int, Tuple[int, str, Optional[GatherPart]]] = {}
 
 
 class Router:
     def __init__(self, *, backend, mode: str, status, send: Callable[[Outgoing], None],
                  attach_worker: Callable[[WorkerHandle], None],
-                 disconnect_policy: str = "finish"):
+                 disconnect_policy: str = "finish", server_info: Callable[[], Dict] = dict):
         self.backend = backend
         self.mode = mode
         self.status = status
         self.send = send
         self.attach_worker = attach_worker
         self.disconnect_policy = disconnect_policy
+        self.server_info = server_info
         self.inbound: "queue.SimpleQueue[tuple]" = queue.SimpleQueue()
+        self.lock = threading.Lock()
         self.workers: Dict[int, WorkerHandle] = {}
         self.owners: Dict[int, int] = {}
         self.owned: Dict[int, Set[int]] = defaultdict(set)
         self.closed_by: Dict[int, Set[int]] = defaultdict(set)
         self.watching: Dict[int, Set[int]] = defaultdict(set)
         self.peers: Dict[int, str] = {}
+        self.queued: Dict[int, int] = defaultdict(int)  # requests waiting for the thread
         self.started = time.monotonic()
         self.stopping = False
         self._seq = itertools.count(1)
@@ -78,34 +96,81 @@ class Router:
         self._batches: Dict[int, List[tuple]] = defaultdict(list)
         self._out: Outgoing = []
 
-    # ---- the loop ------------------------------------------------------------
+    # ---- the listener's ways in ----------------------------------------------------
+    def opened(self, conn: int, peer: str) -> None:
+        with self.lock:
+            self.peers[conn] = peer
+
+    def route(self, conn: int, requests: List[Request]) -> Outgoing:
+        """Route what can go straight to running workers; queue the rest for
+        the router thread. Returns the replies produced on the way."""
+        with self.lock:
+            if not self.queued.get(conn):
+                for n, req in enumerate(requests):
+                    if not self._fast(req):
+                        requests = requests[n:]
+                        break
+                    self._route_one(conn, req)
+                else:
+                    requests = []
+            if requests:
+                self.queued[conn] += len(requests)
+                self.inbound.put(("requests", conn, requests))
+            self._send_batches()
+            out, self._out = self._out, []
+        return out
+
+    def _fast(self, req: Request) -> bool:
+        scope = req.spec.scope
+        if scope == SERVER:
+            return req.op == "sim"
+        if scope == BATCH:
+            return all(board in self.workers for board in req.args["pins"])
+        return req.pin in self.workers
+
+    # ---- the router thread ---------------------------------------------------------
     def run(self) -> None:
         while True:
             item = self.inbound.get()
-            while True:
-                if item[0] == "stop":
-                    self._flush()
-                    self._shutdown()
-                    return
-                self._handle(item)
-                try:
-                    item = self.inbound.get_nowait()
-                except queue.Empty:
-                    break
-            self._flush()
+            with self.lock:
+                while True:
+                    if item[0] == "stop":
+                        self._shutdown()
+                        self._flush()
+                        return
+                    try:
+                        self._handle(item)
+                    except Exception:  # the router must outlive any bug
+                        log.exception("router: handling %s failed", item[0])
+                    try:
+                        item = self.inbound.get_nowait()
+                    except queue.Empty:
+                        break
+                self._flush()
 
     def _handle(self, item: tuple) -> None:
         kind = item[0]
         if kind == "requests":
-            self._route(item[1], item[2])
-        elif kind == "opened":
-            self.peers[item[1]] = item[2]
+            _, conn, requests = item
+            for req in requests:
+                self._route_one(conn, req)
+            self.queued[conn] -= len(requests)
+            if not self.queued[conn]:
+                del self.queued[conn]
         elif kind == "closed":
             self._connection_closed(item[1])
         elif kind == "worker_eof":
             self._worker_ended(item[1], item[2])
 
     def _flush(self) -> None:
+        self._send_batches()
+        if self._out:
+            out, self._out = self._out, []
+            self.send(out)
+
+    def _send_batches(self) -> None:
+        if not self._batches:
+            return
         batches, self._batches = self._batches, defaultdict(list)
         for board, batch in batches.items():
             handle = self.workers.get(board)
@@ -113,24 +178,24 @@ class Router:
                 continue
             try:
                 handle.tasks.send(batch)
-            except (OSError, ValueError):
+            except OSError:
                 pass  # the worker is dying; its end of file brings the failure replies
-        if self._out:
-            out, self._out = self._out, []
-            self.send(out)
 
-    # ---- requests --------------------------------------------------------------
-    def _route(self, conn: int, requests: List[Request]) -> None:
-        for req in requests:
-            try:
-                if req.spec.scope == SERVER:
-                    self._out.append((conn, writing.ok(req.id_json, self._server_op(req))))
-                elif req.spec.scope == BATCH:
-                    self._fan_out(conn, req)
-                else:
-                    self._to_worker(conn, req)
-            except ServerError as exc:
-                self._out.append((conn, writing.error_from(exc, req.id_json)))
+    # ---- routing -------------------------------------------------------------------
+    def _route_one(self, conn: int, req: Request) -> None:
+        try:
+            if req.spec.scope == SERVER:
+                self._out.append((conn, writing.ok(req.id_json, self._server_op(req))))
+            elif req.spec.scope == BATCH:
+                self._fan_out(conn, req)
+            else:
+                self._to_worker(conn, req)
+        except ServerError as exc:
+            self._out.append((conn, writing.error_from(exc, req.id_json)))
+        except Exception:  # a bug: answer it, log it, and keep routing
+            log.exception("routing %s failed", req.op)
+            self._out.append((conn, writing.error_from(ServerError(
+                f"internal error while routing {req.op}; see the server log"), req.id_json)))
 
     def _to_worker(self, conn: int, req: Request) -> None:
         board, op = req.pin, req.op
@@ -145,6 +210,8 @@ class Router:
     def _dispatch(self, board: int, conn: int, id_json: str, op: str, args: Dict[str, Any],
                   part: Optional[GatherPart]) -> None:
         handle = self.workers.get(board) or self._spawn(board)
+        if len(handle.inflight) >= MAX_INFLIGHT:
+            raise ServerBusy(f"{describe(board)} has {MAX_INFLIGHT} requests in progress")
         seq = next(self._seq)
         handle.inflight[seq] = (conn, id_json, part)
         self._batches[board].append(("req", seq, conn, id_json, op, args))
@@ -203,11 +270,11 @@ class Router:
 
     # ---- workers ---------------------------------------------------------------
     def _spawn(self, board: int) -> WorkerHandle:
-        tasks_r, tasks_w = self._context.Pipe(duplex=False)
-        replies_r, replies_w = self._context.Pipe(duplex=False)
-        foreign = [tasks_w.fileno(), replies_r.fileno()]
+        tasks_r, tasks_w = channel_pair()
+        replies_r, replies_w = channel_pair()
+        foreign = [tasks_w.fd, replies_r.fd]
         for other in self.workers.values():
-            foreign += [other.tasks.fileno(), other.replies.fileno()]
+            foreign += [other.tasks.fd, other.replies.fd]
         process = self._context.Process(
             target=worker_main, name=f"remoteio-pin{board}", daemon=True,
             args=(board, BOARD_TO_BCM[board], self.mode, self.backend, self.status,
@@ -263,7 +330,7 @@ class Router:
         for handle in self.workers.values():
             try:
                 handle.tasks.send([("stop",)])
-            except (OSError, ValueError):
+            except OSError:
                 pass
         deadline = time.monotonic() + 5.0
         for handle in self.workers.values():
@@ -278,7 +345,6 @@ class Router:
                 self._out.append((part or conn, writing.error_from(stopping, id_json)))
             handle.inflight.clear()
             handle.tasks.close()
-        self._flush()
 
     # ---- server-wide operations ---------------------------------------------------
     def _server_op(self, req: Request) -> Optional[Dict[str, Any]]:
@@ -301,6 +367,7 @@ class Router:
             "mode": self.mode, "backend": self.backend.name, "connections": len(self.peers),
             "pins": pins, "load": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
             "memory": {"pss_kib": sum(_pss_kib(pid) for pid in pids), "processes": len(pids)},
+            **self.server_info(),
         }
 
     def _sim(self, args: Dict[str, Any]) -> Dict[str, Any]:
@@ -342,4 +409,3 @@ def _pss_kib(pid: int) -> int:
     except (OSError, ValueError, IndexError):
         pass
     return 0
-

@@ -35,6 +35,7 @@ import struct
 import time
 from typing import List, Optional, Sequence, Tuple
 
+from ..errors import BadArgument
 from ..pins import BOARD_TO_BCM, board_pin
 
 NUM_LINES = 28
@@ -143,7 +144,7 @@ class SimBoard:
         """Join *lines* with a jumper wire (an output then drives the others)."""
         lines = sorted(set(lines))
         if len(lines) < 2:
-            raise ValueError("a wire joins at least two lines")
+            raise BadArgument("a wire joins at least two different pins")
         for line in lines:
             self._leave_group(line)
         used = {self._get(other)[3] for other in range(NUM_LINES)}

@@ -86,17 +86,17 @@ class PinWorker:
             self._post_status()
 
     def _receive(self) -> None:
-        while True:
-            try:
-                batch = self.tasks.recv()
-            except (EOFError, OSError):
-                log.warning("pin %d: the server is gone; pin made safe", self.board)
-                self._stop()
-                return
+        try:
+            batches = self.tasks.receive()
+        except (EOFError, OSError):
+            log.warning("pin %d: the server is gone; pin made safe", self.board)
+            self._stop()
+            return
+        for batch in batches:
             for message in batch:
                 self._dispatch(message)
-            if not self.running or not self.tasks.poll():
-                return
+                if not self.running:
+                    return
 
     def _dispatch(self, message: tuple) -> None:
         kind = message[0]
@@ -158,8 +158,9 @@ class PinWorker:
     def _start(self, op: str, args: Dict[str, Any]) -> None:
         now = time.monotonic()
         if op in TASK_OPS:
-            self.job = make_job(op, args, now)
-            self._apply(self.job.level_at(now), self.job.pwm, now)
+            job = make_job(op, args, now)
+            self._apply(job.level_at(now), job.pwm, now)
+            self.job = job  # only once it runs: a refused task leaves nothing behind
         elif op == "close":
             self._close()
         elif op == "input":
@@ -175,18 +176,22 @@ class PinWorker:
             now = time.monotonic()
             job = self.job
             if job is not None:
-                if job.until is not None and now >= job.until:
+                try:
+                    if job.until is not None and now >= job.until:
+                        self.job = None
+                        self._apply(0.0, False, now)
+                    else:
+                        self._apply(job.level_at(now), job.pwm, now)
+                except Exception as exc:  # the pin refused: drop the job, keep serving
+                    log.warning("pin %d: %s stopped: %s", self.board, job.name, exc)
                     self.job = None
-                    self._apply(0.0, False, now)
-                else:
-                    self._apply(job.level_at(now), job.pwm, now)
             if self._holding() or not self.pending:
                 break
             op, args = self.pending.popleft()
             try:
                 self._start(op, args)
-            except ServerError as exc:
-                log.warning("pin %d: queued %s failed: %s", self.board, op, exc.message)
+            except Exception as exc:
+                log.warning("pin %d: queued %s failed: %s", self.board, op, exc)
         if self.syncs and not self._busy():
             for seq, conn, id_json in self.syncs:
                 self.outbox.append((seq, conn, writing.ok(id_json)))
@@ -288,7 +293,7 @@ class PinWorker:
     def _send(self, items: List[Reply]) -> None:
         try:
             self.replies.send(items)
-        except (OSError, ValueError):
+        except OSError:
             self.running = False  # the server is gone; the loop ends safely
 
     def _post_status(self) -> None:
