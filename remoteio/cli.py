@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from typing import List, Optional
 
@@ -16,22 +17,85 @@ EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_CONNECT = 0, 1, 2, 3
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from .config import ConfigError, ServerConfig, load_config
     from .server import run_server
     from .server.backends import BackendUnavailable, parse_revision
 
     logging.basicConfig(level=getattr(logging, args.log_level.upper()),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    backend = "sim" if args.sim else args.backend
     try:
-        run_server(port=args.port, mode=args.mode, host=args.host, backend=backend,
-                   revision=parse_revision(args.revision), chip=args.chip,
-                   disconnect_policy=args.on_disconnect)
+        config = load_config(args.config) if args.config else ServerConfig()
+    except (ConfigError, OSError) as exc:
+        print(f"remoteio: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    overrides = {
+        "host": args.host, "port": args.port, "mode": args.mode,
+        "backend": "sim" if args.sim else args.backend, "chip": args.chip,
+        "revision": args.revision, "on_disconnect": args.on_disconnect,
+        "tls_cert": args.tls_cert, "tls_key": args.tls_key,
+    }
+    for key, value in overrides.items():
+        if value is not None:
+            setattr(config, key, value)
+    if args.token_file:
+        config.token, config.token_file = None, args.token_file
+    elif os.environ.get("REMOTEIO_TOKEN") and not (config.token or config.token_file):
+        config.token = os.environ["REMOTEIO_TOKEN"].strip()
+    try:
+        from .server.app import Server
+        server = Server.from_config(config)
     except BackendUnavailable as exc:
         print(f"remoteio: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except (OSError, ValueError) as exc:
+        print(f"remoteio: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        run_server(server=server)
     except OSError as exc:
-        print(f"remoteio: cannot serve on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        print(f"remoteio: cannot serve on {config.host}:{config.port}: {exc}", file=sys.stderr)
         return EXIT_CONNECT
+    return EXIT_OK
+
+
+def _token(args: argparse.Namespace) -> int:
+    from .tokens import generate_token, write_token_file
+    if args.file:
+        if os.path.exists(args.file) and not args.force:
+            print(f"remoteio: {args.file} exists (--force replaces it)", file=sys.stderr)
+            return EXIT_USAGE
+        write_token_file(args.file)
+        print(f"wrote a new token to {args.file} (mode 600)")
+    else:
+        print(generate_token())
+    return EXIT_OK
+
+
+def _tls_cert(args: argparse.Namespace) -> int:
+    import socket
+    from .tls import generate_self_signed
+    names = args.name or [socket.gethostname(), "localhost", "127.0.0.1", "::1"]
+    try:
+        fingerprint = generate_self_signed(args.cert, args.key, names, days=args.days)
+    except RuntimeError as exc:
+        print(f"remoteio: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"certificate: {args.cert}\nkey:         {args.key} (mode 600)\n"
+          f"names:       {', '.join(names)}\nfingerprint: {fingerprint}\n\n"
+          f"Clients pin it with RemoteServer(host, fingerprint=\"{fingerprint}\")\n"
+          f"or REMOTEIO_FINGERPRINT={fingerprint}")
+    return EXIT_OK
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    from .config import ConfigError, load_config
+    try:
+        config = load_config(args.file)
+    except (ConfigError, OSError) as exc:
+        print(f"remoteio: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"{args.file}: ok ({config.host} port {config.port}, mode {config.mode}, "
+          f"{len(config.pins)} pin rule{'s' if len(config.pins) != 1 else ''})")
     return EXIT_OK
 
 
@@ -63,23 +127,62 @@ def build_parser() -> argparse.ArgumentParser:
                "  remoteio serve --sim --host 127.0.0.1\n"
                "  remoteio serve --backend lgpio --chip 0 --revision d04170   (a non-Pi board)\n",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    serve.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
-    serve.add_argument("--port", type=int, default=8509, help="TCP port (default 8509; 0 picks one)")
-    serve.add_argument("--mode", choices=("wait", "nowait"), default="wait",
+    serve.add_argument("--config", metavar="FILE",
+                       help="a TOML configuration file (docs/security.md); options given here win")
+    serve.add_argument("--host", help="address to listen on (default 0.0.0.0)")
+    serve.add_argument("--port", type=int, help="TCP port (default 8509; 0 picks one)")
+    serve.add_argument("--mode", choices=("wait", "nowait"),
                        help="wait: tasks on a pin run in order; nowait: a new task cuts the "
                             "running one short (default wait)")
-    serve.add_argument("--backend", choices=("auto", "sim", "lgpio", "rpigpio"), default="auto",
+    serve.add_argument("--backend", choices=("auto", "sim", "lgpio", "rpigpio"),
                        help="what drives the pins (default auto: lgpio, RPi.GPIO, then sim)")
+    serve.add_argument("--token-file", metavar="FILE",
+                       help="require clients to prove they know the token in FILE "
+                            "(or set REMOTEIO_TOKEN)")
+    serve.add_argument("--tls-cert", metavar="FILE", help="serve TLS with this certificate")
+    serve.add_argument("--tls-key", metavar="FILE", help="...and this private key")
     serve.add_argument("--sim", action="store_true", help="same as --backend sim")
     serve.add_argument("--chip", type=int, default=None, help="gpiochip number (lgpio backend)")
     serve.add_argument("--revision", default=None,
                        help="Raspberry Pi board revision code in hex, for boards that do not say")
-    serve.add_argument("--on-disconnect", choices=("finish", "safe"), default="finish",
+    serve.add_argument("--on-disconnect", choices=("finish", "safe"),
                        help="when a client vanishes: finish its queued work, or make its pins "
                             "safe at once (default finish)")
     serve.add_argument("--log-level", default="info",
                        choices=("debug", "info", "warning", "error"))
     serve.set_defaults(run=_serve)
+
+    token = verbs.add_parser(
+        "token", help="make a new authentication token",
+        description="Print a new random token, or write it to a file readable only by you.",
+        epilog="examples:\n  remoteio token\n  remoteio token --file ~/.config/remoteio/token\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    token.add_argument("--file", help="write it here (mode 600) instead of printing it")
+    token.add_argument("--force", action="store_true", help="replace an existing file")
+    token.set_defaults(run=_token)
+
+    cert = verbs.add_parser(
+        "tls-cert", help="make a self-signed TLS certificate for the server",
+        description="Write a self-signed certificate and key (EC P-256) and print the "
+                    "fingerprint clients pin.",
+        epilog="examples:\n  remoteio tls-cert --cert cert.pem --key key.pem\n"
+               "  remoteio tls-cert --cert c.pem --key k.pem --name pi.local --name 192.168.1.38\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    cert.add_argument("--cert", required=True, help="certificate file to write (PEM)")
+    cert.add_argument("--key", required=True, help="private key file to write (PEM, mode 600)")
+    cert.add_argument("--name", action="append",
+                      help="a host name or IP address it is for (repeat; default: this host)")
+    cert.add_argument("--days", type=int, default=3650, help="validity (default 3650)")
+    cert.set_defaults(run=_tls_cert)
+
+    check = verbs.add_parser(
+        "check-config", help="validate a configuration file",
+        description="Read a server configuration file and report the first mistake, with "
+                    "its line.",
+        epilog="example:\n  remoteio check-config /etc/remoteio/remoteio.toml\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    check.add_argument("file")
+    check.set_defaults(run=_check_config)
 
     demo = verbs.add_parser(
         "demo", help="start a server on a simulated board and drive some pins",

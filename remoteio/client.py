@@ -13,7 +13,9 @@ thread, so a callback may itself call the server.
 """
 from __future__ import annotations
 
+import hmac
 import logging
+import os
 import queue
 import socket
 import threading
@@ -21,11 +23,15 @@ import time
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
 from ._version import __version__
-from .errors import ConnectFailed, ConnectionLost, RemoteIOError
+from .errors import (AuthFailed, AuthRequired, ConnectFailed, ConnectionLost, LinkError,
+                     RemoteIOError)
 from .link import Link
 from .pins import PinSpec, board_pin
+from .protocol import auth
 from .protocol.ops import PROTOCOL_VERSION
 from .remotepin import RemotePin
+from .tls import connect as tls_connect
+from .tokens import find_token
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +48,21 @@ class RemoteServer:
     """
 
     def __init__(self, host: str = "localhost", port: int = DEFAULT_PORT, timeout: float = 5.0,
-                 *, connect_timeout: Optional[float] = None):
+                 *, connect_timeout: Optional[float] = None, token: Optional[str] = None,
+                 tls: Optional[bool] = None, fingerprint: Optional[str] = None,
+                 cafile: Optional[str] = None, tofu: bool = False):
         self.host = host
         self.port = int(port)
         self.timeout = float(timeout)
         self.connect_timeout = float(connect_timeout or timeout)
+        self._token = token
+        self._fingerprint = fingerprint or os.environ.get("REMOTEIO_FINGERPRINT") or None
+        self._cafile = cafile or os.environ.get("REMOTEIO_CAFILE") or None
+        self._tofu = tofu
+        if tls is None:
+            tls = bool(self._fingerprint or self._cafile or tofu or
+                       os.environ.get("REMOTEIO_TLS", "") not in ("", "0"))
+        self.tls = tls
         self._pins: Dict[int, RemotePin] = {}
         self._pins_lock = threading.Lock()
         self._dispatch_queue: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
@@ -57,19 +73,53 @@ class RemoteServer:
 
     # ---- connection ---------------------------------------------------------------
     def _connect(self) -> Link:
+        where = f"{self.host}:{self.port}"
         try:
             sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout)
         except OSError as exc:
-            raise ConnectFailed(f"cannot connect to {self.host}:{self.port}: {exc}") from None
+            raise ConnectFailed(f"cannot connect to {where}: {exc}") from None
+        if self.tls:
+            try:
+                sock = tls_connect(sock, self.host, self.port, cafile=self._cafile,
+                                   fingerprint=self._fingerprint, tofu=self._tofu)
+            except RemoteIOError:
+                raise
+            except OSError as exc:
+                sock.close()
+                raise ConnectFailed(f"TLS with {where} failed: {exc}") from None
         link = Link(sock, send_timeout=self.timeout, on_event=self._on_event, on_lost=self._on_lost)
         try:
-            hello = link.call("hello", {"protocol": PROTOCOL_VERSION,
-                                        "client": f"remoteio-py/{__version__}"})
-            self.welcome = _fields(hello.result(self.connect_timeout))
-        except RemoteIOError as exc:
+            self.welcome = self._greet(link)
+        except LinkError as exc:
             link.close(0.1)
-            raise ConnectFailed(f"{self.host}:{self.port} did not greet as a remoteio server: {exc}") from None
+            raise ConnectFailed(f"{where} did not greet as a remoteio server: {exc}") from None
+        except RemoteIOError:
+            link.close(0.1)
+            raise
         return link
+
+    def _greet(self, link: Link) -> Dict[str, Any]:
+        """hello, and the challenge-response if the server asks for it."""
+        hello = _fields(link.call("hello", {
+            "protocol": PROTOCOL_VERSION, "client": f"remoteio-py/{__version__}",
+        }).result(self.connect_timeout))
+        offer = hello.get("auth")
+        if not offer:
+            return hello
+        token = find_token(self._token)
+        if token is None:
+            raise AuthRequired(f"{self.host}:{self.port} needs a token: pass token=, set "
+                               "REMOTEIO_TOKEN or put it in ~/.config/remoteio/token")
+        if offer.get("method") != auth.METHOD:
+            raise ConnectFailed(f"the server wants authentication method {offer.get('method')!r}")
+        nonce = auth.new_nonce()
+        reply = _fields(link.call("auth", {
+            "nonce": nonce, "mac": auth.proof(token, "client", offer["nonce"], nonce),
+        }).result(self.connect_timeout))
+        expected = auth.proof(token, "server", offer["nonce"], nonce)
+        if not hmac.compare_digest(str(reply.pop("mac", "")), expected):
+            raise AuthFailed("the server could not prove it knows the token: not trusting it")
+        return reply
 
     def _on_lost(self, reason: BaseException) -> None:
         log.warning("connection to %s:%d lost: %s", self.host, self.port, reason)

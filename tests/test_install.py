@@ -446,6 +446,12 @@ def test_config(debian):
     config = tomllib.loads(text)
     assert config == {"server": {"host": "0.0.0.0", "port": 8509, "mode": "wait", "backend": "auto",
                                  "token_file": "/etc/remoteio/token", "on_disconnect": "finish"}}
+    # and the installed server itself accepts it, as its unit will ask it to
+    venv = debian.p("opt/remoteio/venv")
+    proc = subprocess.run([str(venv / "bin/remoteio"), "check-config",
+                           str(debian.p("etc/remoteio/remoteio.toml"))],
+                          capture_output=True, text=True, cwd="/", timeout=60)
+    assert proc.returncode == 0, proc.stderr
 
 
 UNIT_MUST_HAVE = {

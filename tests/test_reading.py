@@ -18,7 +18,8 @@ def rejected(frame):
 def test_a_valid_task():
     req = parse_request(b'{"id": 5, "op": "blink", "pin": "GPIO4", "on_time": 0.5}')
     assert (req.id_json, req.op, req.pin) == ("5", "blink", 7)
-    assert req.args == {"on_time": 0.5, "off_time": 1.0, "time_ms": 0.0}
+    assert req.args == {"on_time": 0.5, "off_time": 1.0, "time_ms": 0.0,
+                        "lease_ms": 0.0, "revert": "safe"}
 
 
 def test_string_ids_are_echoed_as_json():
@@ -89,7 +90,8 @@ def test_bad_requests_get_a_stable_code_and_a_message_that_says_why(message, cod
 
 def test_every_op_accepts_its_documented_defaults():
     needs = {"pin": 7}
-    extra = {"sim": {"action": "levels"}, "write": {"pins": {"7": 1}}, "read_many": {"pins": [7]}}
+    extra = {"sim": {"action": "levels"}, "write": {"pins": {"7": 1}}, "read_many": {"pins": [7]},
+             "auth": {"nonce": "ab" * 16, "mac": "cd" * 32}}
     for name, spec in OPS.items():
         message = {"id": 1, "op": name, **extra.get(name, {})}
         if spec.scope == "pin":

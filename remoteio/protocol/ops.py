@@ -46,6 +46,9 @@ class OpSpec:
 
 
 _TIME_MS = ("time_ms", (f.duration_ms(), 0.0))
+#: a dead-man switch on a task: revert unless the same task is sent again in time
+_LEASE = {"lease_ms": (f.duration_ms(), 0.0),
+          "revert": (f.one_of(("safe", "previous")), "safe")}
 
 
 def _pulse_check(args: Dict[str, Any]) -> None:
@@ -62,20 +65,23 @@ def _spec(name: str, scope: str, kind: str = "", claims: bool = False,
 _OP_LIST = (
     _spec("hello", CONNECTION,
           protocol=(f.integer_in(1, 1000), PROTOCOL_VERSION),
-          client=(f.text(200), "")),
+          client=(f.text(200), ""),
+          heartbeat=(f.number_in(0, 3600), 0.0)),
+    _spec("auth", CONNECTION,
+          nonce=(f.hex_string(32, 128), REQUIRED), mac=(f.hex_string(64, 64), REQUIRED)),
     _spec("ping", CONNECTION, data=(f.text(1000), None)),
     _spec("info", SERVER),
     _spec("open", PIN, OPEN, claims=True),
-    _spec("on", PIN, TASK, claims=True, **dict([_TIME_MS])),
-    _spec("off", PIN, TASK, claims=True, **dict([_TIME_MS])),
+    _spec("on", PIN, TASK, claims=True, **dict([_TIME_MS]), **_LEASE),
+    _spec("off", PIN, TASK, claims=True, **dict([_TIME_MS]), **_LEASE),
     _spec("value", PIN, TASK, claims=True,
-          level=(f.fraction, 1.0), **dict([_TIME_MS])),
+          level=(f.fraction, 1.0), **dict([_TIME_MS]), **_LEASE),
     _spec("blink", PIN, TASK, claims=True,
           on_time=(f.seconds(f.MIN_PHASE_S), 1.0),
-          off_time=(f.seconds(f.MIN_PHASE_S), 1.0), **dict([_TIME_MS])),
+          off_time=(f.seconds(f.MIN_PHASE_S), 1.0), **dict([_TIME_MS]), **_LEASE),
     _spec("pulse", PIN, TASK, claims=True, check=_pulse_check,
           fade_in_time=(f.zero_or_seconds(f.MIN_PHASE_S), 1.0),
-          fade_out_time=(f.zero_or_seconds(f.MIN_PHASE_S), 1.0), **dict([_TIME_MS])),
+          fade_out_time=(f.zero_or_seconds(f.MIN_PHASE_S), 1.0), **dict([_TIME_MS]), **_LEASE),
     _spec("close", PIN, CLOSE, claims=True),
     _spec("read", PIN, QUERY),
     _spec("state", PIN, QUERY),
@@ -86,7 +92,7 @@ _OP_LIST = (
     _spec("output", PIN, CONFIG, claims=True),
     _spec("watch", PIN, WATCH),
     _spec("unwatch", PIN, WATCH),
-    _spec("write", BATCH, TASK, claims=True, pins=(f.pin_levels, REQUIRED)),
+    _spec("write", BATCH, TASK, claims=True, pins=(f.pin_levels, REQUIRED), **_LEASE),
     _spec("read_many", BATCH, QUERY, pins=(f.pin_list, REQUIRED)),
     _spec("sim", SERVER, SIM,
           action=(f.one_of(("drive", "release", "wire", "unwire", "levels", "history")), REQUIRED),

@@ -4,8 +4,8 @@ Everything that can be wrong with a frame raises :exc:`Rejected`, which
 carries the error to send back and the request's ``id`` when it could be
 read (JSON ``null`` otherwise). Nothing here touches a socket.
 
->>> parse_request(b'{"id": 1, "op": "on", "pin": "GPIO4", "time_ms": 2000}')
-Request(id=1, op='on', pin=7, args={'time_ms': 2000.0})
+>>> parse_request(b'{"id": 1, "op": "on", "pin": "GPIO4", "time_ms": 2000}').args
+{'time_ms': 2000.0, 'lease_ms': 0.0, 'revert': 'safe'}
 >>> try:
 ...     parse_request(b'{"id": 2, "op": "on", "pin": 7, "time_ms": -1}')
 ... except Rejected as e:

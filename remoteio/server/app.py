@@ -7,21 +7,28 @@ True
 """
 from __future__ import annotations
 
+import ipaddress
 import logging
 import signal
 import socket
 import threading
-from typing import Any, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 from .._version import __version__
+from ..config import PinRule, ServerConfig
+from ..pins import board_pin
+from ..protocol.auth import Authenticator
+from ..tokens import read_token_file
 from ..protocol.framing import MAX_FRAME
 from ..protocol.ops import operation_names
 from ..protocol.session import Session
-from .backends import Backend, select_backend
+from .backends import Backend, parse_revision, select_backend
 from .listener import Listener
 from .router import Router
+from .rules import Rules
 from .simboard import SimHeader
 from .status import StatusTable
+from .transport import server_context
 
 log = logging.getLogger("remoteio.server")
 
@@ -40,19 +47,32 @@ class Server:
 
     def __init__(self, host: str = "0.0.0.0", port: int = DEFAULT_PORT, mode: str = "wait",
                  backend: Any = "auto", *, revision: Optional[int] = None,
-                 chip: Optional[int] = None, max_frame: int = MAX_FRAME,
-                 max_connections: int = 256, disconnect_policy: str = "finish",
-                 backlog: int = 1024, event_buffer: int = 1 << 20, max_buffer: int = 16 << 20):
+                 chip: Optional[int] = None, token: Optional[str] = None,
+                 tls_cert: Optional[str] = None, tls_key: Optional[str] = None,
+                 pins: Optional[Dict[Any, Any]] = None, default_access: str = "write",
+                 disconnect_policy: str = "finish", max_connections: int = 256,
+                 heartbeat_timeout: float = 0.0, hang_timeout: float = 10.0,
+                 max_frame: int = MAX_FRAME, backlog: int = 1024,
+                 event_buffer: int = 1 << 20, max_buffer: int = 16 << 20):
         if mode not in MODES:
             raise ValueError(f"mode must be 'wait' or 'nowait', not {mode!r}")
         if disconnect_policy not in DISCONNECT_POLICIES:
             raise ValueError(f"disconnect_policy must be 'finish' or 'safe', not {disconnect_policy!r}")
+        if bool(tls_cert) != bool(tls_key):
+            raise ValueError("TLS needs both tls_cert and tls_key")
         self.host = host
         self.requested_port = port
         self.mode = mode
+        self.token = token
+        self.tls_cert, self.tls_key = tls_cert, tls_key
+        self.rules = Rules(ServerConfig(default_access=default_access, pins={
+            board_pin(spec): rule if isinstance(rule, PinRule) else PinRule(**rule)
+            for spec, rule in (pins or {}).items()}))
         self.max_frame = max_frame
         self.max_connections = max_connections
         self.disconnect_policy = disconnect_policy
+        self.heartbeat_timeout = heartbeat_timeout
+        self.hang_timeout = hang_timeout
         self.backlog = backlog
         self.event_buffer = event_buffer
         self.max_buffer = max_buffer
@@ -66,6 +86,22 @@ class Server:
         self._sock: Optional[socket.socket] = None
         self._sim_header: Optional[SimHeader] = None
 
+    @classmethod
+    def from_config(cls, config: ServerConfig, **overrides: Any) -> "Server":
+        """A server set up by a configuration file (see remoteio.config)."""
+        token = config.token
+        if config.token_file:
+            token = read_token_file(config.token_file)
+        settings = dict(
+            host=config.host, port=config.port, mode=config.mode, backend=config.backend,
+            revision=parse_revision(config.revision), chip=config.chip, token=token,
+            tls_cert=config.tls_cert, tls_key=config.tls_key, pins=config.pins,
+            default_access=config.default_access, disconnect_policy=config.on_disconnect,
+            max_connections=config.max_connections,
+            heartbeat_timeout=config.heartbeat_timeout_s)
+        settings.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**settings)
+
     # ---- life cycle ------------------------------------------------------------
     def start(self) -> "Server":
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
@@ -74,25 +110,33 @@ class Server:
         self._sock.set_inheritable(False)
         welcome = {"server": __version__, "board": self.backend.board_info(),
                    "mode": self.mode, "ops": list(operation_names())}
+        authenticator = Authenticator(self.token) if self.token else None
+        tls = server_context(self.tls_cert, self.tls_key) if self.tls_cert else None
         self.status = StatusTable()
         self.router = Router(
-            backend=self.backend, mode=self.mode, status=self.status,
+            backend=self.backend, mode=self.mode, status=self.status, rules=self.rules,
             send=lambda items: self.listener.send(items),
             attach_worker=lambda handle: self.listener.attach_worker(handle),
-            disconnect_policy=self.disconnect_policy)
+            disconnect_policy=self.disconnect_policy, hang_timeout=self.hang_timeout)
         self.listener = Listener(
-            self._sock, router=self.router, new_session=lambda: Session(welcome),
+            self._sock, router=self.router, new_session=lambda: Session(welcome, authenticator),
             max_frame=self.max_frame, max_connections=self.max_connections,
-            event_buffer=self.event_buffer, max_buffer=self.max_buffer)
+            event_buffer=self.event_buffer, max_buffer=self.max_buffer, tls=tls,
+            heartbeat_timeout=self.heartbeat_timeout)
         self._threads = (
             threading.Thread(target=self.router.run, name="remoteio-router", daemon=True),
             threading.Thread(target=self.listener.run, name="remoteio-listener", daemon=True),
         )
         for thread in self._threads:
             thread.start()
-        log.info("remoteio %s serving on %s port %d (mode %s, backend %s, %s)",
+        log.info("remoteio %s serving on %s port %d (mode %s, backend %s, %s; %s, %s)",
                  __version__, self.host, self.port, self.mode, self.backend.name,
-                 welcome["board"]["description"])
+                 welcome["board"]["description"], "TLS" if tls else "plain TCP",
+                 "token required" if authenticator else "no authentication")
+        if authenticator is None and not _loopback(self.host):
+            log.warning("*** remoteio serves %s port %d WITHOUT AUTHENTICATION: anyone who can "
+                        "reach it can drive the pins. Set a token (docs/security.md). ***",
+                        self.host, self.port)
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -149,8 +193,15 @@ class Server:
         return {board: h.process.pid for board, h in list(self.router.workers.items())}
 
 
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 def run_server(port: int = DEFAULT_PORT, mode: str = "wait", host: str = "0.0.0.0",
-               backend: Any = "auto", **options: Any) -> None:
+               backend: Any = "auto", *, server: Optional[Server] = None, **options: Any) -> None:
     """Serve until SIGTERM or Ctrl-C, then make every pin safe and return.
 
     As in the original remoteio::
@@ -162,7 +213,7 @@ def run_server(port: int = DEFAULT_PORT, mode: str = "wait", host: str = "0.0.0.
     """
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    server = Server(host, port, mode, backend, **options).start()
+    server = (server or Server(host, port, mode, backend, **options)).start()
     previous = {}
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGTERM, signal.SIGINT):

@@ -79,15 +79,13 @@ class PinDriver:
         return self._pin
 
     def release(self) -> None:
-        """Safe state: output off, then let go of the line."""
+        """Let go of the line (the worker drives its safe value first)."""
         if self._pin is None:
             return
         try:
-            if self.mode == "output":
-                self._set_level(0.0, False)
             self._pin.when_changed = None
         except Exception:
-            log.exception("GPIO%d: could not switch off before release", self.bcm)
+            log.exception("GPIO%d: could not stop edge detection", self.bcm)
         self._close_factory()
         self.mode = "released"
 

@@ -1,14 +1,15 @@
 """The listener: one thread that does all of the server's socket I/O.
 
-It accepts connections, splits their bytes into frames, validates frames
-into requests, answers the per-connection operations itself (``hello``,
-``ping``, ``auth``) and hands everything else to the router's inbound queue,
-one item per read. It also reads the workers' reply pipes and writes replies
-and events to the connections. Nothing here touches a pin.
+It accepts connections (TLS handshakes included), splits their bytes into
+frames, validates frames into requests, answers the per-connection
+operations itself (``hello``, ``auth``, ``ping``) and hands pin requests to
+the router, one call per read. It also reads the workers' reply pipes and
+writes replies and events to the connections. Nothing here touches a pin.
 
 Every socket is non-blocking and every wait is bounded: the loop wakes at
-least once a second for housekeeping (half-closed connections, idle
-timeouts), and the router wakes it through a pipe when it has output.
+least once a second for housekeeping (greeting and heartbeat timeouts,
+half-closed connections), and the router wakes it through a pipe when it has
+output.
 
 Slow readers: replies are never dropped, but once a connection has more than
 ``event_buffer`` bytes waiting, new *events* for it are dropped (its client
@@ -23,16 +24,20 @@ import os
 import queue
 import selectors
 import socket
+import ssl
 import time
 from typing import Any, Callable, Dict, List, Optional, Set
 
-from ..errors import FrameTooLarge, ServerBusy, ServerError
+from ..errors import AuthFailed, FrameTooLarge, ServerBusy, ServerError
 from ..protocol import writing
-from ..protocol.framing import TOO_LARGE, FrameBuffer
+from ..protocol.auth import FailureLimiter
+from ..protocol.framing import TOO_LARGE
 from ..protocol.ops import CONNECTION
 from ..protocol.reading import Rejected, Request, parse_request
 from ..protocol.session import Session
+from .connection import Connection, format_peer, peer_ip
 from .gather import GatherPart
+from .transport import WOULD_BLOCK, Transport, tune
 
 log = logging.getLogger(__name__)
 
@@ -40,31 +45,13 @@ _READ = selectors.EVENT_READ
 _WRITE = selectors.EVENT_WRITE
 
 
-class Connection:
-    __slots__ = ("id", "sock", "peer", "frames", "session", "out", "pending",
-                 "eof", "eof_at", "events", "events_dropped", "last_seen")
-
-    def __init__(self, conn_id: int, sock: socket.socket, peer: str, session: Session,
-                 max_frame: int):
-        self.id = conn_id
-        self.sock = sock
-        self.peer = peer
-        self.frames = FrameBuffer(max_frame)
-        self.session = session
-        self.out = bytearray()
-        self.pending = 0  # requests handed to the router, not yet answered
-        self.eof = False
-        self.eof_at = 0.0
-        self.events = 0  # what the selector watches for (0: not registered)
-        self.events_dropped = 0
-        self.last_seen = time.monotonic()
-
-
 class Listener:
     def __init__(self, sock: socket.socket, *, router: Any,
                  new_session: Callable[[], Session], max_frame: int,
                  max_connections: int = 256, event_buffer: int = 1 << 20,
-                 max_buffer: int = 16 << 20, eof_grace: float = 30.0):
+                 max_buffer: int = 16 << 20, eof_grace: float = 30.0,
+                 tls: Optional[ssl.SSLContext] = None, greeting_timeout: float = 30.0,
+                 heartbeat_timeout: float = 0.0):
         self.sock = sock
         self.router = router
         self.new_session = new_session
@@ -73,6 +60,10 @@ class Listener:
         self.event_buffer = event_buffer
         self.max_buffer = max_buffer
         self.eof_grace = eof_grace
+        self.tls = tls
+        self.greeting_timeout = greeting_timeout
+        self.heartbeat_timeout = heartbeat_timeout
+        self.limiter = FailureLimiter()
         self.connections: Dict[int, Connection] = {}
         self.running = True
         self._ids = itertools.count(1)
@@ -87,19 +78,21 @@ class Listener:
     # ---- called from other threads ---------------------------------------------
     def send(self, items: List[tuple]) -> None:
         """Queue ``(conn id or ids, frame)`` items for sending (thread-safe)."""
-        self._outbound.put(("send", items))
-        self._wake()
+        self._post("send", items)
 
     def attach_worker(self, handle: Any) -> None:
         """Start reading a new worker's reply pipe (thread-safe)."""
-        self._outbound.put(("worker", handle))
-        self._wake()
+        self._post("worker", handle)
+
+    def stop_accepting(self) -> None:
+        """Close the listening socket, freeing the port (thread-safe)."""
+        self._post("stop_accepting", None)
 
     def stop(self) -> None:
-        self._outbound.put(("stop", None))
-        self._wake()
+        self._post("stop", None)
 
-    def _wake(self) -> None:
+    def _post(self, kind: str, payload: Any) -> None:
+        self._outbound.put((kind, payload))
         try:
             os.write(self._wake_w, b"\0")
         except BlockingIOError:
@@ -116,10 +109,7 @@ class Listener:
                     kind, obj = key.data
                     try:
                         if kind == "conn":
-                            if mask & _READ:
-                                self._read(obj)
-                            if mask & _WRITE and obj.id in self.connections:
-                                self._dirty.add(obj)
+                            self._ready(obj, mask)
                         elif kind == "worker":
                             self._read_worker(obj)
                         elif kind == "wake":
@@ -134,7 +124,7 @@ class Listener:
                 now = time.monotonic()
                 if now >= self._next_housekeeping:
                     self._next_housekeeping = now + 1.0
-                    self._housekeeping()
+                    self._housekeeping(now)
         finally:
             self._close_all()
 
@@ -154,30 +144,22 @@ class Listener:
             elif kind == "worker":
                 self._selector.register(payload.replies.fd, _READ, ("worker", payload))
             elif kind == "stop_accepting":
-                self._stop_accepting()
+                if self.sock.fileno() >= 0:
+                    self._selector.unregister(self.sock)
+                    self.sock.close()
             elif kind == "stop":
                 self.running = False
-
-    def _stop_accepting(self) -> None:
-        if self.sock.fileno() >= 0:
-            self._selector.unregister(self.sock)
-            self.sock.close()
-
-    def stop_accepting(self) -> None:
-        """Close the listening socket, freeing the port (thread-safe)."""
-        self._outbound.put(("stop_accepting", None))
-        self._wake()
 
     # ---- connections ---------------------------------------------------------------
     def _set_events(self, conn: Connection, events: int) -> None:
         if events == conn.events:
             return
         if not events:
-            self._selector.unregister(conn.sock)
+            self._selector.unregister(conn.transport)
         elif not conn.events:
-            self._selector.register(conn.sock, events, ("conn", conn))
+            self._selector.register(conn.transport, events, ("conn", conn))
         else:
-            self._selector.modify(conn.sock, events, ("conn", conn))
+            self._selector.modify(conn.transport, events, ("conn", conn))
         conn.events = events
 
     def _accept(self) -> None:
@@ -189,39 +171,68 @@ class Listener:
             except OSError as exc:  # out of file descriptors, and the like
                 log.warning("accept failed: %s", exc)
                 return
-            peer = _format_peer(addr)
-            sock.setblocking(False)
-            if sock.family in (socket.AF_INET, socket.AF_INET6):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            peer = format_peer(addr)
+            tune(sock)
             if len(self.connections) >= self.max_connections:
                 log.warning("refusing %s: %d connections already", peer, len(self.connections))
                 busy = ServerBusy(f"the server has {self.max_connections} connections already")
                 try:
+                    sock.setblocking(False)
                     sock.send(writing.error_from(busy))
                 except OSError:
                     pass
                 sock.close()
                 continue
-            conn = Connection(next(self._ids), sock, peer, self.new_session(), self.max_frame)
+            try:
+                transport = Transport(sock, self.tls)
+            except (OSError, ValueError) as exc:
+                log.warning("refusing %s: %s", peer, exc)
+                sock.close()
+                continue
+            conn = Connection(next(self._ids), transport, peer, peer_ip(addr),
+                              self.new_session(), self.max_frame)
             self.connections[conn.id] = conn
             self._set_events(conn, _READ)
             self.router.opened(conn.id, peer)
             log.debug("connection %d from %s", conn.id, peer)
 
+    def _ready(self, conn: Connection, mask: int) -> None:
+        if conn.transport.handshaking:
+            self._handshake(conn)
+            return
+        if mask & _READ:
+            self._read(conn)
+        if mask & _WRITE and conn.id in self.connections:
+            self._dirty.add(conn)
+
+    def _handshake(self, conn: Connection) -> None:
+        try:
+            step = conn.transport.handshake()
+        except (OSError, ValueError) as exc:
+            self._close(conn, f"TLS handshake failed: {exc}")
+            return
+        if step == "done":
+            log.debug("connection %d: TLS %s", conn.id, conn.sock.version())
+            self._set_events(conn, _READ | (_WRITE if conn.out else 0))
+        else:
+            self._set_events(conn, _READ if step == "read" else _WRITE)
+
     def _read(self, conn: Connection) -> None:
         try:
-            data = conn.sock.recv(262144)
-        except (BlockingIOError, InterruptedError):
-            return
+            data = conn.transport.recv(262144)
         except OSError as exc:
             self._close(conn, f"receive failed: {exc}")
             return
+        if data is WOULD_BLOCK:
+            return
         if not data:
-            self._half_close(conn)
+            self._end(conn, None)
             return
         conn.last_seen = time.monotonic()
         batch: List[Request] = []
         for frame in conn.frames.feed(data):
+            if conn.closing_reason:
+                break  # ending (after a failed authentication): read no further
             if frame is TOO_LARGE:
                 self._queue(conn, writing.error_from(FrameTooLarge(
                     f"a frame may be at most {self.max_frame} bytes")))
@@ -239,10 +250,16 @@ class Listener:
                 self._queue(conn, writing.error_from(rejected.error, rejected.id_json))
             except ServerError as exc:
                 self._queue(conn, writing.error_from(exc, req.id_json))
+            except Exception:  # a bug: answer this frame, keep the connection
+                log.exception("listener: a frame from %s failed", conn.peer)
+                self._queue(conn, writing.error_from(ServerError(
+                    "internal error; see the server log"), req.id_json))
         if batch:
             conn.pending += len(batch)
             for target, frame in self.router.route(conn.id, batch):
                 self._deliver(target, frame)
+        if conn.closing_reason and not conn.eof:
+            self._end(conn, conn.closing_reason)  # once its last reply is queued
 
     def _connection_op(self, conn: Connection, req: Request) -> Optional[Dict[str, Any]]:
         if req.op == "hello":
@@ -253,19 +270,31 @@ class Listener:
                 result["data"] = req.args["data"]
             return result
         if req.op == "auth":
-            return conn.session.auth(req.args)
+            return self._authenticate(conn, req)
         raise ServerError(f"{req.op} is not a connection operation")  # pragma: no cover
 
-    def _half_close(self, conn: Connection) -> None:
-        """The peer sent end of file: answer what it asked, then close."""
+    def _authenticate(self, conn: Connection, req: Request) -> Dict[str, Any]:
+        try:
+            if self.limiter.blocked(conn.ip):
+                raise AuthFailed(f"too many failed attempts from {conn.ip}; try again in a minute")
+            return conn.session.auth(req.args)
+        except AuthFailed as exc:
+            self.limiter.failed(conn.ip)
+            log.warning("authentication failed for %s: %s", conn.peer, exc.message)
+            conn.closing_reason = "authentication failed"
+            raise
+
+    def _end(self, conn: Connection, reason: Optional[str]) -> None:
+        """Read no more; answer what was asked, then close (peer EOF, or us)."""
         conn.eof = True
         conn.eof_at = time.monotonic()
+        conn.closing_reason = reason
         self._set_events(conn, conn.events & _WRITE)
         self._maybe_finish(conn)
 
     def _maybe_finish(self, conn: Connection) -> None:
         if conn.eof and conn.pending <= 0 and not conn.out:
-            self._close(conn, None)
+            self._close(conn, conn.closing_reason)
 
     def _close(self, conn: Connection, reason: Optional[str]) -> None:
         if self.connections.pop(conn.id, None) is None:
@@ -273,7 +302,7 @@ class Listener:
         if reason:
             log.info("closing connection %d (%s): %s", conn.id, conn.peer, reason)
         self._set_events(conn, 0)
-        conn.sock.close()
+        conn.transport.close()
         self._dirty.discard(conn)
         self.router.inbound.put(("closed", conn.id))
 
@@ -292,11 +321,19 @@ class Listener:
         os.close(self._wake_r)
         os.close(self._wake_w)
 
-    def _housekeeping(self) -> None:
-        now = time.monotonic()
+    def _housekeeping(self, now: float) -> None:
         for conn in list(self.connections.values()):
-            if conn.eof and now - conn.eof_at > self.eof_grace:
-                self._close(conn, "peer closed and replies did not come in time")
+            silent = conn.silent_for(now)
+            if conn.eof:
+                if now - conn.eof_at > self.eof_grace:
+                    self._close(conn, "the peer left and its replies did not come in time")
+            elif not conn.session.ready and self.greeting_timeout and \
+                    now - conn.opened_at > self.greeting_timeout and (self.tls or conn.session.authenticator):
+                self._close(conn, f"no TLS handshake or authentication within {self.greeting_timeout:g} s")
+            elif conn.session.heartbeat and silent > 3 * conn.session.heartbeat + 1:
+                self._close(conn, f"silent for {silent:.0f} s (its heartbeat is {conn.session.heartbeat:g} s)")
+            elif self.heartbeat_timeout and silent > self.heartbeat_timeout:
+                self._close(conn, f"silent for {silent:.0f} s")
 
     # ---- output --------------------------------------------------------------------
     def _read_worker(self, handle: Any) -> None:
@@ -318,6 +355,9 @@ class Listener:
                     entry = inflight.pop(seq, None)
                     if entry is not None and entry[2] is not None:
                         target = entry[2]  # a part of a batch request
+                elif target == "pong":
+                    handle.probe_sent = None  # the worker is alive
+                    continue
                 self._deliver(target, frame)
 
     def _deliver(self, target: Any, frame: bytes) -> None:
@@ -356,11 +396,9 @@ class Listener:
                 self._send_now(conn)
 
     def _send_now(self, conn: Connection) -> None:
-        if conn.out:
+        if conn.out and not conn.transport.handshaking:
             try:
-                sent = conn.sock.send(conn.out)
-            except (BlockingIOError, InterruptedError):
-                sent = 0
+                sent = conn.transport.send(conn.out)
             except OSError as exc:
                 self._close(conn, f"send failed: {exc}")
                 return
@@ -368,13 +406,7 @@ class Listener:
         if len(conn.out) > self.max_buffer:
             self._close(conn, f"not reading: {len(conn.out)} bytes waiting")
             return
-        self._set_events(conn, (0 if conn.eof else _READ) | (_WRITE if conn.out else 0))
+        if not conn.transport.handshaking:
+            self._set_events(conn, (0 if conn.eof else _READ) | (_WRITE if conn.out else 0))
         if conn.eof:
             self._maybe_finish(conn)
-
-
-def _format_peer(addr: Any) -> str:
-    if isinstance(addr, tuple) and len(addr) >= 2:
-        host = addr[0]
-        return f"[{host}]:{addr[1]}" if ":" in host else f"{host}:{addr[1]}"
-    return str(addr) or "local"

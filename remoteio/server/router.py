@@ -44,7 +44,8 @@ from ..protocol.ops import BATCH, SERVER
 from ..protocol.reading import Request
 from .channel import Channel, channel_pair
 from .gather import Gather, GatherPart
-from .worker import worker_main
+from .rules import Rules
+from .spawn import worker_main
 
 log = logging.getLogger(__name__)
 
@@ -66,19 +67,23 @@ class WorkerHandle:
         #: seq -> (conn, id_json, batch part or None) of requests sent and not
         #: yet answered; added under the router's lock, removed by the listener
         self.inflight: Dict[int, Tuple[int, str, Optional[GatherPart]]] = {}
+        #: when the router last asked the worker whether it is alive (None:
+        #: answered); the listener clears it when the answer comes
+        self.probe_sent: Optional[float] = None
 
 
 class Router:
     def __init__(self, *, backend, mode: str, status, send: Callable[[Outgoing], None],
-                 attach_worker: Callable[[WorkerHandle], None],
-                 disconnect_policy: str = "finish", server_info: Callable[[], Dict] = dict):
+                 attach_worker: Callable[[WorkerHandle], None], rules: Rules,
+                 disconnect_policy: str = "finish", hang_timeout: float = 10.0):
         self.backend = backend
         self.mode = mode
         self.status = status
         self.send = send
         self.attach_worker = attach_worker
+        self.rules = rules
         self.disconnect_policy = disconnect_policy
-        self.server_info = server_info
+        self.hang_timeout = hang_timeout
         self.inbound: "queue.SimpleQueue[tuple]" = queue.SimpleQueue()
         self.lock = threading.Lock()
         self.workers: Dict[int, WorkerHandle] = {}
@@ -130,10 +135,15 @@ class Router:
 
     # ---- the router thread ---------------------------------------------------------
     def run(self) -> None:
+        next_check = time.monotonic() + self.hang_timeout / 2
         while True:
-            item = self.inbound.get()
+            try:
+                item: Optional[tuple] = self.inbound.get(
+                    timeout=max(0.0, next_check - time.monotonic()))
+            except queue.Empty:
+                item = None
             with self.lock:
-                while True:
+                while item is not None:
                     if item[0] == "stop":
                         self._shutdown()
                         self._flush()
@@ -145,8 +155,24 @@ class Router:
                     try:
                         item = self.inbound.get_nowait()
                     except queue.Empty:
-                        break
+                        item = None
+                if time.monotonic() >= next_check:
+                    self._probe_workers()
+                    next_check = time.monotonic() + self.hang_timeout / 2
                 self._flush()
+
+    def _probe_workers(self) -> None:
+        """A worker that does not answer a probe within hang_timeout is hung:
+        it is killed, and its end of file makes the pin safe (supervision)."""
+        now = time.monotonic()
+        for handle in self.workers.values():
+            if handle.probe_sent is None:
+                handle.probe_sent = now
+                self._batches[handle.board].append(("probe",))
+            elif now - handle.probe_sent > self.hang_timeout:
+                log.error("pin %d: worker %d did not answer for %.0f s; killing it",
+                          handle.board, handle.process.pid, now - handle.probe_sent)
+                handle.process.kill()
 
     def _handle(self, item: tuple) -> None:
         kind = item[0]
@@ -199,6 +225,7 @@ class Router:
 
     def _to_worker(self, conn: int, req: Request) -> None:
         board, op = req.pin, req.op
+        self.rules.check(board, op, req.args)
         if req.spec.claims:
             self._claim(conn, board, op)
         elif op == "watch":
@@ -218,18 +245,23 @@ class Router:
 
     def _fan_out(self, conn: int, req: Request) -> None:
         """write / read_many: checked for every pin first, then one part per pin."""
+        lease = {"lease_ms": req.args.get("lease_ms", 0.0), "revert": req.args.get("revert", "safe")}
         if req.op == "write":
-            levels = req.args["pins"]
-            for board in levels:
-                self._check_claim(conn, board, "write")
-            gather = Gather(conn, req.id_json, "write", len(levels))
-            for board, level in levels.items():
-                self._claim(conn, board, "write")
+            parts = {}
+            for board, level in req.args["pins"].items():
                 op = "on" if level == 1.0 else "off" if level == 0.0 else "value"
-                args = {"time_ms": 0.0, "level": level} if op == "value" else {"time_ms": 0.0}
+                args = dict(lease, time_ms=0.0, **({"level": level} if op == "value" else {}))
+                self.rules.check(board, op, args)
+                self._check_claim(conn, board, "write")
+                parts[board] = (op, args)
+            gather = Gather(conn, req.id_json, "write", len(parts))
+            for board, (op, args) in parts.items():
+                self._claim(conn, board, "write")
                 self._dispatch(board, conn, "0", op, args, GatherPart(gather, board))
         else:
             boards = req.args["pins"]
+            for board in boards:
+                self.rules.check(board, "read", {})
             gather = Gather(conn, req.id_json, "read", len(boards))
             for board in boards:
                 self._dispatch(board, conn, "0", "read", {}, GatherPart(gather, board))
@@ -264,7 +296,8 @@ class Router:
             del self.owners[board]
         for board in owned | self.watching.pop(conn, set()):
             if board in self.workers:
-                self._batches[board].append(("gone", conn, board in owned, self.disconnect_policy))
+                policy = self.rules.rule(board).on_disconnect or self.disconnect_policy
+                self._batches[board].append(("gone", conn, board in owned, policy))
         self.closed_by.pop(conn, None)
         self.peers.pop(conn, None)
 
@@ -278,7 +311,7 @@ class Router:
         process = self._context.Process(
             target=worker_main, name=f"remoteio-pin{board}", daemon=True,
             args=(board, BOARD_TO_BCM[board], self.mode, self.backend, self.status,
-                  tasks_r, replies_w, foreign))
+                  tasks_r, replies_w, self.rules.rule(board), foreign))
         with warnings.catch_warnings():
             # Python >= 3.12 warns of fork with threads; the child runs only
             # our worker code, which takes no lock another thread could hold
@@ -367,7 +400,6 @@ class Router:
             "mode": self.mode, "backend": self.backend.name, "connections": len(self.peers),
             "pins": pins, "load": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
             "memory": {"pss_kib": sum(_pss_kib(pid) for pid in pids), "processes": len(pids)},
-            **self.server_info(),
         }
 
     def _sim(self, args: Dict[str, Any]) -> Dict[str, Any]:

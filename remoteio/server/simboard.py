@@ -103,6 +103,7 @@ class SimBoard:
         function, pull, drive, group, value = self._get(line)[:5]
         if function == OUTPUT:
             return 1 if value >= 0.5 else 0
+        # an input, or a released line: whatever the outside makes of it
         if drive != NO_DRIVE:
             return drive
         if group >= 0:

@@ -17,8 +17,9 @@ from ..pins import ALL_BOARD_PINS
 FUNCTIONS = ("unused", "input", "output", "released")
 TASKS = ("", "on", "off", "value", "blink", "pulse", "closing")
 
-# pid, function, task, watchers, queue, value, ends_ns (0: untimed), updated_ns
-_SLOT = struct.Struct("=ibbhidqq")
+# pid, function, task, watchers, queue, value, ends_ns (0: untimed),
+# lease_ns (0: no lease), updated_ns
+_SLOT = struct.Struct("=ibbhidqqq")
 _INDEX = {board: n for n, board in enumerate(ALL_BOARD_PINS)}
 
 
@@ -27,13 +28,13 @@ class StatusTable:
         self._mem = mmap.mmap(-1, _SLOT.size * len(ALL_BOARD_PINS))
 
     def post(self, board: int, *, pid: int, function: str, task: str, watchers: int,
-             queue: int, value: float, ends_ns: int) -> None:
+             queue: int, value: float, ends_ns: int, lease_ns: int) -> None:
         _SLOT.pack_into(
             self._mem, _INDEX[board] * _SLOT.size, pid, FUNCTIONS.index(function),
-            TASKS.index(task), watchers, queue, value, ends_ns, time.monotonic_ns())
+            TASKS.index(task), watchers, queue, value, ends_ns, lease_ns, time.monotonic_ns())
 
     def read(self, board: int) -> Optional[Dict[str, Any]]:
-        pid, function, task, watchers, queue, value, ends_ns, updated = _SLOT.unpack_from(
+        pid, function, task, watchers, queue, value, ends_ns, lease_ns, updated = _SLOT.unpack_from(
             self._mem, _INDEX[board] * _SLOT.size)
         if not updated:
             return None
@@ -42,7 +43,8 @@ class StatusTable:
             "pid": pid, "mode": FUNCTIONS[function], "task": TASKS[task] or None,
             "watchers": watchers, "queue": queue, "value": value,
             "remaining_ms": round(max(0, ends_ns - now) / 1e6, 3) if ends_ns else None,
+            "lease_ms": round(max(0, lease_ns - now) / 1e6, 3) if lease_ns else None,
         }
 
     def clear(self, board: int) -> None:
-        _SLOT.pack_into(self._mem, _INDEX[board] * _SLOT.size, 0, 0, 0, 0, 0, 0.0, 0, 0)
+        _SLOT.pack_into(self._mem, _INDEX[board] * _SLOT.size, 0, 0, 0, 0, 0, 0.0, 0, 0, 0)

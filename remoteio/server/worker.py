@@ -1,10 +1,10 @@
 """A pin worker: the process that owns one pin and runs its tasks.
 
 The worker blocks in ``select`` on its task pipe, with a timeout that is the
-next moment its running job needs it (a blink edge, the end of a timed task):
-it never spins, and its timing has microsecond resolution. Messages from the
-router come in batches; every request in a batch gets exactly one reply, all
-sent back in one message.
+next moment it is needed (a blink edge, the end of a timed task, a lease
+running out): it never spins, and its timing has microsecond resolution.
+Messages from the router come in batches; every request gets exactly one
+reply, and all replies of a batch go back in one message.
 
 Modes (shared/DESIGN.md, "Task semantics"):
 
@@ -14,24 +14,24 @@ Modes (shared/DESIGN.md, "Task semantics"):
 * ``nowait``: every task starts at once and cuts short what is running.
 
 Reads and state queries are answered at once in both modes. Server shutdown,
-the loss of the server (end of file on the task pipe) and safety actions
-preempt everything and leave the pin in its safe state (off, released).
+the loss of the server (end of file on the task pipe) and safety actions (a
+lease running out) preempt everything; the pin then goes to its safe value.
 """
 from __future__ import annotations
 
 import logging
 import os
-import select
-import signal
 import threading
 import time
 from collections import deque
 from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
+from ..config import PinRule
 from ..errors import ServerBusy, ServerError, ShuttingDown
 from ..protocol import writing
 from .driver import PinDriver, translate
 from .jobs import Job, make_job
+from .lease import Lease, renew, start_lease
 
 log = logging.getLogger(__name__)
 
@@ -44,16 +44,18 @@ Reply = Tuple[Optional[int], Any, bytes]  # (seq, conn id or ids, frame)
 
 class PinWorker:
     def __init__(self, board: int, bcm: int, mode: str, backend, status, tasks, replies,
-                 max_queue: int = 1000):
+                 rule: PinRule = PinRule(), max_queue: int = 1000):
         self.board = board
         self.mode = mode
         self.status = status
         self.tasks = tasks
         self.replies = replies
+        self.safe_value = float(rule.safe_value)
         self.max_queue = max_queue
         self.driver = PinDriver(backend, bcm, self._on_edge)
         self.job: Optional[Job] = None
-        self.pending: Deque[Tuple[str, Dict[str, Any]]] = deque()
+        self.lease: Optional[Lease] = None
+        self.pending: Deque[Tuple[str, Dict[str, Any], int]] = deque()
         self.syncs: List[Tuple[int, int, str]] = []
         self.watchers: Dict[int, None] = {}
         self.event_seq = 0
@@ -68,22 +70,27 @@ class PinWorker:
         }
 
     # ---- main loop -----------------------------------------------------------
-    def run(self) -> None:
-        wait = _waiter(self.tasks.fileno())
+    def run(self, wait: Callable[[Optional[float]], bool]) -> None:
+        """Serve until stopped; *wait(timeout)* blocks until the task pipe is
+        readable (True) or the timeout passes (False)."""
         try:
             while self.running:
-                timeout = None
-                if self.job is not None:
-                    wake = self.job.wake_at(time.monotonic())
-                    if wake is not None:
-                        timeout = max(0.0, wake - time.monotonic())
-                if wait(timeout):
+                if wait(self._timeout()):
                     self._receive()
                 self._advance()
                 self._flush()
         finally:
-            self.driver.release()
+            self._make_safe()
             self._post_status()
+
+    def _timeout(self) -> Optional[float]:
+        now = time.monotonic()
+        wakes = [self.lease.deadline] if self.lease else []
+        if self.job is not None:
+            wake = self.job.wake_at(now)
+            if wake is not None:
+                wakes.append(wake)
+        return max(0.0, min(wakes) - time.monotonic()) if wakes else None
 
     def _receive(self) -> None:
         try:
@@ -103,16 +110,18 @@ class PinWorker:
         if kind == "req":
             _, seq, conn, id_json, op, args = message
             self._request(seq, conn, id_json, op, args)
-        elif kind == "gone":
+        elif kind == "gone":  # a connection closed: its watch ends; its pin closes
             _, conn, owned, policy = message
             self.watchers.pop(conn, None)
-            self._update_watching()
+            self.driver.watch(bool(self.watchers))
             if owned:
-                self._enqueue("close", {"policy": policy}) if policy == "finish" else self._safe_now()
+                self._enqueue("close", {}, conn) if policy == "finish" else self._safe_now()
         elif kind == "safe":  # after a worker died: its pin may still be driven
             if message[1]:
-                self.driver.drive(0.0, False)
+                self.driver.drive(self.safe_value, False)
             self._safe_now()
+        elif kind == "probe":  # the router checks that we are alive
+            self.outbox.append((None, "pong", b""))
         elif kind == "stop":
             self._stop()
 
@@ -142,36 +151,45 @@ class PinWorker:
     def _queued(self, op: str, args: Dict[str, Any]) -> Optional[Dict[str, Any]]:
         if op in TASK_OPS:
             self.driver.check_output()
+            renewed = renew(self.lease, op, args, time.monotonic())
+            if renewed is not None:  # the same leased write again: a heartbeat
+                self.lease = renewed
+                return {"renewed": True}
         elif op == "input":
             self.driver.check_input(args["pull"])
-        return self._enqueue(op, args)
+        return self._enqueue(op, args, self._current[1])
 
-    def _enqueue(self, op: str, args: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    def _enqueue(self, op: str, args: Dict[str, Any], conn: int) -> Optional[Dict[str, Any]]:
         if self._holding() or self.pending:
             if len(self.pending) >= self.max_queue:
                 raise ServerBusy(f"pin {self.board} has {len(self.pending)} tasks queued")
-            self.pending.append((op, args))
+            self.pending.append((op, args, conn))
             return {"queued": len(self.pending)}
-        self._start(op, args)
+        self._start(op, args, conn)
         return None
 
-    def _start(self, op: str, args: Dict[str, Any]) -> None:
+    def _start(self, op: str, args: Dict[str, Any], conn: int) -> None:
         now = time.monotonic()
         if op in TASK_OPS:
             job = make_job(op, args, now)
-            self._apply(job.level_at(now), job.pwm, now)
+            level_before = self.driver.level
+            self._apply(job.level_at(now), job.pwm)
             self.job = job  # only once it runs: a refused task leaves nothing behind
-        elif op == "close":
+            self.lease = start_lease(self.lease, op, args, now=now, level_before=level_before,
+                                     safe_value=self.safe_value, conn=conn)
+            return
+        self.job, self.lease = None, None
+        if op == "close":
             self._close()
         elif op == "input":
-            self.job = None
             self.driver.make_input(args["pull"], args["bounce_ms"])
         elif op == "output":
-            self.job = None
             self.driver.make_output()
 
     def _advance(self) -> None:
         """Step the running job; start queued work the job no longer holds up."""
+        if self.lease is not None and time.monotonic() >= self.lease.deadline:
+            self._lease_ran_out()
         while True:
             now = time.monotonic()
             job = self.job
@@ -179,17 +197,17 @@ class PinWorker:
                 try:
                     if job.until is not None and now >= job.until:
                         self.job = None
-                        self._apply(0.0, False, now)
+                        self._apply(0.0, False)
                     else:
-                        self._apply(job.level_at(now), job.pwm, now)
+                        self._apply(job.level_at(now), job.pwm)
                 except Exception as exc:  # the pin refused: drop the job, keep serving
                     log.warning("pin %d: %s stopped: %s", self.board, job.name, exc)
                     self.job = None
             if self._holding() or not self.pending:
                 break
-            op, args = self.pending.popleft()
+            op, args, conn = self.pending.popleft()
             try:
-                self._start(op, args)
+                self._start(op, args, conn)
             except Exception as exc:
                 log.warning("pin %d: queued %s failed: %s", self.board, op, exc)
         if self.syncs and not self._busy():
@@ -197,13 +215,38 @@ class PinWorker:
                 self.outbox.append((seq, conn, writing.ok(id_json)))
             self.syncs = []
 
-    def _apply(self, level: float, pwm: bool, now: float) -> None:
+    def _lease_ran_out(self) -> None:
+        """A safety action: it preempts everything, in both modes."""
+        lease, self.lease = self.lease, None
+        self.pending.clear()
+        self.job = None
+        level = lease.revert_to
+        log.warning("pin %d: lease ran out; reverting to %g", self.board, level)
+        try:
+            self._apply(level, 0.0 < level < 1.0)
+        except Exception as exc:
+            log.warning("pin %d: revert failed (%s); releasing it", self.board, exc)
+            self._close()
+        targets = tuple(set(self.watchers) | {lease.conn})
+        frame = writing.event("lease_expired", {"pin": self.board, "value": level})
+        self.outbox.append((None, targets, frame))
+
+    def _apply(self, level: float, pwm: bool) -> None:
         if self.driver.drive(level, pwm) and self.watchers:
             self._emit(int(level >= 0.5) if not pwm else level, time.monotonic_ns())
 
-    def _close(self) -> None:
-        self.job = None
+    def _make_safe(self) -> None:
+        """The pin's safe state: its safe value, then the line let go."""
+        if self.driver.mode == "output":
+            try:
+                self._apply(self.safe_value, False)
+            except Exception:
+                log.exception("pin %d: could not drive the safe value", self.board)
         self.driver.release()
+
+    def _close(self) -> None:
+        self.job, self.lease = None, None
+        self._make_safe()
         if self.watchers:
             frame = writing.event("closed", {"pin": self.board})
             self.outbox.append((None, tuple(self.watchers), frame))
@@ -230,18 +273,20 @@ class PinWorker:
         return {"value": self.driver.read()}
 
     def _state(self, op: str, args: Dict[str, Any]) -> Dict[str, Any]:
-        job, now = self.job, time.monotonic()
-        state = {
+        job, lease, now = self.job, self.lease, time.monotonic()
+        is_input = self.driver.mode == "input"
+        return {
             "pin": self.board, "gpio": self.driver.bcm, "mode": self.driver.mode,
             "value": self.driver.read() if self.driver.mode != "released" else None,
             "task": job.name if job else None,
             "remaining_ms": round((job.until - now) * 1000, 3) if job and job.until else None,
             "queue": len(self.pending), "watchers": len(self.watchers),
-            "pull": self.driver.pull if self.driver.mode == "input" else None,
-            "bounce_ms": self.driver.bounce_ms if self.driver.mode == "input" else None,
-            "frequency": self.driver.frequency,
+            "pull": self.driver.pull if is_input else None,
+            "bounce_ms": self.driver.bounce_ms if is_input else None,
+            "frequency": self.driver.frequency, "safe_value": self.safe_value,
+            "lease": {"revert_to": lease.revert_to,
+                      "in_ms": round(max(0.0, lease.deadline - now) * 1000, 3)} if lease else None,
         }
-        return state
 
     def _sync(self, op: str, args: Dict[str, Any]) -> Any:
         if self._busy():
@@ -250,19 +295,15 @@ class PinWorker:
         return None
 
     def _watch(self, op: str, args: Dict[str, Any]) -> Dict[str, Any]:
-        conn = self._current[1]
         self.driver.open()
-        self.watchers[conn] = None
-        self._update_watching()
+        self.watchers[self._current[1]] = None
+        self.driver.watch(True)
         return {"value": self.driver.read(), "seq": self.event_seq}
 
     def _unwatch(self, op: str, args: Dict[str, Any]) -> None:
         self.watchers.pop(self._current[1], None)
-        self._update_watching()
-        return None
-
-    def _update_watching(self) -> None:
         self.driver.watch(bool(self.watchers))
+        return None
 
     # ---- events and replies --------------------------------------------------
     def _on_edge(self, level: int, t_ns: int) -> None:
@@ -297,69 +338,11 @@ class PinWorker:
             self.running = False  # the server is gone; the loop ends safely
 
     def _post_status(self) -> None:
-        job = self.job
+        job, lease, mode = self.job, self.lease, self.driver.mode
         self.status.post(
             self.board, pid=os.getpid(),
-            function=self.driver.mode if self.driver.mode in ("input", "output") else
-            ("released" if self.driver.mode == "released" else "input"),
+            function=mode if mode in ("input", "output", "released") else "input",
             task=job.name if job else "", watchers=len(self.watchers),
             queue=len(self.pending), value=self.driver.level,
-            ends_ns=int(job.until * 1e9) if job and job.until else 0)
-
-
-def _waiter(fd: int) -> Callable[[Optional[float]], bool]:
-    """A function that waits until *fd* is readable or *timeout* seconds pass.
-
-    ``select`` takes microsecond timeouts (``poll`` and ``epoll`` round to
-    milliseconds, which would make timed tasks late) but only file numbers
-    below FD_SETSIZE; a worker of a server with very many open files falls
-    back to ``poll``."""
-    if fd >= 1024:
-        low = os.dup(fd)  # the lowest free number
-        if low < 1024:
-            fd = low
-        else:
-            os.close(low)
-            log.warning("file number %d too high for select; timing falls back to 1 ms", fd)
-            poller = select.poll()
-            poller.register(fd, select.POLLIN)
-            return lambda timeout: bool(poller.poll(None if timeout is None else timeout * 1000))
-    return lambda timeout: bool(select.select([fd], [], [], timeout)[0])
-
-
-def worker_main(board: int, bcm: int, mode: str, backend, status, tasks, replies,
-                foreign_fds: List[int]) -> None:
-    """Entry point of a pin worker process (forked by the router)."""
-    _drop_inherited(foreign_fds)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the server's to handle
-    signal.signal(signal.SIGTERM, _exit_on_signal)
-    PinWorker(board, bcm, mode, backend, status, tasks, replies).run()
-
-
-def _exit_on_signal(signum: int, frame: Any) -> None:
-    raise SystemExit(0)  # unwinds through run(), which makes the pin safe
-
-
-def _drop_inherited(foreign_fds: List[int]) -> None:
-    """Let go of what the fork copied from the server: its sockets (the
-    listening one above all) and the pipes of the other workers (whose end of
-    file must mean "the server is gone"). The numbers are pointed at
-    /dev/null rather than closed, so a stale object closing its old number
-    later cannot close something of ours."""
-    import stat
-    devnull = os.open(os.devnull, os.O_RDWR)
-    try:
-        for name in os.listdir("/proc/self/fd") if os.path.isdir("/proc/self/fd") else []:
-            fd = int(name)
-            try:
-                if fd > 2 and fd != devnull and stat.S_ISSOCK(os.fstat(fd).st_mode):
-                    os.dup2(devnull, fd)
-            except OSError:
-                pass
-        for fd in foreign_fds:
-            try:
-                os.dup2(devnull, fd)
-            except OSError:
-                pass
-    finally:
-        os.close(devnull)
+            ends_ns=int(job.until * 1e9) if job and job.until else 0,
+            lease_ns=int(lease.deadline * 1e9) if lease else 0)

@@ -66,9 +66,9 @@ class SimPin(PiPin):
         self._board.set_pull(self._line, PULL_CODES[info.pull or "floating"])
 
     def close(self) -> None:
+        # a released line floats like an input; its last output value stays
+        # in the history (the worker drove the pin's safe value before this)
         self.when_changed = None
-        if self._board.function(self._line) == "output":
-            self._board.set_output(self._line, 0.0)
         self._board.set_function(self._line, RELEASED)
 
     # function ---------------------------------------------------------------

@@ -1,0 +1,182 @@
+"""The server's configuration: a TOML file, validated, mistakes located.
+
+::
+
+    [server]
+    host = "0.0.0.0"
+    port = 8509
+    mode = "wait"              # "wait" or "nowait"
+    backend = "auto"           # "auto", "lgpio", "rpigpio", "sim"
+    token_file = "/etc/remoteio/token"
+    on_disconnect = "finish"   # "finish" or "safe"
+
+    [pins]
+    default_access = "write"   # "none", "read" or "write"
+
+    [pins.7]
+    access = "write"
+    max_hold_ms = 60000        # no task or lease may keep it on longer
+    lease_only = true          # every write must carry a lease
+    safe_value = 0             # what "safe" means for this pin (0 or 1)
+    on_disconnect = "safe"
+
+A mistake is reported with the file and line it is on:
+``remoteio.toml:7: [server] port must be an integer 0..65535, not "80a"``.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+try:
+    import tomllib
+except ImportError:  # Python < 3.11
+    import tomli as tomllib  # type: ignore[no-redef]
+
+from .pins import board_pin
+
+ACCESS = ("none", "read", "write")
+POLICIES = ("finish", "safe")
+
+
+class ConfigError(ValueError):
+    """A mistake in a configuration file (the message says where)."""
+
+
+@dataclass(frozen=True)
+class PinRule:
+    """What a pin may be used for (see docs/security.md, docs/reliability.md)."""
+    access: str = "write"
+    max_hold_ms: Optional[float] = None
+    lease_only: bool = False
+    safe_value: int = 0
+    on_disconnect: Optional[str] = None   # None: the server's default
+
+
+@dataclass
+class ServerConfig:
+    host: str = "0.0.0.0"
+    port: int = 8509
+    mode: str = "wait"
+    backend: str = "auto"
+    chip: Optional[int] = None
+    revision: Optional[str] = None
+    token: Optional[str] = None
+    token_file: Optional[str] = None
+    tls_cert: Optional[str] = None
+    tls_key: Optional[str] = None
+    on_disconnect: str = "finish"
+    max_connections: int = 256
+    heartbeat_timeout_s: float = 0.0      # 0: only clients that announce a heartbeat
+    default_access: str = "write"
+    pins: Dict[int, PinRule] = field(default_factory=dict)
+
+    def rule(self, board: int) -> PinRule:
+        rule = self.pins.get(board)
+        if rule is not None:
+            return rule
+        return PinRule(access=self.default_access) if self.default_access != "write" else _OPEN
+
+
+_OPEN = PinRule()
+
+_SERVER_KEYS = {
+    "host": str, "port": int, "mode": str, "backend": str, "chip": int, "revision": str,
+    "token": str, "token_file": str, "tls_cert": str, "tls_key": str, "on_disconnect": str,
+    "max_connections": int, "heartbeat_timeout_s": (int, float),
+}
+_PIN_KEYS = {"access": str, "max_hold_ms": (int, float), "lease_only": bool,
+             "safe_value": int, "on_disconnect": str}
+_CHOICES = {"mode": ("wait", "nowait"), "backend": ("auto", "sim", "lgpio", "rpigpio"),
+            "on_disconnect": POLICIES, "access": ACCESS, "default_access": ACCESS}
+
+
+def load_config(path: str) -> ServerConfig:
+    """Read and validate a configuration file."""
+    text = Path(path).read_text(encoding="utf-8")
+    return parse_config(text, str(path))
+
+
+def parse_config(text: str, name: str = "<config>") -> ServerConfig:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        line = re.search(r"line (\d+)", str(exc))
+        raise ConfigError(f"{name}:{line.group(1) if line else '?'}: {exc}") from None
+
+    def fail(table: str, key: Optional[str], message: str) -> ConfigError:
+        return ConfigError(f"{name}:{_line_of(text, table, key)}: [{table}] {message}")
+
+    config = ServerConfig()
+    for table in data:
+        if table not in ("server", "pins"):
+            raise fail(table, None, "is not a section remoteio knows ([server], [pins])")
+    values = {}
+    for key, value in data.get("server", {}).items():
+        _check(key, value, _SERVER_KEYS, lambda msg: fail("server", key, msg))
+        values[key] = value
+    config = replace(config, **values)
+    if config.port < 0 or config.port > 65535:
+        raise fail("server", "port", f"port must be 0..65535, not {config.port}")
+    if config.token is not None and config.token_file is not None:
+        raise fail("server", "token", "give token or token_file, not both")
+    pins = data.get("pins", {})
+    for key, value in pins.items():
+        if not isinstance(value, dict):
+            if key != "default_access":
+                raise fail("pins", key, f"{key} is not a pin table ([pins.7]) or default_access")
+            if value not in ACCESS:
+                raise fail("pins", key, f"default_access must be one of {', '.join(ACCESS)}")
+            config.default_access = value
+            continue
+        table = f"pins.{key}"
+        try:
+            board = board_pin(key)
+        except ValueError as exc:
+            raise fail(table, None, str(exc)) from None
+        rule = {}
+        for pin_key, pin_value in value.items():
+            _check(pin_key, pin_value, _PIN_KEYS, lambda msg: fail(table, pin_key, msg))
+            rule[pin_key] = pin_value
+        if rule.get("safe_value", 0) not in (0, 1):
+            raise fail(table, "safe_value", "safe_value must be 0 or 1")
+        if rule.get("max_hold_ms", 1) <= 0:
+            raise fail(table, "max_hold_ms", "max_hold_ms must be more than 0")
+        config.pins[board] = PinRule(**rule)
+    return config
+
+
+def _check(key: str, value: Any, known: Dict[str, Any], fail) -> None:
+    if key not in known:
+        raise fail(f"unknown setting {key!r} (known: {', '.join(known)})")
+    kind = known[key]
+    if isinstance(value, bool) and kind is not bool:
+        raise fail(f"{key} must be {_kind_name(kind)}, not {value!r}")
+    if not isinstance(value, kind):
+        raise fail(f"{key} must be {_kind_name(kind)}, not {value!r}")
+    if key in _CHOICES and value not in _CHOICES[key]:
+        raise fail(f"{key} must be one of {', '.join(_CHOICES[key])}, not {value!r}")
+
+
+def _kind_name(kind: Any) -> str:
+    names = {str: "a string", int: "an integer", bool: "true or false"}
+    return names.get(kind, "a number")
+
+
+def _line_of(text: str, table: str, key: Optional[str]) -> str:
+    """The line of *key* in [*table*] (or of the table's header)."""
+    in_table = False
+    header_line = "?"
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if stripped.startswith("["):
+            name = stripped.strip("[] ").replace('"', "").replace("'", "")
+            in_table = name == table
+            if in_table:
+                header_line = str(number)
+            continue
+        if in_table and key and re.match(rf"\s*['\"]?{re.escape(key)}['\"]?\s*=", line):
+            return str(number)
+    return header_line

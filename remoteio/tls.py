@@ -1,0 +1,235 @@
+"""TLS for the client, and certificates for the server.
+
+The client verifies the server one of three ways, never none:
+
+* a pinned certificate fingerprint (``fingerprint="sha256:AB:CD:..."``),
+  printed by ``remoteio tls-cert`` on the Pi: the simplest safe choice;
+* a CA file (``cafile=...``), with the host name checked as on the web;
+* trust on first use (``tofu=True``, only if asked for): the first
+  fingerprint seen is stored in ``~/.config/remoteio/known_hosts`` and every
+  later connection must show the same one.
+
+:class:`SecureSocket` runs TLS over memory buffers under a lock, because the
+client reads on one thread while other threads send, and an ``SSLSocket``
+must not be used from two threads at once.
+"""
+from __future__ import annotations
+
+import datetime
+import hashlib
+import ipaddress
+import logging
+import os
+import socket
+import ssl
+import threading
+from pathlib import Path
+from typing import Iterable, Optional
+
+from .errors import ConnectFailed
+
+log = logging.getLogger(__name__)
+
+KNOWN_HOSTS = "~/.config/remoteio/known_hosts"
+
+
+class TLSVerifyFailed(ConnectFailed):
+    """The server's certificate is not the one we trust."""
+
+    code = "tls_verify_failed"
+
+
+def normalize_fingerprint(text: str) -> str:
+    """``sha256:AB:CD...``, ``abcd...`` -> ``abcd...`` (64 lowercase hex digits)."""
+    digest = text.strip().lower()
+    if digest.startswith("sha256:"):
+        digest = digest[7:]
+    digest = digest.replace(":", "")
+    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise ValueError(f"not a SHA-256 fingerprint: {text!r}")
+    return digest
+
+
+def fingerprint_of(der: bytes) -> str:
+    """``sha256:AB:CD:...`` of a DER certificate."""
+    digest = hashlib.sha256(der).hexdigest().upper()
+    return "sha256:" + ":".join(digest[i:i + 2] for i in range(0, 64, 2))
+
+
+def client_context(cafile: Optional[str] = None, pinned: bool = False) -> ssl.SSLContext:
+    """A client context: CA verification, or none at the TLS layer when the
+    certificate is checked against a pinned fingerprint right after the
+    handshake (see :func:`connect`)."""
+    if pinned:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE  # replaced by the fingerprint check
+    else:
+        context = ssl.create_default_context(cafile=cafile)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
+class KnownHosts:
+    """``host:port fingerprint`` lines, for trust on first use."""
+
+    def __init__(self, path: str = KNOWN_HOSTS):
+        self.path = Path(os.path.expanduser(path))
+
+    def get(self, address: str) -> Optional[str]:
+        if not self.path.exists():
+            return None
+        for line in self.path.read_text().splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[0] == address:
+                return parts[1]
+        return None
+
+    def add(self, address: str, fingerprint: str) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a") as f:
+            f.write(f"{address} {fingerprint}\n")
+
+
+class SecureSocket:
+    """A client TLS connection over a connected socket (thread-safe)."""
+
+    def __init__(self, raw: socket.socket, context: ssl.SSLContext, server_hostname: Optional[str]):
+        self.raw = raw
+        self.family = raw.family
+        self._incoming = ssl.MemoryBIO()
+        self._outgoing = ssl.MemoryBIO()
+        self._tls = context.wrap_bio(self._incoming, self._outgoing, server_side=False,
+                                     server_hostname=server_hostname)
+        self._lock = threading.Lock()       # guards the TLS state
+        self._send_lock = threading.Lock()  # keeps records in order on the wire
+        while True:
+            try:
+                with self._lock:
+                    self._tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                self._flush()
+                self._feed()
+        self._flush()
+
+    def _flush(self) -> None:
+        with self._send_lock:
+            with self._lock:
+                data = self._outgoing.read()
+            if data:
+                self.raw.sendall(data)
+
+    def _feed(self) -> bool:
+        data = self.raw.recv(65536)
+        if not data:
+            return False
+        with self._lock:
+            self._incoming.write(data)
+        return True
+
+    def recv(self, size: int) -> bytes:
+        while True:
+            try:
+                with self._lock:
+                    data = self._tls.read(size)
+            except ssl.SSLWantReadError:
+                data = None
+            except ssl.SSLZeroReturnError:
+                return b""
+            self._flush()  # a read can produce records to send (key updates)
+            if data is not None:
+                return data
+            if not self._feed():
+                return b""
+
+    def sendall(self, data: bytes) -> None:
+        with self._send_lock:
+            with self._lock:
+                self._tls.write(data)
+                records = self._outgoing.read()
+            self.raw.sendall(records)
+
+    def getpeercert(self, binary_form: bool = False):
+        return self._tls.getpeercert(binary_form)
+
+    def version(self) -> Optional[str]:
+        return self._tls.version()
+
+    def settimeout(self, timeout: Optional[float]) -> None:
+        self.raw.settimeout(timeout)
+
+    def setsockopt(self, *args) -> None:
+        self.raw.setsockopt(*args)
+
+    def shutdown(self, how: int) -> None:
+        self.raw.shutdown(how)
+
+    def close(self) -> None:
+        self.raw.close()
+
+
+def connect(raw: socket.socket, host: str, port: int, *, cafile: Optional[str] = None,
+            fingerprint: Optional[str] = None, tofu: bool = False,
+            known_hosts: str = KNOWN_HOSTS) -> SecureSocket:
+    """Run the TLS handshake on *raw* and verify the server, or raise
+    :exc:`TLSVerifyFailed` (the socket is then closed)."""
+    address = f"{host}:{port}"
+    store = KnownHosts(known_hosts) if tofu and not fingerprint else None
+    pinned = fingerprint or (store.get(address) if store else None)
+    try:
+        secure = SecureSocket(raw, client_context(cafile, pinned=bool(pinned) or bool(store)),
+                              None if (pinned or store) else host)
+    except ssl.SSLError as exc:
+        raw.close()
+        raise TLSVerifyFailed(f"TLS with {address} failed: {exc}") from None
+    seen = fingerprint_of(secure.getpeercert(binary_form=True))
+    if pinned:
+        if normalize_fingerprint(seen) != normalize_fingerprint(pinned):
+            secure.close()
+            raise TLSVerifyFailed(
+                f"{address} showed certificate {seen}, not the trusted {pinned}: refusing it")
+    elif store is not None:
+        log.warning("trusting %s on first use: certificate %s (stored in %s)",
+                    address, seen, store.path)
+        store.add(address, seen)
+    return secure
+
+
+def generate_self_signed(cert_path: str, key_path: str, names: Iterable[str],
+                         days: int = 3650) -> str:
+    """Write a self-signed certificate and key (EC P-256) for *names* (host
+    names and IP addresses); returns the certificate's fingerprint."""
+    try:
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+    except ImportError:
+        raise RuntimeError("making certificates needs the cryptography package: "
+                           "pip install 'remoteio[tls]'") from None
+    names = list(dict.fromkeys(names))
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
+    alternatives = []
+    for name in names:
+        try:
+            alternatives.append(x509.IPAddress(ipaddress.ip_address(name)))
+        except ValueError:
+            alternatives.append(x509.DNSName(name))
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=days))
+            .add_extension(x509.SubjectAlternativeName(alternatives), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .sign(key, hashes.SHA256()))
+    key_bytes = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption())
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key_bytes)
+    der = cert.public_bytes(serialization.Encoding.DER)
+    Path(cert_path).write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return fingerprint_of(der)
