@@ -99,7 +99,7 @@ def test_off_with_time_holds_the_pin_off(server):
         t0 = time.monotonic_ns()
         led.off(time_ms=200)
         led.on(wait=True)
-    history = server.sim.history(7, t0)
+        history = server.sim.history(7, t0)  # before the client leaves (its pin then goes safe)
     assert levels(history) == [0.0, 1.0]
     assert (history[1][0] - history[0][0]) / 1e6 >= 199
 
