@@ -20,16 +20,18 @@ import queue
 import socket
 import threading
 import time
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 from ._version import __version__
 from .errors import (AuthFailed, AuthRequired, ConnectFailed, ConnectionLost, LinkError,
                      RemoteIOError)
+from .keeper import Keeper
 from .link import Link
 from .pins import PinSpec, board_pin
 from .protocol import auth
 from .protocol.ops import PROTOCOL_VERSION
 from .remotepin import RemotePin
+from .simcontrol import SimControl
 from .tls import connect as tls_connect
 from .tokens import find_token
 
@@ -50,7 +52,8 @@ class RemoteServer:
     def __init__(self, host: str = "localhost", port: int = DEFAULT_PORT, timeout: float = 5.0,
                  *, connect_timeout: Optional[float] = None, token: Optional[str] = None,
                  tls: Optional[bool] = None, fingerprint: Optional[str] = None,
-                 cafile: Optional[str] = None, tofu: bool = False):
+                 cafile: Optional[str] = None, tofu: bool = False, heartbeat: float = 5.0,
+                 reconnect: bool = True, wait_for_reconnect: bool = False):
         self.host = host
         self.port = int(port)
         self.timeout = float(timeout)
@@ -68,8 +71,17 @@ class RemoteServer:
         self._dispatch_queue: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
         self._dispatcher: Optional[threading.Thread] = None
         self._closed = False
+        self.heartbeat = float(heartbeat)
+        self.wait_for_reconnect = wait_for_reconnect
+        self._connected = threading.Event()
+        self._when_connection_changed: Optional[Callable[..., Any]] = None
         self.welcome: Dict[str, Any] = {}
+        self._keeper: Optional[Keeper] = None
         self._link = self._connect()
+        self._connected.set()
+        self._keeper = Keeper(self, self.heartbeat, reconnect)
+        if self.heartbeat or reconnect:
+            self._keeper.start()
 
     # ---- connection ---------------------------------------------------------------
     def _connect(self) -> Link:
@@ -102,6 +114,7 @@ class RemoteServer:
         """hello, and the challenge-response if the server asks for it."""
         hello = _fields(link.call("hello", {
             "protocol": PROTOCOL_VERSION, "client": f"remoteio-py/{__version__}",
+            "heartbeat": self.heartbeat,
         }).result(self.connect_timeout))
         offer = hello.get("auth")
         if not offer:
@@ -122,11 +135,58 @@ class RemoteServer:
         return reply
 
     def _on_lost(self, reason: BaseException) -> None:
+        """The link failed (called on its reader thread, or the keeper's)."""
+        if self._keeper is None or not self._connected.is_set():
+            return  # still (re)connecting: whoever is connecting sees the failure
         log.warning("connection to %s:%d lost: %s", self.host, self.port, reason)
+        self._connected.clear()
+        self._notify_connection(False)
+        self._keeper.wake.set()
+
+    def _reconnect(self) -> None:
+        """Connect again and re-apply this client's pin setup (keeper thread)."""
+        link = self._connect()
+        self._link = link
+        for pin in list(self.pins.values()):
+            for op, fields in pin._setup_requests():
+                try:
+                    link.call(op, fields).result(self.timeout)
+                except RemoteIOError as exc:
+                    log.warning("after reconnecting, %s on BOARD%d failed: %s", op, pin.board, exc)
+        log.info("reconnected to %s:%d; pin setup re-applied", self.host, self.port)
+        self._connected.set()
+        self._notify_connection(True)
+
+    def _notify_connection(self, connected: bool) -> None:
+        callback = self._when_connection_changed
+        if callback is not None and not self._closed:
+            self._dispatch(callback, connected)
 
     @property
     def connected(self) -> bool:
+        """Is the client connected to the server now?"""
         return not self._closed and self._link.lost is None
+
+    when_connection_changed = property(
+        lambda self: self._when_connection_changed,
+        lambda self, callback: setattr(self, "_when_connection_changed", callback),
+        doc="Called with True or False (on the dispatcher thread) when the "
+            "connection is lost or comes back.")
+
+    def wait_connected(self, timeout: Optional[float] = None) -> bool:
+        """Wait until connected (after a reconnect); False after *timeout*."""
+        return self._connected.wait(timeout)
+
+    def _current_link(self) -> Link:
+        if self._closed:
+            raise ConnectionLost("this RemoteServer is closed")
+        link = self._link
+        if link.lost is not None:
+            if not (self.wait_for_reconnect and self._connected.wait(self.timeout)):
+                raise ConnectionLost(f"not connected to {self.host}:{self.port} "
+                                     f"({link.lost}); reconnecting in the background")
+            link = self._link
+        return link
 
     @property
     def board(self) -> Dict[str, Any]:
@@ -144,16 +204,12 @@ class RemoteServer:
     # ---- requests ------------------------------------------------------------------
     def request(self, op: str, **fields: Any) -> Dict[str, Any]:
         """Send one request and return its reply's fields (raises on refusal)."""
-        if self._closed:
-            raise ConnectionLost("this RemoteServer is closed")
-        return self._link.call(op, fields).result(self.timeout)
+        return self._current_link().call(op, fields).result(self.timeout)
 
     def request_pipeline(self, requests: List[Tuple[str, Dict[str, Any]]],
                          timeout: Optional[float] = None) -> List[Dict[str, Any]]:
         """Send several requests in one write; wait for all replies (in order)."""
-        if self._closed:
-            raise ConnectionLost("this RemoteServer is closed")
-        calls = self._link.pipeline(requests)
+        calls = self._current_link().pipeline(requests)
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
         return [call.result(max(0.0, deadline - time.monotonic())) for call in calls]
 
@@ -215,7 +271,7 @@ class RemoteServer:
         return _fields(self.request("info"))
 
     @property
-    def sim(self) -> "SimControl":
+    def sim(self) -> SimControl:
         """Drive and observe the server's simulated board (sim backend only)."""
         return SimControl(self)
 
@@ -260,6 +316,8 @@ class RemoteServer:
         if self._closed:
             return
         self._closed = True
+        if self._keeper is not None:
+            self._keeper.wake.set()
         self._link.close(self.timeout)
         if self._dispatcher is not None:
             self._dispatch_queue.put(None)
@@ -275,39 +333,6 @@ class RemoteServer:
     def __repr__(self) -> str:
         state = "connected" if self.connected else "closed"
         return f"<RemoteServer {self.host}:{self.port} {state}>"
-
-
-class SimControl:
-    """The server's simulated board, driven through the protocol (``sim`` op)."""
-
-    def __init__(self, server: RemoteServer):
-        self._server = server
-
-    def _sim(self, action: str, **fields: Any) -> Dict[str, Any]:
-        return self._server.request("sim", action=action, **fields)
-
-    def drive(self, pin: PinSpec, level: Union[int, bool]) -> None:
-        """Apply a level to an input from outside (a finger on a button)."""
-        self._sim("drive", pin=pin, level=int(bool(level)))
-
-    def release(self, pin: PinSpec) -> None:
-        """Stop driving the pin from outside (its pull decides again)."""
-        self._sim("release", pin=pin)
-
-    def wire(self, pin: PinSpec, to: PinSpec) -> None:
-        """Join two pins with a jumper wire: an output drives the other."""
-        self._sim("wire", pin=pin, to=to)
-
-    def unwire(self, pin: PinSpec) -> None:
-        self._sim("unwire", pin=pin)
-
-    def levels(self) -> Dict[int, int]:
-        """The digital level of every header pin, by board number."""
-        return {int(b): v for b, v in self._sim("levels")["levels"].items()}
-
-    def history(self, pin: PinSpec, since_ns: int = 0) -> List[Tuple[int, float]]:
-        """What the pin's output did: ``[(t_ns, value), ...]``."""
-        return [tuple(entry) for entry in self._sim("history", pin=pin, since_ns=since_ns)["history"]]
 
 
 def _fields(reply: Dict[str, Any]) -> Dict[str, Any]:

@@ -17,7 +17,8 @@ import threading
 import time
 from typing import Any, Callable, Dict, Optional
 
-from .errors import CallTimeout, ConnectionLost, ProtocolViolation, RemoteIOError, error_for_code
+from .errors import (BadArgument, CallTimeout, ConnectionLost, ProtocolViolation, RemoteIOError,
+                     error_for_code)
 from .protocol import writing
 from .protocol.framing import TOO_LARGE, FrameBuffer
 
@@ -71,6 +72,7 @@ class Link:
         self.on_event = on_event
         self.on_lost = on_lost
         self.lost: Optional[BaseException] = None
+        self.last_received = time.monotonic()
         self._calls: Dict[int, Call] = {}
         self._ids = itertools.count(1)
         self._send_lock = threading.Lock()
@@ -93,12 +95,19 @@ class Link:
         with self._send_lock:
             if self.lost is not None:
                 raise ConnectionLost(f"not connected: {self.lost}")
+            ids = []
             for op, fields in requests:
                 request_id = next(self._ids)
+                try:
+                    frames.append(writing.request(request_id, op, fields))
+                except (TypeError, ValueError) as exc:  # NaN, or not JSON at all
+                    for unsent in ids:
+                        self._calls.pop(unsent, None)
+                    raise BadArgument(f"cannot send {op}: {exc}") from None
                 call = Call(op)
                 self._calls[request_id] = call
+                ids.append(request_id)
                 calls.append(call)
-                frames.append(writing.request(request_id, op, fields))
             try:
                 self.sock.sendall(b"".join(frames) if len(frames) > 1 else frames[0])
             except socket.timeout:
@@ -131,6 +140,7 @@ class Link:
                     continue
                 if not data:
                     break
+                self.last_received = time.monotonic()
                 for frame in frames.feed(data):
                     if frame is TOO_LARGE:
                         raise ProtocolViolation("the server sent a frame over 4 MiB")
@@ -149,6 +159,10 @@ class Link:
                 reason = exc if isinstance(exc, RemoteIOError) else ConnectionLost(
                     f"connection failed: {exc}")
         self._fail(reason if not self._closing else ConnectionLost("closed"))
+
+    def abort(self, reason: BaseException) -> None:
+        """Give up on this connection (e.g. a heartbeat went unanswered)."""
+        self._fail(reason)
 
     def _fail(self, reason: BaseException) -> None:
         first = self.lost is None

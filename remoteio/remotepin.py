@@ -16,7 +16,7 @@ import inspect
 import threading
 import time
 from collections import deque
-from typing import Any, Callable, Deque, Dict, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, List, NamedTuple, Optional, Tuple
 
 from .errors import PinClosed
 from .pins import BOARD_TO_BCM
@@ -65,8 +65,10 @@ class RemotePin:
         self._event_count = 0
         self._callbacks: Dict[str, Optional[Callable[[PinEvent], None]]] = {
             "changed": None, "high": None, "low": None}
-        #: the client's own record of the setup, re-applied after a reconnect
+        #: the client's own record of the pin's setup, re-applied after a reconnect
         self.setup: Dict[str, Any] = {}
+        self._claimed = False
+        self._lease: Optional[Tuple[str, Dict[str, Any]]] = None
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
@@ -78,55 +80,90 @@ class RemotePin:
             raise PinClosed(f"BOARD{self.board} is closed; use server.pin() to open it again")
         return self._server.request(op, pin=self.board, **fields)
 
-    def _task(self, op: str, wait: bool, **fields: Any) -> None:
+    def _task(self, op: str, wait: bool, lease_ms: float, revert: str, **fields: Any) -> None:
+        if lease_ms:
+            fields.update(lease_ms=lease_ms, revert=revert)
         if not wait:
             self._request(op, **fields)
-            return
+        else:
+            if self._closed:
+                raise PinClosed(f"BOARD{self.board} is closed")
+            timeout = self._server.timeout + fields.get("time_ms", 0) / 1000.0
+            self._server.request_pipeline(
+                [(op, dict(fields, pin=self.board)), ("sync", {"pin": self.board})], timeout)
+        self._claimed = True
+        self._lease = (op, fields) if lease_ms else None
+
+    def _setup_requests(self) -> List[Tuple[str, Dict[str, Any]]]:
+        """What re-creates this pin's setup on a fresh connection (a reconnect):
+        the claim, the input configuration, a lease still held, the watch."""
         if self._closed:
-            raise PinClosed(f"BOARD{self.board} is closed")
-        timeout = self._server.timeout + fields.get("time_ms", 0) / 1000.0
-        self._server.request_pipeline(
-            [(op, dict(fields, pin=self.board)), ("sync", {"pin": self.board})], timeout)
+            return []
+        pin = {"pin": self.board}
+        requests: List[Tuple[str, Dict[str, Any]]] = []
+        if self._claimed:
+            requests.append(("open", pin))
+        if self.setup.get("mode") == "input":
+            requests.append(("input", dict(pin, pull=self.setup["pull"],
+                                           bounce_ms=self.setup["bounce_ms"])))
+        if self._lease is not None:
+            requests.append((self._lease[0], dict(self._lease[1], **pin)))
+        if self._watching:
+            requests.append(("watch", pin))
+        return requests
 
     def open(self) -> "RemotePin":
         """Claim the pin for this connection (:meth:`RemoteServer.pin` does it)."""
         self._request("open")
+        self._claimed = True
         return self
 
-    def on(self, time_ms: float = 0, *, wait: bool = False) -> None:
+    # Every task takes, besides its own fields:
+    #   wait:      return only once the task has ended (not just been accepted)
+    #   lease_ms:  a dead-man switch: unless the same call comes again within
+    #              lease_ms, the Pi reverts the pin (docs/reliability.md)
+    #   revert:    what the lease reverts to: "safe" (the pin's safe value) or
+    #              "previous" (the level before the lease began)
+    def on(self, time_ms: float = 0, *, wait: bool = False, lease_ms: float = 0,
+           revert: str = "safe") -> None:
         """Switch on; with *time_ms*, switch off again after that long."""
-        self._task("on", wait, time_ms=time_ms)
+        self._task("on", wait, lease_ms, revert, time_ms=time_ms)
 
-    def off(self, time_ms: float = 0, *, wait: bool = False) -> None:
+    def off(self, time_ms: float = 0, *, wait: bool = False, lease_ms: float = 0,
+            revert: str = "safe") -> None:
         """Switch off; with *time_ms*, hold the pin off for that long (wait mode)."""
-        self._task("off", wait, time_ms=time_ms)
+        self._task("off", wait, lease_ms, revert, time_ms=time_ms)
 
-    def value(self, time_ms: float = 0, level: float = 1.0, *, wait: bool = False) -> None:
+    def value(self, time_ms: float = 0, level: float = 1.0, *, wait: bool = False,
+              lease_ms: float = 0, revert: str = "safe") -> None:
         """Drive a PWM *level* between 0 and 1 (then off after *time_ms*)."""
-        self._task("value", wait, time_ms=time_ms, level=level)
+        self._task("value", wait, lease_ms, revert, time_ms=time_ms, level=level)
 
     def blink(self, time_ms: float = 0, on_time: float = 1.0, off_time: float = 1.0,
-              *, wait: bool = False) -> None:
+              *, wait: bool = False, lease_ms: float = 0, revert: str = "safe") -> None:
         """Blink (*on_time*/*off_time* in seconds) until replaced, or for *time_ms*."""
-        self._task("blink", wait, time_ms=time_ms, on_time=on_time, off_time=off_time)
+        self._task("blink", wait, lease_ms, revert, time_ms=time_ms, on_time=on_time,
+                   off_time=off_time)
 
     def pulse(self, time_ms: float = 0, fade_in_time: float = 1.0, fade_out_time: float = 1.0,
-              *, wait: bool = False) -> None:
+              *, wait: bool = False, lease_ms: float = 0, revert: str = "safe") -> None:
         """Fade in and out with PWM until replaced, or for *time_ms*."""
-        self._task("pulse", wait, time_ms=time_ms, fade_in_time=fade_in_time,
-                   fade_out_time=fade_out_time)
+        self._task("pulse", wait, lease_ms, revert, time_ms=time_ms,
+                   fade_in_time=fade_in_time, fade_out_time=fade_out_time)
 
     def as_input(self, pull: Optional[str] = None, bounce_ms: float = 0) -> "RemotePin":
         """Make the pin an input: *pull* ``'up'``, ``'down'`` or None (floating);
         edges shorter than *bounce_ms* are ignored (debounced on the Pi)."""
         self._request("input", pull=pull or "floating", bounce_ms=bounce_ms)
         self.setup = {"mode": "input", "pull": pull or "floating", "bounce_ms": bounce_ms}
+        self._claimed, self._lease = True, None
         return self
 
     def as_output(self) -> "RemotePin":
         """Make the pin an output again (off)."""
         self._request("output")
         self.setup = {"mode": "output"}
+        self._claimed = True
         return self
 
     def read(self) -> Any:

@@ -47,6 +47,21 @@ def translate(exc: Exception) -> ServerError:
     return ServerError(f"backend failure: {type(exc).__name__}: {exc}")
 
 
+def _retry_busy(action: Callable[[], None], attempts: int = 6) -> None:
+    """Run *action*; retry it for a moment while the backend says the line is
+    busy: our own line, just let go of (lgpio frees an alert claim before its
+    alert thread is done with it), can take the kernel a few milliseconds."""
+    for attempt in range(attempts):
+        try:
+            action()
+            return
+        except Exception as exc:
+            error = translate(exc)
+            if error.code != "pin_busy" or attempt == attempts - 1:
+                raise error from None
+            time.sleep(0.01 * (attempt + 1))
+
+
 class PinDriver:
     def __init__(self, backend, bcm: int, on_edge: EdgeCallback):
         self.backend = backend
@@ -64,12 +79,14 @@ class PinDriver:
     # ---- holding the line ------------------------------------------------
     def open(self):
         if self._pin is None:
-            try:
-                self._factory = self.backend.make_factory()
-                self._pin = self._factory.pin(self.bcm)
-            except Exception as exc:
-                self._close_factory()
-                raise translate(exc) from None
+            def claim() -> None:
+                try:
+                    self._factory = self.backend.make_factory()
+                    self._pin = self._factory.pin(self.bcm)
+                except Exception:
+                    self._close_factory()
+                    raise
+            _retry_busy(claim)
             self.mode = "unset"
             self.pull = self._pin.pull
             self._pwm = False
@@ -111,7 +128,7 @@ class PinDriver:
             if self.mode != "output":
                 self.check_output()
                 if self._watching:
-                    pin.when_changed = None  # hardware edges are for inputs
+                    _retry_busy(lambda: setattr(pin, "when_changed", None))  # edges are for inputs
                 pin.output_with_state(0)
                 self.mode, self._pwm, self.level = "output", False, 0.0
             return self._set_level(level, pwm)
@@ -144,6 +161,9 @@ class PinDriver:
         try:
             if self.mode == "output":
                 self._set_level(0.0, False)
+            # re-claiming the line drops its edge detection (lgpio): stop it
+            # first, so that setting when_changed again below turns it back on
+            _retry_busy(lambda: setattr(pin, "when_changed", None))
             pin.input_with_pull(pull)
             pin.bounce = bounce_ms / 1000.0 if bounce_ms else None
         except Exception as exc:

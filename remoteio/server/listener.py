@@ -97,6 +97,8 @@ class Listener:
             os.write(self._wake_w, b"\0")
         except BlockingIOError:
             pass  # already woken
+        except OSError:
+            pass  # the loop has ended: nothing left to wake
 
     # ---- the loop ------------------------------------------------------------------
     def run(self) -> None:
@@ -105,28 +107,34 @@ class Listener:
         self._selector.register(self._wake_r, _READ, ("wake", None))
         try:
             while self.running:
-                for key, mask in self._selector.select(timeout=1.0):
-                    kind, obj = key.data
-                    try:
-                        if kind == "conn":
-                            self._ready(obj, mask)
-                        elif kind == "worker":
-                            self._read_worker(obj)
-                        elif kind == "wake":
-                            self._drain_outbound()
-                        elif kind == "accept":
-                            self._accept()
-                    except Exception:  # a bug must cost one connection at most
-                        log.exception("listener: handling %s failed", kind)
-                        if kind == "conn":
-                            self._close(obj, "internal error (see the log above)")
-                self._flush()
-                now = time.monotonic()
-                if now >= self._next_housekeeping:
-                    self._next_housekeeping = now + 1.0
-                    self._housekeeping(now)
+                try:
+                    self._turn()
+                except Exception:  # the listener must outlive any bug
+                    log.exception("listener: a turn of the loop failed")
         finally:
             self._close_all()
+
+    def _turn(self) -> None:
+        for key, mask in self._selector.select(timeout=1.0):
+            kind, obj = key.data
+            try:
+                if kind == "conn":
+                    self._ready(obj, mask)
+                elif kind == "worker":
+                    self._read_worker(obj)
+                elif kind == "wake":
+                    self._drain_outbound()
+                elif kind == "accept":
+                    self._accept()
+            except Exception:  # a bug must cost one connection at most
+                log.exception("listener: handling %s failed", kind)
+                if kind == "conn":
+                    self._close(obj, "internal error (see the log above)")
+        self._flush()
+        now = time.monotonic()
+        if now >= self._next_housekeeping:
+            self._next_housekeeping = now + 1.0
+            self._housekeeping(now)
 
     def _drain_outbound(self) -> None:
         try:

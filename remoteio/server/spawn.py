@@ -26,7 +26,12 @@ def worker_main(board: int, bcm: int, mode: str, backend, status, tasks, replies
     drop_inherited(foreign_fds)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the server's to handle
     signal.signal(signal.SIGTERM, _exit_on_signal)
-    PinWorker(board, bcm, mode, backend, status, tasks, replies, rule).run(waiter(tasks.fileno()))
+    backend.prepare_worker(board)
+    try:
+        PinWorker(board, bcm, mode, backend, status, tasks, replies, rule).run(
+            waiter(tasks.fileno()))
+    finally:
+        backend.cleanup_worker()
 
 
 def _exit_on_signal(signum: int, frame: Any) -> None:

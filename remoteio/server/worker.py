@@ -244,24 +244,24 @@ class PinWorker:
                 log.exception("pin %d: could not drive the safe value", self.board)
         self.driver.release()
 
-    def _close(self) -> None:
+    def _close(self, tell_watchers: bool = True) -> None:
         self.job, self.lease = None, None
         self._make_safe()
-        if self.watchers:
+        if self.watchers and tell_watchers:
             frame = writing.event("closed", {"pin": self.board})
             self.outbox.append((None, tuple(self.watchers), frame))
             self.watchers.clear()
             self.driver.watch(False)
 
-    def _safe_now(self) -> None:
+    def _safe_now(self, tell_watchers: bool = True) -> None:
         self.pending.clear()
-        self._close()
+        self._close(tell_watchers)
 
     def _stop(self) -> None:
         for seq, conn, id_json in self.syncs:
             self.outbox.append((seq, conn, writing.error_from(ShuttingDown("server stopping"), id_json)))
         self.syncs = []
-        self._safe_now()
+        self._safe_now(tell_watchers=False)  # the server is going: their connections end too
         self.running = False
 
     # ---- immediate operations ------------------------------------------------

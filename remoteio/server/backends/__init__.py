@@ -16,6 +16,8 @@ and *may* provide:
 
 * :meth:`Backend.preload`: import what workers need before they fork, so no
   worker imports anything (each import after a fork costs memory)
+* :meth:`Backend.prepare_worker`, :meth:`Backend.cleanup_worker`: per-worker
+  set-up and clean-up, in the worker process (lgpio: a private work folder)
 * ``sim``: the :class:`~remoteio.server.simboard.SimBoard`, on the simulated
   backend only
 * :meth:`Backend.close`: free what it holds in the server process
@@ -61,6 +63,12 @@ class Backend:
 
     def preload(self) -> None:
         pass
+
+    def prepare_worker(self, board: int) -> None:
+        """Called in a pin worker right after the fork, before any factory."""
+
+    def cleanup_worker(self) -> None:
+        """Called in a pin worker as it exits."""
 
     def close(self) -> None:
         """Free what the backend holds in the server process (after the workers)."""

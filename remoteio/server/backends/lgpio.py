@@ -4,11 +4,20 @@ Works on any Linux board with a gpiochip: give the chip number and a Pi
 board revision explicitly where the board is not a Raspberry Pi (a VM with
 ``gpio-sim``, another single-board computer), e.g.
 ``remoteio serve --backend lgpio --chip 1 --revision d04170``.
+
+lgpio is imported only inside each pin worker, never in the server: its
+import starts the thread that delivers edge alerts through a FIFO
+(``.lgd-nfy<N>`` in lgpio's work directory), and that thread would not
+survive the fork. Each worker gets a private work directory, because every
+worker's FIFO would otherwise have the same name.
 """
 from __future__ import annotations
 
 import glob
+import importlib.util
 import os
+import shutil
+import tempfile
 from typing import Any, Optional
 
 from gpiozero.exc import PinUnknownPi
@@ -21,11 +30,9 @@ class LGPIOBackend(Backend):
 
     def __init__(self, revision: Optional[int] = None, chip: Optional[int] = None):
         super().__init__(revision)
-        try:
-            import lgpio  # noqa: F401  (preloaded for the workers)
-        except ImportError:
+        if importlib.util.find_spec("lgpio") is None:
             raise BackendUnavailable("the lgpio module is not installed "
-                                     "(pip install 'remoteio[pi]')") from None
+                                     "(pip install 'remoteio[pi]')")
         if chip is not None:
             path = f"/dev/gpiochip{chip}"
             if not os.path.exists(path):
@@ -35,7 +42,7 @@ class LGPIOBackend(Backend):
         elif not glob.glob("/dev/gpiochip*"):
             raise BackendUnavailable("no /dev/gpiochip* on this machine")
         self.chip = chip
-        self.preload()
+        self._workdir: Optional[str] = None
 
     def detect_revision(self) -> int:
         from gpiozero.pins.local import get_pi_revision
@@ -46,8 +53,14 @@ class LGPIOBackend(Backend):
                 "not a Raspberry Pi (no revision in /proc/device-tree or "
                 "/proc/cpuinfo); give the board revision explicitly") from None
 
-    def preload(self) -> None:
-        import gpiozero.pins.lgpio  # noqa: F401
+    def prepare_worker(self, board: int) -> None:
+        self._workdir = tempfile.mkdtemp(prefix=f"remoteio-lgpio-pin{board}-")
+        os.environ["LG_WD"] = self._workdir
+        os.chdir(self._workdir)  # lgpio's Python side opens its FIFO relative to the cwd
+
+    def cleanup_worker(self) -> None:
+        if self._workdir:
+            shutil.rmtree(self._workdir, ignore_errors=True)
 
     def make_factory(self) -> Any:
         from gpiozero.pins.lgpio import LGPIOFactory

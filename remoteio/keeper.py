@@ -1,0 +1,64 @@
+"""Keeping a client connected: heartbeats, and reconnects with backoff.
+
+One thread per :class:`~remoteio.RemoteServer`. It sleeps on an event (it
+never spins): every ``heartbeat`` seconds it pings the server if nothing
+came from it meanwhile, and declares the link lost if the ping goes
+unanswered within the call timeout. When the link is lost it reconnects,
+waiting 0.1 s, then twice as long after every failure, up to 5 s (with a
+little jitter so a room full of clients does not reconnect in step), and the
+client re-applies its pin setup (see ``RemoteServer._reconnect``).
+"""
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from typing import Any
+
+from .errors import LinkError, RemoteIOError
+
+log = logging.getLogger(__name__)
+
+FIRST_BACKOFF = 0.1
+MAX_BACKOFF = 5.0
+
+
+class Keeper(threading.Thread):
+    def __init__(self, server: Any, heartbeat: float, reconnect: bool):
+        super().__init__(name="remoteio-keeper", daemon=True)
+        self.server = server
+        self.heartbeat = heartbeat
+        self.reconnect = reconnect
+        self.wake = threading.Event()
+        self.attempts = 0  # failed reconnection attempts in a row
+
+    def run(self) -> None:
+        backoff = FIRST_BACKOFF
+        server = self.server
+        while not server._closed:
+            link = server._link
+            if link.lost is not None:
+                if not self.reconnect:
+                    return
+                try:
+                    server._reconnect()
+                except (RemoteIOError, OSError) as exc:
+                    self.attempts += 1
+                    log.info("reconnecting to %s:%d failed (%s); next try in %.1f s",
+                             server.host, server.port, exc, backoff)
+                    self.wake.wait(backoff * random.uniform(0.8, 1.2))
+                    self.wake.clear()
+                    backoff = min(MAX_BACKOFF, backoff * 2)
+                else:
+                    self.attempts = 0
+                    backoff = FIRST_BACKOFF
+                continue
+            if self.wake.wait(self.heartbeat or None):
+                self.wake.clear()
+                continue
+            if time.monotonic() - link.last_received >= self.heartbeat:
+                try:
+                    link.call("ping", {}).result(server.timeout)
+                except LinkError as exc:
+                    link.abort(exc)

@@ -1,0 +1,39 @@
+"""The simulated board of a server, driven and watched through the protocol."""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Tuple, Union
+
+from .pins import PinSpec
+
+
+class SimControl:
+    """The server's simulated board, driven through the protocol (``sim`` op)."""
+
+    def __init__(self, server: Any):
+        self._server = server
+
+    def _sim(self, action: str, **fields: Any) -> Dict[str, Any]:
+        return self._server.request("sim", action=action, **fields)
+
+    def drive(self, pin: PinSpec, level: Union[int, bool]) -> None:
+        """Apply a level to an input from outside (a finger on a button)."""
+        self._sim("drive", pin=pin, level=int(bool(level)))
+
+    def release(self, pin: PinSpec) -> None:
+        """Stop driving the pin from outside (its pull decides again)."""
+        self._sim("release", pin=pin)
+
+    def wire(self, pin: PinSpec, to: PinSpec) -> None:
+        """Join two pins with a jumper wire: an output drives the other."""
+        self._sim("wire", pin=pin, to=to)
+
+    def unwire(self, pin: PinSpec) -> None:
+        self._sim("unwire", pin=pin)
+
+    def levels(self) -> Dict[int, int]:
+        """The digital level of every header pin, by board number."""
+        return {int(b): v for b, v in self._sim("levels")["levels"].items()}
+
+    def history(self, pin: PinSpec, since_ns: int = 0) -> List[Tuple[int, float]]:
+        """What the pin's output did: ``[(t_ns, value), ...]``."""
+        return [tuple(entry) for entry in self._sim("history", pin=pin, since_ns=since_ns)["history"]]

@@ -1,0 +1,291 @@
+"""Safety and reliability: leases, losing a client, reconnects, hung workers,
+limits. Everything bounded; timing asserted with generous margins."""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import psutil
+import pytest
+
+from remoteio import RemoteServer
+from remoteio.errors import BadArgument, ConnectionLost, ServerBusy, WorkerFailed
+from remoteio.server import Server
+
+from conftest import ROOT, Raw, levels, pulses, wait_until
+
+
+def connect(server, **options):
+    return RemoteServer(*server.address, timeout=5.0, **options)
+
+
+# ---- leases ------------------------------------------------------------------------
+
+def test_a_lease_not_renewed_reverts_to_the_safe_value(any_server):
+    with connect(any_server) as remote:
+        pump = remote.pin(7)
+        pump.on(lease_ms=300)
+        lease = pump.state()["lease"]
+        assert lease["revert_to"] == 0.0 and 0 < lease["in_ms"] <= 300
+        assert wait_until(lambda: any_server.sim.value(7) == 0.0, timeout=3)
+        (start, width), = pulses(any_server.sim.history(7))
+        assert 299 <= width <= 450
+        assert pump.state()["lease"] is None
+
+
+def test_sending_the_write_again_renews_the_lease(server):
+    with connect(server) as remote:
+        pump = remote.pin(7)
+        started = time.monotonic()
+        while time.monotonic() - started < 1.0:      # a heartbeat every 100 ms
+            pump.on(lease_ms=300)
+            time.sleep(0.1)
+        assert server.sim.value(7) == 1.0
+        assert levels(server.sim.history(7)).count(1.0) == 1   # renewals make no new edge
+        assert wait_until(lambda: server.sim.value(7) == 0.0, timeout=3)
+        (start, width), = pulses(server.sim.history(7))
+        assert width >= 1000
+
+
+def test_a_renewed_blink_keeps_its_phase(server):
+    with connect(server) as remote:
+        led = remote.pin(7)
+        for _ in range(5):
+            led.blink(on_time=0.02, off_time=0.02, lease_ms=500)
+            time.sleep(0.05)
+        widths = [w for _, w in pulses(server.sim.history(7))]
+        assert widths and all(15 <= w <= 60 for w in widths)
+
+
+def test_revert_to_the_previous_level(server):
+    with connect(server) as remote:
+        lamp = remote.pin(12)
+        lamp.value(level=0.4)
+        lamp.on(lease_ms=200, revert="previous")
+        assert server.sim.value(12) == 1.0
+        assert wait_until(lambda: server.sim.value(12) == pytest.approx(0.4), timeout=3)
+
+
+def test_a_later_lease_replaces_the_earlier_one_and_never_flips_the_pin(server):
+    """piconetcontrol's bug: write 1 (1 s), then write 0 (1.5 s): the pin ended ON."""
+    with connect(server) as remote:
+        pin = remote.pin(7)
+        pin.on(lease_ms=300, revert="previous")
+        pin.off(lease_ms=450, revert="previous")
+        time.sleep(0.7)                               # both leases' deadlines pass
+        assert server.sim.value(7) == 0.0
+        assert levels(server.sim.history(7)) == [0.0, 1.0, 0.0]
+
+
+def test_a_write_without_a_lease_cancels_it(server):
+    with connect(server) as remote:
+        pin = remote.pin(7)
+        pin.on(lease_ms=200)
+        pin.on()
+        assert pin.state()["lease"] is None
+        time.sleep(0.4)
+        assert server.sim.value(7) == 1.0
+
+
+def test_a_timed_on_then_an_early_timed_off_ends_off(any_server):
+    with connect(any_server) as remote:
+        pin = remote.pin(7)
+        pin.on(time_ms=400)
+        pin.off(time_ms=100)
+        pin.sync(timeout=5)
+        assert any_server.sim.value(7) == 0.0
+        assert levels(any_server.sim.history(7)) == [0.0, 1.0, 0.0]
+
+
+def test_a_lease_running_out_preempts_queued_work(server):
+    with connect(server) as remote:
+        pin = remote.pin(7)
+        pin.on(time_ms=3000, lease_ms=200)
+        pin.blink(on_time=0.01, off_time=0.01)        # queued behind the timed on
+        assert wait_until(lambda: server.sim.value(7) == 0.0, timeout=3)
+        state = pin.state()
+        assert state["queue"] == 0 and state["task"] is None
+        time.sleep(0.1)
+        assert levels(server.sim.history(7)) == [0.0, 1.0, 0.0]   # the blink never ran
+
+
+@pytest.mark.parametrize("lease_ms", [-1, 1e12, float("nan"), "1000", True])
+def test_absurd_leases_are_refused(client, lease_ms):
+    with pytest.raises(BadArgument):
+        client.request("on", pin=7, lease_ms=lease_ms)
+    with pytest.raises(BadArgument):
+        client.request("on", pin=7, lease_ms=100, revert="sideways")
+
+
+# ---- losing a client ---------------------------------------------------------------
+
+CLIENT = """
+import sys, time
+from remoteio import RemoteServer
+server = RemoteServer("127.0.0.1", int(sys.argv[1]), heartbeat=0, reconnect=False)
+server.pin(7).blink(time_ms=int(sys.argv[2]), on_time=0.02, off_time=0.02)
+print("ready", flush=True)
+time.sleep(60)
+"""
+
+
+def kill_client_mid_blink(server, blink_ms):
+    client = subprocess.Popen([sys.executable, "-c", CLIENT, str(server.port), str(blink_ms)],
+                              cwd=ROOT, stdout=subprocess.PIPE)
+    assert client.stdout.readline() == b"ready\n"
+    killed = time.monotonic_ns()
+    client.kill()
+    client.wait(10)
+    return killed
+
+
+@pytest.mark.parametrize("policy", ["finish", "safe"])
+def test_a_client_killed_mid_blink(policy):
+    with Server(host="127.0.0.1", port=0, backend="sim", disconnect_policy=policy) as server:
+        killed = kill_client_mid_blink(server, 1000)
+        assert wait_until(lambda: server.sim.function(7) == "released", timeout=5)
+        released_after_ms = (server.sim.history(7)[-1][0] - killed) / 1e6
+        assert server.sim.value(7) == 0.0
+        if policy == "finish":
+            assert released_after_ms > 600     # the timed blink ran to its end first
+        else:
+            assert released_after_ms < 500     # made safe at once
+
+
+def test_a_per_pin_policy_overrides_the_servers():
+    with Server(host="127.0.0.1", port=0, backend="sim", disconnect_policy="finish",
+                pins={7: {"on_disconnect": "safe"}}) as server:
+        killed = kill_client_mid_blink(server, 2000)
+        assert wait_until(lambda: server.sim.function(7) == "released", timeout=5)
+        assert (time.monotonic_ns() - killed) / 1e6 < 1500
+
+
+def test_a_half_open_connection_is_noticed_by_its_heartbeat(server):
+    """The peer vanished without a FIN: it promised a heartbeat and went silent."""
+    conn = Raw(server.address)
+    assert conn.call({"id": 1, "op": "hello", "heartbeat": 0.3})["ok"]
+    assert conn.call({"id": 2, "op": "on", "pin": 7, "time_ms": 0})["ok"]
+    started = time.monotonic()
+    assert wait_until(lambda: server.sim.function(7) == "released", timeout=10)
+    assert time.monotonic() - started < 4            # 3 heartbeats + 1 s, and the 1 s tick
+    conn.close()
+
+
+# ---- client resilience ---------------------------------------------------------------
+
+def test_the_client_reconnects_and_reapplies_its_setup():
+    port = _free_port()
+    first = Server(host="127.0.0.1", port=port, backend="sim").start()
+    remote = RemoteServer("127.0.0.1", port, heartbeat=0.5)
+    changes = []
+    remote.when_connection_changed = changes.append
+    led, button = remote.pin(7), remote.pin(11).as_input(pull="up", bounce_ms=5)
+    presses = []
+    button.when_low = presses.append
+    pump = remote.pin(12)
+    pump.on(lease_ms=60_000)
+    first.stop()
+    assert wait_until(lambda: not remote.connected, timeout=5)
+    with pytest.raises(ConnectionLost, match="reconnecting"):
+        led.on()                                     # fails fast while disconnected
+    second = Server(host="127.0.0.1", port=port, backend="sim").start()
+    try:
+        assert remote.wait_connected(timeout=10)
+        assert wait_until(lambda: changes == [False, True], timeout=5), changes
+        assert second.sim.function(11) == "input" and second.sim.pull(11) == "up"
+        assert second.sim.value(12) == 1.0           # the lease it still held
+        assert button.state()["bounce_ms"] == 5
+        second.sim.drive(11, 0)
+        assert wait_until(lambda: presses, timeout=5)  # the watch came back too
+        led.on()
+        assert second.sim.value(7) == 1.0
+    finally:
+        remote.close()
+        second.stop()
+
+
+def test_waiting_for_a_reconnect_when_asked():
+    port = _free_port()
+    first = Server(host="127.0.0.1", port=port, backend="sim").start()
+    remote = RemoteServer("127.0.0.1", port, heartbeat=0.5, wait_for_reconnect=True, timeout=8)
+    remote.pin(7)
+    first.stop()
+    assert wait_until(lambda: not remote.connected, timeout=5)
+    threading.Timer(0.5, lambda: servers.append(
+        Server(host="127.0.0.1", port=port, backend="sim").start())).start()
+    servers = []
+    remote.pin(7).on()                               # waits for the reconnect, then runs
+    assert servers[0].sim.value(7) == 1.0
+    remote.close()
+    servers[0].stop()
+
+
+def test_a_lost_server_costs_no_cpu_while_reconnecting():
+    port = _free_port()
+    server = Server(host="127.0.0.1", port=port, backend="sim").start()
+    remote = RemoteServer("127.0.0.1", port, heartbeat=0.5)
+    server.stop()
+    assert wait_until(lambda: not remote.connected, timeout=5)
+    me = psutil.Process()
+    before = sum(me.cpu_times()[:2])
+    time.sleep(3)
+    used = sum(me.cpu_times()[:2]) - before
+    assert used < 0.3, f"{used:.2f} s of CPU in 3 s of reconnecting"
+    assert remote._keeper.attempts >= 3              # it kept trying, with backoff
+    remote.close()
+
+
+def test_the_heartbeat_notices_a_server_that_stops_answering(server_process):
+    proc = server_process()
+    remote = RemoteServer(*proc.address, heartbeat=0.3, timeout=1.0)
+    remote.pin(7).on()
+    os.kill(proc.proc.pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        assert wait_until(lambda: not remote.connected, timeout=10)
+        assert time.monotonic() - started < 5
+    finally:
+        os.kill(proc.proc.pid, signal.SIGCONT)
+    assert remote.wait_connected(timeout=15)
+    remote.close()
+
+
+# ---- server robustness -----------------------------------------------------------------
+
+def test_a_hung_worker_is_detected_killed_and_replaced():
+    with Server(host="127.0.0.1", port=0, backend="sim", hang_timeout=1.0) as server:
+        with connect(server) as remote:
+            remote.pin(7).on()
+            hung = server.worker_pids()[7]
+            os.kill(hung, signal.SIGSTOP)
+            pending = remote._link.call("state", {"pin": 7})
+            with pytest.raises(WorkerFailed):
+                pending.result(10)
+            assert wait_until(lambda: server.worker_pids().get(7) not in (None, hung), timeout=5)
+            assert wait_until(lambda: server.sim.value(7) == 0.0, timeout=5)
+            remote.pin(7).on()
+            assert server.sim.value(7) == 1.0
+
+
+def test_the_queue_of_a_pin_is_bounded(server, client):
+    pin = client.pin(7)
+    pin.on(time_ms=10_000)
+    calls = client._link.pipeline([("off", {"pin": 7})] * 1001)
+    outcomes = []
+    for call in calls:
+        try:
+            call.result(10)
+            outcomes.append("ok")
+        except ServerBusy:
+            outcomes.append("busy")
+    assert outcomes.count("ok") == 1000 and outcomes[-1] == "busy"
+    assert client.ping() < 5
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
