@@ -15,13 +15,19 @@ from typing import Dict, Optional, Type
 
 
 class RemoteIOError(Exception):
-    """Base of every remoteio error."""
+    """Base of every remoteio error.
+
+    ``detail``, when a server error has one, names the gpiozero exception the
+    pin raised on the server (e.g. ``"PinFixedPull"``), so the gpiozero pin
+    factory can raise the same type on the client."""
 
     code = "error"
 
-    def __init__(self, message: str = "", *, code: Optional[str] = None):
+    def __init__(self, message: str = "", *, code: Optional[str] = None,
+                 detail: Optional[str] = None):
         super().__init__(message)
         self.message = message
+        self.detail = detail
         if code is not None:
             self.code = code
 

@@ -60,7 +60,8 @@ class Call:
         if not reply.get("ok"):
             error = reply.get("error") or {}
             code = error.get("code", "internal_error")
-            raise error_for_code(code)(error.get("message", code), code=code)
+            raise error_for_code(code)(error.get("message", code), code=code,
+                                       detail=error.get("detail"))
         return reply
 
 

@@ -27,6 +27,11 @@ class SimControl:
         """Join two pins with a jumper wire: an output drives the other."""
         self._sim("wire", pin=pin, to=to)
 
+    def echo(self, trigger: PinSpec, echo: PinSpec, width_us: float) -> None:
+        """An ultrasonic sensor: when *trigger* falls after a pulse, *echo* goes
+        high for *width_us* microseconds (gpiozero's DistanceSensor)."""
+        self._sim("echo", pin=trigger, to=echo, width_us=width_us)
+
     def unwire(self, pin: PinSpec) -> None:
         self._sim("unwire", pin=pin)
 

@@ -37,6 +37,10 @@ def test_readme_server_and_client_examples(tmp_path):
             assert button.stdout.decode().splitlines() == [
                 "button pressed (event 1): LED on", "button pressed (event 3): LED off",
                 "button pressed (event 5): LED on"]
+            zero = subprocess.run([sys.executable, "examples/gpiozero_remote.py"], cwd=ROOT,
+                                  env=env, capture_output=True, timeout=60)
+            assert zero.returncode == 0, zero.stderr.decode()
+            assert zero.stdout.decode().splitlines()[1:] == ["LED is on", "LED is off"]
         finally:
             server.terminate()
             assert server.wait(20) == 0

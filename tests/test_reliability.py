@@ -77,7 +77,7 @@ def test_a_later_lease_replaces_the_earlier_one_and_never_flips_the_pin(server):
         pin.off(lease_ms=450, revert="previous")
         time.sleep(0.7)                               # both leases' deadlines pass
         assert server.sim.value(7) == 0.0
-        assert levels(server.sim.history(7)) == [0.0, 1.0, 0.0]
+        assert levels(server.sim.history(7)) == [1.0, 0.0]
 
 
 def test_a_write_without_a_lease_cancels_it(server):
@@ -97,7 +97,7 @@ def test_a_timed_on_then_an_early_timed_off_ends_off(any_server):
         pin.off(time_ms=100)
         pin.sync(timeout=5)
         assert any_server.sim.value(7) == 0.0
-        assert levels(any_server.sim.history(7)) == [0.0, 1.0, 0.0]
+        assert levels(any_server.sim.history(7)) == [1.0, 0.0]
 
 
 def test_a_lease_running_out_preempts_queued_work(server):
@@ -109,7 +109,7 @@ def test_a_lease_running_out_preempts_queued_work(server):
         state = pin.state()
         assert state["queue"] == 0 and state["task"] is None
         time.sleep(0.1)
-        assert levels(server.sim.history(7)) == [0.0, 1.0, 0.0]   # the blink never ran
+        assert levels(server.sim.history(7)) == [1.0, 0.0]   # the blink never ran
 
 
 @pytest.mark.parametrize("lease_ms", [-1, 1e12, float("nan"), "1000", True])

@@ -28,14 +28,16 @@ def ok(id_json: str, result: Optional[Mapping[str, Any]] = None) -> bytes:
     return ('{"id":%s,"ok":true,%s\n' % (id_json, _encode(result)[1:])).encode()
 
 
-def error(id_json: str, code: str, message: str) -> bytes:
+def error(id_json: str, code: str, message: str, detail: Optional[str] = None) -> bytes:
     """A failure reply with a stable error *code* and a human *message*."""
-    body = _encode({"code": code, "message": message})
-    return ('{"id":%s,"ok":false,"error":%s}\n' % (id_json, body)).encode()
+    fields = {"code": code, "message": message}
+    if detail:
+        fields["detail"] = detail
+    return ('{"id":%s,"ok":false,"error":%s}\n' % (id_json, _encode(fields))).encode()
 
 
 def error_from(exc: ServerError, id_json: str = "null") -> bytes:
-    return error(id_json, exc.code, exc.message or exc.code)
+    return error(id_json, exc.code, exc.message or exc.code, getattr(exc, "detail", None))
 
 
 def event(name: str, fields: Mapping[str, Any]) -> bytes:

@@ -18,8 +18,8 @@ import time
 from typing import Callable, Optional
 
 from gpiozero.exc import (
-    GPIOPinInUse, GPIOZeroError, PinFixedPull, PinInvalidBounce, PinInvalidPull,
-    PinPWMError, PinSetInput,
+    GPIOPinInUse, GPIOZeroError, PinFixedPull, PinInvalidBounce, PinInvalidEdges,
+    PinInvalidFunction, PinInvalidPull, PinInvalidState, PinPWMError, PinSetInput,
 )
 
 from ..errors import BadArgument, NotSupported, PinBusy, ServerError, WrongMode
@@ -30,21 +30,35 @@ log = logging.getLogger(__name__)
 EdgeCallback = Callable[[int, int], None]  # (level, t_ns)
 
 
+#: the gpiozero exceptions whose names travel in an error's ``detail``
+DETAILS = frozenset((
+    "PinFixedPull", "PinInvalidPull", "PinInvalidBounce", "PinInvalidEdges", "PinInvalidState",
+    "PinInvalidFunction", "PinSetInput", "PinPWMUnsupported", "PinPWMFixedValue",
+    "PinEdgeDetectUnsupported", "GPIOPinInUse",
+))
+
+
 def translate(exc: Exception) -> ServerError:
     """A remoteio error for an exception raised by gpiozero or a backend."""
     if isinstance(exc, ServerError):
         return exc
-    if isinstance(exc, (PinFixedPull, PinInvalidPull, PinInvalidBounce)):
-        return BadArgument(str(exc))
-    if isinstance(exc, PinSetInput):
-        return WrongMode(str(exc))
-    if isinstance(exc, PinPWMError):
-        return NotSupported(f"PWM is not available on this pin ({exc})")
-    if isinstance(exc, GPIOPinInUse) or "busy" in str(exc).lower():
-        return PinBusy(f"the line is held by another program ({exc})")
-    if isinstance(exc, GPIOZeroError):
-        return ServerError(f"{type(exc).__name__}: {exc}")
-    return ServerError(f"backend failure: {type(exc).__name__}: {exc}")
+    if isinstance(exc, (PinFixedPull, PinInvalidPull, PinInvalidBounce, PinInvalidEdges,
+                        PinInvalidState, PinInvalidFunction)):
+        error: ServerError = BadArgument(str(exc))
+    elif isinstance(exc, PinSetInput):
+        error = WrongMode(str(exc))
+    elif isinstance(exc, PinPWMError):
+        error = NotSupported(f"PWM is not available on this pin ({exc})")
+    elif isinstance(exc, GPIOPinInUse) or "busy" in str(exc).lower():
+        error = PinBusy(f"the line is held by another program ({exc})")
+    elif isinstance(exc, GPIOZeroError):
+        error = ServerError(f"{type(exc).__name__}: {exc}")
+    else:
+        error = ServerError(f"backend failure: {type(exc).__name__}: {exc}")
+    name = type(exc).__name__
+    if name in DETAILS:
+        error.detail = name
+    return error
 
 
 def _retry_busy(action: Callable[[], None], attempts: int = 6) -> None:
@@ -74,6 +88,7 @@ class PinDriver:
         self._factory = None
         self._pin = None
         self._pwm = False
+        self._frequency: Optional[float] = None  # PWM frequency asked for explicitly
         self._watching = False
 
     # ---- holding the line ------------------------------------------------
@@ -89,7 +104,7 @@ class PinDriver:
             _retry_busy(claim)
             self.mode = "unset"
             self.pull = self._pin.pull
-            self._pwm = False
+            self._pwm, self._frequency = False, None
             self.level = 0.0
             if self._watching:
                 self._pin.when_changed = self._edge
@@ -119,19 +134,23 @@ class PinDriver:
         """Raise WrongMode if a task may not drive this pin now."""
         if self.mode == "input":
             raise WrongMode(
-                f"GPIO{self.bcm} is configured as an input; send 'output' (or close it) first")
+                f"GPIO{self.bcm} is configured as an input; send 'output' (or close it) first",
+                detail="PinSetInput")
 
     def drive(self, level: float, pwm: bool) -> bool:
         """Drive *level*; True if the level on the pin changed."""
         pin = self.open()
+        before = self.level if self.mode == "output" else 0.0
         try:
             if self.mode != "output":
                 self.check_output()
                 if self._watching:
                     _retry_busy(lambda: setattr(pin, "when_changed", None))  # edges are for inputs
-                pin.output_with_state(0)
-                self.mode, self._pwm, self.level = "output", False, 0.0
-            return self._set_level(level, pwm)
+                first = 0.0 if pwm or 0.0 < level < 1.0 else float(level >= 0.5)
+                pin.output_with_state(int(first))  # no blip through another level
+                self.mode, self._pwm, self.level = "output", False, first
+            self._set_level(level, pwm)
+            return level != before
         except ServerError:
             raise
         except Exception as exc:
@@ -139,9 +158,9 @@ class PinDriver:
 
     def _set_level(self, level: float, pwm: bool) -> bool:
         pin = self._pin
-        pwm = pwm or 0.0 < level < 1.0
+        pwm = pwm or 0.0 < level < 1.0 or bool(self._frequency)
         if pwm != self._pwm:
-            pin.frequency = PWM_FREQUENCY if pwm else None
+            pin.frequency = (self._frequency or PWM_FREQUENCY) if pwm else None
             self._pwm = pwm
         pin.state = level
         changed = level != self.level
@@ -171,6 +190,41 @@ class PinDriver:
         self.mode, self.pull, self.bounce_ms, self.level = "input", pull, bounce_ms, 0.0
         if self._watching:
             pin.when_changed = self._edge
+
+    def set_pull(self, pull: str) -> None:
+        """Change the pull of an input (gpiozero: PinFixedPull otherwise)."""
+        pin = self.open()
+        try:
+            pin.pull = pull
+        except Exception as exc:
+            raise translate(exc) from None
+        self.pull = pull
+
+    def set_frequency(self, frequency: Optional[float]) -> None:
+        """Switch PWM on at *frequency* (Hz), or off (None or 0)."""
+        pin = self.open()
+        try:
+            if frequency:
+                pin.frequency = frequency  # gpiozero refuses it on an input (PinPWMFixedValue)
+            elif self._pwm:
+                pin.frequency = None
+        except Exception as exc:
+            raise translate(exc) from None
+        self._frequency = frequency or None
+        self._pwm = bool(frequency)
+        if not frequency:
+            self.level = 0.0
+
+    def set_edge_options(self, bounce_ms: Optional[float], edges: Optional[str]) -> None:
+        pin = self.open()
+        try:
+            if bounce_ms is not None:
+                pin.bounce = bounce_ms / 1000.0 if bounce_ms else None
+                self.bounce_ms = bounce_ms
+            if edges is not None:
+                pin.edges = edges
+        except Exception as exc:
+            raise translate(exc) from None
 
     def make_output(self) -> None:
         self.mode = "unset" if self.mode == "input" else self.mode
@@ -209,5 +263,10 @@ class PinDriver:
         return self._pwm
 
     @property
+    def pwm_configured(self) -> bool:
+        """Was a PWM frequency asked for explicitly (gpiozero's pin.frequency)?"""
+        return bool(self._frequency)
+
+    @property
     def frequency(self) -> Optional[float]:
-        return PWM_FREQUENCY if self._pwm else None
+        return (self._frequency or PWM_FREQUENCY) if self._pwm else None

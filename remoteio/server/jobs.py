@@ -118,6 +118,8 @@ def make_job(op: str, args: Dict[str, Any], now: float) -> Job:
         return Steady(now, until, 0.0, "off")
     if op == "value":
         return Steady(now, until, args["level"], "value")
+    if op == "set":  # gpiozero's pin.state = x (the worker makes it digital without PWM)
+        return Steady(now, until, args["state"], "set")
     if op == "blink":
         return Blink(now, until, args["on_time"], args["off_time"])
     if op == "pulse":

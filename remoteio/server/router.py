@@ -425,6 +425,10 @@ class Router:
             sim.wire([line, BOARD_TO_BCM[board_pin(args["to"])]])
         elif action == "unwire":
             sim.unwire(line)
+        elif action == "echo":
+            if args["to"] is None or args["width_us"] is None:
+                raise BadArgument("sim echo needs 'to' (the echo pin) and 'width_us'")
+            sim.echo(line, BOARD_TO_BCM[board_pin(args["to"])], int(args["width_us"] * 1000))
         elif action == "history":
             return {"history": [list(e) for e in sim.history(line, args["since_ns"])]}
         return {"level": sim.level(line)}

@@ -8,19 +8,21 @@ output) writes an *edge record* ``(level, t_ns)`` into that input's pipe. The
 input's worker reads the records in order, so no edge is lost and each keeps
 its exact timestamp.
 
-What the board keeps per line (index = BCM GPIO number):
+What the board keeps per line (index = BCM GPIO number); each field is read
+and written on its own, and has one writer, so no process clobbers another's:
 
-* ``function``: released, input or output (written by the line's worker)
-* ``pull``: floating, up or down
-* ``value``: what an output drives (0..1; PWM values in between)
+* ``function``, ``pull``, ``value`` (what an output drives, 0..1),
+  ``frequency`` (PWM), the output ``history``: written by the line's worker
 * ``drive``: a level applied from outside (a finger on a button), or none
 * ``group``: lines joined by a jumper wire (see :meth:`SimBoard.wire`)
-* ``history``: a ring of ``(t_ns, value)`` for every change of an output
+* ``echo``: an ultrasonic sensor: when this line (the trigger) falls after a
+  pulse, another line (the echo) goes high for a set time
 
-Levels of an input, in order of precedence: an outside drive; else an output
-on the same wire (high when its value >= 0.5); else the pull (floating reads
-low). Timestamps are ``time.monotonic_ns()`` (CLOCK_MONOTONIC), comparable
-across processes on one machine.
+Level of a line that is not an output, in order of precedence: an outside
+drive; an echo pulse in progress; an output on the same wire (a PWM output is
+a square wave: high for ``value`` of each period); the pulls on the wire (any
+pull-up and no pull-down: high); low. Timestamps are ``time.monotonic_ns()``
+(CLOCK_MONOTONIC), comparable across processes on one machine.
 
 >>> board = SimBoard()
 >>> board.set_output(4, 1.0)         # what a worker does when it drives GPIO4
@@ -40,6 +42,9 @@ from ..pins import BOARD_TO_BCM, board_pin
 
 NUM_LINES = 28
 HISTORY = 4096
+#: time from the trigger's falling edge to the start of the echo (a real
+#: HC-SR04 takes a few hundred microseconds to send its burst)
+ECHO_DELAY_NS = 200_000
 
 RELEASED, INPUT, OUTPUT = 0, 1, 2
 FUNCTION_NAMES = {RELEASED: "released", INPUT: "input", OUTPUT: "output"}
@@ -48,17 +53,20 @@ PULL_NAMES = {FLOATING: "floating", PULL_UP: "up", PULL_DOWN: "down"}
 PULL_CODES = {name: code for code, name in PULL_NAMES.items()}
 NO_DRIVE = -1
 
-# per line: function, pull, drive, group (signed bytes), pad, value, frequency,
-# history head (count of entries ever written)
-_LINE = struct.Struct("=bbbb4xddQ")
+# one line's record: (name, struct format); each field packed on its own
+_FIELDS = (("function", "b"), ("pull", "b"), ("drive", "b"), ("group", "b"), ("echo_to", "b"),
+           ("value", "d"), ("frequency", "d"), ("head", "Q"), ("echo_ns", "q"),
+           ("window_start", "q"), ("window_end", "q"))
+_FIELD = {}
+_offset = 0
+for _name, _fmt in _FIELDS:
+    _struct = struct.Struct("=" + _fmt)
+    _FIELD[_name] = (_offset, _struct)
+    _offset += _struct.size
+_LINE_SIZE = (_offset + 7) // 8 * 8
 _ENTRY = struct.Struct("=qd")
 _EDGE = struct.Struct("=bq")  # one edge record in a wake pipe: level, t_ns
-_LINE_OFFSET = 0
-_HISTORY_OFFSET = _LINE.size * NUM_LINES
-
-
-def _line_at(index: int) -> int:
-    return _LINE_OFFSET + index * _LINE.size
+_HISTORY_OFFSET = _LINE_SIZE * NUM_LINES
 
 
 class SimBoard:
@@ -68,7 +76,8 @@ class SimBoard:
         size = _HISTORY_OFFSET + NUM_LINES * HISTORY * _ENTRY.size
         self._mem = mmap.mmap(-1, size)  # anonymous + MAP_SHARED: seen by forks
         for line in range(NUM_LINES):
-            _LINE.pack_into(self._mem, _line_at(line), RELEASED, FLOATING, NO_DRIVE, -1, 0.0, 0.0, 0)
+            for name, initial in (("drive", NO_DRIVE), ("group", -1), ("echo_to", -1)):
+                self._set(line, name, initial)
         self._wake: List[Tuple[int, int]] = []
         for _ in range(NUM_LINES):
             r, w = os.pipe()
@@ -76,70 +85,77 @@ class SimBoard:
             os.set_blocking(w, False)
             self._wake.append((r, w))
 
-    # ---- raw line record ---------------------------------------------------
-    def _get(self, line: int) -> Tuple[int, int, int, int, float, float, int]:
-        return _LINE.unpack_from(self._mem, _line_at(line))
+    def _get(self, line: int, name: str):
+        offset, field = _FIELD[name]
+        return field.unpack_from(self._mem, line * _LINE_SIZE + offset)[0]
 
-    def _put(self, line: int, function: int, pull: int, drive: int, group: int,
-             value: float, frequency: float, head: int) -> None:
-        _LINE.pack_into(self._mem, _line_at(line), function, pull, drive, group, value, frequency, head)
+    def _set(self, line: int, name: str, value) -> None:
+        offset, field = _FIELD[name]
+        field.pack_into(self._mem, line * _LINE_SIZE + offset, value)
 
     # ---- observing ---------------------------------------------------------
     def function(self, line: int) -> str:
-        return FUNCTION_NAMES[self._get(line)[0]]
+        return FUNCTION_NAMES[self._get(line, "function")]
 
     def pull(self, line: int) -> str:
-        return PULL_NAMES[self._get(line)[1]]
+        return PULL_NAMES[self._get(line, "pull")]
 
     def value(self, line: int) -> float:
         """What the line's worker drives (0..1), whatever its function."""
-        return self._get(line)[4]
+        return self._get(line, "value")
 
     def frequency(self, line: int) -> Optional[float]:
-        return self._get(line)[5] or None
+        return self._get(line, "frequency") or None
 
-    def level(self, line: int) -> int:
+    def _output_level(self, line: int, now_ns: int) -> int:
+        value, frequency = self._get(line, "value"), self._get(line, "frequency")
+        if frequency and 0.0 < value < 1.0:  # a square wave, high for `value` of each period
+            return 1 if (now_ns * frequency / 1e9) % 1.0 < value else 0
+        return 1 if value >= 0.5 else 0
+
+    def level(self, line: int, now_ns: Optional[int] = None) -> int:
         """The digital level on the line: what a voltmeter (or a read) sees."""
-        function, pull, drive, group, value = self._get(line)[:5]
-        if function == OUTPUT:
-            return 1 if value >= 0.5 else 0
-        # an input, or a released line: whatever the outside makes of it
+        now_ns = time.monotonic_ns() if now_ns is None else now_ns
+        if self._get(line, "function") == OUTPUT:
+            return self._output_level(line, now_ns)
+        drive = self._get(line, "drive")
         if drive != NO_DRIVE:
             return drive
-        if group >= 0:
-            for other in self.wired_to(line):
-                o_function, _, _, _, o_value = self._get(other)[:5]
-                if o_function == OUTPUT:
-                    return 1 if o_value >= 0.5 else 0
-        return 1 if pull == PULL_UP else 0
+        if self._get(line, "window_start") <= now_ns < self._get(line, "window_end"):
+            return 1
+        pulls = {self._get(line, "pull")}
+        for other in self.wired_to(line):
+            if self._get(other, "function") == OUTPUT:
+                return self._output_level(other, now_ns)
+            pulls.add(self._get(other, "pull"))
+        if PULL_UP in pulls and PULL_DOWN in pulls:  # fighting pulls: this line's own wins
+            return 1 if self._get(line, "pull") == PULL_UP else 0
+        return 1 if PULL_UP in pulls else 0
 
     def history(self, line: int, since_ns: int = 0) -> List[Tuple[int, float]]:
         """Changes of the line's output as ``(t_ns, value)``, oldest first."""
-        head = self._get(line)[6]
+        head = self._get(line, "head")
         first = max(0, head - HISTORY)
         base = _HISTORY_OFFSET + line * HISTORY * _ENTRY.size
-        entries = [
-            _ENTRY.unpack_from(self._mem, base + (n % HISTORY) * _ENTRY.size)
-            for n in range(first, head)
-        ]
-        if self._get(line)[6] - HISTORY > first:
-            # the writer lapped us while we read: drop what may be overwritten
-            entries = entries[self._get(line)[6] - HISTORY - first:]
+        entries = [_ENTRY.unpack_from(self._mem, base + (n % HISTORY) * _ENTRY.size)
+                   for n in range(first, head)]
+        lapped = self._get(line, "head") - HISTORY - first
+        if lapped > 0:  # the writer lapped us while we read: drop what may be overwritten
+            entries = entries[lapped:]
         return [e for e in entries if e[0] >= since_ns]
 
     def wired_to(self, line: int) -> List[int]:
-        group = self._get(line)[3]
+        group = self._get(line, "group")
         if group < 0:
             return []
-        return [o for o in range(NUM_LINES) if o != line and self._get(o)[3] == group]
+        return [o for o in range(NUM_LINES) if o != line and self._get(o, "group") == group]
 
     # ---- driving from outside ----------------------------------------------
     def drive(self, line: int, level: Optional[int]) -> None:
         """Apply *level* (0/1) to the line from outside, or None to let go."""
-        rec = list(self._get(line))
-        rec[2] = NO_DRIVE if level is None else (1 if level else 0)
-        self._put(line, *rec)
+        self._set(line, "drive", NO_DRIVE if level is None else (1 if level else 0))
         self.notify(line)
+        self._notify_wire(line)
 
     def wire(self, lines: Sequence[int]) -> None:
         """Join *lines* with a jumper wire (an output then drives the others)."""
@@ -148,12 +164,10 @@ class SimBoard:
             raise BadArgument("a wire joins at least two different pins")
         for line in lines:
             self._leave_group(line)
-        used = {self._get(other)[3] for other in range(NUM_LINES)}
+        used = {self._get(other, "group") for other in range(NUM_LINES)}
         group = min(g for g in range(NUM_LINES) if g not in used)
         for line in lines:
-            rec = list(self._get(line))
-            rec[3] = group
-            self._put(line, *rec)
+            self._set(line, "group", group)
         for line in lines:
             self.notify(line)
 
@@ -167,17 +181,22 @@ class SimBoard:
     def _leave_group(self, line: int) -> None:
         others = self.wired_to(line)
         for member in [line] + (others if len(others) == 1 else []):
-            rec = list(self._get(member))
-            rec[3] = -1
-            self._put(member, *rec)
+            self._set(member, "group", -1)
 
-    def notify(self, line: int, t_ns: Optional[int] = None) -> None:
+    def echo(self, trigger: int, echo: Optional[int], width_ns: int = 0) -> None:
+        """Fit an ultrasonic sensor: each time *trigger* falls after a pulse,
+        *echo* goes high for *width_ns* (None removes it)."""
+        if echo is not None and (echo == trigger or width_ns <= 0):
+            raise BadArgument("an echo needs another pin and a width above 0")
+        self._set(trigger, "echo_to", -1 if echo is None else echo)
+        self._set(trigger, "echo_ns", 0 if echo is None else int(width_ns))
+
+    def notify(self, line: int, t_ns: Optional[int] = None, level: Optional[int] = None) -> None:
         """Tell the line's worker its input level may have changed."""
         if not self._wake:
             return  # closed: no worker is left to tell
-        if t_ns is None:
-            t_ns = time.monotonic_ns()
-        record = _EDGE.pack(self.level(line), t_ns)
+        t_ns = time.monotonic_ns() if t_ns is None else t_ns
+        record = _EDGE.pack(self.level(line, t_ns) if level is None else level, t_ns)
         try:
             os.write(self._wake[line][1], record)
         except BlockingIOError:
@@ -185,35 +204,40 @@ class SimBoard:
 
     # ---- used by the line's own worker -------------------------------------
     def set_function(self, line: int, function: int) -> None:
-        rec = list(self._get(line))
-        rec[0] = function
+        self._set(line, "function", function)
         if function != OUTPUT:
-            rec[5] = 0.0
-        self._put(line, *rec)
+            self._set(line, "frequency", 0.0)
         self._notify_wire(line)
 
     def set_pull(self, line: int, pull: int) -> None:
-        rec = list(self._get(line))
-        rec[1] = pull
-        self._put(line, *rec)
+        self._set(line, "pull", pull)
         self.notify(line)
+        self._notify_wire(line)
 
     def set_frequency(self, line: int, frequency: Optional[float]) -> None:
-        rec = list(self._get(line))
-        rec[5] = frequency or 0.0
-        self._put(line, *rec)
+        self._set(line, "frequency", frequency or 0.0)
 
     def set_output(self, line: int, value: float) -> None:
         """Drive *value* on an output line and record it in the history."""
-        function, pull, drive, group, old, frequency, head = self._get(line)
+        old, head = self._get(line, "value"), self._get(line, "head")
         if value == old and head:
             return
         t_ns = time.monotonic_ns()
         base = _HISTORY_OFFSET + line * HISTORY * _ENTRY.size
         _ENTRY.pack_into(self._mem, base + (head % HISTORY) * _ENTRY.size, t_ns, value)
-        self._put(line, function, pull, drive, group, value, frequency, head + 1)
-        if group >= 0:
+        self._set(line, "value", value)
+        self._set(line, "head", head + 1)
+        if self._get(line, "group") >= 0:
             self._notify_wire(line, t_ns)
+        echo = self._get(line, "echo_to")
+        if echo >= 0 and old >= 0.5 > value:  # the trigger fell: the sensor answers
+            start = t_ns + ECHO_DELAY_NS
+            end = start + self._get(line, "echo_ns")
+            self._set(echo, "window_end", 0)
+            self._set(echo, "window_start", start)
+            self._set(echo, "window_end", end)
+            self.notify(echo, start, level=1)
+            self.notify(echo, end, level=0)
 
     def _notify_wire(self, line: int, t_ns: Optional[int] = None) -> None:
         for other in self.wired_to(line):
@@ -279,6 +303,10 @@ class SimHeader:
         """``released``, ``input`` or ``output``."""
         return self.board.function(self._line(pin))
 
+    def frequency(self, pin) -> Optional[float]:
+        """The pin's PWM frequency (None: no PWM)."""
+        return self.board.frequency(self._line(pin))
+
     def pull(self, pin) -> str:
         return self.board.pull(self._line(pin))
 
@@ -296,6 +324,12 @@ class SimHeader:
 
     def unwire(self, pin) -> None:
         self.board.unwire(self._line(pin))
+
+    def echo(self, trigger, echo, width_us: float) -> None:
+        """An ultrasonic distance sensor (HC-SR04): whenever *trigger* falls
+        after a pulse, *echo* goes high for *width_us* microseconds (for
+        gpiozero's DistanceSensor: distance = width × 343 m/s ÷ 2)."""
+        self.board.echo(self._line(trigger), self._line(echo), int(width_us * 1000))
 
     def wait_for(self, pin, value: float, timeout: float = 5.0, *, what: str = "value") -> bool:
         """Wait (polling every millisecond, at most *timeout* s) until the

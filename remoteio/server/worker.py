@@ -36,8 +36,8 @@ from .lease import Lease, renew, start_lease
 log = logging.getLogger(__name__)
 
 DEFERRED = object()  # a handler that replies later (sync)
-TASK_OPS = ("on", "off", "value", "blink", "pulse")
-QUEUED_OPS = TASK_OPS + ("close", "input", "output")
+TASK_OPS = ("on", "off", "value", "blink", "pulse", "set")
+QUEUED_OPS = TASK_OPS + ("close", "input", "output", "setup")
 
 Reply = Tuple[Optional[int], Any, bytes]  # (seq, conn id or ids, frame)
 
@@ -149,6 +149,9 @@ class PinWorker:
         return bool(self.pending) or (self.job is not None and self.job.timed)
 
     def _queued(self, op: str, args: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+        if op == "setup":
+            result = self._enqueue(op, args, self._current[1])
+            return result or self._pin_attributes()
         if op in TASK_OPS:
             self.driver.check_output()
             renewed = renew(self.lease, op, args, time.monotonic())
@@ -171,6 +174,8 @@ class PinWorker:
     def _start(self, op: str, args: Dict[str, Any], conn: int) -> None:
         now = time.monotonic()
         if op in TASK_OPS:
+            if op == "set" and not self.driver.pwm_configured:
+                args = dict(args, state=1.0 if args["state"] else 0.0)  # a digital pin
             job = make_job(op, args, now)
             level_before = self.driver.level
             self._apply(job.level_at(now), job.pwm)
@@ -185,6 +190,28 @@ class PinWorker:
             self.driver.make_input(args["pull"], args["bounce_ms"])
         elif op == "output":
             self.driver.make_output()
+        elif op == "setup":
+            self._setup(args)
+
+    def _setup(self, args: Dict[str, Any]) -> None:
+        """gpiozero-level configuration, each part only if given, in order."""
+        driver = self.driver
+        function, pull = args["function"], args["pull"]
+        if function == "output" and args["state"] is None:
+            driver.make_output()
+        elif function == "output" and driver.mode == "input":
+            driver.mode = "unset"  # output_with_state: straight to the new level below
+        elif function == "input":
+            driver.make_input(pull or driver.pull, driver.bounce_ms)
+        elif pull is not None:
+            driver.set_pull(pull)
+        if args["frequency"] is not None:
+            driver.set_frequency(args["frequency"])
+        if args["state"] is not None:
+            state = args["state"] if driver.pwm_configured else float(bool(args["state"]))
+            self._apply(state, driver.pwm_configured)
+        if args["bounce_ms"] is not None or args["edges"] is not None:
+            driver.set_edge_options(args["bounce_ms"], args["edges"])
 
     def _advance(self) -> None:
         """Step the running job; start queued work the job no longer holds up."""
@@ -287,6 +314,13 @@ class PinWorker:
             "lease": {"revert_to": lease.revert_to,
                       "in_ms": round(max(0.0, lease.deadline - now) * 1000, 3)} if lease else None,
         }
+
+    def _pin_attributes(self) -> Dict[str, Any]:
+        """What a gpiozero pin factory caches after a setup."""
+        driver = self.driver
+        return {"function": "output" if driver.mode == "output" else "input",
+                "pull": driver.pull, "frequency": driver.frequency,
+                "state": driver.read() if driver.mode != "released" else 0}
 
     def _sync(self, op: str, args: Dict[str, Any]) -> Any:
         if self._busy():

@@ -203,8 +203,9 @@ class _EdgeWatcher(threading.Thread):
                 if level != self.reported:
                     self._report(level, now)
                     window_end = now + bounce_ns if bounce_ns else None
-            elif window_end is None and edges:
+            elif window_end is None and edges and edges[-1][1] <= now:
                 # records dropped by a full pipe: catch up with the real level
+                # (not after records of the future: an echo already scheduled)
                 level = self.board.level(line)
                 if level != self.reported:
                     self._report(level, now)

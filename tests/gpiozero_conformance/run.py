@@ -1,0 +1,88 @@
+"""gpiozero's own conformance suite against the remoteio pin factory.
+
+gpiozero's sdist ships ``tests/test_real_pins.py``, which runs once for every
+installed ``gpiozero_pin_factories`` entry point and needs two pins wired
+together (GPIO22 -> GPIO27). This fetches that sdist (the installed gpiozero's
+version) with pip, starts ``remoteio serve --sim`` with BOARD15 (GPIO22) and
+BOARD13 (GPIO27) wired, and runs the suite for the ``remoteio`` factory only.
+
+    python tests/gpiozero_conformance/run.py [pytest options]
+
+Exit code: pytest's (non-zero if any test fails). CI runs it as a step of
+.ci/run; docs/gpiozero.md lists which tests pass and why others skip.
+"""
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from importlib.metadata import version
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+
+
+def fetch_suite(workdir: Path) -> Path:
+    wanted = version("gpiozero")
+    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+                    "--no-binary", ":all:", "--dest", str(workdir), f"gpiozero=={wanted}"],
+                   check=True, timeout=300)
+    sdist = next(workdir.glob("gpiozero-*.tar.gz"))
+    with tarfile.open(sdist) as tar:
+        member = next(m for m in tar.getmembers() if m.name.endswith("tests/test_real_pins.py"))
+        member.name = "test_real_pins.py"
+        tar.extract(member, workdir)
+    shutil.copy(HERE / "conftest.py", workdir / "conftest.py")
+    return workdir / "test_real_pins.py"
+
+
+def start_server(workdir: Path):
+    log_path = workdir / "server.log"
+    log = open(log_path, "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "remoteio", "serve", "--sim", "--host", "127.0.0.1",
+                             "--port", "0"], stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        found = re.search(rb"serving on \S+ port (\d+)", log_path.read_bytes())
+        if found:
+            return proc, int(found.group(1)), log_path
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("the server did not start:\n" + log_path.read_text())
+
+
+def main(argv) -> int:
+    sys.path.insert(0, str(ROOT))
+    from remoteio import RemoteServer
+
+    workdir = Path(tempfile.mkdtemp(prefix="gpiozero-real-pins-"))
+    try:
+        suite = fetch_suite(workdir)
+        proc, port, log_path = start_server(workdir)
+        try:
+            with RemoteServer("127.0.0.1", port) as setup:
+                setup.sim.wire("GPIO22", "GPIO27")  # the jumper the suite needs
+            env = dict(os.environ, REMOTEIO_HOST="127.0.0.1", REMOTEIO_PORT=str(port),
+                       GPIOZERO_TEST_LOCK=str(workdir / "lock"))
+            result = subprocess.run(
+                [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rA", "-q",
+                 "-o", "addopts=", "-c", os.devnull, "--rootdir", str(workdir),
+                 "-k", "remoteio or test_bad_factory or test_compatibility_names",
+                 str(suite), *argv], cwd=workdir, env=env, timeout=1200)
+            return result.returncode
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(20)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,183 @@
+"""Real gpiozero devices through the remoteio pin factory, against a server on
+the simulated board."""
+import os
+import time
+
+import pytest
+from gpiozero import (LED, PWMLED, RGBLED, AngularServo, Button, Device, DistanceSensor,
+                      GPIODevice, Motor, Servo, TrafficLights)
+from gpiozero.exc import GPIOPinInUse, PinFixedPull, PinInvalidPull, PinSetInput
+
+from remoteio.gpiozero_factory import RemoteIOFactory
+from remoteio.server import Server
+
+from conftest import levels, wait_until
+
+
+@pytest.fixture
+def factory(server):
+    factory = RemoteIOFactory(*server.address)
+    yield factory
+    factory.close()
+
+
+def count_round_trips(factory):
+    calls = []
+    original = factory.server.request
+
+    def counting(op, **fields):
+        calls.append(op)
+        return original(op, **fields)
+    factory.server.request = counting
+    return calls
+
+
+def test_led_on_is_one_round_trip(server, factory):
+    led = LED(17, pin_factory=factory)
+    calls = count_round_trips(factory)
+    led.on()
+    assert calls == ["set"]
+    assert server.sim.value("GPIO17") == 1.0 and led.is_lit
+    led.off()
+    assert server.sim.value("GPIO17") == 0.0
+    led.toggle()
+    assert server.sim.value("GPIO17") == 1.0
+    assert calls == ["set", "set", "set"]         # the state is remembered, not asked for
+
+
+def test_pwmled_value_is_one_round_trip_and_pulses(server, factory):
+    led = PWMLED(18, pin_factory=factory)
+    calls = count_round_trips(factory)
+    led.value = 0.3
+    assert calls == ["set"]
+    assert server.sim.value("GPIO18") == pytest.approx(0.3)
+    assert server.sim.frequency("GPIO18") == 100
+    led.pulse(fade_in_time=0.1, fade_out_time=0.1, n=1, background=False)
+    values = levels(server.sim.history("GPIO18"))
+    assert any(0.2 < v < 0.8 for v in values) and values[-1] == 0.0
+
+
+def test_button_pull_bounce_and_a_callback_that_calls_the_server(server, factory):
+    led = LED(17, pin_factory=factory)
+    button = Button(27, pull_up=True, bounce_time=0.01, pin_factory=factory)
+    assert server.sim.pull("GPIO27") == "up" and not button.is_pressed
+    button.when_pressed = led.toggle              # runs on the dispatcher: may call the server
+    server.sim.drive("GPIO27", 0)
+    assert wait_until(lambda: server.sim.value("GPIO17") == 1.0)
+    assert button.is_pressed
+    server.sim.drive("GPIO27", None)
+    assert wait_until(lambda: not button.is_pressed)
+    time.sleep(0.05)
+    server.sim.drive("GPIO27", 0)
+    assert wait_until(lambda: server.sim.value("GPIO17") == 0.0)
+    assert button.wait_for_press(timeout=1)
+
+
+def test_button_pull_down(server, factory):
+    button = Button(22, pull_up=False, pin_factory=factory)
+    assert server.sim.pull("GPIO22") == "down"
+    server.sim.drive("GPIO22", 1)
+    assert wait_until(lambda: button.is_pressed)
+
+
+def test_servo_and_angular_servo(server, factory):
+    servo = Servo(12, pin_factory=factory)
+    servo.min()
+    assert server.sim.frequency("GPIO12") == 50      # 20 ms frames
+    assert server.sim.value("GPIO12") == pytest.approx(1 / 20)
+    servo.max()
+    assert server.sim.value("GPIO12") == pytest.approx(2 / 20)
+    angular = AngularServo(13, min_angle=-90, max_angle=90, pin_factory=factory)
+    angular.angle = 0
+    assert server.sim.value("GPIO13") == pytest.approx(1.5 / 20)
+    assert angular.angle == pytest.approx(0, abs=0.5)
+
+
+def test_motor(server, factory):
+    motor = Motor(forward=23, backward=24, pin_factory=factory)
+    motor.forward(0.5)
+    assert server.sim.value("GPIO23") == pytest.approx(0.5) and server.sim.value("GPIO24") == 0.0
+    motor.backward()
+    assert server.sim.value("GPIO23") == 0.0 and server.sim.value("GPIO24") == 1.0
+    motor.stop()
+    assert server.sim.value("GPIO24") == 0.0
+
+
+def test_rgbled_and_traffic_lights_take_the_factory(server, factory):
+    rgb = RGBLED(red=5, green=6, blue=13, pin_factory=factory)
+    rgb.color = (1, 0.5, 0)
+    assert (server.sim.value("GPIO5"), server.sim.value("GPIO6"), server.sim.value("GPIO13")) == \
+        (1.0, pytest.approx(0.5), 0.0)
+    lights = TrafficLights(red=16, amber=20, green=21, pin_factory=factory)
+    lights.amber.on()
+    assert server.sim.value("GPIO20") == 1.0 and lights.value == (0, 1, 0)
+
+
+def test_distance_sensor_times_the_echo_with_the_pis_clock(server, factory):
+    server.sim.echo(trigger="GPIO23", echo="GPIO24", width_us=2915.45)  # 0.5 m at 343 m/s
+    sensor = DistanceSensor(echo=24, trigger=23, max_distance=2, pin_factory=factory)
+    try:
+        assert sensor.distance == pytest.approx(0.5, abs=0.005)
+    finally:
+        sensor.close()
+
+
+def test_ticks_follow_the_servers_clock(server, factory):
+    server_ns = factory.server.request("ping")["time_ns"]
+    assert abs(factory.ticks() - server_ns / 1e9) < 0.05
+    assert factory.ticks_diff(2.5, 1.0) == 1.5
+
+
+def test_gpiozero_names_all_work(server, factory):
+    pins = {name: factory.pin(name) for name in ("GPIO17", "BOARD11", "J8:11", "WPI0", "BCM17", 17)}
+    assert len({id(pin) for pin in pins.values()}) == 1
+    assert factory.board_info.model == "5B"
+
+
+def test_errors_are_gpiozeros_own(server, factory):
+    button = Button(27, pin_factory=factory)
+    with pytest.raises(PinSetInput):
+        button.pin.state = 1
+    with pytest.raises(PinInvalidPull):
+        button.pin.pull = "sideways"
+    with pytest.raises(PinFixedPull):
+        factory.pin("GPIO2").input_with_pull("down")
+    with pytest.raises(GPIOPinInUse):
+        LED(27, pin_factory=factory)
+    other = RemoteIOFactory(*server.address)
+    try:
+        with pytest.raises(GPIOPinInUse):        # held by the first client on the server
+            LED(27, pin_factory=other).on()
+    finally:
+        other.close()
+
+
+def test_the_environment_selects_the_factory(server, monkeypatch):
+    monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "remoteio")
+    monkeypatch.setenv("REMOTEIO_HOST", server.address[0])
+    monkeypatch.setenv("REMOTEIO_PORT", str(server.port))
+    saved, Device.pin_factory = Device.pin_factory, None
+    try:
+        led = LED(17)
+        assert isinstance(Device.pin_factory, RemoteIOFactory)
+        led.on()
+        assert server.sim.value("GPIO17") == 1.0
+        led.close()
+        Device.pin_factory.close()
+    finally:
+        Device.pin_factory = saved
+
+
+def test_closing_never_hangs_or_raises_when_the_link_is_dead():
+    server = Server(host="127.0.0.1", port=0, backend="sim").start()
+    factory = RemoteIOFactory(*server.address, timeout=1.0, reconnect=False)
+    led, pwm = LED(17, pin_factory=factory), PWMLED(18, pin_factory=factory)
+    button = Button(27, pin_factory=factory)
+    button.when_pressed = led.on
+    server.stop()
+    assert wait_until(lambda: not factory.server.connected, timeout=5)
+    started = time.monotonic()
+    for device in (led, pwm, button):
+        device.close()
+    factory.close()
+    assert time.monotonic() - started < 2
