@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import multiprocessing
 import socket
-from typing import Tuple
+from typing import Any, Dict
+
+from .harness import RawClient, percentiles, round_trips
+
+#: the message the floors echo: as long as a small request
+PING = b'{"id":1,"op":"ping"}\n'
 
 
 def _accept(listener: socket.socket) -> socket.socket:
@@ -52,12 +57,25 @@ def _relayed_echo(listener: socket.socket) -> None:
     relay.join(5)
 
 
-def start_floor(kind: str) -> Tuple[multiprocessing.Process, Tuple[str, int]]:
-    """Start an echo server process; returns it and its address."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    target = _bare_echo if kind == "bare" else _relayed_echo
-    proc = multiprocessing.get_context("fork").Process(target=target, args=(listener,))
-    proc.start()
-    address = listener.getsockname()
-    listener.close()
-    return proc, address
+class Floor:
+    """An echo server process (``"bare"`` or ``"relayed"``) and a client
+    connected to it, kept for the whole run so that it can be measured again."""
+
+    def __init__(self, kind: str):
+        listener = socket.create_server(("127.0.0.1", 0))
+        target = _bare_echo if kind == "bare" else _relayed_echo
+        self.proc = multiprocessing.get_context("fork").Process(target=target, args=(listener,))
+        self.proc.start()
+        address = listener.getsockname()
+        listener.close()
+        self.client = RawClient(address)
+
+    def measure(self, count: int) -> Dict[str, Any]:
+        return percentiles(round_trips(lambda n: self.client.call(PING), count))
+
+    def close(self) -> None:
+        self.client.close()
+        self.proc.join(5)
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join(5)

@@ -309,16 +309,16 @@ class RemoteServer:
                 log.exception("a remoteio callback raised")
 
     # ---- closing -------------------------------------------------------------------
-    def close(self) -> None:
-        """Close the connection once outstanding replies are in. The server
-        then soft-closes this client's pins (queued work still runs in wait
-        mode)."""
+    def close(self, timeout: Optional[float] = None) -> None:
+        """Close the connection once outstanding replies are in (waiting at
+        most *timeout* seconds, default the call timeout). The server then
+        soft-closes this client's pins (queued work still runs in wait mode)."""
         if self._closed:
             return
         self._closed = True
         if self._keeper is not None:
             self._keeper.wake.set()
-        self._link.close(self.timeout)
+        self._link.close(self.timeout if timeout is None else timeout)
         if self._dispatcher is not None:
             self._dispatch_queue.put(None)
             if threading.current_thread() is not self._dispatcher:

@@ -134,7 +134,7 @@ class Link:
         try:
             while True:
                 try:
-                    data = sock.recv(262144)
+                    data = sock.recv(65536)  # under glibc's mmap threshold: no map per read
                 except socket.timeout:
                     if self._closing:
                         return

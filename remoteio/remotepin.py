@@ -208,6 +208,12 @@ class RemotePin:
                 self._seq = reply.get("seq", 0)
             self._watching = True
 
+    @property
+    def watching(self) -> bool:
+        """Is this client subscribed to the pin's changes? (A watch ends when
+        the pin's holder closes it or its worker fails.)"""
+        return self._watching
+
     def unwatch(self) -> None:
         if self._watching:
             self._watching = False

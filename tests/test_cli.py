@@ -45,3 +45,28 @@ def test_serve_with_an_unavailable_backend_fails_clearly():
     result = run("serve", "--backend", "lgpio", "--chip", "99", "--port", "0", timeout=30)
     assert result.returncode == 2
     assert "gpiochip99" in result.stderr
+
+
+def test_version():
+    result = run("--version", timeout=30)
+    assert result.returncode == 0
+    assert result.stdout.startswith("remoteio ")
+
+
+def test_main_in_process_keeps_the_callers_settings(capsys, monkeypatch):
+    """main() may be called from a longer-lived process: it returns its exit
+    code and leaves signal handlers and logging as they were."""
+    import logging
+    import signal
+    for name in list(__import__("os").environ):
+        if name.startswith("REMOTEIO_"):
+            monkeypatch.delenv(name)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    handler = signal.getsignal(signal.SIGTERM)
+    level = logging.getLogger("remoteio.client").level
+    assert main(["ping", "--host", "127.0.0.1", "--port", str(port)]) == 3
+    assert f"cannot connect to 127.0.0.1:{port}" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGTERM) is handler
+    assert logging.getLogger("remoteio.client").level == level

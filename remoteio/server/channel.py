@@ -49,12 +49,24 @@ class Channel:
         """Every complete message available now ([] if none yet).
 
         Raises :exc:`ChannelClosed` at end of file."""
-        try:
-            chunk = os.read(self.fd, 1 << 20)
-        except BlockingIOError:
+        chunks = []
+        while True:
+            try:
+                # 64 KiB: under glibc's mmap threshold, so no buffer is mapped
+                # and unmapped per read; loop while more is waiting
+                chunk = os.read(self.fd, 65536)
+            except BlockingIOError:
+                break
+            if not chunk:
+                if chunks:
+                    break  # deliver what came before the end; the next call reports it
+                raise ChannelClosed("the other end closed the channel")
+            chunks.append(chunk)
+            if len(chunk) < 65536:
+                break
+        if not chunks:
             return []
-        if not chunk:
-            raise ChannelClosed("the other end closed the channel")
+        chunk = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         data = self._buffer + chunk if self._buffer else chunk
         messages, pos, end = [], 0, len(data)
         while end - pos >= 4:

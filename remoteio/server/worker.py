@@ -62,6 +62,7 @@ class PinWorker:
         self.outbox: List[Reply] = []
         self.send_lock = threading.Lock()
         self.running = True
+        self.pid = os.getpid()
         self._current: Tuple[int, int, str] = (0, 0, "null")
         self.handlers: Dict[str, Callable[[str, Dict[str, Any]], Any]] = {
             "open": self._open, "read": self._read, "state": self._state,
@@ -373,10 +374,17 @@ class PinWorker:
 
     def _post_status(self) -> None:
         job, lease, mode = self.job, self.lease, self.driver.mode
+        if mode in ("input", "unset"):
+            try:
+                value = float(self.driver.read())  # what an input reads, not a driven level
+            except ServerError:
+                value = 0.0
+        else:
+            value = self.driver.level
         self.status.post(
-            self.board, pid=os.getpid(),
+            self.board, pid=self.pid,
             function=mode if mode in ("input", "output", "released") else "input",
             task=job.name if job else "", watchers=len(self.watchers),
-            queue=len(self.pending), value=self.driver.level,
+            queue=len(self.pending), value=value,
             ends_ns=int(job.until * 1e9) if job and job.until else 0,
             lease_ns=int(lease.deadline * 1e9) if lease else 0)

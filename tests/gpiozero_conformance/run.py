@@ -37,7 +37,7 @@ def fetch_suite(workdir: Path) -> Path:
         member = next(m for m in tar.getmembers() if m.name.endswith("tests/test_real_pins.py"))
         member.name = "test_real_pins.py"
         tar.extract(member, workdir)
-    shutil.copy(HERE / "conftest.py", workdir / "conftest.py")
+    shutil.copy(HERE / "real_pins_conftest.py", workdir / "conftest.py")
     return workdir / "test_real_pins.py"
 
 

@@ -57,6 +57,7 @@ class Backend:
 
     def __init__(self, revision: Optional[int] = None):
         self.revision = revision
+        self._pi_board_info: Optional[PiBoardInfo] = None
 
     def make_factory(self) -> Any:
         raise NotImplementedError
@@ -78,9 +79,16 @@ class Backend:
     def detect_revision(self) -> int:
         raise NotImplementedError
 
+    def pi_board_info(self) -> PiBoardInfo:
+        """gpiozero's description of the board, built once in the server so
+        that forked workers share it instead of each building its own."""
+        if self._pi_board_info is None:
+            revision = self.revision if self.revision is not None else self.detect_revision()
+            self._pi_board_info = PiBoardInfo.from_revision(revision)
+        return self._pi_board_info
+
     def board_info(self) -> Dict[str, Any]:
-        revision = self.revision if self.revision is not None else self.detect_revision()
-        info = PiBoardInfo.from_revision(revision)
+        info = self.pi_board_info()
         return {"model": info.model, "revision": info.revision, "soc": info.soc,
                 "backend": self.name, "description": info.description}
 

@@ -71,4 +71,9 @@ class LGPIOBackend(Backend):
             def _get_revision(self) -> int:
                 return revision if revision is not None else super()._get_revision()
 
-        return Factory(chip=self.chip)
+        info = self._pi_board_info  # built before the fork: shared, not rebuilt per worker
+
+        factory = Factory(chip=self.chip)
+        if info is not None:
+            factory._info = info
+        return factory

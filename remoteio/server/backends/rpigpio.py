@@ -38,4 +38,9 @@ class RPiGPIOBackend(Backend):
             def _get_revision(self) -> int:
                 return revision if revision is not None else super()._get_revision()
 
-        return Factory()
+        info = self._pi_board_info  # built before the fork: shared, not rebuilt per worker
+
+        factory = Factory()
+        if info is not None:
+            factory._info = info
+        return factory

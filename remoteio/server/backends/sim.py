@@ -231,4 +231,6 @@ class SimBackend(Backend):
         return SIM_REVISION
 
     def make_factory(self) -> SimFactory:
-        return SimFactory(self.sim, self.revision)
+        factory = SimFactory(self.sim, self.revision)
+        factory._info = self.pi_board_info()  # built before the fork: shared by all workers
+        return factory

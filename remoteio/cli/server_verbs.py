@@ -1,25 +1,18 @@
-"""The ``remoteio`` command.
-
-Exit codes: 0 ok, 1 the server refused an operation, 2 usage error,
-3 cannot connect.
-"""
+"""The verbs that run on the server's side: serve, demo, token, tls-cert, check-config."""
 from __future__ import annotations
 
 import argparse
 import logging
 import os
 import sys
-from typing import List, Optional
 
-from ._version import __version__
-
-EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_CONNECT = 0, 1, 2, 3
+from .common import EXIT_CONNECT, EXIT_OK, EXIT_USAGE, examples
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from .config import ConfigError, ServerConfig, load_config
-    from .server import run_server
-    from .server.backends import BackendUnavailable, parse_revision
+    from ..config import ConfigError, ServerConfig, load_config
+    from ..server import run_server
+    from ..server.backends import BackendUnavailable
 
     logging.basicConfig(level=getattr(logging, args.log_level.upper()),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -42,7 +35,7 @@ def _serve(args: argparse.Namespace) -> int:
     elif os.environ.get("REMOTEIO_TOKEN") and not (config.token or config.token_file):
         config.token = os.environ["REMOTEIO_TOKEN"].strip()
     try:
-        from .server.app import Server
+        from ..server.app import Server
         server = Server.from_config(config)
     except BackendUnavailable as exc:
         print(f"remoteio: {exc}", file=sys.stderr)
@@ -59,7 +52,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _token(args: argparse.Namespace) -> int:
-    from .tokens import generate_token, write_token_file
+    from ..tokens import generate_token, write_token_file
     if args.file:
         if os.path.exists(args.file) and not args.force:
             print(f"remoteio: {args.file} exists (--force replaces it)", file=sys.stderr)
@@ -73,7 +66,7 @@ def _token(args: argparse.Namespace) -> int:
 
 def _tls_cert(args: argparse.Namespace) -> int:
     import socket
-    from .tls import generate_self_signed
+    from ..tls import generate_self_signed
     names = args.name or [socket.gethostname(), "localhost", "127.0.0.1", "::1"]
     try:
         fingerprint = generate_self_signed(args.cert, args.key, names, days=args.days)
@@ -88,7 +81,7 @@ def _tls_cert(args: argparse.Namespace) -> int:
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    from .config import ConfigError, load_config
+    from ..config import ConfigError, load_config
     try:
         config = load_config(args.file)
     except (ConfigError, OSError) as exc:
@@ -100,33 +93,22 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from ..demo import run_demo
     logging.basicConfig(level=logging.WARNING)
     return run_demo(mode=args.mode)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="remoteio",
-        description="Remote control of Raspberry Pi GPIO pins over the network.",
-        epilog="examples:\n"
-               "  remoteio demo                      try it on a simulated board\n"
-               "  remoteio serve                     serve this Pi's pins on port 8509\n"
-               "  remoteio serve --sim --port 1234   serve a simulated board\n",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--version", action="version", version=f"remoteio {__version__}")
-    verbs = parser.add_subparsers(dest="verb", metavar="COMMAND")
-
+def add_parsers(verbs: "argparse._SubParsersAction") -> None:
     serve = verbs.add_parser(
         "serve", help="serve this machine's pins (a simulated board off a Pi)",
         description="Serve this machine's GPIO pins until SIGTERM or Ctrl-C; every pin is "
                     "made safe on the way out. Logs go to standard error (journald).",
-        epilog="examples:\n"
-               "  remoteio serve\n"
-               "  remoteio serve --port 1234 --mode nowait\n"
-               "  remoteio serve --sim --host 127.0.0.1\n"
-               "  remoteio serve --backend lgpio --chip 0 --revision d04170   (a non-Pi board)\n",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=examples(
+            "remoteio serve",
+            "remoteio serve --port 1234 --mode nowait",
+            "remoteio serve --sim --host 127.0.0.1",
+            "remoteio serve --config /etc/remoteio/remoteio.toml",
+            "remoteio serve --backend lgpio --chip 0 --revision d04170   (a non-Pi board)"))
     serve.add_argument("--config", metavar="FILE",
                        help="a TOML configuration file (docs/security.md); options given here win")
     serve.add_argument("--host", help="address to listen on (default 0.0.0.0)")
@@ -152,11 +134,19 @@ def build_parser() -> argparse.ArgumentParser:
                        choices=("debug", "info", "warning", "error"))
     serve.set_defaults(run=_serve)
 
+    demo = verbs.add_parser(
+        "demo", help="start a server on a simulated board and drive some pins",
+        description="Start a server on the simulated board, connect a client, run a few "
+                    "tasks and draw what the pins did.",
+        epilog=examples("remoteio demo", "remoteio demo --mode nowait"))
+    demo.add_argument("--mode", choices=("wait", "nowait"), default="wait",
+                      help="the server's mode (default wait)")
+    demo.set_defaults(run=_demo)
+
     token = verbs.add_parser(
         "token", help="make a new authentication token",
         description="Print a new random token, or write it to a file readable only by you.",
-        epilog="examples:\n  remoteio token\n  remoteio token --file ~/.config/remoteio/token\n",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=examples("remoteio token", "remoteio token --file ~/.config/remoteio/token"))
     token.add_argument("--file", help="write it here (mode 600) instead of printing it")
     token.add_argument("--force", action="store_true", help="replace an existing file")
     token.set_defaults(run=_token)
@@ -165,9 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
         "tls-cert", help="make a self-signed TLS certificate for the server",
         description="Write a self-signed certificate and key (EC P-256) and print the "
                     "fingerprint clients pin.",
-        epilog="examples:\n  remoteio tls-cert --cert cert.pem --key key.pem\n"
-               "  remoteio tls-cert --cert c.pem --key k.pem --name pi.local --name 192.168.1.38\n",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=examples(
+            "remoteio tls-cert --cert cert.pem --key key.pem",
+            "remoteio tls-cert --cert c.pem --key k.pem --name pi.local --name 192.168.1.38"))
     cert.add_argument("--cert", required=True, help="certificate file to write (PEM)")
     cert.add_argument("--key", required=True, help="private key file to write (PEM, mode 600)")
     cert.add_argument("--name", action="append",
@@ -176,37 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
     cert.set_defaults(run=_tls_cert)
 
     check = verbs.add_parser(
-        "check-config", help="validate a configuration file",
+        "check-config", help="validate a server configuration file",
         description="Read a server configuration file and report the first mistake, with "
                     "its line.",
-        epilog="example:\n  remoteio check-config /etc/remoteio/remoteio.toml\n",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=examples("remoteio check-config /etc/remoteio/remoteio.toml"))
     check.add_argument("file")
     check.set_defaults(run=_check_config)
-
-    demo = verbs.add_parser(
-        "demo", help="start a server on a simulated board and drive some pins",
-        description="Start a server on the simulated board, connect a client, run a few "
-                    "tasks and draw what the pins did.",
-        epilog="examples:\n  remoteio demo\n  remoteio demo --mode nowait\n",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    demo.add_argument("--mode", choices=("wait", "nowait"), default="wait",
-                      help="the server's mode (default wait)")
-    demo.set_defaults(run=_demo)
-    return parser
-
-
-def main(argv: Optional[List[str]] = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "run", None):
-        parser.print_help()
-        return EXIT_USAGE
-    try:
-        return args.run(args)
-    except KeyboardInterrupt:
-        return EXIT_OK
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,78 @@
+"""What the server costs: start-up of 26 pins, memory, idle CPU.
+
+* ready: on a fresh server, 26 ``open`` requests in one write; the time from
+  sending them to the last reply (each reply comes from the pin's new worker,
+  so then all 26 are ready);
+* memory: PSS of the server and all its workers (psutil), with 1 and 26 pins;
+* idle CPU: user + system time of all server processes over a window with
+  26 pins open and nothing to do.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Dict, List, Tuple
+
+from .harness import PINS_26, RawClient, ServerProcess, frame, hello, row
+from .plan import Plan
+
+
+def _ready(server: ServerProcess) -> Tuple[float, RawClient]:
+    """Seconds from sending 26 pipelined opens to the last (checked) reply;
+    and the client, which still holds the 26 pins."""
+    client = hello(server.address)
+    frames = b"".join(frame(n + 1, "open", pin=p) for n, p in enumerate(PINS_26))
+    start = time.perf_counter()
+    client.sock.sendall(frames)
+    replies = [client.read_line() for _ in PINS_26]
+    elapsed = time.perf_counter() - start
+    refused = [r for r in replies if b'"ok":true' not in r]
+    if refused:
+        raise RuntimeError(f"open refused: {refused[:3]}")
+    return elapsed, client
+
+
+def resources(plan: Plan) -> List[Dict[str, Any]]:
+    with ServerProcess() as server:
+        base_mib, _ = server.pss_mib()
+        client = hello(server.address)
+        client.request("open", pin=PINS_26[0])
+        time.sleep(0.3)
+        one_mib, one_procs = server.pss_mib()
+        client.close()
+
+    ready_s = []
+    for round_ in range(plan.ready_rounds):
+        with ServerProcess() as server:
+            elapsed, client = _ready(server)
+            ready_s.append(elapsed)
+            if round_ < plan.ready_rounds - 1:
+                client.close()
+                continue
+            time.sleep(0.5)  # every worker settles into its blocking wait
+            all_mib, all_procs = server.pss_mib()
+            before = server.cpu_seconds()
+            started = time.monotonic()
+            time.sleep(plan.idle_seconds)
+            used = server.cpu_seconds() - before
+            idle_elapsed = time.monotonic() - started
+            client.close()
+    idle_percent = 100 * used / idle_elapsed
+    ready_sorted = sorted(ready_s)
+    ready_median, ready_max = ready_sorted[len(ready_sorted) // 2], ready_sorted[-1]
+    return [
+        row("resources.ready", "26 new pins all ready (26 pipelined opens)",
+            figure=f"{ready_median:.3f} s", target="≤ 0.1 s", met=ready_max <= 0.1,
+            notes=f"{len(ready_s)} fresh server{'s' if len(ready_s) > 1 else ''}, "
+                  f"worst {ready_max:.3f} s",
+            seconds=[round(s, 4) for s in ready_s]),
+        row("resources.pss.1", "memory (PSS, all processes), 1 pin open", figure=f"{one_mib} MiB",
+            notes=f"{one_procs} processes; {base_mib} MiB with no pin", pss_mib=one_mib,
+            processes=one_procs, pss_mib_no_pin=base_mib),
+        row("resources.pss.26", "memory (PSS, all processes), 26 pins open", figure=f"{all_mib} MiB",
+            target="≤ 80 MiB", met=all_mib <= 80, notes=f"{all_procs} processes",
+            pss_mib=all_mib, processes=all_procs),
+        row("resources.idle_cpu", "idle CPU, all server processes, 26 pins open",
+            figure=f"{idle_percent:.2f} % of a core", target="≤ 0.5 %", met=idle_percent <= 0.5,
+            notes=f"over {idle_elapsed:.1f} s", percent_of_one_core=round(idle_percent, 3),
+            seconds=round(idle_elapsed, 1)),
+    ]

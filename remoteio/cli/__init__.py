@@ -1,0 +1,109 @@
+"""The ``remoteio`` command (docs/cli.md).
+
+Exit codes: 0 ok, 1 the server refused an operation, 2 usage error,
+3 cannot connect (or the connection was lost, or the server did not answer).
+
+The verbs live in: server_verbs.py (serve, demo, token, tls-cert,
+check-config), output_verbs.py (on, off, value, blink, pulse), query_verbs.py
+(read, input, watch, info, state, ping), sim_verbs.py (sim ...); common.py
+has what they share, output.py how things are shown.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from typing import List, Optional
+
+from .._version import __version__
+from . import output_verbs, query_verbs, server_verbs, sim_verbs
+from .common import (EXIT_CONNECT, EXIT_OK, EXIT_REFUSED, EXIT_USAGE, ArgParser, UsageError,
+                     examples, fail)
+
+__all__ = ["main", "build_parser", "EXIT_OK", "EXIT_REFUSED", "EXIT_USAGE", "EXIT_CONNECT"]
+
+_EPILOG = examples(
+    "remoteio demo                       try it all on a simulated board",
+    "remoteio serve                      serve this Pi's pins on port 8509",
+    "remoteio serve --sim --port 1234    serve a simulated board",
+    "remoteio on 7 --time-ms 2000        BOARD7 on for 2 s (timed on the Pi)",
+    "remoteio blink GPIO4                blink until Ctrl-C",
+    "remoteio read 11 13                 read two pins",
+    "remoteio watch 11 --pull up         print each press of a button",
+    "remoteio info                       the server and its pins in use",
+) + """
+pins: 7, b7, BOARD7, J8:7 (board numbers, the default) or g4, GPIO4, BCM4.
+
+environment: REMOTEIO_HOST, REMOTEIO_PORT (the server; default localhost:8509),
+  REMOTEIO_TOKEN or REMOTEIO_TOKEN_FILE (else ~/.config/remoteio/token, then
+  /etc/remoteio/token), REMOTEIO_FINGERPRINT, REMOTEIO_CAFILE, REMOTEIO_TLS=1.
+
+exit codes: 0 ok, 1 the server refused (the reason is printed), 2 usage error,
+  3 cannot connect (or the connection was lost). `remoteio COMMAND --help` for more;
+  docs/cli.md for everything.
+"""
+
+
+def build_parser() -> ArgParser:
+    parser = ArgParser(
+        prog="remoteio",
+        description="Remote control of Raspberry Pi GPIO pins over the network: serve a "
+                    "Pi's pins, or drive, read and watch them from anywhere.",
+        epilog=_EPILOG)
+    parser.add_argument("--version", action="version", version=f"remoteio {__version__}")
+    verbs = parser.add_subparsers(dest="verb", metavar="COMMAND", parser_class=ArgParser)
+    output_verbs.add_parsers(verbs)
+    query_verbs.add_parsers(verbs)
+    sim_verbs.add_parsers(verbs)
+    server_verbs.add_parsers(verbs)
+    return parser
+
+
+def _refusal(exc: Exception) -> str:
+    from ..errors import AuthRequired
+    if isinstance(exc, AuthRequired) and "needs a token" in str(exc):
+        where = str(exc).split(" needs a token", 1)[0]
+        return (f"{where} needs a token: use --token-file FILE, set REMOTEIO_TOKEN or "
+                "REMOTEIO_TOKEN_FILE, or put it in ~/.config/remoteio/token")
+    return str(exc) or getattr(exc, "code", type(exc).__name__)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    from ..errors import LinkError, RemoteIOError, ServerError
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return args.run(args)
+    except KeyboardInterrupt:
+        return EXIT_OK
+    except UsageError as exc:
+        fail(str(exc))
+        return EXIT_USAGE
+    except LinkError as exc:           # before OSError: a LinkError is a ConnectionError
+        fail(str(exc) or type(exc).__name__)
+        return EXIT_CONNECT
+    except ServerError as exc:         # before ValueError: BadPin, BadArgument are both
+        fail(_refusal(exc))
+        return EXIT_REFUSED
+    except RemoteIOError as exc:
+        fail(str(exc))
+        return EXIT_REFUSED
+    except BrokenPipeError:            # `remoteio watch 11 | head -1`
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return EXIT_OK
+    except ValueError as exc:
+        fail(str(exc))
+        return EXIT_USAGE
+    except OSError as exc:
+        fail(str(exc))
+        return EXIT_CONNECT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,294 @@
+"""read, input, watch, info, state, ping: looking at pins and at the server."""
+from __future__ import annotations
+
+import argparse
+import datetime
+import queue
+import statistics
+import sys
+import time
+from typing import Any, Dict, List, Optional
+
+from . import output
+from .common import (EXIT_OK, add_connection_options, checked, client_verb, examples,
+                     pin_arg, pin_name, positive, unique)
+from .output_verbs import hold
+
+PULLS = ("up", "down", "none", "floating")
+PIN_HELP = "7, b7, BOARD7 (board numbers) or g4, GPIO4"
+
+
+def _pull(text: Optional[str]) -> Optional[str]:
+    return None if text in (None, "none", "floating") else text
+
+
+def _check_pins(args: argparse.Namespace) -> None:
+    unique(args.pins)
+
+
+# ---- read, input -------------------------------------------------------------------
+def _read(args: argparse.Namespace, remote: Any) -> int:
+    values = remote.read_pins(args.pins)
+    if args.json:
+        output.emit_json({str(board): values[board] for board in args.pins})
+    else:
+        for board in args.pins:
+            output.emit(f"{pin_name(board)}: {output.value(values[board])}")
+    return EXIT_OK
+
+
+def _input(args: argparse.Namespace, remote: Any) -> int:
+    pin = remote.pin(args.pin).as_input(pull=_pull(args.pull), bounce_ms=args.bounce_ms)
+    level = pin.read()
+    pull = _pull(args.pull) or "floating"
+    if args.json:
+        output.emit_json({"pin": args.pin, "gpio": pin.gpio, "pull": pull,
+                          "bounce_ms": args.bounce_ms, "value": level})
+    else:
+        output.emit(f"{pin_name(args.pin)}: {output.value(level)} (input, pull {pull})")
+    if args.hold:
+        print(f"{pin_name(args.pin)} is an input with pull {pull}: holding it until Ctrl-C",
+              file=sys.stderr, flush=True)
+        hold(remote, None)
+    return EXIT_OK
+
+
+# ---- watch -------------------------------------------------------------------------
+def _event_line(received: float, event: Any) -> str:
+    clock = datetime.datetime.fromtimestamp(received).strftime("%H:%M:%S.%f")
+    return (f"{clock}  {pin_name(event.pin)}  {output.value(event.value)}  {event.edge:<7}  "
+            f"seq {event.seq}  missed {event.missed}")
+
+
+def _watch(args: argparse.Namespace, remote: Any) -> int:
+    from ..errors import ConnectionLost
+    events: "queue.Queue[Any]" = queue.Queue()
+    pins = []
+    for board in args.pins:
+        if args.pull is not None:  # an input of ours, with the pull (and debounce) asked for
+            pins.append(remote.pin(board).as_input(pull=_pull(args.pull),
+                                                   bounce_ms=args.bounce_ms))
+        else:                      # anyone's pin, as it is: nothing claimed or changed
+            pins.append(remote.pin(board, claim=False))
+    before = None if args.json else remote.read_pins(args.pins)  # the levels changes start from
+    for pin in pins:
+        pin.when_changed = lambda event: events.put((time.time(), event))
+    remote.when_connection_changed = lambda connected: connected or events.put(None)
+    if before is not None:
+        shown = ", ".join(f"{pin_name(b)} = {output.value(before[b])}" for b in args.pins)
+        print(f"watching {shown}; Ctrl-C to stop", file=sys.stderr, flush=True)
+    deadline = None if args.seconds is None else time.monotonic() + args.seconds
+    seen = 0
+    while args.count is None or seen < args.count:
+        wait = 0.25 if deadline is None else min(0.25, deadline - time.monotonic())
+        if wait <= 0:
+            break
+        try:
+            item = events.get(timeout=wait)
+        except queue.Empty:
+            item = ()
+        if item is None or (item == () and not remote.connected):
+            raise ConnectionLost(f"lost the connection to {remote.host}:{remote.port}")
+        for pin in pins:
+            if not pin.watching:  # its holder closed it (a `closed` event): watch again
+                print(f"{pin_name(pin.board)} was closed by its holder; watching it again",
+                      file=sys.stderr, flush=True)
+                pin.watch()
+        if not item:
+            continue
+        received, event = item
+        if args.json:
+            output.emit_json({"time": round(received, 6), "pin": event.pin,
+                              "gpio": pins[args.pins.index(event.pin)].gpio,
+                              "value": event.value, "edge": event.edge, "ts_ns": event.ts_ns,
+                              "seq": event.seq, "missed": event.missed})
+        else:
+            output.emit(_event_line(received, event))
+        seen += 1
+    return EXIT_OK
+
+
+# ---- info, state ---------------------------------------------------------------------
+def _states(remote: Any, boards: List[int], owners: Dict[int, Any],
+            fallback: Dict[int, Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """``state`` of each pin; a pin whose state is refused (a pin rule) keeps
+    what ``info`` said of it."""
+    from ..errors import ServerError
+    states = []
+    for board in boards:
+        try:
+            state = remote.request("state", pin=board)
+            state = {k: v for k, v in state.items() if k not in ("id", "ok")}
+        except ServerError as exc:
+            if board not in fallback:
+                raise
+            state = dict(fallback[board], refused=exc.code)
+        states.append(dict(state, owner=owners.get(board)))
+    return states
+
+
+def _info(args: argparse.Namespace, remote: Any) -> int:
+    info = remote.info()
+    if args.json:
+        output.emit_json(info)
+        return EXIT_OK
+    entries = {entry["pin"]: entry for entry in info.get("pins", [])}
+    board = remote.board
+    output.emit(f"remoteio {info.get('server', '?')} at {remote.host}:{remote.port}: "
+                f"{board.get('description') or board.get('model', '?')}, backend "
+                f"{info.get('backend', '?')}, mode {info.get('mode', '?')}")
+    load = info.get("load")
+    memory = info.get("memory") or {}
+    output.emit(f"up {output.uptime(info.get('uptime_s', 0))}, {info.get('connections', 0)} "
+                f"connection{'s' if info.get('connections') != 1 else ''}"
+                + (f", load {' '.join(f'{x:.2f}' for x in load)}" if load else "")
+                + (f", memory {memory['pss_kib'] / 1024:.1f} MiB in {memory['processes']} "
+                   "processes" if memory.get("pss_kib") else ""))
+    output.emit()
+    _print_states(_states(remote, sorted(entries), {b: e.get("owner") for b, e in entries.items()},
+                          entries))
+    return EXIT_OK
+
+
+def _state(args: argparse.Namespace, remote: Any) -> int:
+    info = remote.info()
+    entries = {entry["pin"]: entry for entry in info.get("pins", [])}
+    boards = args.pins or sorted(entries)
+    states = _states(remote, boards, {b: e.get("owner") for b, e in entries.items()}, entries)
+    if args.json:
+        output.emit_json(states)
+    else:
+        _print_states(states)
+    return EXIT_OK
+
+
+def _print_states(states: List[Dict[str, Any]]) -> None:
+    if not states:
+        output.emit("no pins in use")
+        return
+    for line in output.pin_table([output.pin_row(s) for s in states]):
+        output.emit(line)
+
+
+# ---- ping ----------------------------------------------------------------------------
+def _ping(args: argparse.Namespace, remote: Any) -> int:
+    samples = []
+    for n in range(args.count):
+        if n and args.interval:
+            time.sleep(args.interval)
+        samples.append(remote.ping() * 1e6)
+    ordered = sorted(samples)
+    stats = {"count": len(samples), "min_us": ordered[0], "median_us": statistics.median(ordered),
+             "p99_us": ordered[max(0, -(-99 * len(ordered) // 100) - 1)], "max_us": ordered[-1]}
+    if args.json:
+        output.emit_json(dict({k: round(v, 1) if k != "count" else v for k, v in stats.items()},
+                              samples_us=[round(s, 1) for s in samples]))
+        return EXIT_OK
+    us = output.micro()
+    output.emit(f"{len(samples)} round trip{'s' if len(samples) != 1 else ''} to "
+                f"{remote.host}:{remote.port} (remoteio {remote.server_version}): "
+                + ", ".join(f"{name} {stats[name + '_us']:.0f} {us}"
+                            for name in ("min", "median", "p99", "max")))
+    return EXIT_OK
+
+
+def add_parsers(verbs: "argparse._SubParsersAction") -> None:
+    read = verbs.add_parser(
+        "read", help="read pins (levels read on the Pi)",
+        description="Read the level of one or more pins, in one round trip: 0/1, or the "
+                    "PWM level of an output. Nothing is claimed: pins held by others can be "
+                    "read too.",
+        epilog=examples("remoteio read 11", "remoteio read 7 11 GPIO27",
+                        ("remoteio read 11 13 --json", '{"11": 1, "13": 0}')))
+    read.add_argument("pins", metavar="PIN", nargs="+", type=pin_arg, help=PIN_HELP)
+    read.add_argument("--json", action="store_true", help="one JSON object {board: level}")
+    add_connection_options(read)
+    read.set_defaults(run=client_verb(_read, check=_check_pins))
+
+    inp = verbs.add_parser(
+        "input", help="make a pin an input (pull, debounce) and read it",
+        description="Make a pin an input with a pull and read it. The pin is released when "
+                    "the command ends, unless --hold keeps it until Ctrl-C; `remoteio watch "
+                    "PIN --pull ...` configures and watches in one go.",
+        epilog=examples("remoteio input 11 --pull up", "remoteio input GPIO17 --pull down --json",
+                        "remoteio input 11 --pull up --bounce-ms 20 --hold"))
+    inp.add_argument("pin", metavar="PIN", type=pin_arg, help=PIN_HELP)
+    inp.add_argument("--pull", choices=PULLS, required=True,
+                     help="the pull resistor (none: floating)")
+    inp.add_argument("--bounce-ms", type=checked(_bounce, "bounce_ms"), default=0.0,
+                     metavar="N", help="debounce on the Pi (default 0)")
+    inp.add_argument("--hold", action="store_true", help="keep the input set up until Ctrl-C")
+    inp.add_argument("--json", action="store_true", help="print JSON")
+    add_connection_options(inp)
+    inp.set_defaults(run=client_verb(_input, long_lived=lambda a: a.hold))
+
+    watch = verbs.add_parser(
+        "watch", help="print pin changes as they happen, until Ctrl-C",
+        description="Print every change of the pins (pushed by the Pi) until Ctrl-C, or "
+                    "--count changes, or --seconds: one line per change (time received, "
+                    "pin, value, edge, the pin's event number and events missed before it), "
+                    "or JSON lines with --json. Without --pull the pins are watched as they "
+                    "are (anyone's, inputs or outputs); with --pull they are made inputs "
+                    "of this command.",
+        epilog=examples("remoteio watch 11 --pull up", "remoteio watch 7 11 13",
+                        "remoteio watch GPIO17 --pull up --bounce-ms 20 --json",
+                        ("remoteio watch 11 --count 1 --seconds 10", "wait for one change")))
+    watch.add_argument("pins", metavar="PIN", nargs="+", type=pin_arg, help=PIN_HELP)
+    watch.add_argument("--pull", choices=PULLS,
+                       help="make the pins inputs with this pull (none: floating)")
+    watch.add_argument("--bounce-ms", type=checked(_bounce, "bounce_ms"), default=0.0,
+                       metavar="N", help="with --pull: debounce on the Pi (default 0)")
+    watch.add_argument("--json", action="store_true",
+                       help="JSON lines: time, pin, gpio, value, edge, ts_ns, seq, missed")
+    watch.add_argument("--count", type=positive("count", integer=True), metavar="N",
+                       help="stop after N changes")
+    watch.add_argument("--seconds", type=positive("seconds"), metavar="S",
+                       help="stop after S seconds")
+    add_connection_options(watch)
+    watch.set_defaults(run=client_verb(_watch, long_lived=True, check=_check_pins))
+
+    for name in ("info", "state"):
+        parser = verbs.add_parser(
+            name, help={"info": "the server, and a table of the pins in use",
+                        "state": "a table of pins: mode, value, task, time left, revert"}[name],
+            description=(
+                "The server (version, board, mode, uptime, connections, load, memory) and "
+                "a table of the pins in use." if name == "info" else
+                "A table of pins (default: every pin in use).")
+            + " Columns: PIN (board), GPIO, MODE, VALUE, TASK, LEFT (time left of a timed "
+              "task), QUEUE (tasks waiting), REVERT (a lease's pending revert: to what, "
+              "in how long), OWNER (the connection holding the pin).",
+            epilog=examples(f"remoteio {name}", f"remoteio {name} --json") if name == "info"
+            else examples("remoteio state", "remoteio state 7 GPIO17", "remoteio state 7 --json"))
+        if name == "state":
+            parser.add_argument("pins", metavar="PIN", nargs="*", type=pin_arg,
+                                help=PIN_HELP + " (default: every pin in use)")
+        parser.add_argument("--json", action="store_true",
+                            help="the server's replies as JSON" if name == "info"
+                            else "a JSON list of the pins' state replies (with owner)")
+        add_connection_options(parser)
+        parser.set_defaults(run=client_verb(_info if name == "info" else _state,
+                                            check=_check_pins if name == "state" else None))
+
+    ping = verbs.add_parser(
+        "ping", help="round-trip times to the server",
+        description="Send --count pings and show the round-trip times: min, median, p99, max.",
+        epilog=examples("remoteio ping", "remoteio ping --count 1000",
+                        "remoteio ping --count 100 --interval 0.01 --json"))
+    ping.add_argument("--count", type=positive("count", integer=True), default=10, metavar="N",
+                      help="how many (default 10)")
+    ping.add_argument("--interval", type=checked(_non_negative, "interval"), default=0.0,
+                      metavar="S", help="seconds between pings (default 0: back to back)")
+    ping.add_argument("--json", action="store_true", help="statistics and samples as JSON")
+    add_connection_options(ping)
+    ping.set_defaults(run=client_verb(_ping))
+
+
+def _bounce(name: str, value: float) -> float:
+    from ..protocol import fields
+    return fields.duration_ms(60_000.0)(name, value)
+
+
+def _non_negative(name: str, value: float) -> float:
+    from ..protocol import fields
+    return fields.number_in(0, 3600)(name, value)
