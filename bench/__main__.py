@@ -41,7 +41,8 @@ from .report import add_floor_multiples, render_markdown, render_table, summary,
 Section = Callable[[Plan, float], List[Dict[str, Any]]]
 SECTIONS: Dict[str, Section] = {
     "acked_write": lambda plan, floor: (latency.acked_writes(plan, floor)
-                                        + latency.library_writes(plan, floor)),
+                                        + latency.library_writes(plan, floor)
+                                        + latency.gpiozero_writes(plan, floor)),
     "pipelined": lambda plan, floor: throughput.pipelined(plan),
     "timing": lambda plan, floor: timing.timing(plan),
     "edge": lambda plan, floor: events.edge_latency(plan),

@@ -184,6 +184,27 @@ def library_writes(plan: Plan, floor_p50: float) -> List[Dict[str, Any]]:
     ]
 
 
+def gpiozero_writes(plan: Plan, floor_p50: float) -> List[Dict[str, Any]]:
+    """gpiozero's LED.on()/off() through the remoteio pin factory (one round
+    trip each, verified on the board like the others)."""
+    from gpiozero import LED
+    from remoteio.gpiozero_factory import RemoteIOFactory
+
+    count = max(20, plan.lib_latency // 2)
+    with ServerProcess() as server:
+        factory = RemoteIOFactory(*server.address, heartbeat=0, reconnect=False)
+        try:
+            pin = PINS_26[0]
+            led = LED(f"BOARD{pin}", pin_factory=factory)
+            got, check = timed_writes(lambda n: (led.off() if n & 1 else led.on()) or True,
+                                      lambda since: factory.server.sim.history(pin, since), count)
+            led.close()
+        finally:
+            factory.close()
+    return [_write_row("acked_write.gpiozero", "gpiozero LED.on()/off() via the remoteio factory",
+                       got, check, floor_p50, pins=1, busy=False, rounds=1)]
+
+
 def batch_skew(plan: Plan, floor_p50: float) -> List[Dict[str, Any]]:
     """``write`` of 8 pins at once: how far apart the 8 changes are on the board."""
     pins = PINS_26[:8]
