@@ -201,6 +201,7 @@ class Router:
         for board, batch in batches.items():
             handle = self.workers.get(board)
             if handle is None:
+                self._batches[board] += batch  # its worker is being started: keep it
                 continue
             try:
                 handle.tasks.send(batch)
@@ -254,17 +255,20 @@ class Router:
                 self.rules.check(board, op, args)
                 self._check_claim(conn, board, "write")
                 parts[board] = (op, args)
-            gather = Gather(conn, req.id_json, "write", len(parts))
-            for board, (op, args) in parts.items():
+            for board in parts:  # every claim before any dispatch (a fork lets go of the lock)
                 self._claim(conn, board, "write")
-                self._dispatch(board, conn, "0", op, args, GatherPart(gather, board))
+            gather = Gather(conn, req.id_json, "write", len(parts))
         else:
-            boards = req.args["pins"]
-            for board in boards:
+            parts = {board: ("read", {}) for board in req.args["pins"]}
+            for board in parts:
                 self.rules.check(board, "read", {})
-            gather = Gather(conn, req.id_json, "read", len(boards))
-            for board in boards:
-                self._dispatch(board, conn, "0", "read", {}, GatherPart(gather, board))
+            gather = Gather(conn, req.id_json, "read", len(parts))
+        for board, (op, args) in parts.items():
+            part = GatherPart(gather, board)
+            try:
+                self._dispatch(board, conn, "0", op, args, part)
+            except ServerError as exc:  # this part only (its worker is too busy)
+                self._out.append((part, writing.error_from(exc)))
 
     def _check_claim(self, conn: int, board: int, op: str) -> None:
         owner = self.owners.get(board)
@@ -316,7 +320,14 @@ class Router:
             # Python >= 3.12 warns of fork with threads; the child runs only
             # our worker code, which takes no lock another thread could hold
             warnings.simplefilter("ignore", DeprecationWarning)
-            process.start()
+            # a fork takes a millisecond or two: let the listener route to the
+            # running workers meanwhile (requests for this pin wait in the
+            # inbound queue: it is not in self.workers until it has started)
+            self.lock.release()
+            try:
+                process.start()
+            finally:
+                self.lock.acquire()
         tasks_r.close()
         replies_w.close()
         handle = WorkerHandle(board, next(self._generation), process, tasks_w, replies_r)
