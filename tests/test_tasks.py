@@ -59,7 +59,7 @@ def test_nowait_mode_new_task_cuts_the_running_one_short(nowait_server):
 def test_nowait_never_skips_a_task(nowait_server):
     """On/off pairs sent back to back all show both edges on the pin."""
     with connect(nowait_server) as remote:
-        led = remote.pin(7)
+        remote.pin(7)
         remote.request_pipeline([(op, {"pin": 7}) for _ in range(200) for op in ("on", "off")])
     values = levels(nowait_server.sim.history(7))
     assert values == [1.0, 0.0] * 200

@@ -87,7 +87,8 @@ def _task(args: argparse.Namespace, remote: Any) -> int:
     elif op == "pulse":
         fields.update(fade_in_time=args.fade_in, fade_out_time=args.fade_out)
     pin = remote.pin(args.pin)                       # claims it: PinBusy if someone holds it
-    task = getattr(pin, op)
+    task = {"on": pin.on, "off": pin.off, "value": pin.value, "blink": pin.blink,
+            "pulse": pin.pulse}[op]
 
     def send() -> None:
         task(**fields, lease_ms=args.lease_ms, revert=args.revert)

@@ -27,7 +27,6 @@ from __future__ import annotations
 import itertools
 import logging
 import multiprocessing
-import os
 import queue
 import threading
 import time
@@ -35,13 +34,13 @@ import warnings
 from collections import defaultdict
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
-from .._version import __version__
-from ..errors import (BadArgument, NotSupported, PinBusy, PinClosed, ServerBusy, ServerError,
-                      ShuttingDown, WorkerFailed)
-from ..pins import BOARD_TO_BCM, board_pin, describe
+from ..errors import (NotSupported, PinBusy, PinClosed, ServerBusy, ServerError, ShuttingDown,
+                      WorkerFailed)
+from ..pins import BOARD_TO_BCM, describe
 from ..protocol import writing
 from ..protocol.ops import BATCH, SERVER
 from ..protocol.reading import Request
+from .admin import server_info, sim_operation
 from .channel import Channel, channel_pair
 from .gather import Gather, GatherPart
 from .rules import Rules
@@ -393,66 +392,7 @@ class Router:
     # ---- server-wide operations ---------------------------------------------------
     def _server_op(self, req: Request) -> Optional[Dict[str, Any]]:
         if req.op == "info":
-            return self._info()
+            return server_info(self)
         if req.op == "sim":
-            return self._sim(req.args)
+            return sim_operation(self.backend, req.args)
         raise NotSupported(f"{req.op} is not a server operation")  # pragma: no cover
-
-    def _info(self) -> Dict[str, Any]:
-        pins = []
-        for board in sorted(self.workers):
-            status = self.status.read(board) or {}
-            owner = self.owners.get(board)
-            pins.append({"pin": board, "gpio": BOARD_TO_BCM[board],
-                         "owner": self.peers.get(owner) if owner else None, **status})
-        pids = [os.getpid()] + [h.process.pid for h in self.workers.values()]
-        return {
-            "server": __version__, "uptime_s": round(time.monotonic() - self.started, 3),
-            "mode": self.mode, "backend": self.backend.name, "connections": len(self.peers),
-            "pins": pins, "load": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-            "memory": {"pss_kib": sum(_pss_kib(pid) for pid in pids), "processes": len(pids)},
-        }
-
-    def _sim(self, args: Dict[str, Any]) -> Dict[str, Any]:
-        sim = self.backend.sim
-        if sim is None:
-            raise NotSupported(f"sim needs the simulated board; this server runs {self.backend.name}")
-        action = args["action"]
-        if action == "levels":
-            return {"levels": {str(b): sim.level(g) for b, g in BOARD_TO_BCM.items()},
-                    "values": {str(b): sim.value(g) for b, g in BOARD_TO_BCM.items()}}
-        if args["pin"] is None:
-            raise BadArgument(f"sim {action} needs a pin")
-        line = BOARD_TO_BCM[board_pin(args["pin"])]
-        if action == "drive":
-            if args["level"] is None:
-                raise BadArgument("sim drive needs a level (0 or 1)")
-            sim.drive(line, args["level"])
-        elif action == "release":
-            sim.drive(line, None)
-        elif action == "wire":
-            if args["to"] is None:
-                raise BadArgument("sim wire needs 'to', the other pin")
-            sim.wire([line, BOARD_TO_BCM[board_pin(args["to"])]])
-        elif action == "unwire":
-            sim.unwire(line)
-        elif action == "echo":
-            if args["to"] is None or args["width_us"] is None:
-                raise BadArgument("sim echo needs 'to' (the echo pin) and 'width_us'")
-            sim.echo(line, BOARD_TO_BCM[board_pin(args["to"])], int(args["width_us"] * 1000))
-        elif action == "history":
-            return {"history": [list(e) for e in sim.history(line, args["since_ns"])]}
-        return {"level": sim.level(line)}
-
-
-def _pss_kib(pid: int) -> int:
-    """Proportional set size of a process (shared pages divided among their
-    sharers), so the sum over the server's processes is its real footprint."""
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as f:
-            for line in f:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0

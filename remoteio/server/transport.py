@@ -22,9 +22,11 @@ def tune(sock: socket.socket, keepalive_s: int = 10) -> None:
         return
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-    for name, value in (("TCP_KEEPIDLE", keepalive_s), ("TCP_KEEPINTVL", max(1, keepalive_s // 3)),
-                        ("TCP_KEEPCNT", 3), ("TCP_USER_TIMEOUT", 2 * keepalive_s * 1000)):
-        option = getattr(socket, name, None)
+    # (the constants exist on Linux; elsewhere the kernel's defaults stay)
+    for option, value in ((getattr(socket, "TCP_KEEPIDLE", None), keepalive_s),
+                          (getattr(socket, "TCP_KEEPINTVL", None), max(1, keepalive_s // 3)),
+                          (getattr(socket, "TCP_KEEPCNT", None), 3),
+                          (getattr(socket, "TCP_USER_TIMEOUT", None), 2 * keepalive_s * 1000)):
         if option is not None:
             try:
                 sock.setsockopt(socket.IPPROTO_TCP, option, value)
