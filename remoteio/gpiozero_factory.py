@@ -153,8 +153,18 @@ class RemoteIOPin(PiPin):
         if "function" in reply:
             self._function, self._pull = reply["function"], reply["pull"]
             self._frequency, self._state = reply["frequency"], reply["state"]
+        self._remember()
+
+    def _remember(self) -> None:
+        """What a reconnect must replay to give the pin back its setup."""
+        output = self._function == "output"
+        self._remote.restore_setup = {
+            "function": self._function, "pull": None if output else self._pull,
+            "frequency": self._frequency or 0, "state": float(self._state) if output else None,
+            "bounce_ms": (self._bounce or 0) * 1000.0, "edges": self._edges}
 
     def close(self) -> None:
+        self._remote.restore_setup = {}
         try:
             self.when_changed = None
             if self.factory.server.connected:
@@ -195,6 +205,7 @@ class RemoteIOPin(PiPin):
             raise PinSetInput(f"cannot set state of pin {self!r}")
         self._call("set", state=float(value))
         self._state = value if self._frequency else bool(value)
+        self._remember()
 
     # pull ------------------------------------------------------------------------
     def _check_pull(self, value: str) -> None:
@@ -226,6 +237,7 @@ class RemoteIOPin(PiPin):
         self._frequency = value or None
         if not value:
             self._state = False
+        self._remember()
 
     # edges -------------------------------------------------------------------------
     def _get_bounce(self) -> Optional[float]:
@@ -234,8 +246,8 @@ class RemoteIOPin(PiPin):
     def _set_bounce(self, value: Optional[float]) -> None:
         if value is not None and value < 0:
             raise PinInvalidBounce("bounce must be 0 or greater")
-        self._setup(bounce_ms=(value or 0) * 1000.0)
         self._bounce = value or None
+        self._setup(bounce_ms=(value or 0) * 1000.0)
 
     def _get_edges(self) -> str:
         return self._edges
@@ -243,8 +255,8 @@ class RemoteIOPin(PiPin):
     def _set_edges(self, value: str) -> None:
         if value not in ("both", "rising", "falling", "none"):
             raise PinInvalidEdges(f'invalid edges "{value}" for pin {self!r}')
-        self._setup(edges=value)
         self._edges = value
+        self._setup(edges=value)
 
     def _enable_event_detect(self) -> None:
         def changed(event) -> None:  # on the client's dispatcher thread

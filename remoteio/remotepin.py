@@ -69,6 +69,9 @@ class RemotePin:
         self.setup: Dict[str, Any] = {}
         self._claimed = False
         self._lease: Optional[Tuple[str, Dict[str, Any]]] = None
+        #: fields of a raw ``setup`` op to replay after a reconnect (the
+        #: gpiozero pin factory keeps its pin's configuration here)
+        self.restore_setup: Dict[str, Any] = {}
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
@@ -106,6 +109,8 @@ class RemotePin:
         if self.setup.get("mode") == "input":
             requests.append(("input", dict(pin, pull=self.setup["pull"],
                                            bounce_ms=self.setup["bounce_ms"])))
+        if self.restore_setup:
+            requests.append(("setup", dict(self.restore_setup, **pin)))
         if self._lease is not None:
             requests.append((self._lease[0], dict(self._lease[1], **pin)))
         if self._watching:

@@ -181,3 +181,35 @@ def test_closing_never_hangs_or_raises_when_the_link_is_dead():
         device.close()
     factory.close()
     assert time.monotonic() - started < 2
+
+
+def test_a_reconnect_gives_gpiozero_pins_their_setup_back():
+    import socket
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    first = Server(host="127.0.0.1", port=port, backend="sim").start()
+    factory = RemoteIOFactory("127.0.0.1", port, heartbeat=0.5)
+    try:
+        led, dim = LED(17, pin_factory=factory), PWMLED(18, pin_factory=factory)
+        button = Button(27, pull_up=False, pin_factory=factory)
+        led.on()
+        dim.value = 0.25
+        first.stop()
+        assert wait_until(lambda: not factory.server.connected, timeout=5)
+        second = Server(host="127.0.0.1", port=port, backend="sim").start()
+        try:
+            assert factory.server.wait_connected(timeout=10)
+            assert wait_until(lambda: second.sim.value("GPIO17") == 1.0, timeout=5)
+            assert second.sim.value("GPIO18") == pytest.approx(0.25)
+            assert second.sim.frequency("GPIO18") == 100
+            assert second.sim.function("GPIO27") == "input" and second.sim.pull("GPIO27") == "down"
+            second.sim.drive("GPIO27", 1)
+            assert wait_until(lambda: button.is_pressed, timeout=5)
+        finally:
+            for device in (led, dim, button):
+                device.close()
+            factory.close()
+            second.stop()
+    finally:
+        first.stop()

@@ -198,8 +198,8 @@ class PinWorker:
         """gpiozero-level configuration, each part only if given, in order."""
         driver = self.driver
         function, pull = args["function"], args["pull"]
-        if function == "output" and args["state"] is None:
-            driver.make_output()
+        if function == "output" and (args["state"] is None or args["frequency"]):
+            driver.make_output()  # PWM needs an output before its frequency
         elif function == "output" and driver.mode == "input":
             driver.mode = "unset"  # output_with_state: straight to the new level below
         elif function == "input":
