@@ -17,6 +17,7 @@ import hmac
 import logging
 import os
 import queue
+import secrets
 import socket
 import threading
 import time
@@ -38,6 +39,9 @@ from .tokens import find_token
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 8509
+#: this Python process, as servers see it: a connection may take over pins an
+#: older connection of the same process holds, if it asks (take_over=True)
+SESSION = secrets.token_hex(8)
 
 
 class RemoteServer:
@@ -46,14 +50,17 @@ class RemoteServer:
     *timeout* bounds every call (seconds); a server that does not answer in
     time raises :exc:`~remoteio.errors.CallTimeout`, a lost connection
     :exc:`~remoteio.errors.ConnectionLost`, and a refusal the matching
-    :exc:`~remoteio.errors.ServerError` subclass.
+    :exc:`~remoteio.errors.ServerError` subclass. With *take_over*, pins held
+    by an older connection of this same Python process (a notebook cell run
+    again) are taken over instead of refused with PinBusy.
     """
 
     def __init__(self, host: str = "localhost", port: int = DEFAULT_PORT, timeout: float = 5.0,
                  *, connect_timeout: Optional[float] = None, token: Optional[str] = None,
                  tls: Optional[bool] = None, fingerprint: Optional[str] = None,
                  cafile: Optional[str] = None, tofu: bool = False, heartbeat: float = 5.0,
-                 reconnect: bool = True, wait_for_reconnect: bool = False):
+                 reconnect: bool = True, wait_for_reconnect: bool = False,
+                 take_over: bool = False):
         self.host = host
         self.port = int(port)
         self.timeout = float(timeout)
@@ -62,6 +69,7 @@ class RemoteServer:
         self._fingerprint = fingerprint or os.environ.get("REMOTEIO_FINGERPRINT") or None
         self._cafile = cafile or os.environ.get("REMOTEIO_CAFILE") or None
         self._tofu = tofu
+        self.take_over = take_over
         if tls is None:
             tls = bool(self._fingerprint or self._cafile or tofu or
                        os.environ.get("REMOTEIO_TLS", "") not in ("", "0"))
@@ -114,7 +122,7 @@ class RemoteServer:
         """hello, and the challenge-response if the server asks for it."""
         hello = _fields(link.call("hello", {
             "protocol": PROTOCOL_VERSION, "client": f"remoteio-py/{__version__}",
-            "heartbeat": self.heartbeat,
+            "heartbeat": self.heartbeat, "session": SESSION, "take_over": self.take_over,
         }).result(self.connect_timeout))
         offer = hello.get("auth")
         if not offer:

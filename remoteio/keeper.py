@@ -32,6 +32,7 @@ class Keeper(threading.Thread):
         self.reconnect = reconnect
         self.wake = threading.Event()
         self.attempts = 0  # failed reconnection attempts in a row
+        self._jitter = random.Random()  # its own: the program's random state is not ours to move
 
     def run(self) -> None:
         backoff = FIRST_BACKOFF
@@ -47,7 +48,7 @@ class Keeper(threading.Thread):
                     self.attempts += 1
                     log.info("reconnecting to %s:%d failed (%s); next try in %.1f s",
                              server.host, server.port, exc, backoff)
-                    self.wake.wait(backoff * random.uniform(0.8, 1.2))
+                    self.wake.wait(backoff * self._jitter.uniform(0.8, 1.2))
                     self.wake.clear()
                     backoff = min(MAX_BACKOFF, backoff * 2)
                 else:

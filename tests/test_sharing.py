@@ -53,3 +53,38 @@ def test_same_connection_may_reopen_what_it_closed(raw):
     assert refused["error"]["code"] == "pin_closed"
     assert raw.call({"id": 4, "op": "open", "pin": 7})["ok"]
     assert raw.call({"id": 5, "op": "on", "pin": 7})["ok"]
+
+
+def test_a_notebook_cell_run_again_may_take_its_pins_over(server):
+    """The same program, a newer RemoteServer: refused by default with a
+    message that says how, and taken over with take_over=True."""
+    first = RemoteServer(*server.address)         # the cell's first run, never closed
+    first.pin(7).on()
+    with RemoteServer(*server.address) as refused:
+        with pytest.raises(PinBusy, match="same program"):
+            refused.pin(7)
+    with RemoteServer(*server.address, take_over=True) as again:
+        again.pin(7).off()
+        assert server.sim.value(7) == 0.0
+        with pytest.raises(PinBusy):
+            first.pin(7).on()                     # the older connection lost it
+        first.close()                             # and its leaving does not close the pin
+        again.pin(7).on()
+        assert server.sim.value(7) == 1.0
+
+
+def test_another_program_cannot_take_a_pin_over(server):
+    import subprocess
+    import sys
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom remoteio import RemoteServer\n"
+         f"s = RemoteServer('127.0.0.1', {server.port}); s.pin(7).on(); print('held', flush=True)\n"
+         "time.sleep(30)"], stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout.readline() == b"held\n"
+        with RemoteServer(*server.address, take_over=True) as other:
+            with pytest.raises(PinBusy, match="held by another connection \\("):
+                other.pin(7)
+    finally:
+        holder.kill()
+        holder.wait(10)

@@ -275,7 +275,9 @@ class Listener:
 
     def _connection_op(self, conn: Connection, req: Request) -> Optional[Dict[str, Any]]:
         if req.op == "hello":
-            return conn.session.hello(req.args)
+            welcome = conn.session.hello(req.args)
+            self.router.identify(conn.id, req.args["session"], req.args["take_over"])
+            return welcome
         if req.op == "ping":
             result = {"time_ns": time.monotonic_ns()}
             if req.args["data"] is not None:

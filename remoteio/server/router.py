@@ -91,6 +91,7 @@ class Router:
         self.closed_by: Dict[int, Set[int]] = defaultdict(set)
         self.watching: Dict[int, Set[int]] = defaultdict(set)
         self.peers: Dict[int, str] = {}
+        self.sessions: Dict[int, Tuple[str, bool]] = {}
         self.queued: Dict[int, int] = defaultdict(int)  # requests waiting for the thread
         self.started = time.monotonic()
         self.stopping = False
@@ -104,6 +105,13 @@ class Router:
     def opened(self, conn: int, peer: str) -> None:
         with self.lock:
             self.peers[conn] = peer
+
+    def identify(self, conn: int, session: str, take_over: bool) -> None:
+        """The client process a connection comes from (hello's ``session``),
+        and whether it may take pins over from that process's older
+        connections (a notebook cell run again)."""
+        with self.lock:
+            self.sessions[conn] = (session, take_over)
 
     def route(self, conn: int, requests: List[Request]) -> Outgoing:
         """Route what can go straight to running workers; queue the rest for
@@ -275,14 +283,30 @@ class Router:
             if board in self.closed_by[conn] and op != "open":
                 raise PinClosed(f"{describe(board)} was closed by this connection; "
                                 "send 'open' to use it again")
-        elif owner != conn:
+        elif owner != conn and not self._may_take_over(conn, owner):
+            if self._same_process(conn, owner):
+                raise PinBusy(f"{describe(board)} is held by another connection of this same "
+                              "program (an earlier RemoteServer: a notebook cell run again?); "
+                              "close that one, or connect with take_over=True")
             raise PinBusy(f"{describe(board)} is held by another connection "
                           f"({self.peers.get(owner, '?')})")
+
+    def _same_process(self, conn: int, owner: int) -> bool:
+        mine, theirs = self.sessions.get(conn, ("", False)), self.sessions.get(owner, ("", False))
+        return bool(mine[0]) and mine[0] == theirs[0]
+
+    def _may_take_over(self, conn: int, owner: int) -> bool:
+        return self._same_process(conn, owner) and self.sessions[conn][1]
 
     def _claim(self, conn: int, board: int, op: str) -> None:
         """Apply the sharing rule (module docstring) for a claiming op."""
         self._check_claim(conn, board, op)
-        if self.owners.get(board) is None:
+        owner = self.owners.get(board)
+        if owner != conn:
+            if owner is not None:  # taken over from an older connection of this process
+                self.owned[owner].discard(board)
+                log.info("%s taken over by a newer connection of the same client",
+                         describe(board))
             self.owners[board] = conn
             self.owned[conn].add(board)
             self.closed_by[conn].discard(board)
@@ -303,6 +327,7 @@ class Router:
                 self._batches[board].append(("gone", conn, board in owned, policy))
         self.closed_by.pop(conn, None)
         self.peers.pop(conn, None)
+        self.sessions.pop(conn, None)
 
     # ---- workers ---------------------------------------------------------------
     def _spawn(self, board: int) -> WorkerHandle:
