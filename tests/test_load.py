@@ -36,40 +36,20 @@ def percentile(values: List[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, int(round(p / 100 * len(ordered))) - 1))]
 
 
-class Client:
-    """A raw connection with its own reply buffer (used by one thread at a time)."""
+class Client(Raw):
+    """A raw connection that has said hello (used by one thread at a time)."""
 
     def __init__(self, address: Tuple[str, int]):
         started = time.perf_counter()
-        self.sock = socket.create_connection(address, timeout=SOCKET_TIMEOUT)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.buffer = b""
-        self.events: List[Dict[str, Any]] = []
+        super().__init__(address, timeout=SOCKET_TIMEOUT)
         try:
-            self.sock.sendall(b'{"id":"hello","op":"hello","client":"load"}\n')
+            self.send(b'{"id":"hello","op":"hello","client":"load"}\n')
             reply = self.recv()
             assert reply.get("id") == "hello" and reply.get("ok") is True, reply
         except BaseException:
             self.sock.close()
             raise
         self.connect_s = time.perf_counter() - started
-
-    def recv(self) -> Dict[str, Any]:
-        while True:
-            while b"\n" not in self.buffer:
-                chunk = self.sock.recv(262144)
-                if not chunk:
-                    raise ConnectionError("the server closed the connection")
-                self.buffer += chunk
-            line, self.buffer = self.buffer.split(b"\n", 1)
-            message = json.loads(line)
-            if "event" in message and "id" not in message:
-                self.events.append(message)
-                continue
-            return message
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 def writer_frames(pin: int) -> List[bytes]:
