@@ -36,7 +36,8 @@ def test_the_right_token_gets_in(secured, monkeypatch):
     with RemoteServer(*secured.address, token=TOKEN) as remote:
         remote.pin(7).on()
         assert remote.board["backend"] == "sim"   # the welcome comes after auth
-    assert secured.sim.value(7) == 1.0
+        # inside the block: on leaving it the client is gone and the pin goes safe
+        assert secured.sim.value(7) == 1.0
 
 
 def test_no_token_is_refused(secured, monkeypatch, tmp_path):
