@@ -28,12 +28,25 @@ def ok(id_json: str, result: Optional[Mapping[str, Any]] = None) -> bytes:
     return ('{"id":%s,"ok":true,%s\n' % (id_json, _encode(result)[1:])).encode()
 
 
-def error(id_json: str, code: str, message: str, detail: Optional[str] = None) -> bytes:
-    """A failure reply with a stable error *code* and a human *message*."""
+def error(id_json: str, code: str, message: str, detail: Optional[str] = None,
+          extra: Optional[Mapping[str, Any]] = None) -> bytes:
+    """A failure reply with a stable error *code* and a human *message*
+    (*extra* fields beside ``error``: a batch's per-pin ``results``)."""
     fields = {"code": code, "message": message}
     if detail:
         fields["detail"] = detail
-    return ('{"id":%s,"ok":false,"error":%s}\n' % (id_json, _encode(fields))).encode()
+    more = "," + _encode(extra)[1:-1] if extra else ""
+    return ('{"id":%s,"ok":false,"error":%s%s}\n' % (id_json, _encode(fields), more)).encode()
+
+
+def body(result: Mapping[str, Any]) -> str:
+    """The fields of a success reply, encoded once for many replies (info)."""
+    return _encode(result)[1:-1]
+
+
+def ok_body(id_json: str, fields: str) -> bytes:
+    """A success reply from :func:`body`'s text."""
+    return ('{"id":%s,"ok":true%s%s}\n' % (id_json, "," if fields else "", fields)).encode()
 
 
 def error_from(exc: ServerError, id_json: str = "null") -> bytes:

@@ -1,4 +1,5 @@
-"""The server as a whole: wires listener, router and backend together.
+"""The server as a whole: wires the zygote, the listener, the router and the
+backend together.
 
 >>> from remoteio.server import Server
 >>> with Server(host="127.0.0.1", port=0, backend="sim") as server:
@@ -7,11 +8,14 @@ True
 """
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
+import selectors
 import signal
 import socket
 import threading
+import time
 from typing import Any, Dict, Optional, Tuple
 
 from .._version import __version__
@@ -24,11 +28,14 @@ from ..protocol.ops import operation_names
 from ..protocol.session import Session
 from .backends import Backend, parse_revision, select_backend
 from .listener import Listener
+from .pool import WorkerPool
 from .router import Router
 from .rules import Rules
 from .simboard import SimHeader
+from .spawn import run_pin_worker
 from .status import StatusTable
 from .transport import server_context
+from .zygote import Zygote
 
 log = logging.getLogger("remoteio.server")
 
@@ -38,7 +45,8 @@ DISCONNECT_POLICIES = ("finish", "safe")
 
 
 class Server:
-    """A remoteio server: a listener thread, a router thread, a process per pin.
+    """A remoteio server: one I/O thread (listener and router), a process per
+    pin, forked by a zygote.
 
     ``port=0`` picks a free port (see :attr:`port`). ``backend`` is
     ``"auto"``, ``"sim"``, ``"lgpio"``, ``"rpigpio"`` or a
@@ -81,6 +89,7 @@ class Server:
             backend if isinstance(backend, Backend)
             else select_backend(backend, revision=revision, chip=chip))
         self._threads: Tuple[threading.Thread, ...] = ()
+        self._zygote: Optional[Zygote] = None
         self._stopped = threading.Event()
         self._stop_lock = threading.Lock()
         self._sock: Optional[socket.socket] = None
@@ -104,29 +113,37 @@ class Server:
 
     # ---- life cycle ------------------------------------------------------------
     def start(self) -> "Server":
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        self._sock = socket.create_server((self.host, self.requested_port), family=family,
-                                          backlog=self.backlog)
+        # the zygote first: it must be forked before this server has any thread
+        # (and before its listening socket exists, which it must not hold)
+        self.status = StatusTable()
+        kinds = {"pin": functools.partial(run_pin_worker, mode=self.mode, backend=self.backend,
+                                          status=self.status, rules=self.rules)}
+        self._zygote = Zygote(kinds).start()
+        try:
+            family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+            self._sock = socket.create_server((self.host, self.requested_port), family=family,
+                                              backlog=self.backlog)
+        except BaseException:
+            self._zygote.stop()
+            raise
         self._sock.set_inheritable(False)
         welcome = {"server": __version__, "board": self.backend.board_info(),
                    "mode": self.mode, "ops": list(operation_names())}
         authenticator = Authenticator(self.token) if self.token else None
         tls = server_context(self.tls_cert, self.tls_key) if self.tls_cert else None
-        self.status = StatusTable()
-        self.router = Router(
-            backend=self.backend, mode=self.mode, status=self.status, rules=self.rules,
-            send=lambda items: self.listener.send(items),
-            attach_worker=lambda handle: self.listener.attach_worker(handle),
-            disconnect_policy=self.disconnect_policy, hang_timeout=self.hang_timeout)
+        selector = selectors.DefaultSelector()
         self.listener = Listener(
-            self._sock, router=self.router, new_session=lambda: Session(welcome, authenticator),
+            self._sock, selector=selector, new_session=lambda: Session(welcome, authenticator),
             max_frame=self.max_frame, max_connections=self.max_connections,
             event_buffer=self.event_buffer, max_buffer=self.max_buffer, tls=tls,
             heartbeat_timeout=self.heartbeat_timeout)
-        self._threads = (
-            threading.Thread(target=self.router.run, name="remoteio-router", daemon=True),
-            threading.Thread(target=self.listener.run, name="remoteio-listener", daemon=True),
-        )
+        self.pool = WorkerPool(self._zygote, selector, hang_timeout=self.hang_timeout)
+        self.router = Router(
+            backend=self.backend, mode=self.mode, status=self.status, rules=self.rules,
+            pool=self.pool, outlet=self.listener, selector=selector, version=__version__,
+            started=time.monotonic(), disconnect_policy=self.disconnect_policy)
+        self._threads = (threading.Thread(target=self.listener.serve, args=(self.router,),
+                                          name="remoteio-listener", daemon=True),)
         for thread in self._threads:
             thread.start()
         log.info("remoteio %s serving on %s port %d (mode %s, backend %s, %s; %s, %s)",
@@ -147,12 +164,13 @@ class Server:
             self._stopped.set()
 
     def _stop(self, timeout: float) -> None:
-        router_thread, listener_thread = self._threads
-        self.listener.stop_accepting()
-        self.router.inbound.put(("stop",))
-        router_thread.join(timeout)
+        (listener_thread,) = self._threads
         self.listener.stop()
         listener_thread.join(timeout)
+        if listener_thread.is_alive():
+            log.error("the listener did not stop within %g s", timeout)
+        if self._zygote is not None:
+            self._zygote.stop()  # already done by the pool, unless the loop failed
         if self._own_backend:
             self.backend.close()
         log.info("remoteio stopped; every pin safe")
@@ -188,9 +206,14 @@ class Server:
             self._sim_header = SimHeader(self.backend.sim)
         return self._sim_header
 
+    @property
+    def zygote_pid(self) -> Optional[int]:
+        """The pid of the process that forks the workers (None when stopped)."""
+        return self._zygote.pid if self._zygote else None
+
     def worker_pids(self) -> dict:
         """board pin -> pid of its worker process."""
-        return {board: h.process.pid for board, h in list(self.router.workers.items())}
+        return {h.key: h.pid for h in self.pool if h.pid is not None and isinstance(h.key, int)}
 
 
 def _loopback(host: str) -> bool:

@@ -1,11 +1,23 @@
 """A one-way message pipe between the server's own processes.
 
 Messages are plain data the server built itself (tuples, numbers, strings,
-bytes, dicts of them) and are encoded with :mod:`marshal`, behind a 4-byte
-length. Nothing from the network crosses a channel undecoded: requests are
-validated into plain values first. The reading end is non-blocking and
-:meth:`Channel.receive` returns every complete message available in one
-system call, which is what lets batches stay batches across processes.
+bytes, dicts of them; see messages.py) and are encoded with :mod:`marshal`,
+behind a 4-byte length. Nothing from the network crosses a channel
+undecoded: requests are validated into plain values first.
+
+Both ends are non-blocking, so neither side ever waits on the other (the
+other may be waiting on it). :meth:`Channel.send` keeps what the pipe cannot
+take yet in the channel's own buffer; the owner watches the descriptor for
+writing while :attr:`Channel.pending` is non-zero and calls
+:meth:`Channel.flush`, and bounds that buffer itself (back-pressure).
+:meth:`Channel.receive` returns the complete messages available, up to a
+byte budget, which is what lets batches stay batches across processes.
+
+>>> r, w = channel_pair()
+>>> w.send([1, "two"]); w.pending
+0
+>>> r.receive()
+[[1, 'two']]
 """
 from __future__ import annotations
 
@@ -26,31 +38,59 @@ class ChannelClosed(EOFError):
 class Channel:
     """One end of a pipe: a reader (``fd`` readable) or a writer."""
 
-    __slots__ = ("fd", "_buffer")
+    __slots__ = ("fd", "_buffer", "_out")
 
     def __init__(self, fd: int, reader: bool):
         self.fd = fd
         self._buffer = b""
-        if reader:
-            os.set_blocking(fd, False)
+        self._out = bytearray()
+        os.set_blocking(fd, False)
 
     def fileno(self) -> int:
         return self.fd
 
     def send(self, message: Any) -> None:
-        """Write one message (blocks only while the pipe is full)."""
-        body = _dumps(message)
-        data = memoryview(_LENGTH.pack(len(body)) + body)
-        while data:
-            written = os.write(self.fd, data)
-            data = data[written:]
+        """Write one message now, or keep the rest of it for :meth:`flush`.
 
-    def receive(self) -> List[Any]:
-        """Every complete message available now ([] if none yet).
+        Raises OSError (EPIPE) once the reader is gone."""
+        body = _dumps(message)
+        if self._out:
+            self._out += _LENGTH.pack(len(body))
+            self._out += body
+            self.flush()
+            return
+        data = _LENGTH.pack(len(body)) + body
+        try:
+            written = os.write(self.fd, data)
+        except BlockingIOError:
+            written = 0
+        if written < len(data):
+            self._out += data[written:]
+
+    def flush(self) -> int:
+        """Write what the pipe takes of the kept bytes; the bytes still kept."""
+        out = self._out
+        while out:
+            try:
+                written = os.write(self.fd, out)
+            except BlockingIOError:
+                break
+            del out[:written]
+        return len(out)
+
+    @property
+    def pending(self) -> int:
+        """Bytes sent but not yet taken by the pipe."""
+        return len(self._out)
+
+    def receive(self, budget: int = 1 << 20) -> List[Any]:
+        """The complete messages available now ([] if none yet), reading at
+        most about *budget* bytes (the rest waits for the next call).
 
         Raises :exc:`ChannelClosed` at end of file."""
-        chunks = []
-        while True:
+        chunks: List[bytes] = []
+        taken = 0
+        while taken < budget:
             try:
                 # 64 KiB: under glibc's mmap threshold, so no buffer is mapped
                 # and unmapped per read; loop while more is waiting
@@ -62,6 +102,7 @@ class Channel:
                     break  # deliver what came before the end; the next call reports it
                 raise ChannelClosed("the other end closed the channel")
             chunks.append(chunk)
+            taken += len(chunk)
             if len(chunk) < 65536:
                 break
         if not chunks:
@@ -85,6 +126,7 @@ class Channel:
             except OSError:
                 pass
             self.fd = -1
+        self._out = bytearray()
 
     @property
     def closed(self) -> bool:

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Optional
+from collections import deque
+from typing import Any, Deque, Optional
 
 from ..protocol.framing import FrameBuffer
 from ..protocol.session import Session
@@ -12,7 +13,7 @@ from .transport import Transport
 class Connection:
     __slots__ = ("id", "transport", "peer", "ip", "frames", "session", "out", "pending",
                  "eof", "eof_at", "events", "events_dropped", "opened_at", "last_seen",
-                 "closing_reason")
+                 "closing_reason", "backlog")
 
     def __init__(self, conn_id: int, transport: Transport, peer: str, ip: str,
                  session: Session, max_frame: int):
@@ -30,6 +31,7 @@ class Connection:
         self.events_dropped = 0
         self.opened_at = self.last_seen = time.monotonic()
         self.closing_reason: Optional[str] = None
+        self.backlog: Deque[Any] = deque()  # frames read, not yet handled (fairness)
 
     @property
     def sock(self) -> Any:

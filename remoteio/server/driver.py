@@ -226,9 +226,10 @@ class PinDriver:
         except Exception as exc:
             raise translate(exc) from None
 
-    def make_output(self) -> None:
+    def make_output(self, level: float = 0.0) -> None:
+        """An output at *level* (the worker passes the pin's safe value)."""
         self.mode = "unset" if self.mode == "input" else self.mode
-        self.drive(0.0, False)
+        self.drive(level, False)
 
     def read(self):
         """The level on the pin: driven level of an output, input level else."""

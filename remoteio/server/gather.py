@@ -1,52 +1,66 @@
-"""Batch requests: one request fanned out to several pin workers, one reply.
+"""Batch requests: one request fanned out to several workers, one reply.
 
 The router splits ``write``/``read_many`` into one part per pin; each part's
-reply comes back from its worker to the listener, which adds it to the
-:class:`Gather`; the last part completes the batch and its single reply goes
-to the client. Only the listener thread touches a gather after dispatch.
+answer comes back from its worker as a typed :class:`~.messages.PartReply`
+(an error triple or a value, never a frame to parse again), and the last
+part completes the batch: its single reply goes to the client.
+
+>>> g = Gather(1, "5", "read", 2)
+>>> g.add(7, None, 1) is None
+True
+>>> g.add(11, None, 0)
+b'{"id":5,"ok":true,"values":{"7":1,"11":0}}\\n'
 """
 from __future__ import annotations
 
-import json
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 from ..protocol import writing
 
+PartError = Optional[Tuple[str, str, Optional[str]]]  # (code, message, detail)
+
 
 class Gather:
-    __slots__ = ("conn", "id_json", "kind", "remaining", "results")
+    __slots__ = ("conn", "id_json", "kind", "remaining", "errors", "values")
 
     def __init__(self, conn: int, id_json: str, kind: str, parts: int):
         self.conn = conn
         self.id_json = id_json
         self.kind = kind          # "write" or "read"
         self.remaining = parts
-        self.results: Dict[int, Dict[str, Any]] = {}
+        self.errors: Dict[int, Tuple[str, str, Optional[str]]] = {}
+        self.values: Dict[int, Any] = {}
 
-    def add(self, board: int, frame: bytes) -> Optional[bytes]:
-        """Add one pin's reply; the batch's reply once every pin has answered."""
-        self.results[board] = json.loads(frame)
+    def add(self, board: int, error: PartError, value: Any = None) -> Optional[bytes]:
+        """Add one pin's answer; the batch's reply once every pin has answered."""
+        if error is not None:
+            self.errors[board] = error
+        else:
+            self.values[board] = value
         self.remaining -= 1
         return self._reply() if self.remaining == 0 else None
 
     def _reply(self) -> bytes:
-        failed = {b: r["error"] for b, r in sorted(self.results.items()) if not r.get("ok")}
-        if failed:
-            first = next(iter(failed.values()))
-            message = "; ".join(f"BOARD{b}: {e.get('message')}" for b, e in failed.items())
-            frame = json.loads(writing.error(self.id_json, first.get("code", "internal_error"), message))
-            frame["results"] = {str(b): ({"ok": True} if b not in failed else
-                                         {"ok": False, "error": failed[b]})
-                                for b in sorted(self.results)}
-            return (json.dumps(frame, separators=(",", ":")) + "\n").encode()
+        if self.errors:
+            boards = sorted(set(self.errors) | set(self.values))
+            code = self.errors[min(self.errors)][0]
+            message = "; ".join(f"BOARD{b}: {self.errors[b][1]}" for b in sorted(self.errors))
+            results = {str(b): {"ok": True} if b not in self.errors else
+                       {"ok": False, "error": _error(self.errors[b])} for b in boards}
+            return writing.error(self.id_json, code, message, extra={"results": results})
         if self.kind == "read":
-            values = {str(b): r.get("value") for b, r in sorted(self.results.items())}
-            return writing.ok(self.id_json, {"values": values})
+            return writing.ok(self.id_json, {"values": {
+                str(b): self.values[b] for b in sorted(self.values)}})
         return writing.ok(self.id_json)
 
 
+def _error(error: Tuple[str, str, Optional[str]]) -> Dict[str, Any]:
+    code, message, detail = error
+    return {"code": code, "message": message, **({"detail": detail} if detail else {})}
+
+
 class GatherPart:
-    """Where a part's reply goes: into its gather, under its pin."""
+    """Where a part's answer goes: into its gather, under its pin."""
 
     __slots__ = ("gather", "board")
 

@@ -1,32 +1,38 @@
-"""The listener: one thread that does all of the server's socket I/O.
+"""The listener: the server's one I/O thread, and the loop the router runs in.
 
 It accepts connections (TLS handshakes included), splits their bytes into
 frames, validates frames into requests, answers the per-connection
-operations itself (``hello``, ``auth``, ``ping``) and hands pin requests to
-the router, one call per read. It also reads the workers' reply pipes and
-writes replies and events to the connections. Nothing here touches a pin.
+operations itself (``hello``, ``auth``, ``ping``) and hands the rest to the
+router, which it calls on this same thread, as it does when a worker's pipe
+or the zygote's socket is ready (the router's descriptors share this
+selector). It writes replies and events to the connections: it is the
+router's :class:`~.router.Outlet`. Nothing here touches a pin.
 
-Every socket is non-blocking and every wait is bounded: the loop wakes at
-least once a second for housekeeping (greeting and heartbeat timeouts,
-half-closed connections), and the router wakes it through a pipe when it has
-output.
+Nothing here waits on anything but the selector, and that wait is bounded
+by the next housekeeping (greeting and heartbeat timeouts, half-closed
+connections) and the router's next deadline (worker probes).
+
+Fairness and back-pressure: a connection's frames are handled at most
+:data:`FRAMES_PER_TURN` per turn of the loop, so a flood on one connection
+delays the others by one turn at most; it is not read again until its
+frames are handled, nor while a worker it feeds is congested.
 
 Slow readers: replies are never dropped, but once a connection has more than
 ``event_buffer`` bytes waiting, new *events* for it are dropped (its client
-sees the gap in the per-pin ``seq`` numbers); past ``max_buffer`` bytes the
-connection is closed with a log line saying why.
+sees the gap in the per-pin ``seq`` numbers); a frame that would take it
+past ``max_buffer`` bytes closes it at once, with a log line saying why.
 """
 from __future__ import annotations
 
 import itertools
 import logging
 import os
-import queue
 import selectors
 import socket
 import ssl
 import time
-from typing import Any, Callable, Dict, List, Optional, Set
+from collections import deque
+from typing import Any, Callable, Dict, Iterable, List, Optional, Set
 
 from ..errors import AuthFailed, FrameTooLarge, ServerBusy, ServerError
 from ..protocol import writing
@@ -36,7 +42,6 @@ from ..protocol.ops import CONNECTION
 from ..protocol.reading import Rejected, Request, parse_request
 from ..protocol.session import Session
 from .connection import Connection, format_peer, peer_ip
-from .gather import GatherPart
 from .transport import WOULD_BLOCK, Transport, tune
 
 log = logging.getLogger(__name__)
@@ -44,20 +49,24 @@ log = logging.getLogger(__name__)
 #: bytes asked for per read: below glibc's mmap threshold (128 KiB), so a read
 #: does not map and unmap a fresh buffer every time (that cost ~9 µs a read)
 READ_SIZE = 65536
+#: frames of one connection handled per turn of the loop
+FRAMES_PER_TURN = 64
+#: the longest the loop sleeps with nothing to do (s)
+MAX_SLEEP = 1.0
 
 _READ = selectors.EVENT_READ
 _WRITE = selectors.EVENT_WRITE
 
 
 class Listener:
-    def __init__(self, sock: socket.socket, *, router: Any,
+    def __init__(self, sock: socket.socket, *, selector: selectors.BaseSelector,
                  new_session: Callable[[], Session], max_frame: int,
                  max_connections: int = 256, event_buffer: int = 1 << 20,
                  max_buffer: int = 16 << 20, eof_grace: float = 30.0,
                  tls: Optional[ssl.SSLContext] = None, greeting_timeout: float = 30.0,
                  heartbeat_timeout: float = 0.0):
         self.sock = sock
-        self.router = router
+        self.router: Any = None  # the Router (serve() sets it: it needs us as its outlet)
         self.new_session = new_session
         self.max_frame = max_frame
         self.max_connections = max_connections
@@ -71,41 +80,53 @@ class Listener:
         self.connections: Dict[int, Connection] = {}
         self.running = True
         self._ids = itertools.count(1)
-        self._selector = selectors.DefaultSelector()
-        self._outbound: "queue.SimpleQueue[tuple]" = queue.SimpleQueue()
+        self._selector = selector
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
+        self._stop_asked = False
         self._dirty: Set[Connection] = set()
+        self._backlog: Dict[Connection, None] = {}   # connections with frames to handle
+        self._paused: Set[Connection] = set()        # not read: a worker they feed is full
         self._next_housekeeping = 0.0
 
     # ---- called from other threads ---------------------------------------------
-    def send(self, items: List[tuple]) -> None:
-        """Queue ``(conn id or ids, frame)`` items for sending (thread-safe)."""
-        self._post("send", items)
-
-    def attach_worker(self, handle: Any) -> None:
-        """Start reading a new worker's reply pipe (thread-safe)."""
-        self._post("worker", handle)
-
-    def stop_accepting(self) -> None:
-        """Close the listening socket, freeing the port (thread-safe)."""
-        self._post("stop_accepting", None)
-
     def stop(self) -> None:
-        self._post("stop", None)
+        """Stop the loop: no new connections, every worker stopped (thread-safe)."""
+        self._stop_asked = True
+        wake = self._wake_w
+        if wake >= 0:
+            try:
+                os.write(wake, b"\0")
+            except OSError:
+                pass  # already woken, or the loop has ended
 
-    def _post(self, kind: str, payload: Any) -> None:
-        self._outbound.put((kind, payload))
-        try:
-            os.write(self._wake_w, b"\0")
-        except BlockingIOError:
-            pass  # already woken
-        except OSError:
-            pass  # the loop has ended: nothing left to wake
+    # ---- the router's outlet ---------------------------------------------------
+    def reply(self, conn_id: int, frame: bytes) -> None:
+        conn = self.connections.get(conn_id)
+        if conn is not None:
+            conn.pending -= 1
+            self._queue(conn, frame)
+            if conn.eof and conn.id in self.connections:
+                self._maybe_finish(conn)
+
+    def event(self, targets: Iterable[int], frame: bytes) -> None:
+        for conn_id in targets:
+            conn = self.connections.get(conn_id)
+            if conn is None:
+                continue
+            if len(conn.out) > self.event_buffer:
+                conn.events_dropped += 1
+                continue
+            self._queue(conn, frame)
+
+    def is_open(self, conn_id: int) -> bool:
+        return conn_id in self.connections
 
     # ---- the loop ------------------------------------------------------------------
-    def run(self) -> None:
+    def serve(self, router: Any) -> None:
+        """Run the loop (on this thread) with *router*, until stopped."""
+        self.router = router
         self.sock.setblocking(False)
         self._selector.register(self.sock, _READ, ("accept", None))
         self._selector.register(self._wake_r, _READ, ("wake", None))
@@ -113,56 +134,76 @@ class Listener:
             while self.running:
                 try:
                     self._turn()
-                except Exception:  # the listener must outlive any bug
+                except Exception:  # the loop must outlive any bug
                     log.exception("listener: a turn of the loop failed")
         finally:
             self._close_all()
 
     def _turn(self) -> None:
-        for key, mask in self._selector.select(timeout=1.0):
+        if self._backlog:
+            timeout = 0.0
+        else:
+            wake = min(self._next_housekeeping, self.router.next_deadline())
+            timeout = min(MAX_SLEEP, max(0.0, wake - time.monotonic()))
+        for key, mask in self._selector.select(timeout):
             kind, obj = key.data
             try:
                 if kind == "conn":
                     self._ready(obj, mask)
-                elif kind == "worker":
-                    self._read_worker(obj)
-                elif kind == "wake":
-                    self._drain_outbound()
                 elif kind == "accept":
                     self._accept()
+                elif kind == "wake":
+                    self._woken()
+                else:
+                    self.router.ready(kind, obj)
             except Exception:  # a bug must cost one connection at most
                 log.exception("listener: handling %s failed", kind)
                 if kind == "conn":
                     self._close(obj, "internal error (see the log above)")
+        for conn in list(self._backlog):
+            if conn.id in self.connections:
+                self._work(conn)
+            else:
+                self._backlog.pop(conn, None)
+        if self._paused:
+            for conn in list(self._paused):
+                if conn.id not in self.connections or not self.router.congested(conn.id):
+                    self._paused.discard(conn)
+                    self._update_events(conn)
         self._flush()
         now = time.monotonic()
         if now >= self._next_housekeeping:
             self._next_housekeeping = now + 1.0
             self._housekeeping(now)
+        self.router.tick(now)
 
-    def _drain_outbound(self) -> None:
+    def _woken(self) -> None:
         try:
             os.read(self._wake_r, 4096)
         except BlockingIOError:
             pass
-        while True:
-            try:
-                kind, payload = self._outbound.get_nowait()
-            except queue.Empty:
-                return
-            if kind == "send":
-                for target, frame in payload:
-                    self._deliver(target, frame)
-            elif kind == "worker":
-                self._selector.register(payload.replies.fd, _READ, ("worker", payload))
-            elif kind == "stop_accepting":
-                if self.sock.fileno() >= 0:
-                    self._selector.unregister(self.sock)
-                    self.sock.close()
-            elif kind == "stop":
-                self.running = False
+        if self._stop_asked and self.running:
+            self._shutdown()
+
+    def _shutdown(self) -> None:
+        """Free the port, stop every worker (each pin goes safe), send the last
+        replies, close the connections."""
+        if self.sock.fileno() >= 0:
+            self._selector.unregister(self.sock)
+            self.sock.close()
+        self.router.shutdown()
+        self.running = False
 
     # ---- connections ---------------------------------------------------------------
+    def _update_events(self, conn: Connection) -> None:
+        """Read while nothing holds the connection back; write while output waits."""
+        if conn.id not in self.connections:
+            return
+        if conn.transport.handshaking:
+            return  # the handshake chooses
+        reading = not (conn.eof or conn.backlog or conn in self._paused)
+        self._set_events(conn, (_READ if reading else 0) | (_WRITE if conn.out else 0))
+
     def _set_events(self, conn: Connection, events: int) -> None:
         if events == conn.events:
             return
@@ -225,7 +266,7 @@ class Listener:
             return
         if step == "done":
             log.debug("connection %d: TLS %s", conn.id, conn.sock.version())
-            self._set_events(conn, _READ | (_WRITE if conn.out else 0))
+            self._update_events(conn)
         else:
             self._set_events(conn, _READ if step == "read" else _WRITE)
 
@@ -241,14 +282,26 @@ class Listener:
             self._end(conn, None)
             return
         conn.last_seen = time.monotonic()
+        frames = conn.frames.feed(data)
+        if frames:
+            conn.backlog.extend(frames)
+            self._backlog[conn] = None
+            self._update_events(conn)  # no more reading until these are handled
+
+    def _work(self, conn: Connection) -> None:
+        """Handle up to FRAMES_PER_TURN of the connection's frames."""
+        backlog = conn.backlog
         batch: List[Request] = []
-        for frame in conn.frames.feed(data):
+        for _ in range(min(FRAMES_PER_TURN, len(backlog))):
+            frame = backlog.popleft()
             if conn.closing_reason:
+                backlog.clear()
                 break  # ending (after a failed authentication): read no further
             if frame is TOO_LARGE:
                 self._queue(conn, writing.error_from(FrameTooLarge(
                     f"a frame may be at most {self.max_frame} bytes")))
                 continue
+            req = None
             try:
                 req = parse_request(frame)
                 refusal = conn.session.gate(req.op)
@@ -261,15 +314,23 @@ class Listener:
             except Rejected as rejected:
                 self._queue(conn, writing.error_from(rejected.error, rejected.id_json))
             except ServerError as exc:
-                self._queue(conn, writing.error_from(exc, req.id_json))
+                self._queue(conn, writing.error_from(exc, req.id_json if req else "null"))
             except Exception:  # a bug: answer this frame, keep the connection
                 log.exception("listener: a frame from %s failed", conn.peer)
                 self._queue(conn, writing.error_from(ServerError(
-                    "internal error; see the server log"), req.id_json))
+                    "internal error; see the server log"), req.id_json if req else "null"))
+            if conn.id not in self.connections:
+                return  # closed on the way (its output ran over)
         if batch:
             conn.pending += len(batch)
-            for target, frame in self.router.route(conn.id, batch):
-                self._deliver(target, frame)
+            self.router.route(conn.id, batch)
+            if conn.id not in self.connections:
+                return
+            if self.router.congested(conn.id):
+                self._paused.add(conn)
+        if not backlog:
+            self._backlog.pop(conn, None)
+            self._update_events(conn)
         if conn.closing_reason and not conn.eof:
             self._end(conn, conn.closing_reason)  # once its last reply is queued
 
@@ -303,7 +364,9 @@ class Listener:
         conn.eof = True
         conn.eof_at = time.monotonic()
         conn.closing_reason = reason
-        self._set_events(conn, conn.events & _WRITE)
+        conn.backlog.clear()
+        self._backlog.pop(conn, None)
+        self._update_events(conn)
         self._maybe_finish(conn)
 
     def _maybe_finish(self, conn: Connection) -> None:
@@ -317,23 +380,28 @@ class Listener:
             log.info("closing connection %d (%s): %s", conn.id, conn.peer, reason)
         self._set_events(conn, 0)
         conn.transport.close()
+        conn.out = bytearray()  # an abusive connection's memory goes back at once
+        conn.backlog.clear()
         self._dirty.discard(conn)
-        self.router.inbound.put(("closed", conn.id))
+        self._backlog.pop(conn, None)
+        self._paused.discard(conn)
+        self.router.closed(conn.id)
 
     def _close_all(self) -> None:
-        workers = [key.data[1] for key in list(self._selector.get_map().values())
-                   if key.data[0] == "worker"]
-        for handle in workers:
-            if not handle.replies.closed:
-                self._read_worker(handle)  # the last replies of stopped workers
-            handle.replies.close()
+        if self.running:  # the loop failed for good: the workers still go safe
+            self.running = False
+            try:
+                self.router.shutdown()
+            except Exception:
+                log.exception("listener: stopping the workers failed")
         for conn in list(self.connections.values()):
             self._send_now(conn)
             self._close(conn, None)
         self._selector.close()
         self.sock.close()
+        wake, self._wake_w = self._wake_w, -1  # a late stop() must not write to a reused number
         os.close(self._wake_r)
-        os.close(self._wake_w)
+        os.close(wake)
 
     def _housekeeping(self, now: float) -> None:
         for conn in list(self.connections.values()):
@@ -350,54 +418,12 @@ class Listener:
                 self._close(conn, f"silent for {silent:.0f} s")
 
     # ---- output --------------------------------------------------------------------
-    def _read_worker(self, handle: Any) -> None:
-        replies = handle.replies
-        inflight = handle.inflight
-        try:
-            messages = replies.receive()
-        except (EOFError, OSError):
-            try:
-                self._selector.unregister(replies.fd)
-            except (KeyError, ValueError):
-                pass
-            replies.close()
-            self.router.inbound.put(("worker_eof", handle.board, handle.generation))
-            return
-        for items in messages:
-            for seq, target, frame in items:
-                if seq is not None:
-                    entry = inflight.pop(seq, None)
-                    if entry is not None and entry[2] is not None:
-                        target = entry[2]  # a part of a batch request
-                elif target == "pong":
-                    handle.probe_sent = None  # the worker is alive
-                    continue
-                self._deliver(target, frame)
-
-    def _deliver(self, target: Any, frame: bytes) -> None:
-        if type(target) is GatherPart:
-            frame = target.gather.add(target.board, frame)
-            if frame is None:
-                return
-            target = target.gather.conn
-        if type(target) is int:
-            conn = self.connections.get(target)
-            if conn is not None:
-                conn.pending -= 1
-                self._queue(conn, frame)
-                if conn.eof:
-                    self._maybe_finish(conn)
-            return
-        for conn_id in target:  # an event for every watcher
-            conn = self.connections.get(conn_id)
-            if conn is None:
-                continue
-            if len(conn.out) > self.event_buffer:
-                conn.events_dropped += 1
-                continue
-            self._queue(conn, frame)
-
     def _queue(self, conn: Connection, frame: bytes) -> None:
+        """Add a frame to the connection's output; the bound holds at every append."""
+        if len(conn.out) + len(frame) > self.max_buffer:
+            self._close(conn, f"not reading: {len(conn.out) + len(frame)} bytes would be "
+                              f"waiting (the limit is {self.max_buffer})")
+            return
         conn.out += frame
         self._dirty.add(conn)
 
@@ -417,10 +443,6 @@ class Listener:
                 self._close(conn, f"send failed: {exc}")
                 return
             del conn.out[:sent]
-        if len(conn.out) > self.max_buffer:
-            self._close(conn, f"not reading: {len(conn.out)} bytes waiting")
-            return
-        if not conn.transport.handshaking:
-            self._set_events(conn, (0 if conn.eof else _READ) | (_WRITE if conn.out else 0))
+        self._update_events(conn)
         if conn.eof:
             self._maybe_finish(conn)

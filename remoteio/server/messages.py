@@ -1,0 +1,119 @@
+"""The messages that cross the server's pipes, as named types in one place.
+
+Three channels carry them: the router's task pipe into each worker
+(:data:`ToWorker`), the worker's reply pipe back (:data:`FromWorker`), and
+the zygote's socket (:data:`ToZygote`, :data:`FromZygote`). On the wire they
+are plain tuples (``marshal`` takes no subclasses), tagged with their kind.
+
+>>> decode(encode(Task(3, 1, "7", "on", {"time_ms": 0.0}, False)))
+Task(seq=3, conn=1, id_json='7', op='on', args={'time_ms': 0.0}, part=False)
+>>> decode(encode(Probe()))
+Probe()
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, NamedTuple, Optional, Tuple, Union
+
+
+# ---- router -> worker --------------------------------------------------------------
+class Task(NamedTuple):
+    """A validated request for the worker's resource; answered by one reply."""
+    seq: int                 # the router's number for it (matches the reply)
+    conn: int                # the connection that asked
+    id_json: str             # the request's id, as JSON text
+    op: str                  # an operation of the whitelist (protocol.ops)
+    args: Dict[str, Any]     # its validated fields
+    part: bool               # one pin of a batch: answered with a PartReply
+
+
+class Gone(NamedTuple):
+    """A connection closed: its watches end; the resource follows *policy*."""
+    conn: int
+    owned: bool              # did the connection hold the resource?
+    policy: str              # "finish" or "safe"
+
+
+class MakeSafe(NamedTuple):
+    """Sent to a fresh worker whose predecessor died."""
+    was_output: bool
+
+
+class Probe(NamedTuple):
+    """Are you alive? (answered with a Pong)"""
+
+
+class Stop(NamedTuple):
+    """The server is stopping: make the resource safe and exit."""
+
+
+# ---- worker -> router ----------------------------------------------------------------
+class Reply(NamedTuple):
+    """The answer to a Task: a frame for the connection that asked."""
+    seq: int
+    frame: bytes
+
+
+class PartReply(NamedTuple):
+    """The answer to one part of a batch (the router gathers the parts)."""
+    seq: int
+    error: Optional[Tuple[str, str, Optional[str]]]   # (code, message, detail) or None
+    value: Any
+
+
+class Event(NamedTuple):
+    """A frame pushed to connections (watchers, a lease's holder)."""
+    targets: Tuple[int, ...]
+    frame: bytes
+
+
+class Pong(NamedTuple):
+    """The answer to a Probe."""
+
+
+# ---- server <-> zygote ----------------------------------------------------------------
+class Spawn(NamedTuple):
+    """Fork a worker of *kind* for *key*; its two pipe ends travel as fds."""
+    kind: str
+    key: Any
+    generation: int
+
+
+class Kill(NamedTuple):
+    """SIGKILL a worker (only a live child of the zygote)."""
+    pid: int
+
+
+class Quit(NamedTuple):
+    """Kill what is left, reap it, exit."""
+
+
+class Spawned(NamedTuple):
+    key: Any
+    generation: int
+    pid: int
+
+
+class Exited(NamedTuple):
+    pid: int
+    status: int              # the exit code, or -signal
+
+
+ToWorker = Union[Task, Gone, MakeSafe, Probe, Stop]
+FromWorker = Union[Reply, PartReply, Event, Pong]
+ToZygote = Union[Spawn, Kill, Quit]
+FromZygote = Union[Spawned, Exited]
+
+_KINDS = (Task, Gone, MakeSafe, Probe, Stop, Reply, PartReply, Event, Pong,
+          Spawn, Kill, Quit, Spawned, Exited)
+_TAG = {kind: n for n, kind in enumerate(_KINDS)}
+_MAKE = tuple(kind._make for kind in _KINDS)
+
+
+def encode(message: NamedTuple) -> tuple:
+    """A plain tuple for marshal: the kind's tag, then the fields."""
+    return (_TAG[type(message)],) + tuple(message)
+
+
+def decode(data: tuple) -> Any:
+    """The named message of a tuple made by :func:`encode`."""
+    return _MAKE[data[0]](data[1:])

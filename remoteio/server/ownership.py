@@ -1,0 +1,141 @@
+"""The sharing rule: who holds which pin, who watches it, as a pure class.
+
+The first connection to drive a pin (any task, ``open``, ``input``/
+``output``, ``setup``, ``close``, ``write``) holds it until it closes the
+pin or disconnects; others get ``pin_busy`` for those operations. Anyone
+may ``read``, ``state``, ``sync`` and ``watch`` any pin. A connection that
+closed a pin gets ``pin_closed`` for further claims until it sends
+``open``. A newer connection of the same client process (the same hello
+``session``) that says ``take_over`` may take a pin back (a notebook cell
+run again).
+
+>>> own = Ownership()
+>>> own.opened(1, "10.0.0.5:4000"); own.opened(2, "10.0.0.6:4000")
+>>> own.claim(1, 7, "on")
+>>> try:
+...     own.claim(2, 7, "on")
+... except Exception as e:
+...     print(e.code, e.message)
+pin_busy BOARD7 (GPIO4) is held by another connection (10.0.0.5:4000)
+>>> sorted(own.closed(1).owned)
+[7]
+"""
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from typing import Dict, Iterable, NamedTuple, Optional, Set, Tuple
+
+from ..errors import PinBusy, PinClosed
+from ..pins import describe
+
+log = logging.getLogger(__name__)
+
+
+class Left(NamedTuple):
+    """What a closed connection leaves behind."""
+    owned: Set[int]       # pins it held (now free)
+    watched: Set[int]     # pins it watched
+
+
+class Ownership:
+    def __init__(self) -> None:
+        self.owners: Dict[int, int] = {}
+        self.owned: Dict[int, Set[int]] = defaultdict(set)
+        self.closed_by: Dict[int, Set[int]] = defaultdict(set)
+        self.watching: Dict[int, Set[int]] = defaultdict(set)
+        self.peers: Dict[int, str] = {}
+        self.sessions: Dict[int, Tuple[str, bool]] = {}
+
+    # ---- connections ---------------------------------------------------------------
+    def opened(self, conn: int, peer: str) -> None:
+        self.peers[conn] = peer
+
+    def identify(self, conn: int, session: str, take_over: bool) -> None:
+        """The client process a connection comes from (hello's ``session``)."""
+        self.sessions[conn] = (session, take_over)
+
+    def closed(self, conn: int) -> Left:
+        owned = self.owned.pop(conn, set())
+        for board in owned:
+            del self.owners[board]
+        watched = self.watching.pop(conn, set())
+        self.closed_by.pop(conn, None)
+        self.peers.pop(conn, None)
+        self.sessions.pop(conn, None)
+        return Left(owned, watched)
+
+    def peer(self, conn: Optional[int]) -> Optional[str]:
+        return self.peers.get(conn) if conn is not None else None
+
+    def owner(self, board: int) -> Optional[int]:
+        return self.owners.get(board)
+
+    @property
+    def connections(self) -> int:
+        return len(self.peers)
+
+    # ---- the rule ----------------------------------------------------------------------
+    def check(self, conn: int, board: int, op: str) -> None:
+        """Raise PinBusy/PinClosed if *conn* may not claim *board* with *op*."""
+        owner = self.owners.get(board)
+        if owner is None:
+            if board in self.closed_by.get(conn, ()) and op != "open":
+                raise PinClosed(f"{describe(board)} was closed by this connection; "
+                                "send 'open' to use it again")
+        elif owner != conn and not self._may_take_over(conn, owner):
+            if self._same_process(conn, owner):
+                raise PinBusy(f"{describe(board)} is held by another connection of this same "
+                              "program (an earlier RemoteServer: a notebook cell run again?); "
+                              "close that one, or connect with take_over=True")
+            raise PinBusy(f"{describe(board)} is held by another connection "
+                          f"({self.peers.get(owner, '?')})")
+
+    def _same_process(self, conn: int, owner: int) -> bool:
+        mine, theirs = self.sessions.get(conn, ("", False)), self.sessions.get(owner, ("", False))
+        return bool(mine[0]) and mine[0] == theirs[0]
+
+    def _may_take_over(self, conn: int, owner: int) -> bool:
+        return self._same_process(conn, owner) and self.sessions[conn][1]
+
+    def claim(self, conn: int, board: int, op: str) -> None:
+        """Apply the rule for a claiming *op* (check first, then hold or let go)."""
+        self.check(conn, board, op)
+        owner = self.owners.get(board)
+        if owner != conn:
+            if owner is not None:
+                self.owned[owner].discard(board)
+                log.info("%s taken over by a newer connection of the same client",
+                         describe(board))
+            self.owners[board] = conn
+            self.owned[conn].add(board)
+            self.closed_by[conn].discard(board)
+        if op == "close":
+            del self.owners[board]
+            self.owned[conn].discard(board)
+            self.closed_by[conn].add(board)
+            for watchers in self.watching.values():
+                watchers.discard(board)
+
+    def claim_all(self, conn: int, boards: Iterable[int], op: str) -> None:
+        """Claim several pins, or none of them (a batch)."""
+        boards = list(boards)
+        for board in boards:
+            self.check(conn, board, op)
+        for board in boards:
+            self.claim(conn, board, op)
+
+    def watch(self, conn: int, board: int, on: bool) -> None:
+        if on:
+            self.watching[conn].add(board)
+        else:
+            self.watching[conn].discard(board)
+
+    def worker_died(self, board: int) -> Set[int]:
+        """The connections to tell: the pin's owner and watchers (whose watch ends)."""
+        told = {conn for conn, boards in self.watching.items() if board in boards}
+        for boards in self.watching.values():
+            boards.discard(board)
+        if board in self.owners:
+            told.add(self.owners[board])
+        return told

@@ -1,0 +1,226 @@
+"""The zygote: a small process, forked before the server starts any thread,
+that forks every worker.
+
+A fork copies only the thread that called it; locks held by the others stay
+locked for ever in the child (a thread of an embedding program sitting in
+``sys.stdin.readline()`` holds stdin's lock, and ``multiprocessing`` closes
+stdin in every child it starts). So the server forks once, early, into this
+zygote, and the zygote (one thread, our code only) forks the workers: a bare
+``os.fork()``, nothing re-imported, nothing of ``__main__`` run again.
+
+The server sends :class:`~.messages.Spawn` with the worker's two pipe ends
+attached (``SCM_RIGHTS``), and learns the pid from :class:`~.messages.Spawned`.
+The zygote kills only its own live children, on request or when it quits,
+and exits when the server is gone (end of file on its socket). Workers are
+its children, so the server never waits on them; they notice the server's
+death by the end of file on their task pipe.
+"""
+from __future__ import annotations
+
+import gc
+import logging
+import marshal
+import os
+import select
+import signal
+import socket
+import time
+from typing import Any, Callable, Dict, List, Optional
+
+from .messages import Exited, Kill, Quit, Spawn, Spawned, decode, encode
+from .spawn import drop_inherited
+
+log = logging.getLogger(__name__)
+
+#: what a worker of each kind runs in its process: (key, task fd, reply fd)
+WorkerMain = Callable[[Any, int, int], None]
+
+_MAX_MESSAGE = 4096
+
+
+class ZygoteGone(OSError):
+    """The zygote is not there (it died, or was never started)."""
+
+
+class Zygote:
+    """The server's handle on its zygote process."""
+
+    def __init__(self, kinds: Dict[str, WorkerMain]):
+        self.kinds = kinds
+        self.pid: Optional[int] = None
+        self.sock: Optional[socket.socket] = None
+
+    def start(self) -> "Zygote":
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        pid = os.fork()
+        if pid == 0:  # the zygote
+            code = 0
+            try:
+                ours.close()
+                _serve(theirs, self.kinds)
+            except BaseException:  # its own log line; never back into the caller's code
+                log.exception("remoteio zygote failed")
+                code = 1
+            finally:
+                os._exit(code)
+        theirs.close()
+        ours.setblocking(False)
+        self.pid, self.sock = pid, ours
+        return self
+
+    def fileno(self) -> int:
+        return self.sock.fileno() if self.sock else -1
+
+    def spawn(self, kind: str, key: Any, generation: int, fds: List[int]) -> None:
+        """Ask for a worker; its pid comes back later as Spawned."""
+        self._send(Spawn(kind, key, generation), fds)
+
+    def kill(self, pid: int) -> None:
+        self._send(Kill(pid))
+
+    def _send(self, message: Any, fds: List[int] = ()) -> None:
+        if self.sock is None:
+            raise ZygoteGone("the zygote is not running")
+        data = marshal.dumps(encode(message))
+        try:
+            socket.send_fds(self.sock, [data], list(fds)) if fds else self.sock.send(data)
+        except BlockingIOError:
+            # a few dozen bytes per message: a full socket means the zygote
+            # is stuck, and waiting for it would stall the server
+            raise ZygoteGone("the zygote is not taking requests") from None
+        except OSError as exc:
+            raise ZygoteGone(f"the zygote is gone: {exc}") from None
+
+    def receive(self) -> List[Any]:
+        """Spawned/Exited messages available now; ZygoteGone at its end."""
+        messages = []
+        while self.sock is not None:
+            try:
+                data = self.sock.recv(_MAX_MESSAGE)
+            except BlockingIOError:
+                break
+            except OSError as exc:
+                raise ZygoteGone(f"the zygote is gone: {exc}") from None
+            if not data:
+                raise ZygoteGone("the zygote exited")
+            messages.append(decode(marshal.loads(data)))
+        return messages
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Ask it to kill what is left and exit; reap it (bounded)."""
+        if self.pid is None:
+            return
+        try:
+            self._send(Quit())
+        except ZygoteGone:
+            pass
+        if not _wait_pid(self.pid, timeout):
+            log.warning("the zygote did not exit; killing it")
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            _wait_pid(self.pid, 1.0)
+        if self.sock is not None:
+            self.sock.close()
+        self.pid, self.sock = None, None
+
+
+def _wait_pid(pid: int, timeout: float) -> bool:
+    """Reap child *pid*, waiting at most *timeout* s; False if it is still alive."""
+    deadline = time.monotonic() + timeout
+    try:
+        fd: Optional[int] = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        fd = None  # an old kernel: poll, 20 ms apart
+    try:
+        while True:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+            if done == pid:
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            if fd is not None:
+                select.select([fd], [], [], left)
+            else:
+                time.sleep(min(0.02, left))
+    except ChildProcessError:
+        return True
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
+# ---- inside the zygote ------------------------------------------------------------------
+def _serve(sock: socket.socket, kinds: Dict[str, WorkerMain]) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the server's to handle
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    drop_inherited([], keep=sock.fileno())         # no listening socket, no client's
+    sock.settimeout(5.0)  # a reply to a server that stopped reading is dropped, not waited on
+    gc.freeze()  # what is here now is shared with every worker: keep the GC off its pages
+    children: Dict[int, None] = {}
+    while True:
+        readable, _, _ = select.select([sock], [], [], 1.0 if children else None)
+        _reap(sock, children)
+        if not readable:
+            continue
+        try:
+            data, fds, _, _ = socket.recv_fds(sock, _MAX_MESSAGE, 2)
+        except OSError:
+            data, fds = b"", []
+        if not data:
+            break  # the server is gone; its workers see it too and make their pins safe
+        message = decode(marshal.loads(data))
+        if isinstance(message, Spawn):
+            pid = _fork_worker(sock, kinds[message.kind], message.key, fds)
+            children[pid] = None
+            _tell(sock, Spawned(message.key, message.generation, pid))
+        elif isinstance(message, Kill):
+            if message.pid in children:
+                os.kill(message.pid, signal.SIGKILL)
+        elif isinstance(message, Quit):
+            for pid in children:
+                os.kill(pid, signal.SIGKILL)
+            for pid in list(children):
+                os.waitpid(pid, 0)
+            return
+
+
+def _fork_worker(sock: socket.socket, main: WorkerMain, key: Any, fds: List[int]) -> int:
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            drop_inherited([])  # the zygote's socket too: a worker talks through its pipes only
+            main(key, fds[0], fds[1])
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 0
+        except BaseException:
+            log.exception("worker %r failed", key)
+            code = 1
+        finally:
+            os._exit(code)
+    for fd in fds:
+        os.close(fd)
+    return pid
+
+
+def _reap(sock: socket.socket, children: Dict[int, None]) -> None:
+    while children:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            children.clear()
+            return
+        if pid == 0:
+            return
+        children.pop(pid, None)
+        _tell(sock, Exited(pid, os.waitstatus_to_exitcode(status)))
+
+
+def _tell(sock: socket.socket, message: Any) -> None:
+    try:
+        sock.send(marshal.dumps(encode(message)))
+    except OSError:
+        pass  # the server is gone or not reading: it learns of exits from the pipes too

@@ -1,0 +1,112 @@
+"""The one gate: access, the standalone check, the hold clock (rules.py)."""
+from __future__ import annotations
+
+import pytest
+
+from remoteio.config import PinRule, ServerConfig
+from remoteio.errors import Forbidden
+from remoteio.server.rules import HoldClock, Rules, check_hold
+
+
+def rules(**rule) -> Rules:
+    return Rules(ServerConfig(pins={7: PinRule(**rule)}))
+
+
+def test_an_open_pin_allows_everything():
+    r = rules()
+    for op, args in (("on", {}), ("set", {"state": 1.0}), ("blink", {})):
+        r.check(7, op, args)
+
+
+@pytest.mark.parametrize("op", ["on", "output", "sim", "write", "setup"])
+def test_a_pin_not_served_refuses_every_operation(op):
+    with pytest.raises(Forbidden, match="not served"):
+        rules(access="none").check_access(7, op)
+
+
+@pytest.mark.parametrize("op", ["read", "state", "sync", "watch", "unwatch", "read_many"])
+def test_a_read_only_pin_allows_reading(op):
+    rules(access="read").check_access(7, op)
+
+
+@pytest.mark.parametrize("op", ["on", "set", "setup", "output", "input", "close", "write"])
+def test_a_read_only_pin_refuses_every_change(op):
+    with pytest.raises(Forbidden, match="read-only"):
+        rules(access="read").check_access(7, op)
+
+
+def test_sim_honours_access():
+    rules(access="read").check_sim(7, "history")
+    with pytest.raises(Forbidden, match="read-only"):
+        rules(access="read").check_sim(7, "drive")
+    with pytest.raises(Forbidden, match="not served"):
+        rules(access="none").check_sim(7, "history")
+    rules().check_sim(7, "wire")
+
+
+@pytest.mark.parametrize("op, args", [
+    ("on", {}), ("set", {"state": 1.0}), ("setup", {"state": 1.0}), ("blink", {}),
+    ("on", {"time_ms": 1500.0}), ("value", {"level": 0.5, "lease_ms": 2000.0}),
+])
+def test_max_hold_refuses_what_could_keep_the_pin_away_too_long(op, args):
+    with pytest.raises(Forbidden, match="at most 1000 ms"):
+        rules(max_hold_ms=1000).check(7, op, args)
+
+
+@pytest.mark.parametrize("op, args", [
+    ("off", {}), ("set", {"state": 0.0}), ("setup", {"state": 0.0}), ("setup", {"state": None}),
+    ("on", {"time_ms": 900.0}), ("on", {"lease_ms": 1000.0}), ("output", {}), ("input", {}),
+    ("blink", {"time_ms": 500.0}), ("close", {}),
+])
+def test_max_hold_allows_what_returns_in_time_or_stays_safe(op, args):
+    rules(max_hold_ms=1000).check(7, op, args)
+
+
+def test_the_safe_value_decides_what_is_away():
+    r = rules(max_hold_ms=1000, safe_value=1)
+    r.check(7, "on", {})
+    r.check(7, "set", {"state": 1.0})
+    with pytest.raises(Forbidden):
+        r.check(7, "off", {})
+
+
+def test_lease_only_wants_a_lease_to_leave_the_safe_value():
+    r = rules(lease_only=True)
+    r.check(7, "on", {"lease_ms": 60_000.0})
+    r.check(7, "off", {})
+    for op, args in (("on", {"time_ms": 100.0}), ("set", {"state": 1.0}), ("setup", {"state": 1.0})):
+        with pytest.raises(Forbidden, match="lease"):
+            r.check(7, op, args)
+
+
+def test_a_hold_counts_the_stretch_already_spent_away():
+    rule = PinRule(max_hold_ms=1000)
+    check_hold(rule, "BOARD7", "on", away=True, back_in=0.5, leased=False, away_for=0.5)
+    with pytest.raises(Forbidden, match="1100 ms"):
+        check_hold(rule, "BOARD7", "on", away=True, back_in=0.6, leased=False, away_for=0.5)
+    check_hold(rule, "BOARD7", "off", away=False, back_in=None, leased=False, away_for=5.0)
+
+
+def test_the_hold_clock_starts_when_the_pin_leaves_its_safe_value():
+    clock = HoldClock(rest=0.1)
+    assert clock.away_for(10.0) == 0.0
+    clock.drove(away=True, now=10.0)
+    clock.drove(away=True, now=10.3)  # still away: the same stretch
+    assert clock.away_for(10.5) == pytest.approx(0.5)
+
+
+def test_a_short_rest_does_not_end_the_stretch():
+    clock = HoldClock(rest=0.1)
+    clock.drove(away=True, now=10.0)
+    clock.drove(away=False, now=10.5)
+    clock.drove(away=True, now=10.55)
+    assert clock.away_for(10.6) == pytest.approx(0.6)
+
+
+def test_a_long_enough_rest_starts_a_new_stretch():
+    clock = HoldClock(rest=0.1)
+    clock.drove(away=True, now=10.0)
+    clock.drove(away=False, now=10.5)
+    assert clock.away_for(10.65) == 0.0
+    clock.drove(away=True, now=10.7)
+    assert clock.away_for(10.8) == pytest.approx(0.1)

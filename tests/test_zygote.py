@@ -1,0 +1,78 @@
+"""The zygote and the worker pool (zygote.py, pool.py), with a trivial worker kind."""
+from __future__ import annotations
+
+import os
+import select
+import selectors
+import signal
+import time
+
+import psutil
+import pytest
+
+from remoteio.server.channel import Channel
+from remoteio.server.messages import Pong, encode
+from remoteio.server.pool import WorkerEnded, WorkerPool
+from remoteio.server.zygote import Zygote
+
+from conftest import wait_until
+
+
+def echo_worker(key, task_fd: int, reply_fd: int) -> None:
+    """Answers each batch with a Pong, until its task pipe ends."""
+    tasks, replies = Channel(task_fd, reader=True), Channel(reply_fd, reader=False)
+    while True:
+        select.select([task_fd], [], [], None)
+        try:
+            batches = tasks.receive()
+        except EOFError:
+            return
+        for _ in batches:
+            replies.send([encode(Pong())])
+
+
+def read_all(pool: WorkerPool, handle, timeout: float = 5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for key, _ in pool.selector.select(0.05):
+            if key.data[0] == "zygote":
+                pool.zygote_ready()
+            elif key.data == ("replies", handle):
+                return pool.read(handle)
+    raise AssertionError("no reply")
+
+
+def test_a_worker_forked_by_the_zygote_answers_and_the_zygote_reaps_it():
+    zygote = Zygote({"echo": echo_worker}).start()
+    selector = selectors.DefaultSelector()
+    pool = WorkerPool(zygote, selector)
+    try:
+        handle = pool.start("echo", 7)
+        pool.send(handle, [])  # the first batch goes before the process even runs
+        assert read_all(pool, handle) == [Pong()]
+        assert wait_until(lambda: pool.zygote_ready() or handle.pid, timeout=5)
+        worker = psutil.Process(handle.pid)
+        assert worker.ppid() == zygote.pid  # the zygote's child, not ours
+        pool.kill(handle)
+        with pytest.raises(WorkerEnded):  # its pipe ends: the router's sign of a death
+            read_all(pool, handle)
+        assert wait_until(lambda: not psutil.pid_exists(handle.pid) or
+                          psutil.Process(handle.pid).status() == psutil.STATUS_ZOMBIE, timeout=5)
+    finally:
+        pool.stop(2.0, lambda handle, messages: None)
+    assert zygote.pid is None
+
+
+def test_the_zygote_leaves_when_the_server_is_gone():
+    zygote = Zygote({"echo": echo_worker}).start()
+    pid = zygote.pid
+    zygote.sock.close()  # as if the server died
+    zygote.sock = None
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            break
+        time.sleep(0.01)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        raise AssertionError("the zygote did not exit")
