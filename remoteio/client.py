@@ -27,7 +27,7 @@ from ._version import __version__
 from .errors import (AuthFailed, AuthRequired, ConnectFailed, ConnectionLost, LinkError,
                      RemoteIOError)
 from .keeper import Keeper
-from .link import Link
+from .link import Link, wait_all
 from .pins import PinSpec, board_pin
 from .protocol import auth
 from .protocol.ops import PROTOCOL_VERSION
@@ -218,8 +218,7 @@ class RemoteServer:
                          timeout: Optional[float] = None) -> List[Dict[str, Any]]:
         """Send several requests in one write; wait for all replies (in order)."""
         calls = self._current_link().pipeline(requests)
-        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
-        return [call.result(max(0.0, deadline - time.monotonic())) for call in calls]
+        return wait_all(calls, self.timeout if timeout is None else timeout)
 
     # ---- pins ----------------------------------------------------------------------
     def pin(self, number: PinSpec, numbering: str = "b", *, claim: bool = True) -> RemotePin:
@@ -295,6 +294,8 @@ class RemoteServer:
             pin._on_unwatched()
             if kind == "worker_failed":
                 log.warning("server: %s", message.get("message"))
+        elif kind == "task_failed":
+            pin._on_task_failed(message)
 
     def _dispatch(self, callback: Callable[..., Any], *args: Any) -> None:
         if self._dispatcher is None:

@@ -1,9 +1,11 @@
 """Keeping a client connected: heartbeats, and reconnects with backoff.
 
 One thread per :class:`~remoteio.RemoteServer`. It sleeps on an event (it
-never spins): every ``heartbeat`` seconds it pings the server if nothing
-came from it meanwhile, and declares the link lost if the ping goes
-unanswered within the call timeout. When the link is lost it reconnects,
+never spins) and pings the server whenever the client has SENT nothing for
+``heartbeat`` seconds: the server drops a connection from which it received
+nothing for 3 heartbeats + 1 s, and a client that only listens to events
+receives plenty while sending nothing. It declares the link lost if the ping
+goes unanswered within the call timeout. When the link is lost it reconnects,
 waiting 0.1 s, then twice as long after every failure, up to 5 s (with a
 little jitter so a room full of clients does not reconnect in step), and the
 client re-applies its pin setup (see ``RemoteServer._reconnect``).
@@ -55,11 +57,20 @@ class Keeper(threading.Thread):
                     self.attempts = 0
                     backoff = FIRST_BACKOFF
                 continue
-            if self.wake.wait(self.heartbeat or None):
+            if not self.heartbeat:  # no heartbeat: wake only for a lost link or close()
+                self.wake.wait()
                 self.wake.clear()
                 continue
-            if time.monotonic() - link.last_received >= self.heartbeat:
-                try:
-                    link.call("ping", {}).result(server.timeout)
-                except LinkError as exc:
-                    link.abort(exc)
+            quiet = time.monotonic() - link.last_sent
+            if quiet < self.heartbeat:
+                # sleep until a heartbeat after the last send, then look again:
+                # a request sent meanwhile moves that moment on
+                if self.wake.wait(self.heartbeat - quiet):
+                    self.wake.clear()
+                continue
+            try:
+                link.call("ping", {}).result(server.timeout)
+            except LinkError as exc:
+                link.abort(exc)
+            except RemoteIOError as exc:  # refused, yet answered: the link is alive
+                log.debug("heartbeat ping refused: %s", exc)

@@ -6,6 +6,11 @@ by id, so any number of calls may be in flight from any number of threads.
 Events are handed to ``on_event`` on the reader thread, which must not block
 (the client hands them on to its dispatcher thread). Nothing here sleeps or
 waits without a timeout.
+
+A call whose caller stopped waiting (Ctrl-C, or any exception while it
+waited, a timeout included) is *abandoned*: its late reply is dropped
+quietly, and :meth:`Link.close` does not wait for it, since nobody will ever
+read it.
 """
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ import logging
 import socket
 import threading
 import time
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Iterable, List, Optional
 
 from .errors import (BadArgument, CallTimeout, ConnectionLost, ProtocolViolation, RemoteIOError,
                      error_for_code)
@@ -32,7 +37,7 @@ CLIENT_MAX_FRAME = 4 << 20
 class Call:
     """One request in flight; :meth:`result` waits for its reply."""
 
-    __slots__ = ("op", "_lock", "reply", "error")
+    __slots__ = ("op", "_lock", "reply", "error", "abandoned")
 
     def __init__(self, op: str):
         self.op = op
@@ -40,6 +45,8 @@ class Call:
         self._lock.acquire()
         self.reply: Optional[Dict[str, Any]] = None
         self.error: Optional[BaseException] = None
+        #: nobody waits for the reply any more (see the module docstring)
+        self.abandoned = False
 
     def _settle(self, reply: Optional[Dict[str, Any]], error: Optional[BaseException] = None) -> None:
         self.reply, self.error = reply, error
@@ -51,7 +58,15 @@ class Call:
 
     def result(self, timeout: Optional[float]) -> Dict[str, Any]:
         """The reply's fields; raises the server's error, or CallTimeout."""
-        if not self._lock.acquire(timeout=-1 if timeout is None else max(0.0, timeout)):
+        try:
+            got = self._lock.acquire(timeout=-1 if timeout is None else max(0.0, timeout))
+        except BaseException:
+            # Ctrl-C (or a signal handler's exception) while waiting: the
+            # caller is gone, so nobody may wait for this reply again
+            self.abandoned = True
+            raise
+        if not got:
+            self.abandoned = True  # the caller was told there is no answer
             raise CallTimeout(f"no reply to {self.op} within {timeout:g} s")
         self._lock.release()  # later result() calls return at once
         if self.error is not None:
@@ -65,6 +80,25 @@ class Call:
         return reply
 
 
+def abandon(calls: Iterable[Call]) -> None:
+    """Mark the calls nobody will wait for (the rest of a pipeline whose
+    caller gave up), so that closing does not wait for their replies."""
+    for call in calls:
+        call.abandoned = True
+
+
+def wait_all(calls: List[Call], timeout: Optional[float]) -> List[Dict[str, Any]]:
+    """The replies of *calls*, in order, all within one *timeout*; if waiting
+    for one fails, the later ones are abandoned too (their caller is gone)."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    try:
+        return [call.result(None if deadline is None else max(0.0, deadline - time.monotonic()))
+                for call in calls]
+    except BaseException:
+        abandon(calls)
+        raise
+
+
 class Link:
     def __init__(self, sock: socket.socket, *, send_timeout: float,
                  on_event: Callable[[Dict[str, Any]], None],
@@ -74,6 +108,9 @@ class Link:
         self.on_lost = on_lost
         self.lost: Optional[BaseException] = None
         self.last_received = time.monotonic()
+        #: when a request last went out: the server judges a client's liveness
+        #: by what it receives, so the heartbeat follows this, not last_received
+        self.last_sent = self.last_received
         self._calls: Dict[int, Call] = {}
         self._ids = itertools.count(1)
         self._send_lock = threading.Lock()
@@ -111,6 +148,7 @@ class Link:
                 calls.append(call)
             try:
                 self.sock.sendall(b"".join(frames) if len(frames) > 1 else frames[0])
+                self.last_sent = time.monotonic()
             except socket.timeout:
                 error = CallTimeout("the server did not take the request in time")
                 self._fail(error)
@@ -119,6 +157,12 @@ class Link:
                 error = ConnectionLost(f"sending failed: {exc}")
                 self._fail(error)
                 raise error from None
+            except BaseException:
+                # Ctrl-C during sendall: the caller never gets these calls.
+                # A small frame is sent by one send() and the interrupt is
+                # raised after it, so the stream stays whole.
+                abandon(calls)
+                raise
         return calls
 
     @property
@@ -182,11 +226,14 @@ class Link:
                 self.on_lost(reason)
 
     def close(self, timeout: float) -> None:
-        """Close once outstanding replies are in (or *timeout* passes)."""
+        """Close once outstanding replies are in (or *timeout* passes); calls
+        nobody waits for any more (abandoned) are not waited for."""
         self._closing = True
         if self._calls and self.lost is None:
             deadline = time.monotonic() + timeout
             for call in list(self._calls.values()):
+                if call.abandoned:
+                    continue
                 try:
                     call.result(max(0.0, deadline - time.monotonic()))
                 except RemoteIOError:

@@ -13,13 +13,17 @@ on the Pi. Pass ``wait=True`` to return only once the task has ended.
 from __future__ import annotations
 
 import inspect
+import logging
 import threading
 import time
 from collections import deque
 from typing import Any, Callable, Deque, Dict, List, NamedTuple, Optional, Tuple
 
-from .errors import PinClosed
+from .errors import PinClosed, ServerError, error_for_code
+from .link import abandon, wait_all
 from .pins import BOARD_TO_BCM
+
+log = logging.getLogger(__name__)
 
 
 class PinEvent(NamedTuple):
@@ -72,6 +76,9 @@ class RemotePin:
         #: fields of a raw ``setup`` op to replay after a reconnect (the
         #: gpiozero pin factory keeps its pin's configuration here)
         self.restore_setup: Dict[str, Any] = {}
+        #: the last queued task the Pi could not run (a ``task_failed``
+        #: event); the next sync() raises it too
+        self.last_task_failure: Optional[ServerError] = None
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
@@ -89,11 +96,8 @@ class RemotePin:
         if not wait:
             self._request(op, **fields)
         else:
-            if self._closed:
-                raise PinClosed(f"BOARD{self.board} is closed")
-            timeout = self._server.timeout + fields.get("time_ms", 0) / 1000.0
-            self._server.request_pipeline(
-                [(op, dict(fields, pin=self.board)), ("sync", {"pin": self.board})], timeout)
+            self._until_idle([(op, dict(fields, pin=self.board))], None,
+                             floor_ms=fields.get("time_ms", 0))
         self._claimed = True
         self._lease = (op, fields) if lease_ms else None
 
@@ -181,9 +185,37 @@ class RemotePin:
         return {k: v for k, v in reply.items() if k not in ("id", "ok")}
 
     def sync(self, timeout: Optional[float] = None) -> None:
-        """Wait until the pin's queued work is done (timed tasks have ended)."""
-        self._server.request_pipeline([("sync", {"pin": self.board})],
-                                      self._server.timeout if timeout is None else timeout)
+        """Wait until the pin's running and queued tasks have ended, however
+        long that is: the Pi says how long (``busy_ms`` of ``state``) and the
+        wait is the call timeout beyond that. With *timeout*, wait at most
+        that many seconds in all. Raises the failure of a queued task the Pi
+        could not run (e.g. WrongMode)."""
+        self._until_idle([], timeout)
+
+    def _until_idle(self, before: List[Tuple[str, Dict[str, Any]]], timeout: Optional[float],
+                    floor_ms: float = 0.0) -> None:
+        """Send *before* (a task, for wait=True), ``state`` and ``sync`` in one
+        write; wait for the sync's reply. ``state`` says how long the pin's
+        work will take (``busy_ms``; a server that does not say counts as 0,
+        and *floor_ms* as a lower bound: the task just sent), so the sync is
+        given the call timeout beyond that, unless *timeout* bounds it all."""
+        if self._closed:
+            raise PinClosed(f"BOARD{self.board} is closed; use server.pin() to open it again")
+        server = self._server
+        pin = {"pin": self.board}
+        calls = server._current_link().pipeline(before + [("state", pin), ("sync", pin)])
+        if timeout is not None:  # the caller's bound for everything
+            wait_all(calls, timeout)
+            return
+        try:
+            state = wait_all(calls[:-1], server.timeout)[-1]
+        except BaseException:
+            abandon(calls[-1:])  # nobody will wait for the sync either
+            raise
+        busy_ms = state.get("busy_ms")
+        if not isinstance(busy_ms, (int, float)) or busy_ms != busy_ms:  # absent, or NaN
+            busy_ms = 0.0
+        wait_all(calls[-1:], server.timeout + max(0.0, busy_ms, floor_ms) / 1000.0)
 
     def close(self) -> None:
         """Release the pin: at once (nowait) or after its queued work (wait)."""
@@ -295,3 +327,13 @@ class RemotePin:
 
     def _on_unwatched(self) -> None:
         self._watching = False
+
+    def _on_task_failed(self, message: Dict[str, Any]) -> None:
+        """A task this client queued could not run (reader thread: no blocking)."""
+        error = message.get("error") or {}
+        code = error.get("code", "internal_error")
+        text = error.get("message", code)
+        failure = error_for_code(code)(f"a queued {message.get('op', 'task')} on "
+                                       f"BOARD{self.board} could not run: {text}", code=code)
+        self.last_task_failure = failure
+        log.warning("%s", failure)

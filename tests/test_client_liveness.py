@@ -1,0 +1,280 @@
+"""The client stays alive and honest (issue 12): a client that only listens is
+not dropped, sync() waits for the end of the work however long it is, and
+Ctrl-C in a blocking call leaves the client usable and quick to close.
+
+Some tests run against a scripted stand-in server (``ScriptedServer``) so the
+client's side of the contract is checked on its own; the others run against
+real servers on 127.0.0.1 (``server`` fixture)."""
+from __future__ import annotations
+
+import heapq
+import json
+import logging
+import select
+import signal
+import socket
+import sys
+import threading
+import time
+from typing import Any, Callable, Dict, Iterator, List, Tuple
+
+import pytest
+
+from conftest import wait_until
+from remoteio import RemoteServer
+from remoteio.errors import CallTimeout, PinBusy, WrongMode
+from remoteio.link import Call
+
+Frame = Dict[str, Any]
+#: what a scripted server does with one request: frames to send, each after a delay (s)
+Script = Callable[[Frame], List[Tuple[float, Frame]]]
+
+
+class ScriptedServer:
+    """Accepts one connection on 127.0.0.1, answers hello, and answers every
+    other request as *script* says (possibly late, possibly never)."""
+
+    def __init__(self, script: Script):
+        self.script = script
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.address = self.sock.getsockname()
+        self.requests: List[Frame] = []
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _answer(self, message: Frame) -> List[Tuple[float, Frame]]:
+        if message.get("op") == "hello":
+            return [(0.0, {"id": message["id"], "ok": True, "server": "scripted", "protocol": 1,
+                           "mode": "wait", "auth": None})]
+        self.requests.append(message)
+        return self.script(message)
+
+    def _serve(self) -> None:
+        self.sock.settimeout(10)
+        try:
+            conn, _ = self.sock.accept()
+        except OSError:
+            return
+        due: List[Tuple[float, int, bytes]] = []  # a heap: (when, order, frame)
+        order = 0
+        buffer = b""
+        with conn:
+            try:
+                while not self._stop.is_set():
+                    wait = 0.5 if not due else max(0.0, due[0][0] - time.monotonic())
+                    readable, _, _ = select.select([conn], [], [], min(wait, 0.5))
+                    if readable:
+                        data = conn.recv(65536)
+                        if not data:
+                            return
+                        buffer += data
+                        *lines, buffer = buffer.split(b"\n")
+                        for line in lines:
+                            for delay, frame in self._answer(json.loads(line)):
+                                order += 1
+                                heapq.heappush(due, (time.monotonic() + delay, order,
+                                                     (json.dumps(frame) + "\n").encode()))
+                    while due and due[0][0] <= time.monotonic():
+                        conn.sendall(heapq.heappop(due)[2])
+            except (OSError, ValueError):
+                return
+
+    def close(self) -> None:
+        self._stop.set()
+        self.sock.close()
+        self.thread.join(5)
+
+
+@pytest.fixture
+def scripted() -> Iterator[Callable[[Script], ScriptedServer]]:
+    started: List[ScriptedServer] = []
+
+    def start(script: Script) -> ScriptedServer:
+        fake = ScriptedServer(script)
+        started.append(fake)
+        return fake
+
+    yield start
+    for fake in started:
+        fake.close()
+
+
+def ok(message: Frame, **fields: Any) -> Frame:
+    return dict(fields, id=message["id"], ok=True)
+
+
+# ---- 1. a client that only listens ------------------------------------------------
+
+def test_a_client_that_only_listens_to_a_busy_pin_keeps_its_connection_and_its_pin(server):
+    heartbeat = 0.3  # announced in hello: the server drops it after 3 * 0.3 + 1 = 1.9 s of silence
+    span_s = 3 * heartbeat + 1 + 1.5  # well past that (the server checks once a second)
+    with RemoteServer(*server.address) as blinker, \
+            RemoteServer(*server.address, heartbeat=heartbeat, reconnect=False) as listener:
+        led = listener.pin(11)
+        led.on()
+        seen: List[int] = []
+        listener.pin(7, claim=False).when_changed = lambda event: seen.append(event.ts_ns)
+        blinker.pin(7).blink(on_time=0.02, off_time=0.02)  # events far more often than heartbeats
+
+        wait_until(lambda: not listener.connected or
+                   (len(seen) > 1 and seen[-1] - seen[0] >= span_s * 1e9), timeout=span_s + 5)
+
+        assert listener.connected, "the server dropped a client that was only listening"
+        assert seen[-1] - seen[0] >= span_s * 1e9
+        assert server.sim.value(11) == 1, "the listener's LED was let go"
+        with pytest.raises(PinBusy):
+            blinker.pin(11)  # still held by the listener
+        assert led.read() == 1
+
+
+# ---- 2. sync() waits for the end of the work ----------------------------------
+
+def test_sync_waits_as_long_as_the_server_says_the_pin_is_busy(scripted):
+    def script(message: Frame) -> List[Tuple[float, Frame]]:
+        if message["op"] == "state":
+            return [(0.0, ok(message, pin=7, busy_ms=1200.0))]
+        if message["op"] == "sync":
+            return [(1.2, ok(message))]  # the task ends after 1.2 s, past the call timeout
+        return [(0.0, ok(message))]
+    fake = scripted(script)
+    with RemoteServer(*fake.address, timeout=0.5, heartbeat=0, reconnect=False) as remote:
+        pin = remote.pin(7)
+        started = time.monotonic()
+        pin.sync()
+        assert 1.1 < time.monotonic() - started < 1.7
+        assert [m["op"] for m in fake.requests[-2:]] == ["state", "sync"]
+
+
+def test_sync_against_a_server_that_does_not_report_busy_ms_waits_the_call_timeout(scripted):
+    def script(message: Frame) -> List[Tuple[float, Frame]]:
+        if message["op"] == "sync":
+            return []  # never answered
+        return [(0.0, ok(message, pin=7, value=0))]  # state without busy_ms (an older server)
+    fake = scripted(script)
+    with RemoteServer(*fake.address, timeout=0.5, heartbeat=0, reconnect=False) as remote:
+        pin = remote.pin(7)
+        started = time.monotonic()
+        with pytest.raises(CallTimeout):
+            pin.sync()
+        assert 0.45 < time.monotonic() - started < 1.5
+        pin.read()  # still usable
+
+
+def test_a_task_failed_event_is_kept_and_the_next_sync_raises_its_error(scripted, caplog):
+    failure = {"code": "wrong_mode", "message": "BOARD7 is an input"}
+
+    def script(message: Frame) -> List[Tuple[float, Frame]]:
+        if message["op"] == "sync":
+            return [(0.0, {"event": "task_failed", "pin": 7, "op": "on", "error": failure}),
+                    (0.0, {"id": message["id"], "ok": False, "error": {
+                        "code": "wrong_mode", "message": "a queued on could not run: "
+                                                         "BOARD7 is an input"}})]
+        return [(0.0, ok(message, pin=7, value=0, busy_ms=0.0))]
+    fake = scripted(script)
+    with RemoteServer(*fake.address, timeout=2.0, heartbeat=0, reconnect=False) as remote:
+        pin = remote.pin(7)
+        with caplog.at_level(logging.WARNING, logger="remoteio"):
+            with pytest.raises(WrongMode, match="could not run"):
+                pin.sync()
+        assert isinstance(pin.last_task_failure, WrongMode)
+        assert "BOARD7 is an input" in str(pin.last_task_failure)
+        assert any("could not run" in r.getMessage() for r in caplog.records)
+        assert remote.connected
+        assert pin.read() == 0
+
+
+def test_sync_waits_for_a_timed_task_longer_than_the_call_timeout(server):
+    # needs a server whose state reports busy_ms (issue 12)
+    with RemoteServer(*server.address, timeout=1.0) as remote:
+        led = remote.pin(7)
+        led.on(time_ms=2500)
+        started = time.monotonic()
+        led.sync()
+        assert time.monotonic() - started > 2.3
+        assert server.sim.value(7) == 0
+
+
+def test_wait_true_waits_for_the_tasks_queued_before_it_too(server):
+    # wait mode: the second task starts only after the first; together they
+    # outlast call timeout + the second's own time_ms. Needs busy_ms (issue 12).
+    with RemoteServer(*server.address, timeout=1.0) as remote:
+        led = remote.pin(7)
+        started = time.monotonic()
+        led.on(time_ms=1200)
+        led.on(time_ms=1200, wait=True)
+        assert time.monotonic() - started > 2.3
+        assert server.sim.value(7) == 0
+
+
+# ---- 3. Ctrl-C in a blocking call -----------------------------------------------
+
+@pytest.fixture
+def ctrl_c() -> Iterator[Callable[[str], threading.Thread]]:
+    """Start a thread that presses Ctrl-C (SIGINT to the main thread) once the
+    main thread is blocked waiting for the reply to a call of the given op."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    main = threading.main_thread().ident
+    threads: List[threading.Thread] = []
+
+    def waiting_for(op: str) -> bool:
+        frame = sys._current_frames().get(main)
+        if frame is None or frame.f_code.co_name != "result":
+            return False
+        call = frame.f_locals.get("self")
+        return isinstance(call, Call) and call.op == op
+
+    def press(op: str) -> threading.Thread:
+        def run() -> None:
+            if wait_until(lambda: waiting_for(op), timeout=5):
+                signal.pthread_kill(main, signal.SIGINT)
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        threads.append(thread)
+        return thread
+
+    yield press
+    for thread in threads:
+        thread.join(6)
+    signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.parametrize("how", ["sync", "wait=True"])
+def test_ctrl_c_while_waiting_for_a_long_task_leaves_the_client_usable_and_quick_to_close(
+        server, ctrl_c, how):
+    remote = RemoteServer(*server.address, timeout=5.0)
+    try:
+        led = remote.pin(7)
+        presser = ctrl_c("sync")
+        with pytest.raises(KeyboardInterrupt):
+            if how == "sync":
+                led.on(time_ms=8000)
+                led.sync()
+            else:
+                led.on(time_ms=8000, wait=True)
+        presser.join(5)
+        assert led.read() == 1  # the next calls work
+        assert remote.ping() < 1.0
+        assert remote.connected
+        started = time.monotonic()
+        remote.close()
+        assert time.monotonic() - started < 1.0  # it took the full 5 s call timeout before
+    finally:
+        remote.close()
+
+
+def test_after_ctrl_c_the_late_reply_is_dropped_and_the_next_sync_gets_its_own(
+        server, ctrl_c, caplog):
+    with RemoteServer(*server.address, timeout=5.0) as remote:
+        led = remote.pin(7)
+        led.on(time_ms=1000)
+        presser = ctrl_c("sync")
+        with pytest.raises(KeyboardInterrupt):
+            led.sync()
+        presser.join(5)
+        with caplog.at_level(logging.WARNING, logger="remoteio"):
+            led.sync()  # both syncs are answered when the task ends; this one gets its own
+            assert server.sim.value(7) == 0
+            assert remote.ping() < 1.0
+        assert remote.connected
+        assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
