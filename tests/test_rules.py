@@ -110,3 +110,26 @@ def test_a_long_enough_rest_starts_a_new_stretch():
     assert clock.away_for(10.65) == 0.0
     clock.drove(away=True, now=10.7)
     assert clock.away_for(10.8) == pytest.approx(0.1)
+
+
+def test_rules_reloaded_while_serving_bind_the_running_workers_and_keep_the_clients():
+    from remoteio import RemoteServer
+    from remoteio.server import Server
+    from conftest import wait_until
+    with Server(host="127.0.0.1", port=0, backend="sim") as server:
+        with RemoteServer(*server.address) as remote:
+            pin = remote.pin(7)
+            pin.on()
+            pin.off()
+            server.reload_rules(pins={7: {"max_hold_ms": 500}})
+
+            def refused() -> bool:
+                try:
+                    remote.request("set", pin=7, state=1.0)  # through the running worker
+                except Forbidden:
+                    return True
+                remote.request("set", pin=7, state=0.0)
+                return False
+            assert wait_until(refused, timeout=5)
+            pin.on(time_ms=300)  # within the new bound: fine, same connection
+            assert server.sim.value(7) == 1.0

@@ -18,7 +18,7 @@ from remoteio.server.zygote import Zygote
 from conftest import wait_until
 
 
-def echo_worker(key, task_fd: int, reply_fd: int) -> None:
+def echo_worker(key, task_fd: int, reply_fd: int, settings) -> None:
     """Answers each batch with a Pong, until its task pipe ends."""
     tasks, replies = Channel(task_fd, reader=True), Channel(reply_fd, reader=False)
     while True:
@@ -47,7 +47,7 @@ def test_a_worker_forked_by_the_zygote_answers_and_the_zygote_reaps_it():
     selector = selectors.DefaultSelector()
     pool = WorkerPool(zygote, selector)
     try:
-        handle = pool.start("echo", 7)
+        handle = pool.start("echo", 7, {})
         pool.send(handle, [])  # the first batch goes before the process even runs
         assert read_all(pool, handle) == [Pong()]
         assert wait_until(lambda: pool.zygote_ready() or handle.pid, timeout=5)

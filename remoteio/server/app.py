@@ -117,7 +117,7 @@ class Server:
         # (and before its listening socket exists, which it must not hold)
         self.status = StatusTable()
         kinds = {"pin": functools.partial(run_pin_worker, mode=self.mode, backend=self.backend,
-                                          status=self.status, rules=self.rules)}
+                                          status=self.status)}
         self._zygote = Zygote(kinds).start()
         try:
             family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
@@ -210,6 +210,18 @@ class Server:
     def zygote_pid(self) -> Optional[int]:
         """The pid of the process that forks the workers (None when stopped)."""
         return self._zygote.pid if self._zygote else None
+
+    def reload_rules(self, pins: Optional[Dict[Any, Any]] = None,
+                     default_access: str = "write") -> None:
+        """Replace the pin rules while serving (SIGHUP of the daemon): the
+        next request and every running worker's next change are judged by
+        them. Connections, pins held and tasks running are kept."""
+        rules = Rules(ServerConfig(default_access=default_access, pins={
+            board_pin(spec): rule if isinstance(rule, PinRule) else PinRule(**rule)
+            for spec, rule in (pins or {}).items()}))
+        self.rules = rules
+        if self._threads:
+            self.listener.call_soon(lambda: self.router.reload_rules(rules))
 
     def worker_pids(self) -> dict:
         """board pin -> pid of its worker process."""

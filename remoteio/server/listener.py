@@ -27,6 +27,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import queue
 import selectors
 import socket
 import ssl
@@ -64,7 +65,8 @@ class Listener:
                  max_connections: int = 256, event_buffer: int = 1 << 20,
                  max_buffer: int = 16 << 20, eof_grace: float = 30.0,
                  tls: Optional[ssl.SSLContext] = None, greeting_timeout: float = 30.0,
-                 heartbeat_timeout: float = 0.0):
+                 heartbeat_timeout: float = 0.0,
+                 on_housekeeping: Optional[Callable[[float], None]] = None):
         self.sock = sock
         self.router: Any = None  # the Router (serve() sets it: it needs us as its outlet)
         self.new_session = new_session
@@ -76,6 +78,7 @@ class Listener:
         self.tls = tls
         self.greeting_timeout = greeting_timeout
         self.heartbeat_timeout = heartbeat_timeout
+        self.on_housekeeping = on_housekeeping  # once a second, on this thread (a watchdog)
         self.limiter = FailureLimiter()
         self.connections: Dict[int, Connection] = {}
         self.running = True
@@ -85,15 +88,24 @@ class Listener:
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
         self._stop_asked = False
+        self._calls: "queue.SimpleQueue[Callable[[], None]]" = queue.SimpleQueue()
         self._dirty: Set[Connection] = set()
         self._backlog: Dict[Connection, None] = {}   # connections with frames to handle
         self._paused: Set[Connection] = set()        # not read: a worker they feed is full
         self._next_housekeeping = 0.0
 
     # ---- called from other threads ---------------------------------------------
+    def call_soon(self, function: Callable[[], None]) -> None:
+        """Run *function* on the loop's thread, at its next turn (thread-safe)."""
+        self._calls.put(function)
+        self._wake()
+
     def stop(self) -> None:
         """Stop the loop: no new connections, every worker stopped (thread-safe)."""
         self._stop_asked = True
+        self._wake()
+
+    def _wake(self) -> None:
         wake = self._wake_w
         if wake >= 0:
             try:
@@ -175,6 +187,8 @@ class Listener:
         if now >= self._next_housekeeping:
             self._next_housekeeping = now + 1.0
             self._housekeeping(now)
+            if self.on_housekeeping is not None:
+                self.on_housekeeping(now)
         self.router.tick(now)
 
     def _woken(self) -> None:
@@ -182,6 +196,15 @@ class Listener:
             os.read(self._wake_r, 4096)
         except BlockingIOError:
             pass
+        while True:
+            try:
+                function = self._calls.get_nowait()
+            except queue.Empty:
+                break
+            try:
+                function()
+            except Exception:
+                log.exception("listener: a call from another thread failed")
         if self._stop_asked and self.running:
             self._shutdown()
 

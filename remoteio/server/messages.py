@@ -46,6 +46,11 @@ class Stop(NamedTuple):
     """The server is stopping: make the resource safe and exit."""
 
 
+class Settings(NamedTuple):
+    """New settings for a running worker (the rules were reloaded)."""
+    settings: Dict[str, Any]
+
+
 # ---- worker -> router ----------------------------------------------------------------
 class Reply(NamedTuple):
     """The answer to a Task: a frame for the connection that asked."""
@@ -76,6 +81,7 @@ class Spawn(NamedTuple):
     kind: str
     key: Any
     generation: int
+    settings: Dict[str, Any]  # what the worker needs to know (plain data: its pin's rule)
 
 
 class Kill(NamedTuple):
@@ -98,13 +104,13 @@ class Exited(NamedTuple):
     status: int              # the exit code, or -signal
 
 
-ToWorker = Union[Task, Gone, MakeSafe, Probe, Stop]
+ToWorker = Union[Task, Gone, MakeSafe, Probe, Stop, Settings]
 FromWorker = Union[Reply, PartReply, Event, Pong]
 ToZygote = Union[Spawn, Kill, Quit]
 FromZygote = Union[Spawned, Exited]
 
 _KINDS = (Task, Gone, MakeSafe, Probe, Stop, Reply, PartReply, Event, Pong,
-          Spawn, Kill, Quit, Spawned, Exited)
+          Spawn, Kill, Quit, Spawned, Exited, Settings)
 _TAG = {kind: n for n, kind in enumerate(_KINDS)}
 _MAKE = tuple(kind._make for kind in _KINDS)
 

@@ -31,7 +31,7 @@ from ..protocol import writing
 from .driver import PinDriver, translate
 from .jobs import Job, make_job
 from .lease import Lease, renew, start_lease
-from .messages import Gone, MakeSafe, Pong, Probe, Stop, Task
+from .messages import Gone, MakeSafe, Pong, Probe, Settings, Stop, Task
 from .rules import REST_S, HoldClock, bounded, check_hold, steady_level, task_bound
 from .worker import Worker
 
@@ -52,11 +52,8 @@ class PinWorker(Worker):
         self.where = describe(board)
         self.mode = mode
         self.status = status
-        self.rule = rule
-        self.safe_value = float(rule.safe_value)
-        self.bounded = bounded(rule)
-        rest = min(REST_S, rule.max_hold_ms / 1000.0) if rule.max_hold_ms else REST_S
-        self.hold = HoldClock(rest)
+        self.hold = HoldClock()
+        self._set_rule(rule)
         self.max_queue = max_queue
         self.driver = PinDriver(backend, bcm, self._on_edge)
         self.job: Optional[Job] = None
@@ -76,6 +73,12 @@ class PinWorker(Worker):
 
     def __str__(self) -> str:
         return f"pin {self.board}"
+
+    def _set_rule(self, rule: PinRule) -> None:
+        self.rule = rule
+        self.safe_value = float(rule.safe_value)
+        self.bounded = bounded(rule)
+        self.hold.rest = min(REST_S, rule.max_hold_ms / 1000.0) if rule.max_hold_ms else REST_S
 
     # ---- the Worker contract ---------------------------------------------------
     def next_wake(self) -> Optional[float]:
@@ -105,6 +108,8 @@ class PinWorker(Worker):
             self._safe_now()
         elif kind is Probe:
             self.message(Pong())
+        elif kind is Settings:  # the rules were reloaded: from the next change on
+            self._set_rule(PinRule(**message.settings["rule"]))
         elif kind is Stop:
             self._stop()
 

@@ -52,12 +52,14 @@ class WorkerHandle:
     not answered: seq -> whatever the router needs to answer them) is the
     router's; the rest is the pool's."""
 
-    __slots__ = ("key", "kind", "generation", "tasks", "replies", "pid", "inflight",
+    __slots__ = ("key", "kind", "settings", "generation", "tasks", "replies", "pid", "inflight",
                  "probe_sent", "writing", "exit_status")
 
-    def __init__(self, key: Any, kind: str, generation: int, tasks: Channel, replies: Channel):
+    def __init__(self, key: Any, kind: str, generation: int, tasks: Channel, replies: Channel,
+                 settings: Dict[str, Any]):
         self.key = key
         self.kind = kind
+        self.settings = settings
         self.generation = generation
         self.tasks = tasks
         self.replies = replies
@@ -93,13 +95,14 @@ class WorkerPool:
         return self.handles.get(key)
 
     # ---- starting ---------------------------------------------------------------------
-    def start(self, kind: str, key: Any) -> WorkerHandle:
-        """A new worker for *key* (raises WorkerFailed if none can be started)."""
+    def start(self, kind: str, key: Any, settings: Dict[str, Any]) -> WorkerHandle:
+        """A new worker of *kind* for *key*, told *settings* (plain data);
+        raises WorkerFailed if none can be started."""
         tasks_r, tasks_w = channel_pair()
         replies_r, replies_w = channel_pair()
         generation = next(self._generation)
         try:
-            self.zygote.spawn(kind, key, generation, [tasks_r.fd, replies_w.fd])
+            self.zygote.spawn(kind, key, generation, [tasks_r.fd, replies_w.fd], settings)
         except ZygoteGone as exc:
             for channel in (tasks_r, tasks_w, replies_r, replies_w):
                 channel.close()
@@ -107,7 +110,7 @@ class WorkerPool:
         finally:
             tasks_r.close()   # the zygote has its own copies now (or none at all)
             replies_w.close()
-        handle = WorkerHandle(key, kind, generation, tasks_w, replies_r)
+        handle = WorkerHandle(key, kind, generation, tasks_w, replies_r, settings)
         self.handles[key] = handle
         self.selector.register(replies_r.fd, _READ, ("replies", handle))
         return handle

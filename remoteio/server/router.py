@@ -40,10 +40,11 @@ from ..protocol.reading import Request
 from .admin import sim_operation
 from .gather import Gather, GatherPart
 from .info import InfoService
-from .messages import Event, Gone, MakeSafe, PartReply, Pong, Reply, Task, ToWorker
+from .messages import Event, Gone, MakeSafe, PartReply, Pong, Reply, Settings, Task, ToWorker
 from .ownership import Ownership
 from .pool import WorkerEnded, WorkerHandle, WorkerPool
 from .rules import Rules
+from .spawn import pin_settings
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +161,7 @@ class Router:
         if handle is None:
             if self.stopping:
                 raise ShuttingDown("the server is stopping")
-            handle = self.pool.start("pin", board)
+            handle = self.pool.start("pin", board, pin_settings(self.rules.rule(board)))
         if len(handle.inflight) >= MAX_INFLIGHT:
             raise ServerBusy(f"{describe(board)} has {MAX_INFLIGHT} requests in progress")
         return handle
@@ -305,11 +306,20 @@ class Router:
         # the kernel let go of the dead worker's line, but an output may keep
         # its level: a fresh worker drives it safe, then releases it
         try:
-            fresh = self.pool.start(handle.kind, board)
+            fresh = self.pool.start(handle.kind, board, pin_settings(self.rules.rule(board)))
         except WorkerFailed as exc:
             log.error("%s: %s", describe(board), exc.message)
             return
         self._queue(fresh, MakeSafe(was_output))
+        self._send_batches()
+
+    def reload_rules(self, rules: Rules) -> None:
+        """New pin rules: checked from the next request on, and told to every
+        running worker (each judges its next change by them)."""
+        self.rules = rules
+        for handle in self.pool:
+            if handle.kind == "pin":
+                self._queue(handle, Settings(pin_settings(rules.rule(handle.key))))
         self._send_batches()
 
     # ---- time and the end ------------------------------------------------------------------

@@ -11,7 +11,10 @@ import logging
 import os
 import signal
 import stat
-from typing import Any, List, Optional
+from dataclasses import asdict
+from typing import Any, Dict, List, Optional
+
+from ..config import PinRule
 
 from ..pins import BOARD_TO_BCM
 from .channel import Channel
@@ -55,13 +58,19 @@ def drop_inherited(foreign_fds: List[int], keep: Optional[int] = None) -> None:
         os.close(devnull)
 
 
-def run_pin_worker(board: int, task_fd: int, reply_fd: int, *, mode: str, backend: Any,
-                   status: Any, rules: Any) -> None:
-    """A pin worker's process, from the zygote's fork to its end."""
+def run_pin_worker(board: int, task_fd: int, reply_fd: int, settings: Dict[str, Any], *,
+                   mode: str, backend: Any, status: Any) -> None:
+    """A pin worker's process, from the zygote's fork to its end; *settings*
+    carries its pin's rule (see :func:`pin_settings`)."""
     worker_signals()
     backend.prepare_worker(board)
     try:
         PinWorker(board, BOARD_TO_BCM[board], mode, backend, status, Channel(task_fd, reader=True),
-                  Channel(reply_fd, reader=False), rules.rule(board)).run()
+                  Channel(reply_fd, reader=False), PinRule(**settings["rule"])).run()
     finally:
         backend.cleanup_worker()
+
+
+def pin_settings(rule: PinRule) -> Dict[str, Any]:
+    """What a pin worker is told when it starts (plain data, for marshal)."""
+    return {"rule": asdict(rule)}

@@ -32,8 +32,8 @@ from .spawn import drop_inherited
 
 log = logging.getLogger(__name__)
 
-#: what a worker of each kind runs in its process: (key, task fd, reply fd)
-WorkerMain = Callable[[Any, int, int], None]
+#: what a worker of each kind runs in its process: (key, task fd, reply fd, settings)
+WorkerMain = Callable[[Any, int, int, Dict[str, Any]], None]
 
 _MAX_MESSAGE = 4096
 
@@ -71,9 +71,10 @@ class Zygote:
     def fileno(self) -> int:
         return self.sock.fileno() if self.sock else -1
 
-    def spawn(self, kind: str, key: Any, generation: int, fds: List[int]) -> None:
+    def spawn(self, kind: str, key: Any, generation: int, fds: List[int],
+              settings: Dict[str, Any]) -> None:
         """Ask for a worker; its pid comes back later as Spawned."""
-        self._send(Spawn(kind, key, generation), fds)
+        self._send(Spawn(kind, key, generation, settings), fds)
 
     def kill(self, pid: int) -> None:
         self._send(Kill(pid))
@@ -173,7 +174,7 @@ def _serve(sock: socket.socket, kinds: Dict[str, WorkerMain]) -> None:
             break  # the server is gone; its workers see it too and make their pins safe
         message = decode(marshal.loads(data))
         if isinstance(message, Spawn):
-            pid = _fork_worker(sock, kinds[message.kind], message.key, fds)
+            pid = _fork_worker(sock, kinds[message.kind], message.key, fds, message.settings)
             children[pid] = None
             _tell(sock, Spawned(message.key, message.generation, pid))
         elif isinstance(message, Kill):
@@ -187,13 +188,14 @@ def _serve(sock: socket.socket, kinds: Dict[str, WorkerMain]) -> None:
             return
 
 
-def _fork_worker(sock: socket.socket, main: WorkerMain, key: Any, fds: List[int]) -> int:
+def _fork_worker(sock: socket.socket, main: WorkerMain, key: Any, fds: List[int],
+                 settings: Dict[str, Any]) -> int:
     pid = os.fork()
     if pid == 0:
         code = 0
         try:
             drop_inherited([])  # the zygote's socket too: a worker talks through its pipes only
-            main(key, fds[0], fds[1])
+            main(key, fds[0], fds[1], settings)
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 0
         except BaseException:
