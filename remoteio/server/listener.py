@@ -308,8 +308,10 @@ class Listener:
         frames = conn.frames.feed(data)
         if frames:
             conn.backlog.extend(frames)
-            self._backlog[conn] = None
-            self._update_events(conn)  # no more reading until these are handled
+            self._work(conn)  # the usual case: all of them now, nothing else to change
+            if conn.backlog and conn.id in self.connections:
+                self._backlog[conn] = None  # the rest in later turns, after the others
+                self._update_events(conn)  # no more reading until these are handled
 
     def _work(self, conn: Connection) -> None:
         """Handle up to FRAMES_PER_TURN of the connection's frames."""
@@ -351,8 +353,9 @@ class Listener:
                 return
             if self.router.congested(conn.id):
                 self._paused.add(conn)
-        if not backlog:
-            self._backlog.pop(conn, None)
+                self._update_events(conn)
+        if not backlog and conn in self._backlog:
+            del self._backlog[conn]
             self._update_events(conn)
         if conn.closing_reason and not conn.eof:
             self._end(conn, conn.closing_reason)  # once its last reply is queued
