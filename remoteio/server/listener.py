@@ -12,10 +12,11 @@ Nothing here waits on anything but the selector, and that wait is bounded
 by the next housekeeping (greeting and heartbeat timeouts, half-closed
 connections) and the router's next deadline (worker probes).
 
-Fairness and back-pressure: a connection's frames are handled at most
-:data:`FRAMES_PER_TURN` per turn of the loop, so a flood on one connection
-delays the others by one turn at most; it is not read again until its
-frames are handled, nor while a worker it feeds is congested.
+Fairness and back-pressure: a turn of the loop handles at most
+:data:`FRAMES_PER_TURN` frames, shared by the connections with frames
+waiting, so a flood on one connection delays the others by one short turn;
+a connection is not read again until its frames are handled, nor while a
+worker it feeds is congested.
 
 Slow readers: replies are never dropped, but once a connection has more than
 ``event_buffer`` bytes waiting, new *events* for it are dropped (its client
@@ -50,8 +51,12 @@ log = logging.getLogger(__name__)
 #: bytes asked for per read: below glibc's mmap threshold (128 KiB), so a read
 #: does not map and unmap a fresh buffer every time (that cost ~9 µs a read)
 READ_SIZE = 65536
-#: frames of one connection handled per turn of the loop
-FRAMES_PER_TURN = 64
+#: frames handled per turn of the loop, shared by the connections that have
+#: frames waiting (so one connection alone gets big batches, and a crowd
+#: gets fair turns that stay short: a fresh connection waits one turn)...
+FRAMES_PER_TURN = 1024
+#: ... but never fewer than this each
+MIN_SHARE = 32
 #: the longest the loop sleeps with nothing to do (s)
 MAX_SLEEP = 1.0
 
@@ -172,11 +177,13 @@ class Listener:
                 log.exception("listener: handling %s failed", kind)
                 if kind == "conn":
                     self._close(obj, "internal error (see the log above)")
-        for conn in list(self._backlog):
-            if conn.id in self.connections:
-                self._work(conn)
-            else:
-                self._backlog.pop(conn, None)
+        if self._backlog:
+            share = self._share(len(self._backlog))
+            for conn in list(self._backlog):
+                if conn.id in self.connections:
+                    self._work(conn, share)
+                else:
+                    self._backlog.pop(conn, None)
         if self._paused:
             for conn in list(self._paused):
                 if conn.id not in self.connections or not self.router.congested(conn.id):
@@ -308,16 +315,20 @@ class Listener:
         frames = conn.frames.feed(data)
         if frames:
             conn.backlog.extend(frames)
-            self._work(conn)  # the usual case: all of them now, nothing else to change
+            self._work(conn, self._share(len(self._backlog) + 1))  # usually all of them, now
             if conn.backlog and conn.id in self.connections:
                 self._backlog[conn] = None  # the rest in later turns, after the others
                 self._update_events(conn)  # no more reading until these are handled
 
-    def _work(self, conn: Connection) -> None:
-        """Handle up to FRAMES_PER_TURN of the connection's frames."""
+    @staticmethod
+    def _share(busy: int) -> int:
+        return max(MIN_SHARE, FRAMES_PER_TURN // busy)
+
+    def _work(self, conn: Connection, share: int) -> None:
+        """Handle up to *share* of the connection's frames."""
         backlog = conn.backlog
         batch: List[Request] = []
-        for _ in range(min(FRAMES_PER_TURN, len(backlog))):
+        for _ in range(min(share, len(backlog))):
             frame = backlog.popleft()
             if conn.closing_reason:
                 backlog.clear()

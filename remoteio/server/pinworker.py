@@ -165,7 +165,7 @@ class PinWorker(Worker):
             return self._enqueue(op, args, conn) or self._pin_attributes()
         if op in TASK_OPS:
             self.driver.check_output()
-            now = time.monotonic()
+            now = time.monotonic() if self.lease is not None else 0.0
             renewed = renew(self.lease, op, args, now)
             if renewed is not None:  # the same leased write again: a heartbeat
                 self._gate(op, args, now, back_in=renewed.deadline - now)
@@ -216,9 +216,10 @@ class PinWorker(Worker):
         if op in TASK_OPS:
             if op == "set" and not self.driver.pwm_configured:
                 args = dict(args, state=1.0 if args["state"] else 0.0)  # a digital pin
-            self._gate(op, args, now)
-            if self.bounded and args.get("revert") == "previous":
-                args = dict(args, revert="safe")  # on a ruled pin every revert is to safety
+            if self.bounded:
+                self._gate(op, args, now)
+                if args.get("revert") == "previous":
+                    args = dict(args, revert="safe")  # on a ruled pin every revert is to safety
             job = make_job(op, args, now)
             level_before = self.driver.level
             self._apply(job.level_at(now), job.pwm)
@@ -321,7 +322,8 @@ class PinWorker(Worker):
 
     def _apply(self, level: float, pwm: bool) -> None:
         changed = self.driver.drive(level, pwm)
-        self.hold.drove(away=float(level) != self.safe_value, now=time.monotonic())
+        if self.bounded:  # only a ruled pin needs its hold clock
+            self.hold.drove(away=float(level) != self.safe_value, now=time.monotonic())
         if changed and self.watchers:
             self._emit(int(level >= 0.5) if not pwm else level, time.monotonic_ns())
 

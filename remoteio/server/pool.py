@@ -162,7 +162,7 @@ class WorkerPool:
     @staticmethod
     def congested(handle: WorkerHandle) -> bool:
         """Is the worker behind (its pipe full, or too much unanswered)?"""
-        return handle.tasks.pending > HIGH_WATER or len(handle.inflight) > HIGH_INFLIGHT
+        return len(handle.inflight) > HIGH_INFLIGHT or handle.tasks.pending > HIGH_WATER
 
     @staticmethod
     def drained(handle: WorkerHandle) -> bool:
