@@ -52,6 +52,13 @@ class Job:
     def describe(self) -> Dict[str, Any]:
         return {"task": self.name}
 
+    def moved_to(self, start: float) -> "Job":
+        """The same job started at *start* instead (timed from the edge it made)."""
+        if self.until is not None:
+            self.until += start - self.start
+        self.start = start
+        return self
+
 
 class Steady(Job):
     """on / off / value: one level, for a while or until replaced."""

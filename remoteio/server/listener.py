@@ -13,7 +13,8 @@ by the next housekeeping (greeting and heartbeat timeouts, half-closed
 connections) and the router's next deadline (worker probes).
 
 Fairness and back-pressure: a turn of the loop handles at most
-:data:`FRAMES_PER_TURN` frames, shared by the connections with frames
+:data:`FRAMES_PER_TURN` frames and spends at most about
+:data:`TURN_BUDGET_S` on them, both shared by the connections with frames
 waiting, so a flood on one connection delays the others by one short turn;
 a connection is not read again until its frames are handled, nor while a
 worker it feeds is congested.
@@ -40,7 +41,7 @@ from ..errors import AuthFailed, FrameTooLarge, ServerBusy, ServerError
 from ..protocol import writing
 from ..protocol.auth import FailureLimiter
 from ..protocol.framing import TOO_LARGE
-from ..protocol.ops import CONNECTION
+from ..protocol.ops import CONNECTION, SERVER
 from ..protocol.reading import Rejected, Request, parse_request
 from ..protocol.session import Session
 from .connection import Connection, format_peer, peer_ip
@@ -54,9 +55,14 @@ READ_SIZE = 65536
 #: frames handled per turn of the loop, shared by the connections that have
 #: frames waiting (so one connection alone gets big batches, and a crowd
 #: gets fair turns that stay short: a fresh connection waits one turn)...
-FRAMES_PER_TURN = 1024
+FRAMES_PER_TURN = 2048
 #: ... but never fewer than this each
 MIN_SHARE = 32
+#: the time a turn spends on frames, shared the same way (s), and its floor
+TURN_BUDGET_S, MIN_SLICE_S = 0.010, 0.001
+#: requests handed to the router at once, between two looks at the clock
+#: (the router sends each worker one batch per turn, however many chunks)
+CHUNK = 64
 #: the longest the loop sleeps with nothing to do (s)
 MAX_SLEEP = 1.0
 
@@ -178,10 +184,11 @@ class Listener:
                 if kind == "conn":
                     self._close(obj, "internal error (see the log above)")
         if self._backlog:
-            share = self._share(len(self._backlog))
+            busy = len(self._backlog)
+            share, budget = self._share(busy), self._slice(busy)
             for conn in list(self._backlog):
                 if conn.id in self.connections:
-                    self._work(conn, share)
+                    self._work(conn, share, budget)
                 else:
                     self._backlog.pop(conn, None)
         if self._paused:
@@ -189,6 +196,7 @@ class Listener:
                 if conn.id not in self.connections or not self.router.congested(conn.id):
                     self._paused.discard(conn)
                     self._update_events(conn)
+        self.router.flush()
         self._flush()
         now = time.monotonic()
         if now >= self._next_housekeeping:
@@ -315,7 +323,8 @@ class Listener:
         frames = conn.frames.feed(data)
         if frames:
             conn.backlog.extend(frames)
-            self._work(conn, self._share(len(self._backlog) + 1))  # usually all of them, now
+            busy = len(self._backlog) + 1
+            self._work(conn, self._share(busy), self._slice(busy))  # usually all of them, now
             if conn.backlog and conn.id in self.connections:
                 self._backlog[conn] = None  # the rest in later turns, after the others
                 self._update_events(conn)  # no more reading until these are handled
@@ -324,9 +333,16 @@ class Listener:
     def _share(busy: int) -> int:
         return max(MIN_SHARE, FRAMES_PER_TURN // busy)
 
-    def _work(self, conn: Connection, share: int) -> None:
-        """Handle up to *share* of the connection's frames."""
+    @staticmethod
+    def _slice(busy: int) -> float:
+        return max(MIN_SLICE_S, TURN_BUDGET_S / busy)
+
+    def _work(self, conn: Connection, share: int, budget: float) -> None:
+        """Handle up to *share* of the connection's frames, stopping once
+        *budget* seconds are spent (frames differ: a ``sim history`` costs
+        a thousand ``on``); pin requests go to the router in chunks."""
         backlog = conn.backlog
+        deadline = time.monotonic() + budget
         batch: List[Request] = []
         for _ in range(min(share, len(backlog))):
             frame = backlog.popleft()
@@ -357,19 +373,30 @@ class Listener:
                     "internal error; see the server log"), req.id_json if req else "null"))
             if conn.id not in self.connections:
                 return  # closed on the way (its output ran over)
-        if batch:
-            conn.pending += len(batch)
-            self.router.route(conn.id, batch)
-            if conn.id not in self.connections:
-                return
-            if self.router.congested(conn.id):
-                self._paused.add(conn)
-                self._update_events(conn)
+            if batch and (len(batch) >= CHUNK or batch[-1].spec.scope == SERVER):
+                if not self._route(conn, batch):
+                    return
+                batch = []
+                if conn in self._paused or time.monotonic() >= deadline:
+                    break
+        if batch and not self._route(conn, batch):
+            return
         if not backlog and conn in self._backlog:
             del self._backlog[conn]
             self._update_events(conn)
         if conn.closing_reason and not conn.eof:
             self._end(conn, conn.closing_reason)  # once its last reply is queued
+
+    def _route(self, conn: Connection, batch: List[Request]) -> bool:
+        """Hand requests to the router; False if the connection closed meanwhile."""
+        conn.pending += len(batch)
+        self.router.route(conn.id, batch)
+        if conn.id not in self.connections:
+            return False
+        if self.router.congested(conn.id):
+            self._paused.add(conn)
+            self._update_events(conn)
+        return True
 
     def _connection_op(self, conn: Connection, req: Request) -> Optional[Dict[str, Any]]:
         if req.op == "hello":

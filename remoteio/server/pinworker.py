@@ -223,8 +223,9 @@ class PinWorker(Worker):
             job = make_job(op, args, now)
             level_before = self.driver.level
             self._apply(job.level_at(now), job.pwm)
-            self.job = job  # only once it runs: a refused task leaves nothing behind
-            self.lease = start_lease(self.lease, op, args, now=now, level_before=level_before,
+            edge = time.monotonic()  # durations count from the edge, never before it
+            self.job = job.moved_to(edge)  # only once it runs: a refused task leaves nothing
+            self.lease = start_lease(self.lease, op, args, now=edge, level_before=level_before,
                                      safe_value=self.safe_value, conn=conn)
             return
         if op == "setup" and args["state"] is not None:

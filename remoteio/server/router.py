@@ -9,8 +9,9 @@ the processes (:class:`~.pool.WorkerPool`), ``info`` (:class:`~.info.InfoService
 The router itself owns the in-flight table of each worker (what it must
 still answer, and for whom) and the batches being built.
 
-Requests are batched per worker: one pipe write per worker per read. When a
-worker's pipe is congested the router says so (:meth:`Router.congested`)
+Requests are batched per worker: one pipe write per worker per turn of the
+loop (:meth:`Router.flush`). When a worker is behind the router says so
+(:meth:`Router.congested`)
 and the listener stops reading from the connections that fed it until it
 drains; other pins and connections go on.
 
@@ -130,6 +131,10 @@ class Router:
                 log.exception("routing %s failed", req.op)
                 outlet.reply(conn, writing.error_from(ServerError(
                     f"internal error while routing {req.op}; see the server log"), req.id_json))
+
+    def flush(self) -> None:
+        """Send each worker what this turn of the loop routed to it, in one
+        write per worker (the listener calls it at the end of every turn)."""
         self._send_batches()
 
     def congested(self, conn: int) -> bool:
