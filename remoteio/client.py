@@ -21,7 +21,7 @@ import secrets
 import socket
 import threading
 import time
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
 from ._version import __version__
 from .errors import (AuthFailed, AuthRequired, ConnectFailed, ConnectionLost, LinkError,
@@ -56,9 +56,10 @@ class RemoteServer:
     """
 
     def __init__(self, host: str = "localhost", port: int = DEFAULT_PORT, timeout: float = 5.0,
-                 *, connect_timeout: Optional[float] = None, token: Optional[str] = None,
+                 *, connect_timeout: Optional[float] = None, token: Union[str, bool, None] = None,
                  tls: Optional[bool] = None, fingerprint: Optional[str] = None,
-                 cafile: Optional[str] = None, tofu: bool = False, heartbeat: float = 5.0,
+                 cafile: Optional[str] = None, tofu: bool = False,
+                 cert: Optional[str] = None, key: Optional[str] = None, heartbeat: float = 5.0,
                  reconnect: bool = True, wait_for_reconnect: bool = False,
                  take_over: bool = False):
         self.host = host
@@ -69,9 +70,11 @@ class RemoteServer:
         self._fingerprint = fingerprint or os.environ.get("REMOTEIO_FINGERPRINT") or None
         self._cafile = cafile or os.environ.get("REMOTEIO_CAFILE") or None
         self._tofu = tofu
+        self._cert = cert or os.environ.get("REMOTEIO_CERT") or None
+        self._key = key or os.environ.get("REMOTEIO_KEY") or None
         self.take_over = take_over
         if tls is None:
-            tls = bool(self._fingerprint or self._cafile or tofu or
+            tls = bool(self._fingerprint or self._cafile or tofu or self._cert or
                        os.environ.get("REMOTEIO_TLS", "") not in ("", "0"))
         self.tls = tls
         self._pins: Dict[int, RemotePin] = {}
@@ -101,7 +104,8 @@ class RemoteServer:
         if self.tls:
             try:
                 sock = tls_connect(sock, self.host, self.port, cafile=self._cafile,
-                                   fingerprint=self._fingerprint, tofu=self._tofu)
+                                   fingerprint=self._fingerprint, tofu=self._tofu,
+                                   cert=self._cert, key=self._key, timeout=self.connect_timeout)
             except RemoteIOError:
                 raise
             except OSError as exc:
@@ -125,19 +129,31 @@ class RemoteServer:
             "heartbeat": self.heartbeat, "session": SESSION, "take_over": self.take_over,
         }).result(self.connect_timeout))
         offer = hello.get("auth")
+        token = None if self._token is False else find_token(self._token or None)
         if not offer:
+            if token is not None:
+                # whoever answers at this address skipped the proof a server with
+                # our token would ask for: an impostor, or a server without auth
+                raise AuthFailed(
+                    f"{self.host}:{self.port} asks for no authentication, but this client has a "
+                    "token: refusing a server that cannot prove it knows it (an impostor?). "
+                    "To use a server without authentication, pass token=False")
             return hello
-        token = find_token(self._token)
         if token is None:
             raise AuthRequired(f"{self.host}:{self.port} needs a token: pass token=, set "
                                "REMOTEIO_TOKEN or put it in ~/.config/remoteio/token")
         if offer.get("method") != auth.METHOD:
             raise ConnectFailed(f"the server wants authentication method {offer.get('method')!r}")
+        # over TLS the proofs are bound to this channel (the certificate we saw)
+        binding = auth.channel_binding(link.sock.getpeercert(binary_form=True)) if self.tls else ""
+        if bool(binding) != (offer.get("binding") == auth.BINDING):
+            raise AuthFailed("the server and this client disagree on binding the proof to TLS: "
+                             "not trusting it")
         nonce = auth.new_nonce()
         reply = _fields(link.call("auth", {
-            "nonce": nonce, "mac": auth.proof(token, "client", offer["nonce"], nonce),
+            "nonce": nonce, "mac": auth.proof(token, "client", offer["nonce"], nonce, binding),
         }).result(self.connect_timeout))
-        expected = auth.proof(token, "server", offer["nonce"], nonce)
+        expected = auth.proof(token, "server", offer["nonce"], nonce, binding)
         if not hmac.compare_digest(str(reply.pop("mac", "")), expected):
             raise AuthFailed("the server could not prove it knows the token: not trusting it")
         return reply

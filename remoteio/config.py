@@ -25,6 +25,7 @@ A mistake is reported with the file and line it is on:
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -36,6 +37,7 @@ except ImportError:  # Python < 3.11
     import tomli as tomllib  # type: ignore[no-redef]
 
 from .pins import board_pin
+from .tokens import check_token
 
 ACCESS = ("none", "read", "write")
 POLICIES = ("finish", "safe")
@@ -67,9 +69,10 @@ class ServerConfig:
     token_file: Optional[str] = None
     tls_cert: Optional[str] = None
     tls_key: Optional[str] = None
+    tls_client_ca: Optional[str] = None   # client certificates signed by this CA (mutual TLS)
     on_disconnect: str = "finish"
     max_connections: int = 256
-    heartbeat_timeout_s: float = 0.0      # 0: only clients that announce a heartbeat
+    heartbeat_timeout_s: float = 120.0    # for clients that announce no heartbeat (0: never)
     default_access: str = "write"
     pins: Dict[int, PinRule] = field(default_factory=dict)
 
@@ -84,7 +87,8 @@ _OPEN = PinRule()
 
 _SERVER_KEYS = {
     "host": str, "port": int, "mode": str, "backend": str, "chip": int, "revision": str,
-    "token": str, "token_file": str, "tls_cert": str, "tls_key": str, "on_disconnect": str,
+    "token": str, "token_file": str, "tls_cert": str, "tls_key": str, "tls_client_ca": str,
+    "on_disconnect": str,
     "max_connections": int, "heartbeat_timeout_s": (int, float),
 }
 _PIN_KEYS = {"access": str, "max_hold_ms": (int, float), "lease_only": bool,
@@ -122,7 +126,21 @@ def parse_config(text: str, name: str = "<config>") -> ServerConfig:
         raise fail("server", "port", f"port must be 0..65535, not {config.port}")
     if config.token is not None and config.token_file is not None:
         raise fail("server", "token", "give token or token_file, not both")
+    if config.token is not None:
+        try:
+            config.token = check_token(config.token)
+        except ValueError as exc:
+            raise fail("server", "token", str(exc)) from None
+    if config.max_connections < 1:
+        raise fail("server", "max_connections",
+                   f"max_connections must be at least 1, not {config.max_connections}")
+    if not 0 <= config.heartbeat_timeout_s < math.inf:
+        raise fail("server", "heartbeat_timeout_s", "heartbeat_timeout_s must be a number of "
+                   f"seconds, 0 or more, not {config.heartbeat_timeout_s}")
+    if config.chip is not None and config.chip < 0:
+        raise fail("server", "chip", f"chip must be 0 or more, not {config.chip}")
     pins = data.get("pins", {})
+    tables: Dict[int, str] = {}  # board pin -> the table that set its rule
     for key, value in pins.items():
         if not isinstance(value, dict):
             if key != "default_access":
@@ -136,14 +154,19 @@ def parse_config(text: str, name: str = "<config>") -> ServerConfig:
             board = board_pin(key)
         except ValueError as exc:
             raise fail(table, None, str(exc)) from None
+        if board in tables:  # "7", "b7" and "GPIO4" are one pin: one rule, never a silent swap
+            raise fail(table, None, f"[{tables[board]}] and [{table}] are the same pin "
+                                    f"(board {board}): give its rule once")
+        tables[board] = table
         rule = {}
         for pin_key, pin_value in value.items():
             _check(pin_key, pin_value, _PIN_KEYS, lambda msg: fail(table, pin_key, msg))
             rule[pin_key] = pin_value
         if rule.get("safe_value", 0) not in (0, 1):
             raise fail(table, "safe_value", "safe_value must be 0 or 1")
-        if rule.get("max_hold_ms", 1) <= 0:
-            raise fail(table, "max_hold_ms", "max_hold_ms must be more than 0")
+        if not 0 < rule.get("max_hold_ms", 1) < math.inf:
+            raise fail(table, "max_hold_ms", "max_hold_ms must be a number of milliseconds "
+                       f"more than 0, not {rule['max_hold_ms']}")
         config.pins[board] = PinRule(**rule)
     return config
 
@@ -166,7 +189,16 @@ def _kind_name(kind: Any) -> str:
 
 
 def _line_of(text: str, table: str, key: Optional[str]) -> str:
-    """The line of *key* in [*table*] (or of the table's header)."""
+    """The line of *key* in [*table*] (or of the table's header; or, for an
+    inline table ``7 = { ... }`` in [pins], of its line)."""
+    found = _line_in_table(text, table, key)
+    if found == "?" and "." in table:
+        parent, _, name = table.rpartition(".")
+        found = _line_in_table(text, parent, name)
+    return found
+
+
+def _line_in_table(text: str, table: str, key: Optional[str]) -> str:
     in_table = False
     header_line = "?"
     for number, line in enumerate(text.splitlines(), 1):

@@ -61,7 +61,7 @@ def run_demo(out: TextIO = sys.stdout, *, mode: str = "wait") -> int:
         say("Each pin is driven by its own worker process; the waveforms below are the")
         say("simulated board's own record of what happened on the pins.\n")
 
-        with RemoteServer("127.0.0.1", server.port) as remote:
+        with RemoteServer("127.0.0.1", server.port, token=False) as remote:  # our own server
             def show(pin: int, t0: int, t1: int, note: str = "") -> None:
                 wave = waveform(sim.history(pin), t0, t1, ascii_only=ascii_only)
                 say(f"   BOARD{pin:<3}|{wave}| {note}")

@@ -23,6 +23,7 @@ import os
 import socket
 import ssl
 import threading
+import time
 from pathlib import Path
 from typing import Iterable, Optional
 
@@ -56,10 +57,12 @@ def fingerprint_of(der: bytes) -> str:
     return "sha256:" + ":".join(digest[i:i + 2] for i in range(0, 64, 2))
 
 
-def client_context(cafile: Optional[str] = None, pinned: bool = False) -> ssl.SSLContext:
+def client_context(cafile: Optional[str] = None, pinned: bool = False,
+                   cert: Optional[str] = None, key: Optional[str] = None) -> ssl.SSLContext:
     """A client context: CA verification, or none at the TLS layer when the
     certificate is checked against a pinned fingerprint right after the
-    handshake (see :func:`connect`)."""
+    handshake (see :func:`connect`); with *cert* (and *key*), the client's
+    own certificate for a server that asks for one (mutual TLS)."""
     if pinned:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         context.check_hostname = False
@@ -67,6 +70,8 @@ def client_context(cafile: Optional[str] = None, pinned: bool = False) -> ssl.SS
     else:
         context = ssl.create_default_context(cafile=cafile)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if cert:
+        context.load_cert_chain(cert, key)
     return context
 
 
@@ -94,7 +99,8 @@ class KnownHosts:
 class SecureSocket:
     """A client TLS connection over a connected socket (thread-safe)."""
 
-    def __init__(self, raw: socket.socket, context: ssl.SSLContext, server_hostname: Optional[str]):
+    def __init__(self, raw: socket.socket, context: ssl.SSLContext, server_hostname: Optional[str],
+                 timeout: float = 5.0):
         self.raw = raw
         self.family = raw.family
         self._incoming = ssl.MemoryBIO()
@@ -103,15 +109,30 @@ class SecureSocket:
                                      server_hostname=server_hostname)
         self._lock = threading.Lock()       # guards the TLS state
         self._send_lock = threading.Lock()  # keeps records in order on the wire
-        while True:
-            try:
-                with self._lock:
-                    self._tls.do_handshake()
-                break
-            except ssl.SSLWantReadError:
-                self._flush()
-                self._feed()
-        self._flush()
+        self._handshake(timeout)
+
+    def _handshake(self, timeout: float) -> None:
+        """The whole handshake within *timeout* s, however the peer dribbles."""
+        deadline = time.monotonic() + timeout
+        previous = self.raw.gettimeout()
+        try:
+            while True:
+                try:
+                    with self._lock:
+                        self._tls.do_handshake()
+                    break
+                except ssl.SSLWantReadError:
+                    self._flush()
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise socket.timeout(f"the TLS handshake took more than {timeout:g} s")
+                    self.raw.settimeout(left)
+                    if not self._feed():
+                        raise ConnectionResetError(
+                            "the peer closed the connection during the TLS handshake")
+            self._flush()
+        finally:
+            self.raw.settimeout(previous)
 
     def _flush(self) -> None:
         with self._send_lock:
@@ -171,18 +192,23 @@ class SecureSocket:
 
 def connect(raw: socket.socket, host: str, port: int, *, cafile: Optional[str] = None,
             fingerprint: Optional[str] = None, tofu: bool = False,
-            known_hosts: str = KNOWN_HOSTS) -> SecureSocket:
-    """Run the TLS handshake on *raw* and verify the server, or raise
-    :exc:`TLSVerifyFailed` (the socket is then closed)."""
+            known_hosts: str = KNOWN_HOSTS, cert: Optional[str] = None,
+            key: Optional[str] = None, timeout: float = 5.0) -> SecureSocket:
+    """Run the TLS handshake on *raw* (within *timeout* s) and verify the
+    server, or raise :exc:`TLSVerifyFailed` (or OSError: the peer closed,
+    or took too long); the socket is then closed."""
     address = f"{host}:{port}"
     store = KnownHosts(known_hosts) if tofu and not fingerprint else None
     pinned = fingerprint or (store.get(address) if store else None)
     try:
-        secure = SecureSocket(raw, client_context(cafile, pinned=bool(pinned) or bool(store)),
-                              None if (pinned or store) else host)
+        context = client_context(cafile, pinned=bool(pinned) or bool(store), cert=cert, key=key)
+        secure = SecureSocket(raw, context, None if (pinned or store) else host, timeout)
     except ssl.SSLError as exc:
         raw.close()
         raise TLSVerifyFailed(f"TLS with {address} failed: {exc}") from None
+    except OSError:
+        raw.close()
+        raise
     seen = fingerprint_of(secure.getpeercert(binary_form=True))
     if pinned:
         if normalize_fingerprint(seen) != normalize_fingerprint(pinned):

@@ -22,6 +22,27 @@ log = logging.getLogger(__name__)
 
 USER_TOKEN_FILE = "~/.config/remoteio/token"
 SYSTEM_TOKEN_FILE = "/etc/remoteio/token"
+#: the shortest token a server accepts (``remoteio token`` makes 43 characters)
+MIN_TOKEN_LENGTH = 16
+
+
+def check_token(token: str, source: str = "the token") -> str:
+    """*token* stripped, or ValueError if it is too weak to protect anything
+    (empty, blank, or shorter than :data:`MIN_TOKEN_LENGTH`).
+
+    >>> check_token("   ")
+    Traceback (most recent call last):
+    ...
+    ValueError: the token is empty: an empty token would turn authentication off; make one with `remoteio token`
+    """
+    token = token.strip()
+    if not token:
+        raise ValueError(f"{source} is empty: an empty token would turn authentication off; "
+                         "make one with `remoteio token`")
+    if len(token) < MIN_TOKEN_LENGTH:
+        raise ValueError(f"{source} has {len(token)} characters; a token needs at least "
+                         f"{MIN_TOKEN_LENGTH} (make a strong one with `remoteio token`)")
+    return token
 
 
 def generate_token() -> str:
@@ -56,10 +77,15 @@ def write_token_file(path: str, token: Optional[str] = None) -> str:
 
 
 def find_token(explicit: Optional[str] = None) -> Optional[str]:
-    """The token a client should use, from the standard places (or None)."""
+    """The token a client should use, from the standard places (or None);
+    ValueError for a token that is set but blank."""
     if explicit:
-        return explicit
-    if os.environ.get("REMOTEIO_TOKEN"):
+        if not explicit.strip():
+            raise ValueError("the token given is blank")
+        return explicit.strip()
+    if os.environ.get("REMOTEIO_TOKEN") is not None:
+        if not os.environ["REMOTEIO_TOKEN"].strip():
+            raise ValueError("REMOTEIO_TOKEN is set but blank: unset it, or give a token")
         return os.environ["REMOTEIO_TOKEN"].strip()
     if os.environ.get("REMOTEIO_TOKEN_FILE"):
         return read_token_file(os.environ["REMOTEIO_TOKEN_FILE"])

@@ -79,16 +79,16 @@ def test_check_config_command(tmp_path):
 
 def test_serve_with_a_config_file(tmp_path, server_process, monkeypatch):
     token_file = tmp_path / "token"
-    token_file.write_text("t0ken\n")
+    token_file.write_text("t0ken-of-sixteen-chars\n")
     token_file.chmod(0o600)
     config = tmp_path / "remoteio.toml"
     config.write_text(f'[server]\ntoken_file = "{token_file}"\nmode = "nowait"\n\n'
                       '[pins.7]\naccess = "read"\n')
     proc = server_process("--config", str(config))
     monkeypatch.delenv("REMOTEIO_TOKEN", raising=False)
-    with RemoteServer(*proc.address, token="t0ken") as remote:
+    with RemoteServer(*proc.address, token="t0ken-of-sixteen-chars") as remote:
         assert remote.mode == "nowait"
         with pytest.raises(Forbidden):
-            remote.pin(7)
+            remote.pin(7).on()  # a read-only pin: held for reading, never driven
         remote.pin(11).on()
     assert "token required" in proc.output()

@@ -29,10 +29,23 @@ def test_a_read_only_pin_allows_reading(op):
     rules(access="read").check_access(7, op)
 
 
-@pytest.mark.parametrize("op", ["on", "set", "setup", "output", "input", "close", "write"])
-def test_a_read_only_pin_refuses_every_change(op):
+@pytest.mark.parametrize("op, args", [
+    ("on", {}), ("set", {"state": 1.0}), ("output", {}), ("write", {}), ("blink", {}),
+    ("setup", {"function": "output", "state": None, "frequency": None}),
+    ("setup", {"function": None, "state": 1.0, "frequency": None}),
+    ("setup", {"function": "input", "state": None, "frequency": 100.0}),
+])
+def test_a_read_only_pin_refuses_every_change_of_what_it_drives(op, args):
     with pytest.raises(Forbidden, match="read-only"):
-        rules(access="read").check_access(7, op)
+        rules(access="read").check_access(7, op, args)
+
+
+@pytest.mark.parametrize("op, args", [
+    ("open", {}), ("input", {"pull": "up"}), ("close", {}),
+    ("setup", {"function": "input", "pull": "up", "state": None, "frequency": None}),
+])
+def test_a_read_only_pin_may_become_an_input_with_a_pull_like_a_button(op, args):
+    rules(access="read").check_access(7, op, args)
 
 
 def test_sim_honours_access():

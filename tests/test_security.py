@@ -64,12 +64,17 @@ def test_a_wrong_token_is_refused_and_the_connection_closed(secured):
     assert untouched(secured)
 
 
-def test_nothing_but_hello_and_auth_before_authentication(secured):
+@pytest.mark.parametrize("before", [
+    ({"id": 1, "op": "on", "pin": 7}, {"id": 2, "op": "ping"}, {"id": 3, "op": "info"}),
+    ({"id": 4, "op": "write", "pins": {"7": 1}},
+     {"id": 5, "op": "sim", "action": "drive", "pin": 11, "level": 1}),
+])
+def test_nothing_but_hello_and_auth_before_authentication(secured, before):
     conn = Raw(secured.address)
-    for frame in ({"id": 1, "op": "on", "pin": 7}, {"id": 2, "op": "ping"},
-                  {"id": 3, "op": "info"}, {"id": 4, "op": "write", "pins": {"7": 1}},
-                  {"id": 5, "op": "sim", "action": "drive", "pin": 11, "level": 1}):
+    for frame in before:
         assert conn.call(frame)["error"]["code"] in ("hello_required", "auth_required")
+    conn.close()
+    conn = Raw(secured.address)
     hello = conn.call({"id": 6, "op": "hello"})
     assert set(hello) == {"id", "ok", "protocol", "auth"}   # nothing about the board yet
     for frame in ({"id": 7, "op": "on", "pin": 7}, {"id": 8, "op": "read", "pin": 7},
@@ -241,8 +246,8 @@ def ruled():
     {"op": "on", "pin": 7}, {"op": "read", "pin": 7}, {"op": "state", "pin": 7},
     {"op": "watch", "pin": 7}, {"op": "open", "pin": 7}, {"op": "input", "pin": 7},
     {"op": "write", "pins": {"15": 1, "7": 1}}, {"op": "read_many", "pins": [15, 7]},
-    {"op": "on", "pin": 11}, {"op": "open", "pin": 11}, {"op": "input", "pin": 11},
-    {"op": "close", "pin": 11}, {"op": "write", "pins": {"11": 0}},
+    {"op": "on", "pin": 11}, {"op": "output", "pin": 11}, {"op": "set", "pin": 11, "state": 0},
+    {"op": "write", "pins": {"11": 0}},
     {"op": "on", "pin": 12}, {"op": "blink", "pin": 12}, {"op": "value", "pin": 12, "level": 0.5},
     {"op": "on", "pin": 12, "time_ms": 501}, {"op": "on", "pin": 12, "lease_ms": 2000},
     {"op": "write", "pins": {"12": 1}},
@@ -257,7 +262,8 @@ def test_rules_refuse_with_forbidden_and_touch_nothing(ruled, raw_ruled, frame):
 
 @pytest.mark.parametrize("frame", [
     {"op": "read", "pin": 11}, {"op": "state", "pin": 11}, {"op": "watch", "pin": 11},
-    {"op": "read_many", "pins": [11, 12]},
+    {"op": "read_many", "pins": [11, 12]}, {"op": "open", "pin": 11},
+    {"op": "input", "pin": 11, "pull": "up"}, {"op": "close", "pin": 11},
     {"op": "on", "pin": 12, "time_ms": 500}, {"op": "on", "pin": 12, "lease_ms": 500},
     {"op": "off", "pin": 12}, {"op": "write", "pins": {"12": 0}},
     {"op": "on", "pin": 13, "lease_ms": 1000}, {"op": "off", "pin": 13},
@@ -281,7 +287,7 @@ def test_rule_messages_name_the_rule(ruled):
         with pytest.raises(Forbidden, match="not served"):
             remote.pin(7)
         with pytest.raises(Forbidden, match="read-only"):
-            remote.pin(11)
+            remote.pin(11).on()
         with pytest.raises(Forbidden, match="at most 500 ms"):
             remote.pin(12).on()
         with pytest.raises(Forbidden, match="lease"):

@@ -25,15 +25,15 @@ def _serve(args: argparse.Namespace) -> int:
         "host": args.host, "port": args.port, "mode": args.mode,
         "backend": "sim" if args.sim else args.backend, "chip": args.chip,
         "revision": args.revision, "on_disconnect": args.on_disconnect,
-        "tls_cert": args.tls_cert, "tls_key": args.tls_key,
+        "tls_cert": args.tls_cert, "tls_key": args.tls_key, "tls_client_ca": args.tls_client_ca,
     }
     for key, value in overrides.items():
         if value is not None:
             setattr(config, key, value)
     if args.token_file:
         config.token, config.token_file = None, args.token_file
-    elif os.environ.get("REMOTEIO_TOKEN") and not (config.token or config.token_file):
-        config.token = os.environ["REMOTEIO_TOKEN"].strip()
+    elif os.environ.get("REMOTEIO_TOKEN") is not None and not (config.token or config.token_file):
+        config.token = os.environ["REMOTEIO_TOKEN"]  # blank or short: refused by Server
     try:
         from ..server.app import Server
         server = Server.from_config(config)
@@ -123,6 +123,8 @@ def add_parsers(verbs: "argparse._SubParsersAction") -> None:
                             "(or set REMOTEIO_TOKEN)")
     serve.add_argument("--tls-cert", metavar="FILE", help="serve TLS with this certificate")
     serve.add_argument("--tls-key", metavar="FILE", help="...and this private key")
+    serve.add_argument("--tls-client-ca", metavar="FILE",
+                       help="require client certificates signed by this CA (mutual TLS)")
     serve.add_argument("--sim", action="store_true", help="same as --backend sim")
     serve.add_argument("--chip", type=int, default=None, help="gpiochip number (lgpio backend)")
     serve.add_argument("--revision", default=None,

@@ -39,6 +39,11 @@ class Session:
     def ready(self) -> bool:
         return self.state == READY
 
+    @property
+    def greeted(self) -> bool:
+        """Has the peer said hello?"""
+        return self.state != NEW
+
     def gate(self, op: str) -> Optional[ServerError]:
         """The error that refuses *op* in the current state, or None."""
         if self.state == READY or op == "hello":

@@ -21,8 +21,8 @@ from typing import Any, Dict, Optional, Tuple
 from .._version import __version__
 from ..config import PinRule, ServerConfig
 from ..pins import board_pin
-from ..protocol.auth import Authenticator
-from ..tokens import read_token_file
+from ..protocol.auth import Authenticator, channel_binding
+from ..tokens import check_token, read_token_file
 from ..protocol.framing import MAX_FRAME
 from ..protocol.ops import operation_names
 from ..protocol.session import Session
@@ -34,7 +34,7 @@ from .rules import Rules
 from .simboard import SimHeader
 from .spawn import run_pin_worker
 from .status import StatusTable
-from .transport import server_context
+from .transport import certificate_der, server_context
 from .zygote import Zygote
 
 log = logging.getLogger("remoteio.server")
@@ -57,9 +57,10 @@ class Server:
                  backend: Any = "auto", *, revision: Optional[int] = None,
                  chip: Optional[int] = None, token: Optional[str] = None,
                  tls_cert: Optional[str] = None, tls_key: Optional[str] = None,
+                 tls_client_ca: Optional[str] = None, show_peers: Optional[bool] = None,
                  pins: Optional[Dict[Any, Any]] = None, default_access: str = "write",
                  disconnect_policy: str = "finish", max_connections: int = 256,
-                 heartbeat_timeout: float = 0.0, hang_timeout: float = 10.0,
+                 heartbeat_timeout: float = 120.0, hang_timeout: float = 10.0,
                  max_frame: int = MAX_FRAME, backlog: int = 1024,
                  event_buffer: int = 1 << 20, max_buffer: int = 16 << 20):
         if mode not in MODES:
@@ -71,8 +72,14 @@ class Server:
         self.host = host
         self.requested_port = port
         self.mode = mode
-        self.token = token
+        self.token = check_token(token) if token is not None else None
         self.tls_cert, self.tls_key = tls_cert, tls_key
+        if tls_client_ca and not tls_cert:
+            raise ValueError("tls_client_ca (client certificates) needs TLS: give tls_cert and tls_key")
+        self.tls_client_ca = tls_client_ca
+        #: may clients see each other's addresses (pin_busy, info)? By default
+        #: only when they had to authenticate, or all are on this machine
+        self.show_peers = bool(token) or _loopback(host) if show_peers is None else show_peers
         self.rules = Rules(ServerConfig(default_access=default_access, pins={
             board_pin(spec): rule if isinstance(rule, PinRule) else PinRule(**rule)
             for spec, rule in (pins or {}).items()}))
@@ -100,11 +107,13 @@ class Server:
         """A server set up by a configuration file (see remoteio.config)."""
         token = config.token
         if config.token_file:
-            token = read_token_file(config.token_file)
+            token = check_token(read_token_file(config.token_file),
+                                f"the token in {config.token_file}")
         settings = dict(
             host=config.host, port=config.port, mode=config.mode, backend=config.backend,
             revision=parse_revision(config.revision), chip=config.chip, token=token,
-            tls_cert=config.tls_cert, tls_key=config.tls_key, pins=config.pins,
+            tls_cert=config.tls_cert, tls_key=config.tls_key,
+            tls_client_ca=config.tls_client_ca, pins=config.pins,
             default_access=config.default_access, disconnect_policy=config.on_disconnect,
             max_connections=config.max_connections,
             heartbeat_timeout=config.heartbeat_timeout_s)
@@ -129,8 +138,10 @@ class Server:
         self._sock.set_inheritable(False)
         welcome = {"server": __version__, "board": self.backend.board_info(),
                    "mode": self.mode, "ops": list(operation_names())}
-        authenticator = Authenticator(self.token) if self.token else None
-        tls = server_context(self.tls_cert, self.tls_key) if self.tls_cert else None
+        tls = (server_context(self.tls_cert, self.tls_key, self.tls_client_ca)
+               if self.tls_cert else None)
+        binding = channel_binding(certificate_der(self.tls_cert)) if tls else ""
+        authenticator = Authenticator(self.token, binding) if self.token else None
         selector = selectors.DefaultSelector()
         self.listener = Listener(
             self._sock, selector=selector, new_session=lambda: Session(welcome, authenticator),
@@ -141,7 +152,8 @@ class Server:
         self.router = Router(
             backend=self.backend, mode=self.mode, status=self.status, rules=self.rules,
             pool=self.pool, outlet=self.listener, selector=selector, version=__version__,
-            started=time.monotonic(), disconnect_policy=self.disconnect_policy)
+            started=time.monotonic(), disconnect_policy=self.disconnect_policy,
+            show_peers=self.show_peers)
         self._threads = (threading.Thread(target=self.listener.serve, args=(self.router,),
                                           name="remoteio-listener", daemon=True),)
         for thread in self._threads:

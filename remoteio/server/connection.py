@@ -13,7 +13,7 @@ from .transport import Transport
 class Connection:
     __slots__ = ("id", "transport", "peer", "ip", "frames", "session", "out", "pending",
                  "eof", "eof_at", "events", "events_dropped", "opened_at", "last_seen",
-                 "closing_reason", "backlog")
+                 "closing_reason", "backlog", "refusals")
 
     def __init__(self, conn_id: int, transport: Transport, peer: str, ip: str,
                  session: Session, max_frame: int):
@@ -32,6 +32,7 @@ class Connection:
         self.opened_at = self.last_seen = time.monotonic()
         self.closing_reason: Optional[str] = None
         self.backlog: Deque[Any] = deque()  # frames read, not yet handled (fairness)
+        self.refusals = 0                   # error replies before hello/auth succeeded
 
     @property
     def sock(self) -> Any:

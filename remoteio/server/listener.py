@@ -39,7 +39,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Set
 
 from ..errors import AuthFailed, FrameTooLarge, ServerBusy, ServerError
 from ..protocol import writing
-from ..protocol.auth import FailureLimiter
+from ..protocol.auth import Penalties
 from ..protocol.framing import TOO_LARGE
 from ..protocol.ops import CONNECTION, SERVER
 from ..protocol.reading import Rejected, Request, parse_request
@@ -60,6 +60,9 @@ FRAMES_PER_TURN = 2048
 MIN_SHARE = 32
 #: the time a turn spends on frames, shared the same way (s), and its floor
 TURN_BUDGET_S, MIN_SLICE_S = 0.010, 0.001
+#: before hello (and auth) succeeds: the output a connection may have waiting,
+#: the refusals it may earn, the seconds it has to say hello
+PRE_READY_BUFFER, PRE_READY_REFUSALS, HELLO_TIMEOUT_S = 16 << 10, 4, 10.0
 #: requests handed to the router at once, between two looks at the clock
 #: (the router sends each worker one batch per turn, however many chunks)
 CHUNK = 64
@@ -90,7 +93,7 @@ class Listener:
         self.greeting_timeout = greeting_timeout
         self.heartbeat_timeout = heartbeat_timeout
         self.on_housekeeping = on_housekeeping  # once a second, on this thread (a watchdog)
-        self.limiter = FailureLimiter()
+        self.penalties = Penalties()
         self.connections: Dict[int, Connection] = {}
         self.running = True
         self._ids = itertools.count(1)
@@ -350,7 +353,7 @@ class Listener:
                 backlog.clear()
                 break  # ending (after a failed authentication): read no further
             if frame is TOO_LARGE:
-                self._queue(conn, writing.error_from(FrameTooLarge(
+                self._refuse(conn, writing.error_from(FrameTooLarge(
                     f"a frame may be at most {self.max_frame} bytes")))
                 continue
             req = None
@@ -364,9 +367,9 @@ class Listener:
                 else:
                     batch.append(req)
             except Rejected as rejected:
-                self._queue(conn, writing.error_from(rejected.error, rejected.id_json))
+                self._refuse(conn, writing.error_from(rejected.error, rejected.id_json))
             except ServerError as exc:
-                self._queue(conn, writing.error_from(exc, req.id_json if req else "null"))
+                self._refuse(conn, writing.error_from(exc, req.id_json if req else "null"))
             except Exception:  # a bug: answer this frame, keep the connection
                 log.exception("listener: a frame from %s failed", conn.peer)
                 self._queue(conn, writing.error_from(ServerError(
@@ -386,6 +389,15 @@ class Listener:
             self._update_events(conn)
         if conn.closing_reason and not conn.eof:
             self._end(conn, conn.closing_reason)  # once its last reply is queued
+
+    def _refuse(self, conn: Connection, frame: bytes) -> None:
+        """An error reply; before hello/auth succeeds only a few are given
+        (a peer that has proved nothing gets little of our memory)."""
+        self._queue(conn, frame)
+        if not conn.session.ready and conn.id in self.connections:
+            conn.refusals += 1
+            if conn.refusals >= PRE_READY_REFUSALS and not conn.closing_reason:
+                conn.closing_reason = f"{conn.refusals} refused frames before hello/auth"
 
     def _route(self, conn: Connection, batch: List[Request]) -> bool:
         """Hand requests to the router; False if the connection closed meanwhile."""
@@ -413,12 +425,15 @@ class Listener:
         raise ServerError(f"{req.op} is not a connection operation")  # pragma: no cover
 
     def _authenticate(self, conn: Connection, req: Request) -> Dict[str, Any]:
+        wait = self.penalties.refused(conn.ip)
+        if wait is not None:  # refused, not counted: a penalty is never extended by waiting it out
+            conn.closing_reason = "authentication refused"
+            raise AuthFailed(f"too many failed attempts (from {self.penalties.source(conn.ip)}, or "
+                             f"from everywhere); try again in {max(1, round(wait))} s")
         try:
-            if self.limiter.blocked(conn.ip):
-                raise AuthFailed(f"too many failed attempts from {conn.ip}; try again in a minute")
             return conn.session.auth(req.args)
         except AuthFailed as exc:
-            self.limiter.failed(conn.ip)
+            self.penalties.failed(conn.ip)
             log.warning("authentication failed for %s: %s", conn.peer, exc.message)
             conn.closing_reason = "authentication failed"
             raise
@@ -473,6 +488,8 @@ class Listener:
             if conn.eof:
                 if now - conn.eof_at > self.eof_grace:
                     self._close(conn, "the peer left and its replies did not come in time")
+            elif not conn.session.greeted and now - conn.opened_at > HELLO_TIMEOUT_S:
+                self._close(conn, f"no hello within {HELLO_TIMEOUT_S:g} s")
             elif not conn.session.ready and self.greeting_timeout and \
                     now - conn.opened_at > self.greeting_timeout and (self.tls or conn.session.authenticator):
                 self._close(conn, f"no TLS handshake or authentication within {self.greeting_timeout:g} s")
@@ -484,9 +501,10 @@ class Listener:
     # ---- output --------------------------------------------------------------------
     def _queue(self, conn: Connection, frame: bytes) -> None:
         """Add a frame to the connection's output; the bound holds at every append."""
-        if len(conn.out) + len(frame) > self.max_buffer:
+        limit = self.max_buffer if conn.session.ready else min(self.max_buffer, PRE_READY_BUFFER)
+        if len(conn.out) + len(frame) > limit:
             self._close(conn, f"not reading: {len(conn.out) + len(frame)} bytes would be "
-                              f"waiting (the limit is {self.max_buffer})")
+                              f"waiting (the limit is {limit})")
             return
         conn.out += frame
         self._dirty.add(conn)

@@ -39,7 +39,12 @@ class Left(NamedTuple):
 
 
 class Ownership:
-    def __init__(self) -> None:
+    """*show_peers*: may a client learn another client's address (in
+    ``pin_busy`` and ``info``)? The server says yes when it requires
+    authentication (its clients are trusted) or serves only its own machine."""
+
+    def __init__(self, show_peers: bool = True) -> None:
+        self.show_peers = show_peers
         self.owners: Dict[int, int] = {}
         self.owned: Dict[int, Set[int]] = defaultdict(set)
         self.closed_by: Dict[int, Set[int]] = defaultdict(set)
@@ -66,7 +71,10 @@ class Ownership:
         return Left(owned, watched)
 
     def peer(self, conn: Optional[int]) -> Optional[str]:
-        return self.peers.get(conn) if conn is not None else None
+        """What others may know of *conn*: its address, or just "a client"."""
+        if conn is None:
+            return None
+        return self.peers.get(conn, "?") if self.show_peers else "a client"
 
     def owner(self, board: int) -> Optional[int]:
         return self.owners.get(board)
@@ -88,8 +96,8 @@ class Ownership:
                 raise PinBusy(f"{describe(board)} is held by another connection of this same "
                               "program (an earlier RemoteServer: a notebook cell run again?); "
                               "close that one, or connect with take_over=True")
-            raise PinBusy(f"{describe(board)} is held by another connection "
-                          f"({self.peers.get(owner, '?')})")
+            raise PinBusy(f"{describe(board)} is held by another connection"
+                          + (f" ({self.peers.get(owner, '?')})" if self.show_peers else ""))
 
     def _same_process(self, conn: int, owner: int) -> bool:
         mine, theirs = self.sessions.get(conn, ("", False)), self.sessions.get(owner, ("", False))

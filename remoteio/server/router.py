@@ -75,7 +75,7 @@ class Inflight(NamedTuple):
 class Router:
     def __init__(self, *, backend: Any, mode: str, status: Any, rules: Rules, pool: WorkerPool,
                  outlet: Outlet, selector: selectors.BaseSelector, version: str, started: float,
-                 disconnect_policy: str = "finish"):
+                 disconnect_policy: str = "finish", show_peers: bool = True):
         self.backend = backend
         self.mode = mode
         self.status = status
@@ -85,7 +85,7 @@ class Router:
         self.version = version
         self.started = started
         self.disconnect_policy = disconnect_policy
-        self.ownership = Ownership()
+        self.ownership = Ownership(show_peers)
         self.info = InfoService(self._snapshot, outlet.reply)
         selector.register(self.info.fileno(), selectors.EVENT_READ, ("info", None))
         self.stopping = False

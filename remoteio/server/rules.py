@@ -8,7 +8,8 @@ tasks, ``set``, ``setup``, ``output``, batch parts, lease renewals and
 queued work alike. A refusal is a ``forbidden`` error that names the rule.
 
 * ``access``: ``none`` (the pin is not served at all), ``read`` (read,
-  state, sync, watch, ``sim history`` only) or ``write`` (everything).
+  state, sync, watch, ``sim history``, and configuring it as an input with
+  a pull: nothing that drives it) or ``write`` (everything).
 * ``max_hold_ms``: the pin may be away from its safe value for at most this
   long at a stretch, through any sequence of operations. A stretch ends
   only once the pin has rested at its safe value for ``min(100 ms,
@@ -35,6 +36,9 @@ from ..errors import Forbidden
 from ..pins import describe
 
 READ_OPS = frozenset(("read", "state", "sync", "watch", "unwatch", "read_many"))
+#: what else a read-only pin allows: taking it, making it an input (with a
+#: pull: that is how one reads a button), letting it go. Nothing drives it.
+READ_CONFIG_OPS = frozenset(("open", "input", "close"))
 READ_SIM = frozenset(("history", "levels"))
 #: the longest rest at the safe value that ends a stretch away from it (s)
 REST_S = 0.1
@@ -95,6 +99,12 @@ def check_hold(rule: PinRule, where: str, what: str, *, away: bool, back_in: Opt
                             f"a stretch ({what} would make it {total:.0f} ms)")
 
 
+def _reads_only(args: Dict[str, Any]) -> bool:
+    """A gpiozero ``setup`` that makes an input (a Button): no level, no PWM."""
+    return (args.get("function") in (None, "input") and args.get("state") is None
+            and not args.get("frequency"))
+
+
 def task_bound(args: Dict[str, Any]) -> Optional[float]:
     """Seconds until a task (alone) is back at the safe value for sure."""
     bounds = [t / 1000.0 for t in (args.get("time_ms") or 0.0, args.get("lease_ms") or 0.0) if t]
@@ -150,15 +160,16 @@ class Rules:
     def served(self, board: int) -> bool:
         return self.config.rule(board).access != "none"
 
-    def check_access(self, board: int, op: str) -> None:
+    def check_access(self, board: int, op: str, args: Optional[Dict[str, Any]] = None) -> None:
         """Raise Forbidden if *op* may not touch *board* at all."""
         access = self.config.rule(board).access
         if access == "write":
             return
         if access == "none":
             raise Forbidden(f"{describe(board)} is not served by this server")
-        if op not in READ_OPS:
-            raise Forbidden(f"{describe(board)} is read-only on this server ({op} refused)")
+        if op in READ_OPS or op in READ_CONFIG_OPS or (op == "setup" and _reads_only(args or {})):
+            return
+        raise Forbidden(f"{describe(board)} is read-only on this server ({op} refused)")
 
     def check(self, board: int, op: str, args: Dict[str, Any]) -> None:
         """Access, then whether *op* alone could leave the pin within its rule
@@ -166,7 +177,7 @@ class Rules:
         rule = self.config.rule(board)
         if rule.access == "write" and rule.max_hold_ms is None and not rule.lease_only:
             return  # the usual case: nothing to check
-        self.check_access(board, op)
+        self.check_access(board, op, args)
         if not bounded(rule) or not drives(op, args):
             return
         level = steady_level(op, args)

@@ -91,9 +91,23 @@ class Transport:
         self.sock.close()
 
 
-def server_context(cert_file: str, key_file: str) -> ssl.SSLContext:
-    """TLS 1.2 or later with the server's certificate and key."""
+def server_context(cert_file: str, key_file: str,
+                   client_ca: Optional[str] = None) -> ssl.SSLContext:
+    """TLS 1.2 or later with the server's certificate and key; with
+    *client_ca*, every client must show a certificate that CA signed
+    (mutual TLS)."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(cert_file, key_file)
+    if client_ca:
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(cafile=client_ca)
     return context
+
+
+def certificate_der(cert_file: str) -> bytes:
+    """The server's own certificate (the first of *cert_file*), in DER."""
+    with open(cert_file, encoding="ascii") as f:
+        pem = f.read()
+    end = pem.index("-----END CERTIFICATE-----") + len("-----END CERTIFICATE-----")
+    return ssl.PEM_cert_to_DER_cert(pem[pem.index("-----BEGIN CERTIFICATE-----"):end])
