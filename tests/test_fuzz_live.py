@@ -15,9 +15,11 @@ at the end of this module, as a regression test.
 """
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
+import socket
 import threading
 import time
 from collections import defaultdict
@@ -44,8 +46,9 @@ def test_ten_thousand_random_and_malformed_frames():
     me = psutil.Process()
     children_before = {p.pid for p in me.children(recursive=True)}
 
-    plan = [("a", True, 4000), ("b", True, 4000), ("c", True, 4000), ("d", True, 4000),
-            ("nohello", False, 1200)]
+    # (a connection that skips hello gets a few refusals and is closed since
+    # issue 13: test_frames_before_hello_get_a_few_refusals_then_the_connection_ends)
+    plan = [("a", True, 4000), ("b", True, 4000), ("c", True, 4000), ("d", True, 4000)]
     shuffled = list(BOARDS)
     rng.shuffle(shuffled)
     streams = []
@@ -246,6 +249,39 @@ def test_null_takes_the_default(server, request_):
         assert reply["ok"], reply
     finally:
         conn.close()
+
+
+def test_frames_before_hello_get_a_few_refusals_then_the_connection_ends():
+    rng = random.Random(SEED)
+    gen = FrameGen(random.Random(rng.getrandbits(64)), BOARDS, False)
+    stream, frames = build_stream(gen, 1200, False)
+    with Server(host="127.0.0.1", port=0, backend="sim") as server:
+        sock = socket.create_connection(server.address, timeout=5)
+        try:
+            sock.sendall(stream)
+        except OSError:
+            pass  # closed while we were still sending: what is asserted below
+        received = b""
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                chunk = sock.recv(65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            received += chunk
+        else:
+            pytest.fail("the server kept a connection that never said hello")
+        sock.close()
+        refusals = [json.loads(line) for line in received.splitlines() if b'"ok":false' in line]
+        assert 0 < len(refusals) <= 4, refusals
+        assert all(r["error"]["code"] in ("hello_required", "bad_frame", "frame_too_large",
+                                          "bad_argument", "unknown_op", "bad_pin")
+                   for r in refusals), refusals
+        check = Raw(server.address, timeout=5)
+        assert check.hello()["ok"] and check.call({"id": 1, "op": "ping"})["ok"]
+        check.close()
 
 
 def test_task_queued_behind_a_timed_task_on_a_pin_made_input_does_not_kill_the_worker():

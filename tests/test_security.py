@@ -7,6 +7,7 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
@@ -98,12 +99,17 @@ def test_a_replayed_handshake_is_refused(secured):
     assert untouched(secured)
 
 
-def test_repeated_failures_lock_the_address_out(secured):
+def test_repeated_failures_are_slowed_down_not_tried_at_full_speed(secured):
+    started = time.monotonic()
+    refused = 0
     for _ in range(5):
-        with pytest.raises(AuthFailed):
-            RemoteServer(*secured.address, token="guess")
+        with pytest.raises(AuthFailed) as failure:
+            RemoteServer(*secured.address, token="a guess of sixteen+")
+        refused += "too many failed attempts" in failure.value.message
+    assert refused >= 4  # one guess, then the penalty refuses the rest without counting
     with pytest.raises(AuthFailed, match="too many failed attempts"):
         RemoteServer(*secured.address, token=TOKEN)
+    assert time.monotonic() - started < 5
 
 
 def test_the_client_refuses_a_server_that_does_not_know_the_token():

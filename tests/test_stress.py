@@ -15,9 +15,7 @@ import time
 import psutil
 import pytest
 
-from remoteio.server import Server
-
-from conftest import Raw, wait_until
+from conftest import Raw, ServerProcess, wait_until
 
 LEASED = 7
 OTHERS = (11, 12, 13, 15, 16, 18, 22)
@@ -110,12 +108,35 @@ class Pinger(threading.Thread):
                 conn.close()
 
 
+class Observer:
+    """A connection of the test's own, for what it asks the server process:
+    its workers' pids (from ``info``) and a pin's history (``sim history``)."""
+
+    def __init__(self, address):
+        self.conn = Raw(address, timeout=5.0)
+        self.conn.hello()
+        self.lock = threading.Lock()
+
+    def worker_pids(self) -> dict:
+        with self.lock:
+            info = self.conn.call({"id": "info", "op": "info"})
+        return {p["pin"]: p["pid"] for p in info["pins"] if p.get("pid")}
+
+    def history(self, pin: int, since_ns: int) -> list:
+        with self.lock:
+            return self.conn.call({"id": "h", "op": "sim", "action": "history", "pin": pin,
+                                   "since_ns": since_ns})["history"]
+
+    def close(self) -> None:
+        self.conn.close()
+
+
 class Chaos(threading.Thread):
     """Runs a seeded schedule of abuse until stopped."""
 
-    def __init__(self, server: Server, rng: random.Random, ours: set):
+    def __init__(self, server: ServerProcess, observer: Observer, rng: random.Random, ours: set):
         super().__init__(daemon=True)
-        self.server, self.rng, self.ours = server, rng, ours
+        self.server, self.observer, self.rng, self.ours = server, observer, rng, ours
         self.stop, self.mutes, self.kills, self.errors = threading.Event(), [], 0, []
         self.schedule = sorted((rng.uniform(0, 2.5), rng.choice(
             ("mute", "mute", "burst", "burst", "disconnect", "kill"))) for _ in range(rng.randint(8, 16)))
@@ -146,7 +167,7 @@ class Chaos(threading.Thread):
 
     def kill(self, payload: bytes) -> None:
         """SIGKILL the worker of another pin, only if it is a process of ours."""
-        pids = {pin: pid for pin, pid in self.server.worker_pids().items() if pin != LEASED}
+        pids = {pin: pid for pin, pid in self.observer.worker_pids().items() if pin != LEASED}
         if pids:
             pid = pids[self.rng.choice(sorted(pids))]
             if pid in {p.pid for p in psutil.Process().children(recursive=True)} - self.ours:
@@ -167,19 +188,23 @@ def write_timed(holder: Raw, write: dict):
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-def test_random_abuse_never_delays_the_lease_or_a_ping_and_leaks_no_process(seed):
+def test_random_abuse_never_delays_the_lease_or_a_ping_and_leaks_no_process(seed, tmp_path):
+    """The server runs as its own process, as it does on a Pi (the test's
+    threads do not share its interpreter)."""
     rng = random.Random(seed)
     me = psutil.Process()
     before = {p.pid for p in me.children(recursive=True)}
     mode = rng.choice(("wait", "nowait"))
     lease_ms = rng.choice((500, 800, 1200))
     renewals = rng.randint(0, 3)
+    server = ServerProcess(tmp_path, "--mode", mode)
     try:
-        with Server(host="127.0.0.1", port=0, backend="sim", mode=mode) as server:
+        observer = Observer(server.address)
+        try:
             holder = Raw(server.address, timeout=1.0)
             holder.hello()
             assert holder.call({"id": "open", "op": "open", "pin": LEASED})["ok"]
-            chaos, pinger = Chaos(server, rng, before), Pinger(server.address)
+            chaos, pinger = Chaos(server, observer, rng, before), Pinger(server.address)
             write = {"id": "lease", "op": "on", "pin": LEASED, "lease_ms": lease_ms}
             try:
                 sent, answered, reply = write_timed(holder, write)
@@ -194,7 +219,7 @@ def test_random_abuse_never_delays_the_lease_or_a_ping_and_leaks_no_process(seed
                         pytest.fail("a lease renewal was not answered within 1 s")
                     assert reply.get("renewed") is True, reply
                 deadline = sent + lease_ms * MS
-                fell = wait_until(lambda: next((t for t, v in server.sim.history(LEASED)
+                fell = wait_until(lambda: next((t for t, v in observer.history(LEASED, sent)
                                                 if t > sent and v < 0.5), None),
                                   timeout=lease_ms / 1000 + 3)
                 assert fell, f"the lease of pin {LEASED} never fired"
@@ -218,9 +243,13 @@ def test_random_abuse_never_delays_the_lease_or_a_ping_and_leaks_no_process(seed
             worst = max(pinger.latencies)
             assert worst < PING_BOUND_S, \
                 f"a hello/ping took {worst * 1000:.0f} ms ({mode}, {chaos.kills} kills)"
+        finally:
+            observer.close()
+        assert server.terminate() == 0
         assert wait_until(lambda: not {p.pid for p in me.children(recursive=True)} - before,
                           timeout=10), "processes outlived the server"
     finally:
+        server.kill()
         for pid in {p.pid for p in me.children(recursive=True)} - before:  # the server's, left over
             try:
                 os.kill(pid, signal.SIGKILL)

@@ -94,8 +94,9 @@ class InfoService:
             self._memory, self._measured = memory, time.monotonic()
             self._body = None
             waiting, self._waiting = self._waiting, []
+            body = self._answer(self._measured)  # one snapshot for all who waited for it
             for conn, id_json in waiting:
-                self.answer(conn, writing.ok_body(id_json, self._answer(time.monotonic())))
+                self.answer(conn, writing.ok_body(id_json, body))
 
     def close(self) -> None:
         if self._thread is not None:

@@ -187,13 +187,7 @@ class Listener:
                 if kind == "conn":
                     self._close(obj, "internal error (see the log above)")
         if self._backlog:
-            busy = len(self._backlog)
-            share, budget = self._share(busy), self._slice(busy)
-            for conn in list(self._backlog):
-                if conn.id in self.connections:
-                    self._work(conn, share, budget)
-                else:
-                    self._backlog.pop(conn, None)
+            self._work_backlog()
         if self._paused:
             for conn in list(self._paused):
                 if conn.id not in self.connections or not self.router.congested(conn.id):
@@ -326,19 +320,25 @@ class Listener:
         frames = conn.frames.feed(data)
         if frames:
             conn.backlog.extend(frames)
-            busy = len(self._backlog) + 1
-            self._work(conn, self._share(busy), self._slice(busy))  # usually all of them, now
-            if conn.backlog and conn.id in self.connections:
-                self._backlog[conn] = None  # the rest in later turns, after the others
-                self._update_events(conn)  # no more reading until these are handled
+            self._backlog[conn] = None  # handled at the end of this turn, with the others
 
-    @staticmethod
-    def _share(busy: int) -> int:
-        return max(MIN_SHARE, FRAMES_PER_TURN // busy)
-
-    @staticmethod
-    def _slice(busy: int) -> float:
-        return max(MIN_SLICE_S, TURN_BUDGET_S / busy)
+    def _work_backlog(self) -> None:
+        """This turn's share of every waiting connection's frames: the turn's
+        frames and time divided among them, each its part of what is left."""
+        conns = list(self._backlog)
+        share = max(MIN_SHARE, FRAMES_PER_TURN // len(conns))
+        deadline = time.monotonic() + TURN_BUDGET_S
+        for n, conn in enumerate(conns):
+            if conn.id not in self.connections:
+                self._backlog.pop(conn, None)
+                continue
+            left = max(0.0, deadline - time.monotonic()) / (len(conns) - n)
+            self._work(conn, share, max(MIN_SLICE_S, left))
+        for conn in conns:
+            if conn in self._backlog:  # frames left: not read again until they are handled,
+                del self._backlog[conn]  # and last in the next turn's order
+                self._backlog[conn] = None
+                self._update_events(conn)
 
     def _work(self, conn: Connection, share: int, budget: float) -> None:
         """Handle up to *share* of the connection's frames, stopping once
@@ -376,12 +376,15 @@ class Listener:
                     "internal error; see the server log"), req.id_json if req else "null"))
             if conn.id not in self.connections:
                 return  # closed on the way (its output ran over)
-            if batch and (len(batch) >= CHUNK or batch[-1].spec.scope == SERVER):
+            late = time.monotonic() >= deadline
+            if batch and (late or len(batch) >= CHUNK or batch[-1].spec.scope == SERVER):
                 if not self._route(conn, batch):
                     return
                 batch = []
-                if conn in self._paused or time.monotonic() >= deadline:
+                if conn in self._paused:
                     break
+            if late:
+                break
         if batch and not self._route(conn, batch):
             return
         if not backlog and conn in self._backlog:
