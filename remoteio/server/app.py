@@ -27,6 +27,7 @@ from ..protocol.framing import MAX_FRAME
 from ..protocol.ops import operation_names
 from ..protocol.session import Session
 from .backends import Backend, parse_revision, select_backend
+from . import memory
 from .listener import Listener
 from .pool import WorkerPool
 from .router import Router
@@ -122,6 +123,7 @@ class Server:
 
     # ---- life cycle ------------------------------------------------------------
     def start(self) -> "Server":
+        memory.keep_big_blocks_mapped()  # an abusive connection's buffers go back when it goes
         # the zygote first: it must be forked before this server has any thread
         # (and before its listening socket exists, which it must not hold)
         self.status = StatusTable()

@@ -44,6 +44,7 @@ from ..protocol.framing import TOO_LARGE
 from ..protocol.ops import CONNECTION, SERVER
 from ..protocol.reading import Rejected, Request, parse_request
 from ..protocol.session import Session
+from . import memory
 from .connection import Connection, format_peer, peer_ip
 from .transport import WOULD_BLOCK, Transport, tune
 
@@ -462,12 +463,15 @@ class Listener:
             log.info("closing connection %d (%s): %s", conn.id, conn.peer, reason)
         self._set_events(conn, 0)
         conn.transport.close()
+        big = len(conn.out) > memory.MMAP_THRESHOLD
         conn.out = bytearray()  # an abusive connection's memory goes back at once
         conn.backlog.clear()
         self._dirty.discard(conn)
         self._backlog.pop(conn, None)
         self._paused.discard(conn)
         self.router.closed(conn.id)
+        if big:
+            memory.give_back()
 
     def _close_all(self) -> None:
         if self.running:  # the loop failed for good: the workers still go safe

@@ -117,7 +117,7 @@ _MAKE = tuple(kind._make for kind in _KINDS)
 
 def encode(message: NamedTuple) -> tuple:
     """A plain tuple for marshal: the kind's tag, then the fields."""
-    return (_TAG[type(message)],) + tuple(message)
+    return (_TAG[type(message)], *message)
 
 
 def decode(data: tuple) -> Any:
