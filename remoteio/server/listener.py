@@ -326,7 +326,8 @@ class Listener:
     def _work_backlog(self) -> None:
         """This turn's share of every waiting connection's frames: the turn's
         frames and time divided among them, each its part of what is left."""
-        conns = list(self._backlog)
+        # the few frames of quiet connections (a hello, a ping) before the floods' slices
+        conns = sorted(self._backlog, key=lambda c: len(c.backlog) > MIN_SHARE)
         share = max(MIN_SHARE, FRAMES_PER_TURN // len(conns))
         deadline = time.monotonic() + TURN_BUDGET_S
         for n, conn in enumerate(conns):
