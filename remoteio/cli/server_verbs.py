@@ -93,12 +93,21 @@ def _tls_cert(args: argparse.Namespace) -> int:
 
 
 def _check_config(args: argparse.Namespace) -> int:
+    import dataclasses
+    import json
     from ..config import ConfigError, load_config
     try:
         config = load_config(args.file)
     except (ConfigError, OSError) as exc:
         print(f"remoteio: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if args.json:  # what install.sh reads (the token itself is never printed)
+        settings = dataclasses.asdict(config)
+        settings["token"] = None
+        settings["token_set"] = config.token is not None
+        settings["pins"] = {str(board): rule for board, rule in settings["pins"].items()}
+        print(json.dumps(settings, sort_keys=True))
+        return EXIT_OK
     print(f"{args.file}: ok ({config.host} port {config.port}, mode {config.mode}, "
           f"{len(config.pins)} pin rule{'s' if len(config.pins) != 1 else ''})")
     return EXIT_OK
@@ -125,7 +134,8 @@ def add_parsers(verbs: "argparse._SubParsersAction") -> None:
             "remoteio serve --config /etc/remoteio/remoteio.toml",
             "remoteio serve --backend lgpio --chip 0 --revision d04170   (a non-Pi board)"))
     serve.add_argument("--config", metavar="FILE",
-                       help="a TOML configuration file (docs/security.md); options given here win")
+                       help="a TOML configuration file (remoteio docs security); options given "
+                            "here win")
     serve.add_argument("--host", help="address to listen on (default 0.0.0.0)")
     serve.add_argument("--port", type=int, help="TCP port (default 8509; 0 picks one)")
     serve.add_argument("--mode", choices=("wait", "nowait"),
@@ -184,6 +194,9 @@ def add_parsers(verbs: "argparse._SubParsersAction") -> None:
         "check-config", help="validate a server configuration file",
         description="Read a server configuration file and report the first mistake, with "
                     "its line.",
-        epilog=examples("remoteio check-config /etc/remoteio/remoteio.toml"))
+        epilog=examples("remoteio check-config /etc/remoteio/remoteio.toml",
+                        "remoteio check-config remoteio.toml --json"))
     check.add_argument("file")
+    check.add_argument("--json", action="store_true",
+                       help="print every setting as JSON (the token itself left out)")
     check.set_defaults(run=_check_config)
