@@ -146,7 +146,7 @@ _STAYS = (
     "\n\nA timed task (--time-ms) runs on the Pi; this command stays until it has ended. "
     "An untimed task holds the pin until Ctrl-C or SIGTERM: the server makes a pin safe "
     "(off, released) when the command that drives it ends. --detach returns at once and "
-    "leaves the task to the server (docs/cli.md).")
+    "leaves the task to the server (remoteio docs cli).")
 _EXAMPLES = {
     "on": (("remoteio on 7 --time-ms 2000", "on for 2 s, then off (returns after 2 s)"),
            ("remoteio on GPIO4", "on until Ctrl-C"),

@@ -156,7 +156,7 @@ class Server:
                  "token required" if authenticator else "no authentication")
         if authenticator is None and not _loopback(self.host):
             log.warning("*** remoteio serves %s port %d WITHOUT AUTHENTICATION: anyone who can "
-                        "reach it can drive the pins. Set a token (docs/security.md). ***",
+                        "reach it can drive the pins. Set a token (remoteio docs security). ***",
                         self.host, self.port)
         return self
 
