@@ -5,6 +5,10 @@ installed ``gpiozero_pin_factories`` entry point and needs two pins wired
 together (GPIO22 -> GPIO27). This fetches that sdist (the installed gpiozero's
 version) with pip, starts ``remoteio serve --sim`` with BOARD15 (GPIO22) and
 BOARD13 (GPIO27) wired, and runs the suite for the ``remoteio`` factory only.
+Then it runs gpiozero's MockFactory-based test files (test_outputs,
+test_inputs, test_boards, ...) against the remoteio factory on a simulated
+Pi 3B, with MockPin's helpers mapped onto the board (mock_suite.py,
+mock_conftest.py).
 
     python tests/gpiozero_conformance/run.py [pytest options]
 
@@ -29,6 +33,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
+sys.path.insert(0, str(HERE))
 
 #: the tests of test_real_pins.py that must pass for the remoteio factory
 MUST_PASS = (
@@ -39,12 +44,14 @@ MUST_PASS = (
 )
 
 
-def passed_tests(junit: Path) -> set:
-    """Names (without parameters) of the tests that passed, from pytest's JUnit XML."""
+def passed_tests(junit: Path, full: bool = False) -> set:
+    """Names (without parameters, unless *full*) of the tests that passed,
+    from pytest's JUnit XML."""
     passed = set()
     for case in ElementTree.parse(junit).iter("testcase"):
         if not any(child.tag in ("failure", "error", "skipped") for child in case):
-            passed.add(case.get("name", "").split("[", 1)[0])
+            name = case.get("classname", "") + "::" + case.get("name", "")
+            passed.add(name if full else case.get("name", "").split("[", 1)[0])
     return passed
 
 
@@ -70,11 +77,11 @@ def fetch_suite(workdir: Path) -> Path:
     return workdir / "test_real_pins.py"
 
 
-def start_server(workdir: Path):
-    log_path = workdir / "server.log"
+def start_server(workdir: Path, *args: str):
+    log_path = workdir / f"server{'-'.join(args)}.log"
     log = open(log_path, "wb")
     proc = subprocess.Popen([sys.executable, "-m", "remoteio", "serve", "--sim", "--host", "127.0.0.1",
-                             "--port", "0"], stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+                             "--port", "0", *args], stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         found = re.search(rb"serving on \S+ port (\d+)", log_path.read_bytes())
@@ -114,12 +121,34 @@ def main(argv) -> int:
                 print(f"gpiozero conformance: {len(absent)} test(s) that must pass did not: "
                       f"{', '.join(absent)} (was the server reachable?)", file=sys.stderr)
                 return 1
-            return 0
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(20)
+        return run_mock_suite(workdir, argv)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def run_mock_suite(workdir: Path, argv) -> int:
+    """gpiozero's MockFactory-based tests on a simulated Pi 3B (mock_suite.py)."""
+    import mock_suite
+    dest = mock_suite.extract(next(workdir.glob("gpiozero-*.tar.gz")), workdir)
+    proc, port, _ = start_server(workdir, "--revision", mock_suite.REVISION)
+    try:
+        result = mock_suite.run(dest, port, argv)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(20)
+    if result.returncode:
+        return result.returncode
+    passed = len(passed_tests(dest / "results.xml", full=True))
+    if passed < mock_suite.MIN_PASSED and not argv:
+        print(f"gpiozero mock suite: only {passed} tests passed (at least "
+              f"{mock_suite.MIN_PASSED} must; was the server reachable?)", file=sys.stderr)
+        return 1
+    print(f"gpiozero mock suite: {passed} passed; {len(mock_suite.CANNOT_APPLY)} cannot apply "
+          "to a remote factory (mock_suite.CANNOT_APPLY)")
+    return 0
 
 
 if __name__ == "__main__":
