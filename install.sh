@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # remoteio daemon installer: serves this Raspberry Pi's GPIO pins over the
-# network as a hardened systemd service. See docs/install.md.
+# network as a hardened systemd service. See docs/install.md (remoteio docs install).
 #
-#   curl -sSL <url>/install.sh | sudo bash                  (latest remoteio >= 3 from PyPI)
-#   curl -sSL <url>/install.sh | sudo bash -s -- --port 9000
 #   sudo bash install.sh --from .                             (this checkout)
+#   sudo bash install.sh --from dist/remoteio-3.0.0-py3-none-any.whl   (a wheel built from one)
+#   sudo bash install.sh --from . --port 9000
+#   sudo bash install.sh                  (remoteio >= 3 from PyPI, once it is published there)
 #   sudo bash install.sh --help
+#
+# The installed program does the work it can (remoteio check-config --json reads
+# the configuration, remoteio token writes the token, remoteio systemd-unit is the
+# unit); Python itself is asked only about itself (version, venv support).
 #
 # Everything runs inside main(), called on the last line, so a download cut
 # short part-way through runs nothing at all.
@@ -17,6 +22,7 @@ readonly MARKER="installed by remoteio install.sh"
 # What it creates (every path is prefixed by --root DIR, if given).
 readonly OPT_DIR=/opt/remoteio
 readonly VENV_DIR=/opt/remoteio/venv
+readonly PREVIOUS_VENV=/opt/remoteio/venv.previous # during an update, until the new one is healthy
 readonly RECORD=/opt/remoteio/install-record
 readonly CONF_DIR=/etc/remoteio
 readonly CONFIG=/etc/remoteio/remoteio.toml
@@ -47,12 +53,15 @@ remoteio installer: serve this Raspberry Pi's GPIO pins over the network as a
 systemd service (user remoteio, venv in /opt/remoteio, config in /etc/remoteio).
 
 usage:
-  curl -sSL <url>/install.sh | sudo bash [-s -- OPTIONS]
-  sudo bash install.sh [OPTIONS]
+  sudo bash install.sh --from PATH [OPTIONS]
+  sudo bash install.sh [OPTIONS]        (from PyPI: remoteio 3 is not published there yet)
 
-what to install (default: the latest remoteio >= 3 from PyPI, with its Pi backends):
-  --version X      remoteio==X from PyPI (3.0 or later)
-  --from PATH      a local checkout or wheel (installed as PATH[pi])
+what to install:
+  --from PATH      a local checkout, or a wheel built from one (python -m build,
+                   then --from dist/remoteio-*.whl); installed as PATH[pi]
+  --version X      remoteio==X from PyPI (3.0 or later; not published yet)
+  (neither)        the latest remoteio >= 3 from PyPI, once published; until then
+                   the installer says so and stops before changing anything
   --python PATH    the Python >= 3.9 to build the venv with (default
                    /usr/bin/python3, else python3 on PATH)
 
@@ -67,7 +76,8 @@ server settings (written to /etc/remoteio/remoteio.toml on first install):
 actions:
   (none)           install, or repair an install: a second run with the same
                    options changes nothing
-  --update         upgrade the package in place; keeps the config and token
+  --update         upgrade the package; keeps the config and token, and the
+                   previous version until the new one is healthy (else rolls back)
   --uninstall      remove everything the installer created, and nothing else
   --keep-config    with --uninstall: keep /etc/remoteio (config and token)
 
@@ -85,8 +95,9 @@ file edited by hand (nothing changed; see --reset-config).
 
 examples:
   sudo bash install.sh --from .                      install this checkout
-  sudo bash install.sh --version 3.0.0 --port 9000
-  sudo bash install.sh --update                      upgrade, keep config and token
+  sudo bash install.sh --from remoteio-3.0.0-py3-none-any.whl --port 9000
+  sudo bash install.sh --update --from .             upgrade, keep config and token;
+                                                     back to the old version if the new one fails
   sudo bash install.sh --uninstall
 EOF
 }
@@ -139,13 +150,20 @@ cleanup() {
 	for f in ${TMPFILES[@]+"${TMPFILES[@]}"}; do
 		[[ -e $f ]] && rm -f -- "$f"
 	done
+	for f in ${TMPDIRS[@]+"${TMPDIRS[@]}"}; do
+		[[ $f == "${TMPDIR:-/tmp}"/remoteio-install.* && -d $f ]] && rm -rf -- "${f:?}"
+	done
 	return 0
 }
 
 # shellcheck disable=SC2317
 on_error() {
 	local status=$1 line=$2 cmd=$3
+	trap - ERR
 	printf '%s: error: step failed (exit %s) at line %s: %s\n' "$SELF" "$status" "$line" "$cmd" >&2
+	if ((HAVE_PREVIOUS)); then
+		rollback "a step failed during the update"
+	fi
 	printf '%s: nothing was rolled back; fix the cause and run it again (it resumes).\n' "$SELF" >&2
 	exit "$EXIT_FAILED"
 }
@@ -353,13 +371,28 @@ check_staging_root() {
 	done
 }
 
+# The version of a Python, from its --version ("Python 3.11.2" -> 3.11.2; "" if none).
+python_version() {
+	local out
+	out=$("$1" --version 2>&1) || return 1
+	[[ $out =~ ^Python\ ([0-9]+\.[0-9]+(\.[0-9]+)?) ]] || return 1
+	printf '%s\n' "${BASH_REMATCH[1]}"
+}
+
+# Can this Python make virtual environments (the venv module, and ensurepip for pip)?
+can_make_venvs() {
+	"$1" -I -c 'import venv, ensurepip' 2>/dev/null
+}
+
 check_python() {
-	local where
+	local where version major minor
 	if ! command -v "$PYTHON" >/dev/null; then
 		die "$EXIT_ENV" "$PYTHON not found: install Python 3.9 or later (on Debian/Raspberry Pi OS: apt-get install python3 python3-venv)"
 	fi
-	"$PYTHON" -I -c 'import sys; sys.exit(sys.version_info < (3, 9))' ||
-		die "$EXIT_ENV" "$PYTHON is Python $("$PYTHON" -I -c 'import sys; print("%d.%d" % sys.version_info[:2])'): remoteio needs 3.9 or later"
+	version=$(python_version "$PYTHON") || die "$EXIT_ENV" "$PYTHON --version does not say which Python it is"
+	IFS=. read -r major minor _ <<<"$version"
+	((major > 3 || (major == 3 && minor >= 9))) ||
+		die "$EXIT_ENV" "$PYTHON is Python $version: remoteio needs 3.9 or later"
 	[[ $ACTION != uninstall ]] || return 0
 	# the venv runs on this interpreter's files: the service must be able to read them
 	where=$("$PYTHON" -I -c 'import sys; print(sys.base_prefix)')
@@ -370,7 +403,7 @@ check_python() {
 			die "$EXIT_ENV" "$PYTHON lives in $where, which the service (ProtectHome=yes, user $SVC_USER) cannot read: use a system Python, e.g. --python /usr/bin/python3"
 		fi
 	fi
-	if "$PYTHON" -I -c 'import venv, ensurepip' 2>/dev/null; then
+	if can_make_venvs "$PYTHON"; then
 		return 0
 	fi
 	if [[ -n $ROOT ]] || [[ $PYTHON != /usr/bin/python3* ]] || ! command -v apt-get >/dev/null; then
@@ -389,7 +422,7 @@ check_python() {
 		{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv; } ||
 		die "$EXIT_ENV" "could not install python3-venv with apt-get"
 	change "installed python3-venv (apt)"
-	"$PYTHON" -I -c 'import venv, ensurepip' ||
+	can_make_venvs "$PYTHON" ||
 		die "$EXIT_ENV" "$PYTHON still cannot make virtual environments after installing python3-venv"
 }
 
@@ -510,7 +543,7 @@ ensure_file() {
 remove_path() {
 	local path=${1:?} label=$2
 	case $path in
-	"$ROOT$OPT_DIR" | "$ROOT$STATE_DIR" | "$ROOT$CONF_DIR" | "$ROOT$UNIT" | "$ROOT$UDEV_RULE") ;;
+	"$ROOT$OPT_DIR" | "$ROOT$PREVIOUS_VENV" | "$ROOT$STATE_DIR" | "$ROOT$CONF_DIR" | "$ROOT$UNIT" | "$ROOT$UDEV_RULE") ;;
 	*) die "$EXIT_FAILED" "internal error: refusing to remove $path (not one of the installer's paths)" ;;
 	esac
 	[[ $path == /* ]] || die "$EXIT_FAILED" "internal error: refusing to remove a relative path: $path"
@@ -542,72 +575,9 @@ on_disconnect = "finish"  # "finish" or "safe"
 EOF
 }
 
+# The unit is the installed package's own (remoteio/data/remoteio.service).
 render_unit() {
-	cat <<EOF
-# $UNIT: $MARKER.
-# It is rewritten by the installer: put local changes in a drop-in
-# (sudo systemctl edit remoteio). Each line is explained in docs/install.md.
-[Unit]
-Description=remoteio: this Pi's GPIO pins over the network
-After=network-online.target
-Wants=network-online.target
-# a service that fails 5 times within a minute stays down (see journalctl -u remoteio)
-StartLimitIntervalSec=60
-StartLimitBurst=5
-
-[Service]
-Type=simple
-User=$SVC_USER
-Group=$SVC_GROUP
-SupplementaryGroups=$GPIO_GROUP
-ExecStart=$VENV_DIR/bin/remoteio serve --config $CONFIG
-# lgpio creates its notification FIFOs (.lgd-nfy*) in \$LG_WD, else the working
-# directory: both are the service's own writable state directory
-WorkingDirectory=$STATE_DIR
-StateDirectory=remoteio
-StateDirectoryMode=0750
-Environment=PYTHONUNBUFFERED=1 LG_WD=$STATE_DIR
-Restart=on-failure
-RestartSec=2
-# SIGTERM to the server only: it stops its pin workers itself, pins made safe
-KillMode=mixed
-TimeoutStopSec=15
-UMask=0077
-
-# Hardening: an unprivileged user, a read-only system, only the GPIO devices.
-# Not here, on purpose: ProtectKernelTunables (RPi.GPIO writes /sys/class/gpio for
-# edge detection), ProcSubset=pid (gpiozero reads /proc/cpuinfo and the device
-# tree), PrivateDevices (hides /dev/gpiochip*), MemoryDenyWriteExecute (libffi).
-NoNewPrivileges=yes
-CapabilityBoundingSet=
-AmbientCapabilities=
-ProtectSystem=strict
-ProtectHome=yes
-PrivateTmp=yes
-PrivateMounts=yes
-DevicePolicy=closed
-DeviceAllow=char-gpiochip rw
-DeviceAllow=/dev/gpiomem rw
-ProtectKernelModules=yes
-ProtectKernelLogs=yes
-ProtectControlGroups=yes
-ProtectClock=yes
-ProtectHostname=yes
-ProtectProc=invisible
-RestrictNamespaces=yes
-RestrictRealtime=yes
-RestrictSUIDSGID=yes
-LockPersonality=yes
-RemoveIPC=yes
-RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK
-SystemCallArchitectures=native
-SystemCallFilter=@system-service
-SystemCallFilter=~@privileged @resources
-SystemCallErrorNumber=EPERM
-
-[Install]
-WantedBy=multi-user.target
-EOF
+	PYTHONDONTWRITEBYTECODE=1 "$ROOT$VENV_DIR/bin/remoteio" systemd-unit
 }
 
 render_udev_rule() {
@@ -621,35 +591,19 @@ EOF
 }
 
 # ---- the config decision -----------------------------------------------------------
-# Values of host, port, mode in an existing config file, tab-separated ("" if unknown).
+# Values of host, port, mode in an existing config file, tab-separated ("" if
+# unknown), as the installed remoteio reads it (remoteio check-config --json).
 config_values() {
-	local py=$PYTHON
-	[[ -x $ROOT$VENV_DIR/bin/python ]] && "$ROOT$VENV_DIR/bin/python" -I -c '' 2>/dev/null && py=$ROOT$VENV_DIR/bin/python
-	PYTHONDONTWRITEBYTECODE=1 "$py" -I - "$1" <<'EOF' || printf '\t\t\n'
-import re, sys
-path = sys.argv[1]
-try:
-    try:
-        import tomllib
-    except ImportError:
-        import tomli as tomllib
-    with open(path, "rb") as f:
-        server = tomllib.load(f).get("server", {})
-except ImportError:
-    server, table = {}, None
-    for line in open(path, encoding="utf-8"):
-        line = line.split("#", 1)[0].strip()
-        m = re.match(r"\[(.*)\]$", line)
-        if m:
-            table = m.group(1).strip()
-            continue
-        m = re.match(r'(host|port|mode)\s*=\s*"?([^"]*)"?$', line)
-        if m and table == "server":
-            server[m.group(1)] = m.group(2)
-except Exception:
-    server = {}
-print("\t".join(str(server.get(k, "")) for k in ("host", "port", "mode")))
-EOF
+	local json field values=()
+	if ! venv_python_works || ! json=$(PYTHONDONTWRITEBYTECODE=1 "$ROOT$VENV_DIR/bin/remoteio" check-config --json "$1" 2>&1); then
+		[[ -z ${json:-} ]] || warn "$CONFIG: ${json#remoteio: } (the service cannot start until it is fixed)"
+		printf '\t\t\n'
+		return 0
+	fi
+	for field in host port mode; do
+		values+=("$(printf '%s\n' "$json" | sed -n "s/.*\"$field\": \"\{0,1\}\([^\",}]*\).*/\1/p")")
+	done
+	printf '%s\t%s\t%s\n' "${values[@]}"
 }
 
 S_HOST=$DEFAULT_HOST
@@ -765,7 +719,7 @@ pip_install() { # SPEC [pip options]
 	# a backend with no wheel for this machine must be compiled: on Debian, fetch the
 	# compiler and Python headers once and try again
 	if [[ -z $ROOT ]] && command -v apt-get >/dev/null &&
-		! { command -v gcc >/dev/null && "$PYTHON" -I -c 'import sysconfig, os, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))'; }; then
+		! { command -v gcc >/dev/null && [[ -f $("$PYTHON" -I -c 'import sysconfig; print(sysconfig.get_paths()["include"])')/Python.h ]]; }; then
 		say "pip failed; installing a C compiler and Python headers (gcc python3-dev) and trying again"
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -q gcc python3-dev ||
 			{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q gcc python3-dev; } ||
@@ -775,88 +729,191 @@ pip_install() { # SPEC [pip options]
 			return 0
 		fi
 	fi
-	if [[ -n $FROM ]]; then
-		die "$EXIT_FAILED" "pip could not install $spec (see pip's messages above)"
-	fi
-	die "$EXIT_FAILED" "pip could not install $spec from PyPI (see pip's messages above; if remoteio 3 is not published there yet, install a checkout with --from PATH)"
+	return 1
 }
 
 venv_python_works() {
-	[[ -x $ROOT$VENV_DIR/bin/python ]] && "$ROOT$VENV_DIR/bin/python" -I -c '' 2>/dev/null
+	[[ -x $ROOT$VENV_DIR/bin/python ]] && python_version "$ROOT$VENV_DIR/bin/python" >/dev/null
 }
 
+# The version of remoteio in the venv, as its own command says ("" if it does not run).
 installed_version() {
-	venv_python_works || return 1
-	PYTHONDONTWRITEBYTECODE=1 "$ROOT$VENV_DIR/bin/python" -I -c \
-		'import importlib.metadata as m; print(m.version("remoteio"))' 2>/dev/null
+	local out
+	venv_python_works && [[ -x $ROOT$VENV_DIR/bin/remoteio ]] || return 1
+	out=$(PYTHONDONTWRITEBYTECODE=1 "$ROOT$VENV_DIR/bin/remoteio" --version 2>/dev/null) || return 1
+	[[ $out == "remoteio "* ]] || return 1
+	printf '%s\n' "${out#remoteio }"
+}
+
+# What pip installs: the --from path, or remoteio from PyPI (with the Pi backends).
+package_spec() {
+	if [[ -n $FROM ]]; then
+		printf '%s[pi]\n' "$FROM"
+	elif [[ -n $PKG_VERSION ]]; then
+		printf 'remoteio[pi]==%s\n' "$PKG_VERSION"
+	else
+		printf 'remoteio[pi]>=3\n'
+	fi
+}
+
+# Will this run install or upgrade the package (rather than keep what is installed)?
+WILL_INSTALL=0
+plan_package() {
+	INSTALLED_VERSION=$(installed_version || true)
+	WILL_INSTALL=1
+	if [[ -n $INSTALLED_VERSION && $ACTION != update && (-z $PKG_VERSION || $PKG_VERSION == "$INSTALLED_VERSION") ]]; then
+		WILL_INSTALL=0
+	fi
+}
+
+TMPDIRS=()
+# Before anything is changed: can pip get the package? (--from was checked already.)
+# pip download of remoteio alone, by a venv's pip: the installed one, else a scratch
+# venv in a temporary directory.
+check_package_available() {
+	local want tmp pip_python out
+	[[ -z $FROM ]] && ((WILL_INSTALL)) || return 0
+	want="remoteio>=3"
+	[[ -z $PKG_VERSION ]] || want="remoteio==$PKG_VERSION"
+	say "checking that pip can get $want"
+	tmp=$(mktemp -d "${TMPDIR:-/tmp}/remoteio-install.XXXXXX")
+	TMPDIRS+=("$tmp")
+	if venv_python_works && "$ROOT$VENV_DIR/bin/python" -I -m pip --version >/dev/null 2>&1; then
+		pip_python=$ROOT$VENV_DIR/bin/python
+	else
+		"$PYTHON" -I -m venv -- "$tmp/venv" >/dev/null ||
+			die "$EXIT_ENV" "$PYTHON could not make a scratch venv to ask pip (nothing was changed)"
+		pip_python=$tmp/venv/bin/python
+	fi
+	if out=$(PIP_DISABLE_PIP_VERSION_CHECK=1 "$pip_python" -I -m pip download --no-input --quiet \
+		--no-deps --dest "$tmp/download" "$want" 2>&1); then
+		info "pip can get $want"
+		return 0
+	fi
+	printf '%s\n' "$out" | tail -n 3 | sed 's/^/    pip: /' >&2
+	die "$EXIT_FAILED" "pip cannot get $want (nothing was changed). remoteio 3 is not on PyPI yet (PyPI's remoteio is the old 2.1): install from a checkout, sudo bash $SELF --from /path/to/remoteio, or from a wheel built in one (python -m build, then sudo bash $SELF --from dist/remoteio-*.whl)"
+}
+
+# ---- the previous version, kept until the new one is healthy -------------------------------
+HAVE_PREVIOUS=0
+PREVIOUS_VERSION=""
+
+keep_previous_venv() {
+	local prev=$ROOT$PREVIOUS_VENV
+	if [[ -e $prev ]]; then # left by an update that was cut short
+		remove_path "$prev" "a previous venv left by an interrupted update"
+	fi
+	change "kept remoteio $INSTALLED_VERSION as $PREVIOUS_VENV (until the new version is healthy)"
+	run cp -a -- "$ROOT$VENV_DIR" "$prev"
+	((DRY_RUN)) || HAVE_PREVIOUS=1
+	PREVIOUS_VERSION=$INSTALLED_VERSION
+}
+
+drop_previous_venv() {
+	((HAVE_PREVIOUS)) || return 0
+	remove_path "$ROOT$PREVIOUS_VENV" "the previous version (the new one is healthy)"
+	HAVE_PREVIOUS=0
+}
+
+# The new version is not healthy: the previous venv (and its unit) back, then stop.
+rollback() { # what failed
+	local venv=$ROOT$VENV_DIR prev=$ROOT$PREVIOUS_VENV running=""
+	((HAVE_PREVIOUS)) || die "$EXIT_FAILED" "$1"
+	warn "$1: going back to remoteio $PREVIOUS_VERSION"
+	rm -rf -- "${venv:?}"
+	mv -- "$prev" "$venv"
+	HAVE_PREVIOUS=0
+	ensure_file "$ROOT$UNIT" 644 0 0 "unit" "$(render_unit)"
+	if [[ -z $ROOT ]] && ((!NO_START)); then
+		systemctl daemon-reload || true
+		if systemctl restart "$UNIT_NAME" && systemctl is-active --quiet "$UNIT_NAME"; then
+			running=" and running"
+		else
+			warn "remoteio $PREVIOUS_VERSION does not start either (journalctl -u remoteio)"
+		fi
+	fi
+	die "$EXIT_FAILED" "the update failed ($1); remoteio $PREVIOUS_VERSION is back$running. Nothing else was changed by the update"
+}
+
+# A package problem: roll back an update, else stop.
+package_failed() {
+	if ((HAVE_PREVIOUS)); then
+		rollback "$1"
+	fi
+	die "$EXIT_FAILED" "$1"
+}
+
+# What can be checked without starting the service: the command runs, has the
+# `serve --config` the unit runs, and reads the configuration.
+check_package_health() {
+	local venv=$ROOT$VENV_DIR out
+	out=$(PYTHONDONTWRITEBYTECODE=1 "$venv/bin/remoteio" --version 2>&1) ||
+		package_failed "$VENV_DIR/bin/remoteio --version fails: $(printf '%s' "$out" | tail -n 1)"
+	info "check: $VENV_DIR/bin/remoteio --version -> $out"
+	if ! PYTHONDONTWRITEBYTECODE=1 "$venv/bin/remoteio" serve --help 2>/dev/null | grep -q -- '--config'; then
+		if [[ -n $ROOT ]] || ((NO_START)); then
+			warn "this remoteio ($out) has no 'serve --config': the service as written would not start"
+		else
+			package_failed "this remoteio ($out) has no 'serve --config', which the service runs: it would fail to start (install a remoteio that has it, or use --no-start)"
+		fi
+	fi
+	if [[ -f $ROOT$CONFIG ]] && ! out=$(PYTHONDONTWRITEBYTECODE=1 "$venv/bin/remoteio" check-config "$ROOT$CONFIG" 2>&1); then
+		package_failed "remoteio $INSTALLED_VERSION cannot read $CONFIG: ${out#remoteio: }"
+	fi
+	return 0
 }
 
 ensure_venv_and_package() {
-	local venv=$ROOT$VENV_DIR spec want="" pip_args=()
+	local venv=$ROOT$VENV_DIR spec pip_args=() before
 	say "Python environment $VENV_DIR"
 	ensure_dir "$ROOT$OPT_DIR" 755 0 0 "directory"
 	if venv_python_works; then
-		info "venv exists ($("$venv/bin/python" -I -c 'import sys; print("Python %d.%d.%d" % sys.version_info[:3])'))"
+		info "venv exists (Python $(python_version "$venv/bin/python"))"
 	else
 		if [[ -e $venv ]]; then
 			change "removed a venv whose python no longer runs (system Python upgraded?)"
 			run rm -rf -- "${venv:?}"
 		fi
-		change "created venv $VENV_DIR with $PYTHON (Python $("$PYTHON" -I -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])'))"
+		change "created venv $VENV_DIR with $PYTHON (Python $(python_version "$PYTHON"))"
 		run "$PYTHON" -I -m venv -- "$venv"
+		INSTALLED_VERSION=""
 	fi
 
-	if [[ -n $FROM ]]; then
-		spec="${FROM}[pi]"
-	elif [[ -n $PKG_VERSION ]]; then
-		spec="remoteio[pi]==$PKG_VERSION"
-		want=$PKG_VERSION
-	else
-		spec="remoteio[pi]>=3"
-	fi
-
-	INSTALLED_VERSION=$(installed_version || true)
-	if [[ -n $INSTALLED_VERSION && $ACTION != update && ( -z $want || $want == "$INSTALLED_VERSION" ) ]]; then
+	spec=$(package_spec)
+	if ((!WILL_INSTALL)); then
 		info "remoteio $INSTALLED_VERSION is installed (--update upgrades it)"
 	else
-		if [[ -n $INSTALLED_VERSION ]]; then
+		before=$INSTALLED_VERSION
+		if [[ -n $before ]]; then
+			keep_previous_venv
 			pip_args=(--upgrade)
-			change "upgraded remoteio $INSTALLED_VERSION: pip install --upgrade '$spec'"
-		else
-			change "installed remoteio: pip install '$spec'"
 		fi
-		if ((!DRY_RUN)); then
-			info "(a few minutes on a small Pi: pip may have to build lgpio or RPi.GPIO)"
-			pip_install "$spec" ${pip_args[@]+"${pip_args[@]}"}
-			if [[ $FROM == *.whl && $ACTION == update ]]; then
+		if ((DRY_RUN)); then
+			if [[ -n $before ]]; then
+				change "upgraded remoteio $before: pip install --upgrade '$spec'"
+			else
+				change "installed remoteio: pip install '$spec'"
+			fi
+		else
+			info "pip install ${pip_args[*]+"${pip_args[*]} "}'$spec' (a few minutes on a small Pi: pip may have to build lgpio or RPi.GPIO)"
+			pip_install "$spec" ${pip_args[@]+"${pip_args[@]}"} ||
+				package_failed "pip could not install $spec (see pip's messages above)"
+			if [[ $FROM == *.whl && -n $before ]]; then
 				# pip skips a wheel of the version already installed: reinstall it
 				PIP_DISABLE_PIP_VERSION_CHECK=1 "$venv/bin/python" -I -m pip install --no-input --quiet \
-					--force-reinstall --no-deps "$FROM" || die "$EXIT_FAILED" "pip could not reinstall $FROM"
+					--force-reinstall --no-deps "$FROM" || package_failed "pip could not reinstall $FROM"
 			fi
-			local before=$INSTALLED_VERSION
-			INSTALLED_VERSION=$(installed_version) || die "$EXIT_FAILED" "remoteio is not importable in $VENV_DIR after pip install"
+			INSTALLED_VERSION=$(installed_version) ||
+				package_failed "$VENV_DIR/bin/remoteio does not run after pip install"
 			if [[ -n $before ]]; then
-				info "remoteio $before -> $INSTALLED_VERSION"
+				change "upgraded remoteio $before -> $INSTALLED_VERSION ($spec)"
 			else
-				info "remoteio $INSTALLED_VERSION"
+				change "installed remoteio $INSTALLED_VERSION ($spec)"
 			fi
 		fi
 		NEED_RESTART=1
 	fi
-
-	if ((!DRY_RUN)); then
-		local out
-		out=$(PYTHONDONTWRITEBYTECODE=1 "$venv/bin/remoteio" --version 2>&1) ||
-			die "$EXIT_FAILED" "$VENV_DIR/bin/remoteio --version fails: $out"
-		info "check: $VENV_DIR/bin/remoteio --version -> $out"
-		if ! PYTHONDONTWRITEBYTECODE=1 "$venv/bin/remoteio" serve --help 2>/dev/null | grep -q -- '--config'; then
-			if [[ -n $ROOT ]] || ((NO_START)); then
-				warn "this remoteio ($out) has no 'serve --config': the service as written would not start"
-			else
-				die "$EXIT_FAILED" "this remoteio ($out) has no 'serve --config', which the service runs: it would fail to start (install a remoteio that has it, or use --no-start)"
-			fi
-		fi
-	fi
+	((DRY_RUN)) || check_package_health
 }
 
 ensure_files() {
@@ -901,8 +958,7 @@ ensure_files() {
 			TMPFILES+=("$tmp")
 			(
 				umask 077
-				PYTHONDONTWRITEBYTECODE=1 "$ROOT$VENV_DIR/bin/python" -I -c \
-					'import secrets; print(secrets.token_urlsafe(32))' >"$tmp"
+				PYTHONDONTWRITEBYTECODE=1 "$ROOT$VENV_DIR/bin/remoteio" token --file "$tmp" --force >/dev/null
 			)
 			chmod 600 -- "$tmp"
 			chown "$SVC_UID:$SVC_GID" -- "$tmp"
@@ -914,7 +970,15 @@ ensure_files() {
 	ensure_dir "$ROOT$STATE_DIR" 750 "$SVC_UID" "$SVC_GID" "state directory"
 
 	say "systemd unit $UNIT"
-	ensure_file "$ROOT$UNIT" 644 0 0 "unit" "$(render_unit)"
+	local unit
+	if ! unit=$(render_unit 2>/dev/null) || [[ -z $unit ]]; then
+		((DRY_RUN)) || die "$EXIT_FAILED" "$VENV_DIR/bin/remoteio systemd-unit does not print the unit"
+		change "created unit $UNIT (what the new venv's remoteio systemd-unit prints)"
+		unit=""
+		WROTE=1
+	else
+		ensure_file "$ROOT$UNIT" 644 0 0 "unit" "$unit"
+	fi
 	if ((WROTE)); then
 		UNIT_CHANGED=1
 		NEED_RESTART=1
@@ -950,6 +1014,9 @@ save_record() {
 service_failed() {
 	warn "the service is not running: its last log lines follow"
 	journalctl -u "$UNIT_NAME" -n 30 --no-pager >&2 || true
+	if ((HAVE_PREVIOUS)); then
+		rollback "remoteio $INSTALLED_VERSION failed to start"
+	fi
 	die "$EXIT_FAILED" "remoteio.service failed to start (see: systemctl status remoteio; journalctl -u remoteio)"
 }
 
@@ -971,10 +1038,13 @@ ensure_service() {
 		change "enabled $UNIT_NAME (starts at boot)"
 		run systemctl enable --quiet "$UNIT_NAME"
 	fi
+	# Type=notify: start and restart return once the server listens (READY=1), or fail
+	local restarts0 restarts1
+	restarts0=$(systemctl show -p NRestarts --value "$UNIT_NAME" 2>/dev/null || echo 0)
 	if systemctl is-active --quiet "$UNIT_NAME"; then
 		if ((NEED_RESTART)); then
 			change "restarted $UNIT_NAME"
-			run systemctl restart "$UNIT_NAME"
+			run systemctl restart "$UNIT_NAME" || { ((DRY_RUN)) || service_failed; }
 		else
 			info "running"
 			return 0
@@ -984,15 +1054,11 @@ ensure_service() {
 		run systemctl start "$UNIT_NAME" || { ((DRY_RUN)) || service_failed; }
 	fi
 	((DRY_RUN)) && return 0
-	# still up a few seconds later, and not restarting in a loop?
-	local restarts0 restarts1
-	restarts0=$(systemctl show -p NRestarts --value "$UNIT_NAME" 2>/dev/null || echo 0)
-	sleep 3
 	restarts1=$(systemctl show -p NRestarts --value "$UNIT_NAME" 2>/dev/null || echo 0)
 	if ! systemctl is-active --quiet "$UNIT_NAME" || [[ $restarts0 != "$restarts1" ]]; then
 		service_failed
 	fi
-	info "running"
+	info "running (it said READY=1: it listens)"
 }
 
 print_connect() {
@@ -1011,7 +1077,9 @@ How to connect
   token:   $TOKEN   (sudo cat $TOKEN; copy it to the client, see docs/security.md)
   config:  $CONFIG   (after editing: sudo systemctl restart remoteio)
   logs:    journalctl -u remoteio -f
-  client:  pip install 'remoteio>=3' && python3 -c 'from remoteio import RemoteServer; s = RemoteServer("$addr", $S_PORT); print(s.welcome["board"]); s.close()'
+  client:  remoteio $INSTALLED_VERSION on the client too (not on PyPI yet: python -m build in a checkout,
+           then pip install dist/remoteio-*.whl), the token copied, then:
+           remoteio --host $addr --port $S_PORT info
 EOF
 }
 
@@ -1020,12 +1088,23 @@ do_install() {
 		die "$EXIT_FAILED" "$UNIT exists and was not written by this installer: move it away and run again (nothing was changed)"
 	fi
 	read_record
-	decide_config
+	plan_package
+	check_package_available # before anything changes
+	# an edited config is read by the installed remoteio: without a venv yet (after
+	# --uninstall --keep-config), it is decided once the venv is there
+	local deferred=0
+	if [[ -f $ROOT$CONFIG ]] && ! venv_python_works; then
+		deferred=1
+	else
+		decide_config
+	fi
 	ensure_groups_and_user
 	((DRY_RUN)) || save_record
 	ensure_venv_and_package
+	((!deferred)) || decide_config
 	ensure_files
 	ensure_service
+	drop_previous_venv
 	summary
 	((DRY_RUN)) || print_connect
 }

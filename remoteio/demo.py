@@ -117,5 +117,5 @@ def run_demo(out: TextIO = sys.stdout, *, mode: str = "wait") -> int:
             say(f"\n6. server.info(): {len(info['pins'])} pins in use, "
                 f"{info['memory']['processes']} processes, {memory_mib:.0f} MiB (PSS), "
                 f"round trip {remote.ping() * 1e6:.0f} us")
-        say("\nDone: every pin was made safe when the client closed. Next: docs/ and examples/.")
+        say("\nDone: every pin was made safe when the client closed. Next: `remoteio docs` (every page, and the examples).")
     return 0

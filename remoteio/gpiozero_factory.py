@@ -244,8 +244,14 @@ class RemoteIOPin(PiPin):
         return self._bounce
 
     def _set_bounce(self, value: Optional[float]) -> None:
-        if value is not None and value < 0:
-            raise PinInvalidBounce("bounce must be 0 or greater")
+        if value is not None:
+            try:  # gpiozero's own pins raise PinInvalidBounce (a ValueError) for 'foo'
+                value = float(value)
+            except (TypeError, ValueError):
+                raise PinInvalidBounce(f"bounce must be a number of seconds, not {value!r}") \
+                    from None
+            if not value >= 0 or value == float("inf"):
+                raise PinInvalidBounce("bounce must be 0 or greater")
         self._bounce = value or None
         self._setup(bounce_ms=(value or 0) * 1000.0)
 

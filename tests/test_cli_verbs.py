@@ -23,7 +23,8 @@ from conftest import ROOT, levels, pulses, wait_until
 
 TOKEN = "a token for the command line"
 VERBS = ("on", "off", "value", "blink", "pulse", "read", "input", "watch", "info", "state",
-         "ping", "sim", "serve", "demo", "token", "tls-cert", "check-config")
+         "ping", "pins", "sim", "serve", "demo", "token", "tls-cert", "check-config", "docs",
+         "systemd-unit")
 SIM_ACTIONS = ("drive", "release", "wire", "unwire", "levels", "history")
 
 
@@ -338,7 +339,7 @@ def test_state_and_info_tables(home, server, client):
     info = cli(home, server.address, "info")
     assert info.returncode == 0, info.stderr
     assert re.match(r"remoteio \S+ at 127\.0\.0\.1:\d+: .*backend sim, mode wait\n"
-                    r"up .*, 2 connections", info.stdout)
+                    r"up .*, 1 other connection,", info.stdout)   # not counting itself
     assert [line.split()[0] for line in info.stdout.splitlines()[3:]] == ["PIN", "7", "11", "12"]
     raw = json.loads(cli(home, server.address, "info", "--json").stdout)
     assert [p["pin"] for p in raw["pins"]] == [7, 11, 12] and raw["mode"] == "wait"

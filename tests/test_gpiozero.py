@@ -152,6 +152,18 @@ def test_errors_are_gpiozeros_own(server, factory):
         other.close()
 
 
+@pytest.mark.parametrize("bounce", ["foo", -1, float("nan"), object()])
+def test_a_bad_bounce_time_is_gpiozeros_value_error(server, factory, bounce):
+    from gpiozero import DigitalInputDevice
+    from gpiozero.exc import PinInvalidBounce
+    with pytest.raises(PinInvalidBounce) as raised:
+        DigitalInputDevice(4, bounce_time=bounce, pin_factory=factory)
+    assert isinstance(raised.value, ValueError)
+    device = DigitalInputDevice(4, bounce_time=0.02, pin_factory=factory)  # the pin is free
+    assert device.pin.bounce == pytest.approx(0.02)
+    device.close()
+
+
 def test_the_environment_selects_the_factory(server, monkeypatch):
     monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "remoteio")
     monkeypatch.setenv("REMOTEIO_HOST", server.address[0])

@@ -208,7 +208,8 @@ def staging_source(dest: Path) -> Path:
     (build/, *.egg-info), and the checkout must stay as it is (it may also hold
     lgpio's FIFOs, which a copy must not open)."""
     dest.mkdir()
-    for name in ("setup.py", "setup.cfg", "pyproject.toml", "README.md", "LICENSE", "MANIFEST.in"):
+    for name in ("setup.py", "setup.cfg", "pyproject.toml", "README.md", "LICENSE", "MANIFEST.in",
+                 "install.sh"):
         if (REPO / name).is_file():
             shutil.copy2(REPO / name, dest / name)
 
@@ -217,6 +218,8 @@ def staging_source(dest: Path) -> Path:
                 not (Path(directory, n).is_dir() or Path(directory, n).is_file()) or
                 Path(directory, n).is_symlink()]
     shutil.copytree(REPO / "remoteio", dest / "remoteio", ignore=ignore)
+    for folder in ("docs", "examples"):          # the wheel's `remoteio docs`
+        shutil.copytree(REPO / folder, dest / folder, ignore=ignore)
     return dest
 
 
@@ -339,6 +342,17 @@ def test_staging_root_must_look_like_one(tmp_path):
 
 
 @needs_root
+def test_it_stops_before_changing_anything_when_pip_cannot_get_the_package(tmp_path):
+    root = make_root(tmp_path / "root")
+    before = snapshot(root)
+    proc = run_installer("--root", str(root), "--version", "99.0.0", *python_args(), expect=1)
+    assert "pip cannot get remoteio==99.0.0 (nothing was changed)" in proc.stderr, proc.stderr
+    assert "--from" in proc.stderr and "python -m build" in proc.stderr
+    assert "installed remoteio" not in proc.stdout
+    assert snapshot(root) == before, diff(before, snapshot(root))
+
+
+@needs_root
 def test_dry_run_changes_nothing(tmp_path, source):
     root = make_root(tmp_path / "root")
     before, src_before = snapshot(root), snapshot(source)
@@ -455,6 +469,8 @@ def test_config(debian):
 
 
 UNIT_MUST_HAVE = {
+    "Type": "notify", "NotifyAccess": "main", "WatchdogSec": "30",
+    "ExecReload": "/bin/kill -HUP $MAINPID",
     "User": "remoteio", "Group": "remoteio", "SupplementaryGroups": "gpio",
     "ExecStart": "/opt/remoteio/venv/bin/remoteio serve --config /etc/remoteio/remoteio.toml",
     "WorkingDirectory": "/var/lib/remoteio", "StateDirectory": "remoteio",
@@ -481,6 +497,11 @@ def test_unit_directives(debian):
     assert "/dev/gpiomem rw" in directives["DeviceAllow"]
     assert directives["WantedBy"] == ["multi-user.target"]
     assert "LG_WD=/var/lib/remoteio" in " ".join(directives["Environment"]).split()
+    # the unit is the package's own (package data), as `remoteio systemd-unit` prints it
+    venv = debian.p("opt/remoteio/venv")
+    printed = subprocess.run([str(venv / "bin/remoteio"), "systemd-unit"], capture_output=True,
+                             text=True, cwd="/", timeout=60)
+    assert printed.stdout == text
     # the staging root never leaks into what the unit or the config say
     assert str(debian.root) not in text
     assert str(debian.root) not in debian.p("etc/remoteio/remoteio.toml").read_text()
@@ -497,6 +518,9 @@ def verify_root(sc: Scenario, dest: Path) -> Path:
     shutil.copy2(sc.p("etc/systemd/system/remoteio.service"), dest / "etc/systemd/system")
     (dest / "opt/remoteio/venv/bin").mkdir(parents=True)
     shutil.copy2(sc.p("opt/remoteio/venv/bin/remoteio"), dest / "opt/remoteio/venv/bin")
+    (dest / "usr/bin").mkdir(parents=True)                  # ExecReload's /bin/kill
+    shutil.copy2(shutil.which("kill") or "/bin/kill", dest / "usr/bin/kill")
+    (dest / "bin").symlink_to("usr/bin")
     (dest / "usr/lib/systemd").mkdir(parents=True)
     shutil.copytree(system_units, dest / "usr/lib/systemd/system", symlinks=True)
     return dest
@@ -594,6 +618,33 @@ def test_update_keeps_config_and_token(debian):
                           capture_output=True, text=True, cwd="/", timeout=60)
     assert proc.returncode == 0, proc.stderr
     debian.after = now  # the venv's files are new (same package)
+
+
+def broken_source(source: Path, dest: Path, version: str, breakage: str) -> Path:
+    """A copy of *source* as remoteio *version*, with *breakage* appended to a module."""
+    shutil.copytree(source, dest)
+    (dest / "remoteio/_version.py").write_text(f'__version__ = "{version}"\n')
+    module, code = breakage.split(":", 1)
+    with open(dest / module, "a") as f:
+        f.write("\n" + code + "\n")
+    return dest
+
+
+def test_a_failed_update_puts_the_previous_version_back(debian, tmp_path, source):
+    """A new version whose command does not run fails its health check: the
+    previous venv (kept until then) comes back, byte for byte."""
+    broken = broken_source(source, tmp_path / "broken", "3.0.1",
+                           "remoteio/cli/__init__.py:raise SystemExit('broken on purpose')")
+    before = snapshot(debian.root)
+    proc = run_installer("--root", str(debian.root), "--update", "--from", str(broken),
+                         *python_args(), expect=1)
+    assert "going back to remoteio 3.0.0" in proc.stderr, proc.stderr
+    assert "remoteio 3.0.0 is back" in proc.stderr
+    assert "kept remoteio 3.0.0 as /opt/remoteio/venv.previous" in proc.stdout
+    assert snapshot(debian.root) == before, diff(before, snapshot(debian.root))
+    version = subprocess.run([str(debian.p("opt/remoteio/venv/bin/remoteio")), "--version"],
+                             capture_output=True, text=True, cwd="/", timeout=60)
+    assert version.stdout.strip() == "remoteio 3.0.0"
 
 
 def test_uninstall_keep_config_then_reinstall(debian):

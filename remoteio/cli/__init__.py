@@ -1,12 +1,13 @@
-"""The ``remoteio`` command (docs/cli.md).
+"""The ``remoteio`` command (docs/cli.md; ``remoteio docs cli``).
 
 Exit codes: 0 ok, 1 the server refused an operation, 2 usage error,
 3 cannot connect (or the connection was lost, or the server did not answer).
 
 The verbs live in: server_verbs.py (serve, demo, token, tls-cert,
 check-config), output_verbs.py (on, off, value, blink, pulse), query_verbs.py
-(read, input, watch, info, state, ping), sim_verbs.py (sim ...); common.py
-has what they share, output.py how things are shown.
+(read, input, info, state, ping), watch_verb.py (watch), header_verb.py
+(pins), sim_verbs.py (sim ...), docs_verb.py (docs, systemd-unit); common.py
+has what they share, pinlist.py pin lists, output.py how things are shown.
 """
 from __future__ import annotations
 
@@ -15,9 +16,10 @@ import sys
 from typing import List, Optional
 
 from .._version import __version__
-from . import output_verbs, query_verbs, server_verbs, sim_verbs
+from . import (docs_verb, header_verb, output_verbs, query_verbs, server_verbs, sim_verbs,
+               watch_verb)
 from .common import (EXIT_CONNECT, EXIT_OK, EXIT_REFUSED, EXIT_USAGE, ArgParser, UsageError,
-                     examples, fail)
+                     add_connection_options, examples, fail, merge_connection_options)
 
 __all__ = ["main", "build_parser", "EXIT_OK", "EXIT_REFUSED", "EXIT_USAGE", "EXIT_CONNECT"]
 
@@ -28,10 +30,14 @@ _EPILOG = examples(
     "remoteio on 7 --time-ms 2000        BOARD7 on for 2 s (timed on the Pi)",
     "remoteio blink GPIO4                blink until Ctrl-C",
     "remoteio read 11 13                 read two pins",
+    "remoteio read all                   read every GPIO of the header",
     "remoteio watch 11 --pull up         print each press of a button",
-    "remoteio info                       the server and its pins in use",
+    "remoteio pins                       the whole header: names, functions, levels",
+    "remoteio --host pi.local info       the server and its pins in use",
+    "remoteio docs cli                   the command's manual (remoteio docs lists all)",
 ) + """
-pins: 7, b7, BOARD7, J8:7 (board numbers, the default) or g4, GPIO4, BCM4.
+pins: 7, b7, BOARD7, J8:7 (board numbers, the default) or g4, GPIO4, BCM4;
+  lists 7,11,13, ranges 9-11 or GPIO9-11, and all, where a command takes pins.
 
 environment: REMOTEIO_HOST, REMOTEIO_PORT (the server; default localhost:8509),
   REMOTEIO_TOKEN or REMOTEIO_TOKEN_FILE (else ~/.config/remoteio/token, then
@@ -39,7 +45,7 @@ environment: REMOTEIO_HOST, REMOTEIO_PORT (the server; default localhost:8509),
 
 exit codes: 0 ok, 1 the server refused (the reason is printed), 2 usage error,
   3 cannot connect (or the connection was lost). `remoteio COMMAND --help` for more;
-  docs/cli.md for everything.
+  `remoteio docs cli` for everything (the documentation comes with the package).
 """
 
 
@@ -50,11 +56,15 @@ def build_parser() -> ArgParser:
                     "Pi's pins, or drive, read and watch them from anywhere.",
         epilog=_EPILOG)
     parser.add_argument("--version", action="version", version=f"remoteio {__version__}")
+    add_connection_options(parser, before_command=True)
     verbs = parser.add_subparsers(dest="verb", metavar="COMMAND", parser_class=ArgParser)
     output_verbs.add_parsers(verbs)
     query_verbs.add_parsers(verbs)
+    watch_verb.add_parsers(verbs)
+    header_verb.add_parsers(verbs)
     sim_verbs.add_parsers(verbs)
     server_verbs.add_parsers(verbs)
+    docs_verb.add_parsers(verbs)
     return parser
 
 
@@ -75,6 +85,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
+        merge_connection_options(args)
         return args.run(args)
     except KeyboardInterrupt:
         return EXIT_OK

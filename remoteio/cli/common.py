@@ -12,6 +12,7 @@ import contextlib
 import logging
 import math
 import os
+import re
 import signal
 import sys
 import textwrap
@@ -36,8 +37,44 @@ class ArgParser(argparse.ArgumentParser):
                 textwrap.fill(paragraph, 79) for paragraph in kwargs["description"].split("\n\n"))
         super().__init__(*args, **kwargs)
 
+    def parse_args(self, args: Any = None, namespace: Any = None) -> Any:  # type: ignore[override]
+        self._argv = list(sys.argv[1:] if args is None else args)
+        return super().parse_args(args, namespace)
+
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see '{self.prog} --help')\n")
+        hint = did_you_mean(self, message, getattr(self, "_argv", []))
+        self.exit(EXIT_USAGE, f"{self.prog}: {message}{hint} (see '{self.prog} --help')\n")
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> dict:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def did_you_mean(parser: argparse.ArgumentParser, message: str, argv: List[str]) -> str:
+    """``; did you mean 'read'?`` for a mistyped command or option, else ""."""
+    import difflib
+    bad = re.search(r"invalid choice: '?([^'\s]+)'?", message)
+    if bad:
+        choices = [c for a in parser._actions if a.choices for c in a.choices]
+        close = difflib.get_close_matches(bad.group(1), [str(c) for c in choices], n=1)
+        return f"; did you mean '{close[0]}'?" if close else ""
+    if "unrecognized arguments" not in message:
+        return ""
+    current, options = parser, set(parser._option_string_actions)
+    for word in argv:   # the command (and its action) the options were meant for
+        sub = _subcommands(current).get(word)
+        if sub is not None:
+            current = sub
+            options |= set(sub._option_string_actions)
+    for word in message.split(":", 1)[1].split():
+        if word.startswith("--"):
+            close = difflib.get_close_matches(word.split("=", 1)[0], sorted(options), n=1)
+            if close:
+                return f"; did you mean {close[0]}?"
+    return ""
 
 
 def examples(*lines: Any) -> str:
@@ -141,31 +178,58 @@ def port_number(text: str) -> int:
 
 
 # ---- the connection ----------------------------------------------------------------
-def add_connection_options(parser: argparse.ArgumentParser) -> None:
+#: the connection options' names (their dests); also taken before the command
+CONNECTION_OPTIONS = ("host", "port", "timeout", "token_file", "tls", "fingerprint", "cafile",
+                      "tofu")
+DEFAULT_TIMEOUT = 5.0
+
+
+def add_connection_options(parser: argparse.ArgumentParser, *, before_command: bool = False) -> None:
+    """The options of every client verb; with *before_command*, the same on
+    the top-level parser (``remoteio --host pi.local info``), kept apart as
+    ``top_*`` until :func:`merge_connection_options`."""
+    prefix = "top_" if before_command else ""
     group = parser.add_argument_group(
-        "connection", textwrap.fill(
+        "connection" + (" (before or after the command)" if before_command else ""),
+        textwrap.fill(
             "the server to talk to; authentication and TLS also come from the environment "
-            "and the usual token files (docs/cli.md)", 77))
-    group.add_argument("--host", help="the server (default $REMOTEIO_HOST, else localhost)")
-    group.add_argument("--port", type=port_number,
+            "and the usual token files (remoteio docs cli)", 77))
+    group.add_argument("--host", dest=prefix + "host", metavar="HOST",
+                       help="the server (default $REMOTEIO_HOST, else localhost)")
+    group.add_argument("--port", dest=prefix + "port", type=port_number, metavar="N",
                        help=f"its port (default $REMOTEIO_PORT, else {DEFAULT_PORT})")
-    group.add_argument("--timeout", type=positive("timeout"), default=5.0, metavar="S",
-                       help="seconds to wait for the server to answer (default 5)")
-    group.add_argument("--token-file", metavar="FILE",
+    group.add_argument("--timeout", dest=prefix + "timeout", type=positive("timeout"),
+                       metavar="S", help="seconds to wait for the server to answer (default 5)")
+    group.add_argument("--token-file", dest=prefix + "token_file", metavar="FILE",
                        help="the token to authenticate with (default: $REMOTEIO_TOKEN, "
                             "$REMOTEIO_TOKEN_FILE, ~/.config/remoteio/token, /etc/remoteio/token)")
-    group.add_argument("--tls", action="store_true", default=None,
+    group.add_argument("--tls", dest=prefix + "tls", action="store_true", default=None,
                        help="use TLS, verified against the system's CA store "
                             "(implied by --fingerprint, --cafile, --tofu; or $REMOTEIO_TLS=1)")
-    group.add_argument("--fingerprint", metavar="SHA256",
+    group.add_argument("--fingerprint", dest=prefix + "fingerprint", metavar="SHA256",
                        help="use TLS and pin the server's certificate (default "
                             "$REMOTEIO_FINGERPRINT; `remoteio tls-cert` prints it)")
-    group.add_argument("--cafile", metavar="FILE",
+    group.add_argument("--cafile", dest=prefix + "cafile", metavar="FILE",
                        help="use TLS and verify the server with this CA file "
                             "(default $REMOTEIO_CAFILE)")
-    group.add_argument("--tofu", action="store_true",
+    group.add_argument("--tofu", dest=prefix + "tofu", action="store_true", default=None,
                        help="use TLS and trust the server's certificate on first use "
                             "(kept in ~/.config/remoteio/known_hosts)")
+
+
+def merge_connection_options(args: argparse.Namespace) -> None:
+    """Connection options given before the command count as if given after
+    it (after it wins); before a command that has no such option they are a
+    usage error. ``serve`` takes --host, --port and --token-file as its own."""
+    for name in CONNECTION_OPTIONS:
+        value = getattr(args, "top_" + name, None)
+        if value is None:
+            continue
+        if not hasattr(args, name):
+            raise UsageError(f"--{name.replace('_', '-')} goes with the commands that talk to "
+                             f"a server, not '{args.verb}'")
+        if getattr(args, name) in (None, False):
+            setattr(args, name, value)
 
 
 def server_address(args: argparse.Namespace) -> tuple:
@@ -204,9 +268,9 @@ def connect(args: argparse.Namespace, *, long_lived: bool = False) -> Any:
     if cafile and not os.path.isfile(cafile):
         raise UsageError(f"no CA file {cafile}")
     try:
-        return RemoteServer(host, port, timeout=args.timeout, token=token,
+        return RemoteServer(host, port, timeout=args.timeout or DEFAULT_TIMEOUT, token=token,
                             tls=True if args.tls else None, fingerprint=fingerprint,
-                            cafile=cafile, tofu=args.tofu,
+                            cafile=cafile, tofu=bool(args.tofu),
                             heartbeat=5.0 if long_lived else 0, reconnect=False)
     except OSError as exc:  # REMOTEIO_TOKEN_FILE or a token file that cannot be read
         if isinstance(exc, ConnectionError):

@@ -27,7 +27,8 @@ import threading
 from typing import Any, Callable, Dict, Optional
 
 from .common import (EXIT_OK, UsageError, add_connection_options, client_verb, duration_ms,
-                     examples, level, phase_s, pin_arg, pin_name)
+                     examples, level, phase_s, unique)
+from .pinlist import names, pins_arg
 
 TASKS = ("on", "off", "value", "blink", "pulse")
 
@@ -86,20 +87,23 @@ def _task(args: argparse.Namespace, remote: Any) -> int:
         fields.update(on_time=args.on_time, off_time=args.off_time)
     elif op == "pulse":
         fields.update(fade_in_time=args.fade_in, fade_out_time=args.fade_out)
-    pin = remote.pin(args.pin)                       # claims it: PinBusy if someone holds it
-    task = {"on": pin.on, "off": pin.off, "value": pin.value, "blink": pin.blink,
-            "pulse": pin.pulse}[op]
+    # every pin claimed first (PinBusy if someone holds one), then driven
+    pins = [remote.pin(board) for board in args.pins]
+    tasks = [{"on": pin.on, "off": pin.off, "value": pin.value, "blink": pin.blink,
+              "pulse": pin.pulse}[op] for pin in pins]
 
     def send() -> None:
-        task(**fields, lease_ms=args.lease_ms, revert=args.revert)
+        for task in tasks:
+            task(**fields, lease_ms=args.lease_ms, revert=args.revert)
 
     send()
     timed = args.time_ms > 0
-    name = pin_name(args.pin)
+    name = names(args.pins)
     if args.detach:
         if not timed and op != "off":
-            print(f"remoteio: note: {name} is released as soon as this command ends, so it "
-                  f"is {_doing(op, fields)} only for a moment; without --detach it is held "
+            print(f"remoteio: note: {name} {'is' if len(pins) == 1 else 'are'} released as "
+                  f"soon as this command ends, so {'it is' if len(pins) == 1 else 'they are'} "
+                  f"{_doing(op, fields)} only for a moment; without --detach it is held "
                   "until Ctrl-C (or give --time-ms)", file=sys.stderr)
         return EXIT_OK
     renewer = Renewer(send, args.lease_ms) if args.lease_ms else None
@@ -107,13 +111,14 @@ def _task(args: argparse.Namespace, remote: Any) -> int:
         renewer.start()
     try:
         if timed:
-            pin.sync(timeout=remote.timeout + args.time_ms / 1000.0)
+            for pin in pins:
+                pin.sync(timeout=remote.timeout + args.time_ms / 1000.0)
         if args.hold or (not timed and op != "off"):
             lease = (f"; lease {args.lease_ms:g} ms, renewed while this command runs"
                      if args.lease_ms else "")
-            print(f"{name} {_doing(op, fields) if not timed else 'done'}{lease}: holding it "
-                  "until Ctrl-C (the pin is made safe when this command ends)",
-                  file=sys.stderr, flush=True)
+            print(f"{name} {_doing(op, fields) if not timed else 'done'}{lease}: holding "
+                  f"{'it' if len(pins) == 1 else 'them'} until Ctrl-C (the pin is made safe "
+                  "when this command ends)", file=sys.stderr, flush=True)
             hold(remote, renewer)
     finally:
         if renewer is not None:
@@ -122,6 +127,7 @@ def _task(args: argparse.Namespace, remote: Any) -> int:
 
 
 def _check(args: argparse.Namespace) -> None:
+    args.pins = unique(args.pins)
     if args.detach and (args.hold or args.wait):
         raise UsageError("--detach cannot go with --hold or --wait")
     if args.verb == "pulse" and args.fade_in == 0 and args.fade_out == 0:
@@ -140,16 +146,18 @@ _STAYS = (
     "\n\nA timed task (--time-ms) runs on the Pi; this command stays until it has ended. "
     "An untimed task holds the pin until Ctrl-C or SIGTERM: the server makes a pin safe "
     "(off, released) when the command that drives it ends. --detach returns at once and "
-    "leaves the task to the server (docs/cli.md).")
+    "leaves the task to the server (remoteio docs cli).")
 _EXAMPLES = {
     "on": (("remoteio on 7 --time-ms 2000", "on for 2 s, then off (returns after 2 s)"),
            ("remoteio on GPIO4", "on until Ctrl-C"),
+           ("remoteio on 7,11,13 --time-ms 500", "three pins on for 0.5 s"),
            ("remoteio on 7 --lease-ms 3000",
             "on until Ctrl-C; off within 3 s if this machine vanishes"),
            ("remoteio on 7 --time-ms 60000 --detach",
             "return at once (a wait-mode server finishes it)"),
            ("remoteio on 7 --time-ms 500 --hold", "on for 0.5 s, then keep the pin until Ctrl-C")),
     "off": ("remoteio off 7",
+            ("remoteio off all", "every GPIO of the header off (and released)"),
             ("remoteio off 7 --hold", "keep it driven off until Ctrl-C"),
             ("remoteio off b7 --time-ms 1000", "hold it off for 1 s")),
     "value": (("remoteio value 12 0.25", "25 % until Ctrl-C"),
@@ -168,8 +176,9 @@ def add_parsers(verbs: "argparse._SubParsersAction") -> None:
                       "value": "drive a PWM level 0..1", "blink": "blink an output",
                       "pulse": "fade an output in and out"}[op],
             description=_DESCRIPTIONS[op] + _STAYS, epilog=examples(*_EXAMPLES[op]))
-        parser.add_argument("pin", metavar="PIN", type=pin_arg,
-                            help="7, b7, BOARD7 (board numbers) or g4, GPIO4")
+        parser.add_argument("pins", metavar="PIN", type=pins_arg,
+                            help="7, b7, BOARD7 (board numbers) or g4, GPIO4; a list "
+                                 "7,11,13, a range 9-11 or GPIO9-11, or all")
         if op == "value":
             parser.add_argument("level", metavar="LEVEL", type=level, help="0..1")
         elif op == "blink":

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import datetime
-import queue
 import statistics
 import sys
 import time
@@ -13,9 +11,11 @@ from . import output
 from .common import (EXIT_OK, add_connection_options, checked, client_verb, examples,
                      pin_arg, pin_name, positive, unique)
 from .output_verbs import hold
+from .pinlist import flatten, pins_arg
 
 PULLS = ("up", "down", "none", "floating")
 PIN_HELP = "7, b7, BOARD7 (board numbers) or g4, GPIO4"
+PIN_LIST_HELP = PIN_HELP + "; a list 7,11,13, a range 9-11 or GPIO9-11, or all"
 
 
 def _pull(text: Optional[str]) -> Optional[str]:
@@ -23,7 +23,7 @@ def _pull(text: Optional[str]) -> Optional[str]:
 
 
 def _check_pins(args: argparse.Namespace) -> None:
-    unique(args.pins)
+    args.pins = unique(flatten(args.pins))
 
 
 # ---- read, input -------------------------------------------------------------------
@@ -53,61 +53,6 @@ def _input(args: argparse.Namespace, remote: Any) -> int:
     return EXIT_OK
 
 
-# ---- watch -------------------------------------------------------------------------
-def _event_line(received: float, event: Any) -> str:
-    clock = datetime.datetime.fromtimestamp(received).strftime("%H:%M:%S.%f")
-    return (f"{clock}  {pin_name(event.pin)}  {output.value(event.value)}  {event.edge:<7}  "
-            f"seq {event.seq}  missed {event.missed}")
-
-
-def _watch(args: argparse.Namespace, remote: Any) -> int:
-    from ..errors import ConnectionLost
-    events: "queue.Queue[Any]" = queue.Queue()
-    pins = []
-    for board in args.pins:
-        if args.pull is not None:  # an input of ours, with the pull (and debounce) asked for
-            pins.append(remote.pin(board).as_input(pull=_pull(args.pull),
-                                                   bounce_ms=args.bounce_ms))
-        else:                      # anyone's pin, as it is: nothing claimed or changed
-            pins.append(remote.pin(board, claim=False))
-    before = None if args.json else remote.read_pins(args.pins)  # the levels changes start from
-    for pin in pins:
-        pin.when_changed = lambda event: events.put((time.time(), event))
-    remote.when_connection_changed = lambda connected: connected or events.put(None)
-    if before is not None:
-        shown = ", ".join(f"{pin_name(b)} = {output.value(before[b])}" for b in args.pins)
-        print(f"watching {shown}; Ctrl-C to stop", file=sys.stderr, flush=True)
-    deadline = None if args.seconds is None else time.monotonic() + args.seconds
-    seen = 0
-    while args.count is None or seen < args.count:
-        wait = 0.25 if deadline is None else min(0.25, deadline - time.monotonic())
-        if wait <= 0:
-            break
-        try:
-            item = events.get(timeout=wait)
-        except queue.Empty:
-            item = ()
-        if item is None or (item == () and not remote.connected):
-            raise ConnectionLost(f"lost the connection to {remote.host}:{remote.port}")
-        for pin in pins:
-            if not pin.watching:  # its holder closed it (a `closed` event): watch again
-                print(f"{pin_name(pin.board)} was closed by its holder; watching it again",
-                      file=sys.stderr, flush=True)
-                pin.watch()
-        if not item:
-            continue
-        received, event = item
-        if args.json:
-            output.emit_json({"time": round(received, 6), "pin": event.pin,
-                              "gpio": pins[args.pins.index(event.pin)].gpio,
-                              "value": event.value, "edge": event.edge, "ts_ns": event.ts_ns,
-                              "seq": event.seq, "missed": event.missed})
-        else:
-            output.emit(_event_line(received, event))
-        seen += 1
-    return EXIT_OK
-
-
 # ---- info, state ---------------------------------------------------------------------
 def _states(remote: Any, boards: List[int], owners: Dict[int, Any],
             fallback: Dict[int, Dict[str, Any]]) -> List[Dict[str, Any]]:
@@ -128,7 +73,13 @@ def _states(remote: Any, boards: List[int], owners: Dict[int, Any],
 
 
 def _info(args: argparse.Namespace, remote: Any) -> int:
+    if args.pins:
+        from .header_verb import show_header
+        return show_header(args, remote)
     info = remote.info()
+    # the board (from the welcome), and the connections but this command's own
+    info["board"] = remote.board
+    info["connections"] = max(0, info.get("connections", 1) - 1)
     if args.json:
         output.emit_json(info)
         return EXIT_OK
@@ -139,8 +90,9 @@ def _info(args: argparse.Namespace, remote: Any) -> int:
                 f"{info.get('backend', '?')}, mode {info.get('mode', '?')}")
     load = info.get("load")
     memory = info.get("memory") or {}
-    output.emit(f"up {output.uptime(info.get('uptime_s', 0))}, {info.get('connections', 0)} "
-                f"connection{'s' if info.get('connections') != 1 else ''}"
+    others = info["connections"]
+    output.emit(f"up {output.uptime(info.get('uptime_s', 0))}, {others} other "
+                f"connection{'s' if others != 1 else ''}"
                 + (f", load {' '.join(f'{x:.2f}' for x in load)}" if load else "")
                 + (f", memory {memory['pss_kib'] / 1024:.1f} MiB in {memory['processes']} "
                    "processes" if memory.get("pss_kib") else ""))
@@ -198,9 +150,11 @@ def add_parsers(verbs: "argparse._SubParsersAction") -> None:
         description="Read the level of one or more pins, in one round trip: 0/1, or the "
                     "PWM level of an output. Nothing is claimed: pins held by others can be "
                     "read too.",
-        epilog=examples("remoteio read 11", "remoteio read 7 11 GPIO27",
+        epilog=examples("remoteio read 11", "remoteio read 7 11 GPIO27", "remoteio read 7,11",
+                        ("remoteio read 9-11", "BOARD10, BOARD11 (9 is ground)"),
+                        ("remoteio read all", "every GPIO of the header"),
                         ("remoteio read 11 13 --json", '{"11": 1, "13": 0}')))
-    read.add_argument("pins", metavar="PIN", nargs="+", type=pin_arg, help=PIN_HELP)
+    read.add_argument("pins", metavar="PIN", nargs="+", type=pins_arg, help=PIN_LIST_HELP)
     read.add_argument("--json", action="store_true", help="one JSON object {board: level}")
     add_connection_options(read)
     read.set_defaults(run=client_verb(_read, check=_check_pins))
@@ -222,31 +176,6 @@ def add_parsers(verbs: "argparse._SubParsersAction") -> None:
     add_connection_options(inp)
     inp.set_defaults(run=client_verb(_input, long_lived=lambda a: a.hold))
 
-    watch = verbs.add_parser(
-        "watch", help="print pin changes as they happen, until Ctrl-C",
-        description="Print every change of the pins (pushed by the Pi) until Ctrl-C, or "
-                    "--count changes, or --seconds: one line per change (time received, "
-                    "pin, value, edge, the pin's event number and events missed before it), "
-                    "or JSON lines with --json. Without --pull the pins are watched as they "
-                    "are (anyone's, inputs or outputs); with --pull they are made inputs "
-                    "of this command.",
-        epilog=examples("remoteio watch 11 --pull up", "remoteio watch 7 11 13",
-                        "remoteio watch GPIO17 --pull up --bounce-ms 20 --json",
-                        ("remoteio watch 11 --count 1 --seconds 10", "wait for one change")))
-    watch.add_argument("pins", metavar="PIN", nargs="+", type=pin_arg, help=PIN_HELP)
-    watch.add_argument("--pull", choices=PULLS,
-                       help="make the pins inputs with this pull (none: floating)")
-    watch.add_argument("--bounce-ms", type=checked(_bounce, "bounce_ms"), default=0.0,
-                       metavar="N", help="with --pull: debounce on the Pi (default 0)")
-    watch.add_argument("--json", action="store_true",
-                       help="JSON lines: time, pin, gpio, value, edge, ts_ns, seq, missed")
-    watch.add_argument("--count", type=positive("count", integer=True), metavar="N",
-                       help="stop after N changes")
-    watch.add_argument("--seconds", type=positive("seconds"), metavar="S",
-                       help="stop after S seconds")
-    add_connection_options(watch)
-    watch.set_defaults(run=client_verb(_watch, long_lived=True, check=_check_pins))
-
     for name in ("info", "state"):
         parser = verbs.add_parser(
             name, help={"info": "the server, and a table of the pins in use",
@@ -258,14 +187,19 @@ def add_parsers(verbs: "argparse._SubParsersAction") -> None:
             + " Columns: PIN (board), GPIO, MODE, VALUE, TASK, LEFT (time left of a timed "
               "task), QUEUE (tasks waiting), REVERT (a lease's pending revert: to what, "
               "in how long), OWNER (the connection holding the pin).",
-            epilog=examples(f"remoteio {name}", f"remoteio {name} --json") if name == "info"
-            else examples("remoteio state", "remoteio state 7 GPIO17", "remoteio state 7 --json"))
+            epilog=examples(f"remoteio {name}", f"remoteio {name} --json", "remoteio info --pins")
+            if name == "info"
+            else examples("remoteio state", "remoteio state 7 GPIO17", "remoteio state 7,11 --json"))
         if name == "state":
-            parser.add_argument("pins", metavar="PIN", nargs="*", type=pin_arg,
-                                help=PIN_HELP + " (default: every pin in use)")
+            parser.add_argument("pins", metavar="PIN", nargs="*", type=pins_arg,
+                                help=PIN_LIST_HELP + " (default: every pin in use)")
         parser.add_argument("--json", action="store_true",
-                            help="the server's replies as JSON" if name == "info"
+                            help="the server's info reply as JSON, with the board" if name == "info"
                             else "a JSON list of the pins' state replies (with owner)")
+        if name == "info":
+            parser.add_argument("--pins", action="store_true",
+                                help="the whole header instead, as `remoteio pins` shows it")
+            parser.add_argument("--read", action="store_true", help=argparse.SUPPRESS)
         add_connection_options(parser)
         parser.set_defaults(run=client_verb(_info if name == "info" else _state,
                                             check=_check_pins if name == "state" else None))

@@ -10,17 +10,43 @@ from .common import EXIT_CONNECT, EXIT_OK, EXIT_USAGE, examples
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from ..config import ConfigError, ServerConfig, load_config
-    from ..server import run_server
+    from ..config import ConfigError
     from ..server.backends import BackendUnavailable
+    from ..server.daemon import Daemon
+    from ..server.systemd import Notifier
 
     logging.basicConfig(level=getattr(logging, args.log_level.upper()),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        config = load_config(args.config) if args.config else ServerConfig()
+        config = _serve_config(args)
     except (ConfigError, OSError) as exc:
         print(f"remoteio: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    notifier = Notifier()
+    try:
+        from ..server.app import Server
+        server = Server.from_config(config, on_housekeeping=notifier.housekeeping)
+    except BackendUnavailable as exc:
+        print(f"remoteio: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (OSError, ValueError) as exc:
+        print(f"remoteio: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    daemon = Daemon(server, config=config, notifier=notifier,
+                    load=(lambda: _serve_config(args)) if args.config else None)
+    try:
+        daemon.run()
+    except OSError as exc:
+        print(f"remoteio: cannot serve on {config.host}:{config.port}: {exc}", file=sys.stderr)
+        return EXIT_CONNECT
+    return EXIT_OK
+
+
+def _serve_config(args: argparse.Namespace):  # -> ServerConfig
+    """The configuration file (if any) with the command line's options over it;
+    read again on SIGHUP."""
+    from ..config import ServerConfig, load_config
+    config = load_config(args.config) if args.config else ServerConfig()
     overrides = {
         "host": args.host, "port": args.port, "mode": args.mode,
         "backend": "sim" if args.sim else args.backend, "chip": args.chip,
@@ -34,21 +60,7 @@ def _serve(args: argparse.Namespace) -> int:
         config.token, config.token_file = None, args.token_file
     elif os.environ.get("REMOTEIO_TOKEN") is not None and not (config.token or config.token_file):
         config.token = os.environ["REMOTEIO_TOKEN"]  # blank or short: refused by Server
-    try:
-        from ..server.app import Server
-        server = Server.from_config(config)
-    except BackendUnavailable as exc:
-        print(f"remoteio: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except (OSError, ValueError) as exc:
-        print(f"remoteio: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    try:
-        run_server(server=server)
-    except OSError as exc:
-        print(f"remoteio: cannot serve on {config.host}:{config.port}: {exc}", file=sys.stderr)
-        return EXIT_CONNECT
-    return EXIT_OK
+    return config
 
 
 def _token(args: argparse.Namespace) -> int:
@@ -81,12 +93,21 @@ def _tls_cert(args: argparse.Namespace) -> int:
 
 
 def _check_config(args: argparse.Namespace) -> int:
+    import dataclasses
+    import json
     from ..config import ConfigError, load_config
     try:
         config = load_config(args.file)
     except (ConfigError, OSError) as exc:
         print(f"remoteio: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if args.json:  # what install.sh reads (the token itself is never printed)
+        settings = dataclasses.asdict(config)
+        settings["token"] = None
+        settings["token_set"] = config.token is not None
+        settings["pins"] = {str(board): rule for board, rule in settings["pins"].items()}
+        print(json.dumps(settings, sort_keys=True))
+        return EXIT_OK
     print(f"{args.file}: ok ({config.host} port {config.port}, mode {config.mode}, "
           f"{len(config.pins)} pin rule{'s' if len(config.pins) != 1 else ''})")
     return EXIT_OK
@@ -102,7 +123,10 @@ def add_parsers(verbs: "argparse._SubParsersAction") -> None:
     serve = verbs.add_parser(
         "serve", help="serve this machine's pins (a simulated board off a Pi)",
         description="Serve this machine's GPIO pins until SIGTERM or Ctrl-C; every pin is "
-                    "made safe on the way out. Logs go to standard error (journald).",
+                    "made safe on the way out. Logs go to standard error (journald). "
+                    "SIGHUP re-reads the pin rules and the token of --config FILE without "
+                    "dropping clients. Under systemd (Type=notify) it says READY=1 once it "
+                    "listens and feeds the unit's watchdog.",
         epilog=examples(
             "remoteio serve",
             "remoteio serve --port 1234 --mode nowait",
@@ -110,7 +134,8 @@ def add_parsers(verbs: "argparse._SubParsersAction") -> None:
             "remoteio serve --config /etc/remoteio/remoteio.toml",
             "remoteio serve --backend lgpio --chip 0 --revision d04170   (a non-Pi board)"))
     serve.add_argument("--config", metavar="FILE",
-                       help="a TOML configuration file (docs/security.md); options given here win")
+                       help="a TOML configuration file (remoteio docs security); options given "
+                            "here win")
     serve.add_argument("--host", help="address to listen on (default 0.0.0.0)")
     serve.add_argument("--port", type=int, help="TCP port (default 8509; 0 picks one)")
     serve.add_argument("--mode", choices=("wait", "nowait"),
@@ -171,6 +196,9 @@ def add_parsers(verbs: "argparse._SubParsersAction") -> None:
         "check-config", help="validate a server configuration file",
         description="Read a server configuration file and report the first mistake, with "
                     "its line.",
-        epilog=examples("remoteio check-config /etc/remoteio/remoteio.toml"))
+        epilog=examples("remoteio check-config /etc/remoteio/remoteio.toml",
+                        "remoteio check-config remoteio.toml --json"))
     check.add_argument("file")
+    check.add_argument("--json", action="store_true",
+                       help="print every setting as JSON (the token itself left out)")
     check.set_defaults(run=_check_config)

@@ -16,7 +16,7 @@ import signal
 import socket
 import threading
 import time
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from .._version import __version__
 from ..config import PinRule, ServerConfig
@@ -63,7 +63,8 @@ class Server:
                  disconnect_policy: str = "finish", max_connections: int = 256,
                  heartbeat_timeout: float = 120.0, hang_timeout: float = 10.0,
                  max_frame: int = MAX_FRAME, backlog: int = 1024,
-                 event_buffer: int = 1 << 20, max_buffer: int = 16 << 20):
+                 event_buffer: int = 1 << 20, max_buffer: int = 16 << 20,
+                 on_housekeeping: Optional[Callable[[float], None]] = None):
         if mode not in MODES:
             raise ValueError(f"mode must be 'wait' or 'nowait', not {mode!r}")
         if disconnect_policy not in DISCONNECT_POLICIES:
@@ -92,6 +93,7 @@ class Server:
         self.backlog = backlog
         self.event_buffer = event_buffer
         self.max_buffer = max_buffer
+        self.on_housekeeping = on_housekeeping  # once a second on the I/O thread (a watchdog)
         self._own_backend = not isinstance(backend, Backend)
         self.backend: Backend = (
             backend if isinstance(backend, Backend)
@@ -142,14 +144,16 @@ class Server:
                    "mode": self.mode, "ops": list(operation_names())}
         tls = (server_context(self.tls_cert, self.tls_key, self.tls_client_ca)
                if self.tls_cert else None)
-        binding = channel_binding(certificate_der(self.tls_cert)) if tls else ""
-        authenticator = Authenticator(self.token, binding) if self.token else None
+        self._binding = channel_binding(certificate_der(self.tls_cert)) if tls else ""
+        authenticator = Authenticator(self.token, self._binding) if self.token else None
+        self._authenticator = authenticator  # read by new sessions, on the I/O thread
         selector = selectors.DefaultSelector()
         self.listener = Listener(
-            self._sock, selector=selector, new_session=lambda: Session(welcome, authenticator),
+            self._sock, selector=selector,
+            new_session=lambda: Session(welcome, self._authenticator),
             max_frame=self.max_frame, max_connections=self.max_connections,
             event_buffer=self.event_buffer, max_buffer=self.max_buffer, tls=tls,
-            heartbeat_timeout=self.heartbeat_timeout)
+            heartbeat_timeout=self.heartbeat_timeout, on_housekeeping=self.on_housekeeping)
         self.pool = WorkerPool(self._zygote, selector, hang_timeout=self.hang_timeout)
         self.router = Router(
             backend=self.backend, mode=self.mode, status=self.status, rules=self.rules,
@@ -166,7 +170,7 @@ class Server:
                  "token required" if authenticator else "no authentication")
         if authenticator is None and not _loopback(self.host):
             log.warning("*** remoteio serves %s port %d WITHOUT AUTHENTICATION: anyone who can "
-                        "reach it can drive the pins. Set a token (docs/security.md). ***",
+                        "reach it can drive the pins. Set a token (remoteio docs security). ***",
                         self.host, self.port)
         return self
 
@@ -236,6 +240,17 @@ class Server:
         self.rules = rules
         if self._threads:
             self.listener.call_soon(lambda: self.router.reload_rules(rules))
+
+    def reload_token(self, token: Optional[str]) -> None:
+        """Require *token* (None: none) from connections made from now on
+        (SIGHUP of the daemon); connections already made keep their session."""
+        self.token = check_token(token) if token is not None else None
+        if self._threads:
+            authenticator = Authenticator(self.token, self._binding) if self.token else None
+
+            def swap() -> None:
+                self._authenticator = authenticator
+            self.listener.call_soon(swap)
 
     def worker_pids(self) -> dict:
         """board pin -> pid of its worker process."""

@@ -6,7 +6,8 @@
 #   /var  an empty tmpfs
 #   /run  a tmpfs with /run/systemd/system (so the installer sees "systemd")
 # systemctl, journalctl and udevadm are fakes that log their calls and keep a
-# little state (enabled/active); nothing is started. Everything vanishes with the
+# little state (enabled/active); nothing is started (unless SANDBOX_SYSTEMCTL
+# names a stand-in that runs the service: tests/install/notify_systemctl.py). Everything vanishes with the
 # namespace. It refuses to run the command unless every one of those mounts is
 # in place (a marker file that exists only in the private copies).
 #
@@ -80,6 +81,11 @@ case $args in
 *) : ;;
 esac
 EOF
+# SANDBOX_SYSTEMCTL=FILE: a Python stand-in that really runs the service instead
+# (tests/install/notify_systemctl.py: start waits for READY=1, as Type=notify does)
+if [[ -n ${SANDBOX_SYSTEMCTL:-} ]]; then
+	printf '#!/bin/sh\nexec %q %q "$@"\n' "${SANDBOX_PYTHON:-python3}" "$(realpath -- "$SANDBOX_SYSTEMCTL")" >"$work/bin/systemctl"
+fi
 # shellcheck disable=SC2016  # $* and $SANDBOX_LOG expand in the fakes, not here
 printf '#!/bin/sh\necho "journalctl $*" >>"$SANDBOX_LOG"\n' >"$work/bin/journalctl"
 # shellcheck disable=SC2016

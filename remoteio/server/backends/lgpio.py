@@ -31,8 +31,9 @@ class LGPIOBackend(Backend):
     def __init__(self, revision: Optional[int] = None, chip: Optional[int] = None):
         super().__init__(revision)
         if importlib.util.find_spec("lgpio") is None:
-            raise BackendUnavailable("the lgpio module is not installed "
-                                     "(pip install 'remoteio[pi]')")
+            raise BackendUnavailable("the lgpio module is not installed: pip install lgpio "
+                                     "(or pip install 'remoteio[lgpio]'; the [pi] extra "
+                                     "brings it on ARM Linux only)")
         if chip is not None:
             path = f"/dev/gpiochip{chip}"
             if not os.path.exists(path):

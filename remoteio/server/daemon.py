@@ -1,0 +1,109 @@
+"""``remoteio serve`` as a service: serve until SIGTERM or Ctrl-C, tell
+systemd when the server listens and keep its watchdog fed
+(:mod:`.systemd`), and re-read the configuration on SIGHUP.
+
+A reload (``systemctl reload remoteio``, i.e. SIGHUP) applies the pin rules
+and the token without dropping anyone: the rules judge the next request of
+every connection (and every running worker's next change); the token is
+asked of connections made from then on. A configuration that no longer
+reads keeps the server as it was (the mistake is logged). Settings that
+need a new socket or new workers (host, port, mode, backend, TLS) are only
+taken at the next restart, and the log says so.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import signal
+import threading
+from typing import Any, Callable, Dict, Optional
+
+from ..config import ServerConfig
+from ..tokens import read_token_file
+from .app import Server
+from .systemd import Notifier
+
+log = logging.getLogger("remoteio.server")
+
+#: settings a reload cannot change while serving
+RESTART_ONLY = ("host", "port", "mode", "backend", "chip", "revision", "tls_cert", "tls_key",
+                "on_disconnect", "max_connections", "heartbeat_timeout_s")
+
+
+def config_token(config: ServerConfig) -> Optional[str]:
+    """The token a configuration asks for (its file read now), or None."""
+    if config.token_file:
+        return read_token_file(config.token_file)
+    return config.token
+
+
+class Daemon:
+    """Runs *server* in the foreground; *load* gives the configuration again
+    (for SIGHUP), *notifier* talks to systemd."""
+
+    def __init__(self, server: Server, *, config: Optional[ServerConfig] = None,
+                 load: Optional[Callable[[], ServerConfig]] = None,
+                 notifier: Optional[Notifier] = None):
+        self.server = server
+        self.config = config
+        self.load = load
+        self.notifier = notifier or Notifier()
+        self.reloads = 0  # reloads applied (tests look at it)
+        self._actions: "queue.SimpleQueue[str]" = queue.SimpleQueue()
+
+    def run(self) -> None:
+        """Start, serve until SIGTERM/SIGINT, stop (every pin made safe)."""
+        self.server.start()
+        previous: Dict[int, Any] = {}
+        if threading.current_thread() is threading.main_thread():
+            for signum, action in ((signal.SIGTERM, "stop"), (signal.SIGINT, "stop"),
+                                   (signal.SIGHUP, "reload")):
+                # SimpleQueue.put may be called from a signal handler
+                previous[signum] = signal.signal(
+                    signum, lambda *_, action=action: self._actions.put(action))
+        try:
+            self.notifier.ready(f"serving on {self.server.host} port {self.server.port}")
+            while True:
+                action = self._actions.get()
+                if action == "stop":
+                    break
+                self.reload()
+        finally:
+            self.notifier.stopping()
+            self.server.stop()
+            self.notifier.close()
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+    def ask(self, action: str) -> None:
+        """``"stop"`` or ``"reload"``, from any thread (what the signals do)."""
+        self._actions.put(action)
+
+    def reload(self) -> bool:
+        """Re-read the configuration; apply pin rules and token. True if applied."""
+        if self.load is None:
+            log.warning("SIGHUP: no configuration file to re-read (serve --config FILE)")
+            return False
+        self.notifier.reloading()
+        try:
+            try:
+                config = self.load()
+                token = config_token(config)
+            except (OSError, ValueError) as exc:
+                log.error("reload failed, the server goes on as it was: %s", exc)
+                return False
+            self.server.reload_rules(pins=dict(config.pins), default_access=config.default_access)
+            self.server.reload_token(token)
+            if self.config is not None:
+                changed = [key for key in RESTART_ONLY
+                           if getattr(config, key) != getattr(self.config, key)]
+                if changed:
+                    log.warning("reload: %s changed; that takes a restart "
+                                "(systemctl restart remoteio)", ", ".join(changed))
+            self.reloads += 1
+            log.info("reloaded: %d pin rule%s (default access %s), %s", len(config.pins),
+                     "" if len(config.pins) == 1 else "s", config.default_access,
+                     "token required" if token else "no authentication")
+            return True
+        finally:
+            self.notifier.ready(f"serving on {self.server.host} port {self.server.port}")

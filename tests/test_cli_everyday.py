@@ -1,0 +1,256 @@
+"""The command as a newcomer types it: connection options before the verb,
+pin lists and ranges, watch's --edge and --format, the whole header
+(`pins`), "did you mean", info's board and connection count, `docs`,
+`check-config --json` (docs/cli.md)."""
+from __future__ import annotations
+
+import json
+import re
+import signal
+import time
+
+import pytest
+
+from remoteio.cli.pinlist import PinListError, pin_list
+from remoteio.errors import BadPin
+
+from test_cli_verbs import cli, finish, one_line_error, start, watchers
+from conftest import levels, pulses, wait_until
+
+
+@pytest.fixture
+def home(tmp_path):
+    path = tmp_path / "home"
+    path.mkdir()
+    return path
+
+
+def at(server, *args):
+    """The arguments with the server's address given BEFORE the verb."""
+    return ("--host", server.address[0], "--port", str(server.address[1]), *args)
+
+
+# ---- connection options before the verb --------------------------------------------------
+
+def test_connection_options_work_before_the_verb_too(home, server):
+    server.sim.drive(11, 1)
+    result = cli(home, None, *at(server, "read", "11"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "BOARD11 (GPIO17): 1\n"
+    info = cli(home, None, *at(server, "--timeout", "3", "info"))
+    assert info.returncode == 0 and info.stdout.startswith("remoteio ")
+    nested = cli(home, None, *at(server, "sim", "levels", "--json"))
+    assert json.loads(nested.stdout)["levels"]["11"] == 1
+
+
+def test_an_option_after_the_verb_wins_over_one_before_it(home, server):
+    result = cli(home, None, "--port", "1", "read", "7", "--host", server.address[0],
+                 "--port", str(server.address[1]))
+    assert result.returncode == 0, result.stderr
+
+
+def test_connection_options_before_a_verb_that_does_not_connect_are_refused(home):
+    one_line_error(cli(home, None, "--timeout", "3", "token"), 2,
+                   "--timeout goes with the commands that talk to a server, not 'token'")
+
+
+# ---- pin lists ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, boards", [
+    ("7", [7]), ("7,11,13", [7, 11, 13]), ("9-11", [10, 11]), ("b9-b11", [10, 11]),
+    ("GPIO9-11", [21, 19, 23]), ("g9-GPIO11", [21, 19, 23]), ("11-9", [11, 10]),
+    ("1-8", [3, 5, 7, 8]), ("7,GPIO17", [7, 11]),
+])
+def test_pin_lists_and_ranges_read_as_board_numbers(text, boards):
+    assert pin_list(text) == boards
+
+
+def test_all_is_every_gpio_of_the_header_in_board_order():
+    boards = pin_list("all")
+    assert len(boards) == 28 and boards == sorted(boards) and boards[0] == 3 and boards[-1] == 40
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("7,,11", "empty item"), ("41-45", "not on the 40-pin header"), ("GPIO20-30", "GPIO30"),
+    ("b7-g9", "one numbering"), ("1-2", "no GPIO in it"), ("x-9", "cannot read"),
+    ("GPIO99", "not on the 40-pin header"),
+])
+def test_a_pin_list_that_does_not_read_says_why(text, fragment):
+    with pytest.raises((BadPin, PinListError), match=fragment):
+        pin_list(text)
+
+
+def test_read_takes_lists_ranges_and_all(home, server):
+    server.sim.drive(11, 1)
+    result = cli(home, server.address, "read", "7,11", "GPIO27", "--json")
+    assert json.loads(result.stdout) == {"7": 0, "11": 1, "13": 0}
+    ranged = cli(home, server.address, "read", "9-11")
+    assert ranged.stdout.splitlines() == ["BOARD10 (GPIO15): 0", "BOARD11 (GPIO17): 1"]
+    everything = json.loads(cli(home, server.address, "read", "all", "--json").stdout)
+    assert len(everything) == 28 and everything["11"] == 1
+    one_line_error(cli(home, server.address, "read", "9-11", "10"), 2, "BOARD10 is named twice")
+    one_line_error(cli(home, server.address, "read", "7,,11"), 2, "empty item")
+
+
+def test_outputs_take_lists_and_off_all_releases_every_pin(home, server):
+    result = cli(home, server.address, "on", "7,11", "--time-ms", "200")
+    assert result.returncode == 0, result.stderr
+    for board in (7, 11):
+        (_, width), = pulses(server.sim.history(board))
+        assert 190 <= width <= 600
+    proc = start(home, server.address, "on", "13-16")   # 13, 15 and 16 on, held
+    try:
+        assert wait_until(lambda: all(server.sim.value(b) == 1.0 for b in (13, 15, 16)), 10)
+    finally:
+        code, _, err = finish(proc, signal.SIGTERM)
+    assert code == 0 and "holding them until Ctrl-C" in err
+    off = cli(home, server.address, "off", "all")
+    assert off.returncode == 0, off.stderr
+    assert wait_until(lambda: all(server.sim.function(b) == "released" for b in pin_list("all")))
+
+
+def test_a_list_with_a_pin_someone_holds_drives_none_of_them(home, server, client):
+    client.pin(11).on()
+    one_line_error(cli(home, server.address, "on", "7,11", "--time-ms", "100"), 1, "held")
+    assert levels(server.sim.history(7)) == []
+
+
+# ---- watch: --edge, --count, --format ---------------------------------------------------
+
+def drive_after_watching(server, board, values):
+    assert wait_until(lambda: watchers(server, board) == 1, timeout=10)
+    for value in values:
+        server.sim.drive(board, value)
+        time.sleep(0.05)
+
+
+def test_watch_shows_only_the_edges_asked_for(home, server):
+    proc = start(home, server.address, "watch", "11", "--pull", "up", "--edge", "falling",
+                 "--count", "2", "--json")
+    try:
+        drive_after_watching(server, 11, (0, 1, 0, 1))
+        code, out, err = finish(proc)
+    finally:
+        if proc.poll() is None:
+            finish(proc, signal.SIGKILL)
+    assert code == 0, err
+    events = [json.loads(line) for line in out.splitlines()]
+    assert [e["edge"] for e in events] == ["falling", "falling"]
+    assert events[1]["seq"] - events[0]["seq"] == 2     # the rising one between was not shown
+
+
+def test_watch_prints_lines_in_the_format_asked_for(home, server):
+    proc = start(home, server.address, "watch", "11", "--pull", "up", "--count", "2",
+                 "--format", r"{pin}\t{name}\t{edge}\t{value}")
+    try:
+        drive_after_watching(server, 11, (0, 1))
+        code, out, err = finish(proc)
+    finally:
+        if proc.poll() is None:
+            finish(proc, signal.SIGKILL)
+    assert code == 0, err
+    assert out.splitlines() == ["11\tBOARD11 (GPIO17)\tfalling\t0", "11\tBOARD11 (GPIO17)\trising\t1"]
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (("--format", "{bogus}"), "no field 'bogus'"),
+    (("--format", "{pin"), "--format"),
+    (("--format", "{pin}", "--json"), "cannot be combined"),
+    (("--edge", "up"), "invalid choice"),
+])
+def test_a_bad_watch_format_or_edge_is_a_usage_error(home, args, fragment):
+    one_line_error(cli(home, ("127.0.0.1", 9), "watch", "7", *args), 2, fragment)
+
+
+# ---- the whole header ---------------------------------------------------------------------
+
+def test_pins_shows_the_header_in_its_two_columns(home, server, client):
+    client.pin(7).on()
+    me = "%s:%d" % client._link.sock.getsockname()[:2]
+    result = cli(home, server.address, "pins")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("Raspberry Pi") and "40-pin header" in lines[0]
+    table = lines[2:]
+    assert table[0].split() == ["HOLDER", "FUNCTION", "LEVEL", "NAME", "PIN", "PIN", "NAME",
+                                "LEVEL", "FUNCTION", "HOLDER"]
+    assert len(table) == 21
+    assert table[1].split() == ["3V3", "(1)", "(2)", "5V"]
+    assert re.fullmatch(rf"\s*{re.escape(me)}\s+output\s+1\s+GPIO4\s+\(7\) \(8\)\s+GPIO14\s+0"
+                        r"\s+unused\s+-", table[4]), table[4]
+    assert table[20].split() == ["GND", "(39)", "(40)", "GPIO21", "0", "unused", "-"]
+    assert cli(home, server.address, "info", "--pins").stdout == result.stdout
+
+
+def test_pins_as_json_has_all_forty_positions(home, server, client):
+    client.pin(11).as_input(pull="up")
+    rows = json.loads(cli(home, server.address, "pins", "--json").stdout)
+    assert [r["pin"] for r in rows] == list(range(1, 41))
+    assert rows[0] == {"pin": 1, "name": "3V3", "gpio": None, "function": None, "level": None,
+                       "holder": None}
+    assert rows[10]["name"] == "GPIO17" and rows[10]["function"] == "input"
+    assert rows[10]["level"] == 1 and rows[10]["holder"]
+
+
+def test_pins_on_real_hardware_leaves_unused_pins_unread(home, server, monkeypatch):
+    monkeypatch.setattr(server.backend, "sim", None)    # what a server on a Pi has
+    result = cli(home, server.address, "pins")
+    assert result.returncode == 0, result.stderr
+    assert "levels of unused pins are not read" in result.stdout
+    assert re.search(r"-\s+unused\s+-\s+GPIO4\s+\(7\)", result.stdout)
+    assert server.worker_pids() == {}                   # nothing was opened
+    read = json.loads(cli(home, server.address, "pins", "--read", "--json").stdout)
+    assert all(r["level"] in (0, 1) for r in read if r["gpio"] is not None)
+
+
+# ---- did you mean, info ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("args, hint", [
+    (("raed", "7"), "did you mean 'read'?"),
+    (("read", "7", "--jsn"), "did you mean --json?"),
+    (("sim", "levles"), "did you mean 'levels'?"),
+    (("watch", "7", "--egde", "rising"), "did you mean --edge?"),
+])
+def test_a_typo_gets_a_did_you_mean(home, args, hint):
+    one_line_error(cli(home, ("127.0.0.1", 9), *args), 2, hint)
+
+
+def test_info_json_has_the_board_and_counts_other_connections(home, server, client):
+    info = json.loads(cli(home, server.address, "info", "--json").stdout)
+    assert info["board"]["description"].startswith("Raspberry Pi")
+    assert info["board"]["backend"] == "sim"
+    assert info["connections"] == 1                     # the client, not the command itself
+    text = cli(home, server.address, "info").stdout
+    assert ", 1 other connection," in text.splitlines()[1]
+
+
+# ---- docs and the configuration ---------------------------------------------------------------
+
+def test_docs_lists_and_prints_the_pages(home):
+    listing = cli(home, None, "docs")
+    assert listing.returncode == 0
+    for topic in ("readme", "cli", "install", "gpiozero", "security", "examples/button_led.py",
+                  "install.sh"):
+        assert re.search(rf"^  {re.escape(topic)}\s", listing.stdout, re.M), topic
+    page = cli(home, None, "docs", "cli")
+    assert page.stdout.startswith("# The `remoteio` command")
+    assert cli(home, None, "docs", "docs/gpiozero.md").stdout.startswith("# gpiozero")
+    one_line_error(cli(home, None, "docs", "clli"), 2, "did you mean 'cli'?")
+
+
+def test_systemd_unit_prints_the_service(home):
+    unit = cli(home, None, "systemd-unit").stdout
+    assert "Type=notify" in unit and "WatchdogSec=" in unit and "ExecReload=" in unit
+
+
+def test_check_config_json_gives_every_setting_but_the_token(home, tmp_path):
+    config = tmp_path / "remoteio.toml"
+    config.write_text('[server]\nport = 9000\nmode = "nowait"\ntoken = "secret"\n'
+                      '[pins.7]\naccess = "read"\n')
+    result = cli(home, None, "check-config", str(config), "--json")
+    assert result.returncode == 0, result.stderr
+    settings = json.loads(result.stdout)
+    assert (settings["port"], settings["mode"], settings["host"]) == (9000, "nowait", "0.0.0.0")
+    assert settings["pins"]["7"]["access"] == "read"
+    assert settings["token"] is None and settings["token_set"] is True
+    assert "secret" not in result.stdout
