@@ -245,7 +245,7 @@ def test_systemd_unit_prints_the_service(home):
 
 def test_check_config_json_gives_every_setting_but_the_token(home, tmp_path):
     config = tmp_path / "remoteio.toml"
-    config.write_text('[server]\nport = 9000\nmode = "nowait"\ntoken = "secret"\n'
+    config.write_text('[server]\nport = 9000\nmode = "nowait"\ntoken = "a secret of sixteen+"\n'
                       '[pins.7]\naccess = "read"\n')
     result = cli(home, None, "check-config", str(config), "--json")
     assert result.returncode == 0, result.stderr
@@ -253,4 +253,4 @@ def test_check_config_json_gives_every_setting_but_the_token(home, tmp_path):
     assert (settings["port"], settings["mode"], settings["host"]) == (9000, "nowait", "0.0.0.0")
     assert settings["pins"]["7"]["access"] == "read"
     assert settings["token"] is None and settings["token_set"] is True
-    assert "secret" not in result.stdout
+    assert "a secret of sixteen+" not in result.stdout

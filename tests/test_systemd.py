@@ -20,7 +20,7 @@ from remoteio import RemoteServer
 from remoteio.errors import AuthFailed, Forbidden
 from remoteio.server.systemd import Notifier
 
-from conftest import ROOT
+from conftest import ROOT, wait_until
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="systemd is Linux")
 
@@ -191,7 +191,16 @@ def test_sighup_reloads_pin_rules_and_token_without_dropping_clients(tmp_path, d
         assert remote.ping() > 0                # never dropped
         with pytest.raises(AuthFailed):
             RemoteServer("127.0.0.1", port, token=TOKEN, reconnect=False)
-        with RemoteServer("127.0.0.1", port, token=NEW_TOKEN, reconnect=False) as again:
+
+        def with_new_token():  # once the old token's failure penalty (1 s) is over
+            try:
+                return RemoteServer("127.0.0.1", port, token=NEW_TOKEN, reconnect=False)
+            except AuthFailed as exc:
+                assert "try again" in exc.message, exc
+                return None
+        again = wait_until(with_new_token, timeout=5, interval=0.2)
+        assert again is not None
+        with again:
             assert again.read_pins([7]) == {7: 1}
     assert d.stop() == 0
     assert "reloaded: 2 pin rules" in d.output()
