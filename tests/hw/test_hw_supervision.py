@@ -105,8 +105,8 @@ def _busy_server(rig):
     lines = [17, 22, 12, 4, 27]
     if rig.backend == "lgpio":
         assert all(rig.board.held(g) for g in lines)
-    workers = rig.server.children()
-    assert len(workers) == len(lines), workers
+    workers = rig.server.children()  # the zygote that forks the workers, and a worker per line
+    assert len(workers) == 1 + len(lines), workers
     return remote, lines, workers
 
 
