@@ -5,8 +5,9 @@ Exit codes: 0 ok, 1 the server refused an operation, 2 usage error,
 
 The verbs live in: server_verbs.py (serve, demo, token, tls-cert,
 check-config), output_verbs.py (on, off, value, blink, pulse), query_verbs.py
-(read, input, watch, info, state, ping), sim_verbs.py (sim ...); common.py
-has what they share, output.py how things are shown.
+(read, input, watch, info, state, ping), sim_verbs.py (sim ...),
+bridge_verbs.py (mqtt, discover); common.py has what they share, output.py
+how things are shown.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import sys
 from typing import List, Optional
 
 from .._version import __version__
-from . import output_verbs, query_verbs, server_verbs, sim_verbs
+from . import bridge_verbs, output_verbs, query_verbs, server_verbs, sim_verbs
 from .common import (EXIT_CONNECT, EXIT_OK, EXIT_REFUSED, EXIT_USAGE, ArgParser, UsageError,
                      examples, fail)
 
@@ -30,6 +31,8 @@ _EPILOG = examples(
     "remoteio read 11 13                 read two pins",
     "remoteio watch 11 --pull up         print each press of a button",
     "remoteio info                       the server and its pins in use",
+    "remoteio discover                   the remoteio servers on the LAN",
+    "remoteio mqtt --switch 7            BOARD7 on an MQTT broker, in Home Assistant",
 ) + """
 pins: 7, b7, BOARD7, J8:7 (board numbers, the default) or g4, GPIO4, BCM4.
 
@@ -55,6 +58,7 @@ def build_parser() -> ArgParser:
     query_verbs.add_parsers(verbs)
     sim_verbs.add_parsers(verbs)
     server_verbs.add_parsers(verbs)
+    bridge_verbs.add_parsers(verbs)
     return parser
 
 

@@ -26,6 +26,7 @@ def _serve(args: argparse.Namespace) -> int:
         "backend": "sim" if args.sim else args.backend, "chip": args.chip,
         "revision": args.revision, "on_disconnect": args.on_disconnect,
         "tls_cert": args.tls_cert, "tls_key": args.tls_key,
+        "advertise": False if args.no_advertise else None,
     }
     for key, value in overrides.items():
         if value is not None:
@@ -34,6 +35,13 @@ def _serve(args: argparse.Namespace) -> int:
         config.token, config.token_file = None, args.token_file
     elif os.environ.get("REMOTEIO_TOKEN") and not (config.token or config.token_file):
         config.token = os.environ["REMOTEIO_TOKEN"].strip()
+    if config.mqtt is not None:  # the bridge runs in this daemon (docs/mqtt.md)
+        from ..bridges.mqtt import require_paho
+        try:
+            require_paho()
+        except RuntimeError as exc:
+            print(f"remoteio: [mqtt]: {exc}", file=sys.stderr)
+            return EXIT_USAGE
     try:
         from ..server.app import Server
         server = Server.from_config(config)
@@ -43,11 +51,18 @@ def _serve(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"remoteio: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    bridge = None
     try:
+        if config.mqtt is not None:
+            from ..bridges.mqtt import local_bridge
+            bridge = local_bridge(server.start(), config.mqtt)
         run_server(server=server)
     except OSError as exc:
         print(f"remoteio: cannot serve on {config.host}:{config.port}: {exc}", file=sys.stderr)
         return EXIT_CONNECT
+    finally:
+        if bridge is not None:
+            bridge.stop()
     return EXIT_OK
 
 
@@ -87,8 +102,12 @@ def _check_config(args: argparse.Namespace) -> int:
     except (ConfigError, OSError) as exc:
         print(f"remoteio: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    mqtt = config.mqtt
+    bridge = (f"; MQTT bridge to {mqtt.broker}:{mqtt.broker_port} as "
+              f"{mqtt.prefix}/{mqtt.completed().node}, "
+              f"{len(mqtt.pins)} pin{'s' if len(mqtt.pins) != 1 else ''}") if mqtt else ""
     print(f"{args.file}: ok ({config.host} port {config.port}, mode {config.mode}, "
-          f"{len(config.pins)} pin rule{'s' if len(config.pins) != 1 else ''})")
+          f"{len(config.pins)} pin rule{'s' if len(config.pins) != 1 else ''}{bridge})")
     return EXIT_OK
 
 
@@ -130,6 +149,9 @@ def add_parsers(verbs: "argparse._SubParsersAction") -> None:
     serve.add_argument("--on-disconnect", choices=("finish", "safe"),
                        help="when a client vanishes: finish its queued work, or make its pins "
                             "safe at once (default finish)")
+    serve.add_argument("--no-advertise", action="store_true",
+                       help="do not advertise this server on the LAN (mDNS, docs/discovery.md); "
+                            "a server on a loopback address never is")
     serve.add_argument("--log-level", default="info",
                        choices=("debug", "info", "warning", "error"))
     serve.set_defaults(run=_serve)
