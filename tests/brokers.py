@@ -94,7 +94,7 @@ class Watcher:
     """A paho client subscribed to everything: records messages, publishes."""
 
     def __init__(self, broker: Mosquitto, *, username: str = USER, password: str = PASSWORD,
-                 topics: Tuple[str, ...] = ("#",)):
+                 topics: Tuple[str, ...] = ("#",), cafile: Optional[str] = None):
         import paho.mqtt.client as mqtt
         self.messages: List[Tuple[str, bytes, bool, int]] = []
         self._cond = threading.Condition()
@@ -103,6 +103,8 @@ class Watcher:
                                   client_id=f"watcher-{time.monotonic_ns()}")
         self.client.username_pw_set(username, password)
         self.client.reconnect_delay_set(0.1, 0.5)
+        if cafile:
+            self.client.tls_set(ca_certs=cafile)
         self.topics = topics
 
         def on_connect(client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
@@ -140,6 +142,22 @@ class Watcher:
         wanted = payload.encode() if isinstance(payload, str) else payload
         return self.wait_for(lambda t, p: t == topic and p == wanted, timeout, since) is not None
 
+    def wait_sequence(self, topic: str, payloads: List[Any], timeout: float = 10.0,
+                      since: int = 0) -> bool:
+        """Wait until *topic* has carried *payloads* in this order (others may
+        come between) from message *since* on."""
+        wanted = [p.encode() if isinstance(p, str) else p for p in payloads]
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                seen = iter(p for t, p, _, _ in self.messages[since:] if t == topic)
+                if all(any(p == w for p in seen) for w in wanted):
+                    return True
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+
     def mark(self) -> int:
         with self._cond:
             return len(self.messages)
@@ -155,3 +173,46 @@ class Watcher:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+# ---- fixtures (import them into a test module: ``from brokers import broker, ...``) ------
+@pytest.fixture
+def broker(tmp_path: Path):
+    started = Mosquitto(tmp_path / "broker").start()
+    yield started
+    started.stop()
+
+
+@pytest.fixture
+def watcher(broker: Mosquitto):
+    watching = Watcher(broker)
+    yield watching
+    watching.close()
+
+
+def bridge_settings(broker: Mosquitto, pins: Any, node: str = "pi", **options: Any) -> Any:
+    """Settings for a bridge on *broker* (quick reconnects, for tests)."""
+    from remoteio.bridges.settings import MqttSettings
+    values = dict(broker="127.0.0.1", port=broker.port, username=USER, password=PASSWORD,
+                  node=node, reconnect_min_s=0.1, reconnect_max_s=0.5, keepalive_s=5)
+    values.update(options)
+    return MqttSettings(pins={pin.board: pin for pin in pins}, **values)
+
+
+@pytest.fixture
+def make_bridge():
+    """``make_bridge(server, settings)``: a started bridge, ready (published), stopped after."""
+    from remoteio import RemoteServer
+    from remoteio.bridges.mqtt import MqttBridge
+    started: List[Any] = []
+
+    def make(server: Any, settings: Any, ready: bool = True, **client: Any) -> Any:
+        address = server.address if hasattr(server, "address") else server
+        bridge = MqttBridge(settings, lambda: RemoteServer(*address, reconnect=True, **client))
+        started.append(bridge.start())
+        if ready:
+            assert bridge.ready.wait(15), "the bridge did not publish its pins"
+        return bridge
+    yield make
+    for bridge in started:
+        bridge.stop()

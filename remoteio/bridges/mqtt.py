@@ -223,6 +223,7 @@ class MqttBridge:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         self._client = client
         log.info("MQTT bridge: %s at %s:%d (%s), %d pin(s)", self.topics.base, settings.broker,
                  settings.broker_port, "TLS" if settings.tls else "plain TCP", len(self._pins))
@@ -236,10 +237,17 @@ class MqttBridge:
                       self.settings.broker_port, reason)
             return
         qos = self.settings.qos
-        client.subscribe([(topic, qos) for topic in self.topics.subscriptions()]
-                         + [(f"{self.settings.discovery_prefix}/status", qos)])
         self.broker_connected.set()
         log.info("connected to the broker %s:%d", self.settings.broker, self.settings.broker_port)
+        client.subscribe([(topic, qos) for topic in self.topics.subscriptions()]
+                         + [(f"{self.settings.discovery_prefix}/status", qos)])
+
+    def _on_subscribe(self, client: Any, userdata: Any, mid: Any, reasons: Any,
+                      properties: Any) -> None:
+        """Subscribed (after every connect): now publish discovery and states."""
+        failed = [reason for reason in reasons if reason.is_failure]
+        if failed:
+            log.error("the broker refused the subscriptions: %s", failed)
         self._enqueue(_PUBLISH_ALL, None, control=True)
 
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason: Any,
@@ -259,6 +267,9 @@ class MqttBridge:
         if topic == f"{self.settings.discovery_prefix}/status":
             if payload.strip() == PAYLOAD_ONLINE.encode():
                 self._enqueue(_PUBLISH_ALL, None, control=True)  # Home Assistant restarted
+            return
+        if not payload:  # clearing a retained message: nothing to do
+            log.debug("%s: empty message ignored", topic)
             return
         where = self.topics.split(topic)
         pin = self._by_id.get(where[0]) if where else None
