@@ -23,7 +23,7 @@ from conftest import ROOT, levels, pulses, wait_until
 
 TOKEN = "a token for the command line"
 VERBS = ("on", "off", "value", "blink", "pulse", "read", "input", "watch", "info", "state",
-         "ping", "sim", "serve", "demo", "token", "tls-cert", "check-config")
+         "ping", "sim", "serve", "demo", "token", "tls-cert", "check-config", "mqtt", "discover")
 SIM_ACTIONS = ("drive", "release", "wire", "unwire", "levels", "history")
 
 

@@ -85,6 +85,8 @@ class MqttBridge:
         self.ready = threading.Event()
         #: what stopped the bridge, if it stopped by itself (bad credentials...)
         self.failure: Optional[BaseException] = None
+        #: set when the bridge has stopped (by stop(), or by itself: see failure)
+        self.finished = threading.Event()
         self.remote: Any = None
         self._client: Any = None
         self._thread: Optional[threading.Thread] = None
@@ -107,12 +109,8 @@ class MqttBridge:
         self._stopping.set()
         with self._wake:
             self._wake.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    @property
-    def stopped(self) -> bool:
-        return self._thread is not None and not self._thread.is_alive()
+        if self._thread is not None:  # an Event, not join(): a join that Ctrl-C interrupted
+            self.finished.wait(timeout)  # may return at once the next time (CPython < 3.13)
 
     def _run(self) -> None:
         try:
@@ -127,7 +125,10 @@ class MqttBridge:
             self.failure = exc
             log.error("the MQTT bridge stopped: %s", exc)
         finally:
-            self._shut_down()
+            try:
+                self._shut_down()
+            finally:
+                self.finished.set()
 
     def _connect_remote(self) -> Any:
         delay = 0.5

@@ -81,8 +81,8 @@ def _mqtt(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGTERM, interrupt)
     bridge = MqttBridge(settings, lambda: connect(args, reconnect=True)).start()
     try:
-        while not bridge.stopped:
-            bridge._thread.join(3600)  # until the bridge fails, or Ctrl-C / SIGTERM
+        while not bridge.finished.wait(3600):  # until the bridge fails, or Ctrl-C / SIGTERM
+            pass
     except KeyboardInterrupt:
         pass
     finally:
