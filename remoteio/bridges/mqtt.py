@@ -18,6 +18,7 @@ dispatcher that hands on the Pi's change events, published from there).
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 from collections import deque
@@ -225,6 +226,8 @@ class MqttBridge:
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_subscribe = self._on_subscribe
+        client.on_socket_open = _no_delay
+        client.on_publish = _ack_now
         self._client = client
         log.info("MQTT bridge: %s at %s:%d (%s), %d pin(s)", self.topics.base, settings.broker,
                  settings.broker_port, "TLS" if settings.tls else "plain TCP", len(self._pins))
@@ -418,6 +421,28 @@ class MqttBridge:
             return
         self._publish(self.topics.status, PAYLOAD_ONLINE, retain=True)
         self.ready.set()
+
+
+def _no_delay(client: Any, userdata: Any, sock: Any) -> None:
+    """paho leaves Nagle's algorithm on: a small publish right after a PUBACK
+    would then wait for the broker's delayed ACK (40 ms on Linux)."""
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except (OSError, AttributeError) as exc:  # not TCP (a unix socket, websockets)
+        log.debug("TCP_NODELAY not set: %s", exc)
+
+
+def _ack_now(client: Any, userdata: Any, mid: Any, reason: Any, properties: Any) -> None:
+    """A broker's PUBACK has come: acknowledge it at once (Linux TCP_QUICKACK).
+    A broker that leaves Nagle's algorithm on (Mosquitto's default) would
+    otherwise hold the next command it has for us until our delayed ACK (40 ms)."""
+    quickack = getattr(socket, "TCP_QUICKACK", None)
+    sock = client.socket()
+    if quickack is not None and sock is not None:
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, quickack, 1)
+        except (OSError, AttributeError):
+            pass
 
 
 def local_bridge(server: Any, settings: MqttSettings) -> MqttBridge:
