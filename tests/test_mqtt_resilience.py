@@ -13,7 +13,7 @@ from remoteio import RemoteServer
 from remoteio.bridges.settings import PinSettings
 from remoteio.server import Server
 
-from brokers import (PASSWORD, USER, Mosquitto, Watcher, bridge_settings, broker,  # noqa: F401
+from brokers import (Mosquitto, Watcher, bridge_settings, broker,  # noqa: F401
                      make_bridge, needs_mosquitto, watcher)
 from conftest import wait_until
 

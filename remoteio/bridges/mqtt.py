@@ -18,17 +18,18 @@ dispatcher that hands on the Pi's change events, published from there).
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, Callable, Deque, Dict, Optional, Tuple
 
 from ..errors import (AuthFailed, AuthRequired, ConnectFailed, LinkError, PinBusy, RemoteIOError,
                       ServerError)
 from ..tls import TLSVerifyFailed
+from .broker import new_client, require_paho
 from .hass import PAYLOAD_OFFLINE, PAYLOAD_ONLINE, discovery_messages
+from .leases import Renewals
 from .settings import MqttSettings, PinSettings
 from .topics import BadPayload, Intent, Topics, parse_command, render_event, render_state, to_request
 
@@ -39,30 +40,6 @@ MAX_PENDING = 1000
 #: how often pins that were busy (held by another client) are tried again
 CLAIM_RETRY_S = 2.0
 _PUBLISH_ALL = "publish_all"
-
-
-def require_paho() -> Any:
-    """paho.mqtt.client, or a RuntimeError that says how to install it."""
-    try:
-        import paho.mqtt.client as mqtt
-    except ImportError:
-        raise RuntimeError("the MQTT bridge needs paho-mqtt 2: pip install 'remoteio[mqtt]'") from None
-    if not hasattr(mqtt, "CallbackAPIVersion"):
-        raise RuntimeError("the MQTT bridge needs paho-mqtt 2 (this is 1.x): "
-                           "pip install --upgrade 'paho-mqtt>=2'")
-    return mqtt
-
-
-@dataclass
-class Renewal:
-    """A bridge-made lease (``on_broker_loss = "safe"``), renewed while the
-    broker is there: without the broker the renewals stop and the Pi reverts."""
-    op: str
-    fields: Dict[str, Any]
-    level: float        # what the write drives; a pin found elsewhere is not renewed
-    period: float       # seconds between renewals (a third of the lease)
-    due: float
-    expires: float
 
 
 class MqttBridge:
@@ -95,7 +72,7 @@ class MqttBridge:
         self._waiting: Dict[int, PinSettings] = {}  # busy pins, tried again
         self._levels: Dict[int, Any] = {}        # board -> the level the Pi last reported
         self._brightness: Dict[int, float] = {}  # light: its last level > 0 (for a bare ON)
-        self._renewals: Dict[int, Renewal] = {}
+        self._renewals = Renewals()
 
     # ---- life cycle ------------------------------------------------------------------
     def start(self) -> "MqttBridge":
@@ -173,10 +150,10 @@ class MqttBridge:
                                         bounce_ms=pin.bounce_ms)
                 remote_pin.when_changed = lambda event, p=pin: self._on_change(p, event)
                 state = remote_pin.state()
-            except PinBusy as exc:
+            except (PinBusy, LinkError) as exc:  # held by someone else, or no server now
                 if pin.board not in self._waiting:
-                    log.warning("BOARD%d (%s) is busy, trying again every %g s: %s",
-                                pin.board, pin.id, CLAIM_RETRY_S, exc)
+                    log.warning("BOARD%d (%s) cannot be set up yet (%s); trying again every "
+                                "%g s", pin.board, pin.id, exc, CLAIM_RETRY_S)
                 self._waiting[pin.board] = pin
                 continue
             except RemoteIOError as exc:
@@ -212,22 +189,12 @@ class MqttBridge:
 
     # ---- the broker ----------------------------------------------------------------------
     def _start_mqtt(self) -> None:
-        mqtt = require_paho()
         settings = self.settings
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=settings.client_id,
-                             protocol=mqtt.MQTTv311)
-        if settings.username is not None:
-            client.username_pw_set(settings.username, settings.read_password())
-        if settings.tls:
-            client.tls_set(ca_certs=settings.cafile)
-        client.will_set(self.topics.status, PAYLOAD_OFFLINE, settings.qos, retain=True)
-        client.reconnect_delay_set(settings.reconnect_min_s, settings.reconnect_max_s)
+        client = new_client(settings, self.topics.status)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_subscribe = self._on_subscribe
-        client.on_socket_open = _no_delay
-        client.on_publish = _ack_now
         self._client = client
         log.info("MQTT bridge: %s at %s:%d (%s), %d pin(s)", self.topics.base, settings.broker,
                  settings.broker_port, "TLS" if settings.tls else "plain TCP", len(self._pins))
@@ -313,7 +280,7 @@ class MqttBridge:
         next_claim = time.monotonic() + CLAIM_RETRY_S
         while not self._stopping.is_set():
             now = time.monotonic()
-            due = [r.due for r in self._renewals.values()] + (
+            due = [d for d in (self._renewals.next_due(),) if d is not None] + (
                 [next_claim] if self._waiting else [])
             with self._wake:
                 if not self._queue and not self._stopping.is_set():
@@ -346,7 +313,7 @@ class MqttBridge:
                         and not fields.get("lease_ms"))
         if bridge_lease:
             fields.update(lease_ms=pin.safe_after_ms, revert="safe")
-        self._renewals.pop(pin.board, None)
+        self._renewals.drop(pin.board)
         try:
             self.remote.request(op, pin=pin.board, **fields)
         except ServerError as exc:
@@ -361,31 +328,21 @@ class MqttBridge:
         if pin.entity == "light" and wanted > 0 and not intent.time_ms:
             self._brightness[pin.board] = wanted
         if bridge_lease:
-            now, period = time.monotonic(), pin.safe_after_ms / 3000.0
-            self._renewals[pin.board] = Renewal(op, fields, level, period, now + period,
-                                                now + pin.safe_after_ms / 1000.0)
+            self._renewals.add(pin.board, op, fields, level, time.monotonic())
 
     def _renew_due(self) -> None:
         if not self.broker_connected.is_set():
             return  # no broker: no renewals, and the Pi reverts when the leases run out
-        now = time.monotonic()
-        for board, renewal in list(self._renewals.items()):
-            if now < renewal.due:
-                continue
-            if now >= renewal.expires - renewal.period or self._levels.get(board) != renewal.level:
-                log.info("BOARD%d: its lease ran out or it changed; not renewing", board)
-                self._renewals.pop(board, None)
-                continue
+        for board, renewal in self._renewals.due(time.monotonic(), self._levels):
             try:
                 self.remote.request(renewal.op, pin=board, **renewal.fields)
             except ServerError as exc:
                 log.warning("BOARD%d: lease renewal refused: %s", board, exc)
-                self._renewals.pop(board, None)
+                self._renewals.drop(board)
                 continue
             except LinkError:
                 continue
-            renewal.due = now + renewal.period
-            renewal.expires = now + renewal.fields["lease_ms"] / 1000.0
+            self._renewals.renewed(board, time.monotonic())
 
     def _publish_read(self, pin: PinSettings) -> None:
         try:
@@ -421,28 +378,6 @@ class MqttBridge:
             return
         self._publish(self.topics.status, PAYLOAD_ONLINE, retain=True)
         self.ready.set()
-
-
-def _no_delay(client: Any, userdata: Any, sock: Any) -> None:
-    """paho leaves Nagle's algorithm on: a small publish right after a PUBACK
-    would then wait for the broker's delayed ACK (40 ms on Linux)."""
-    try:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    except (OSError, AttributeError) as exc:  # not TCP (a unix socket, websockets)
-        log.debug("TCP_NODELAY not set: %s", exc)
-
-
-def _ack_now(client: Any, userdata: Any, mid: Any, reason: Any, properties: Any) -> None:
-    """A broker's PUBACK has come: acknowledge it at once (Linux TCP_QUICKACK).
-    A broker that leaves Nagle's algorithm on (Mosquitto's default) would
-    otherwise hold the next command it has for us until our delayed ACK (40 ms)."""
-    quickack = getattr(socket, "TCP_QUICKACK", None)
-    sock = client.socket()
-    if quickack is not None and sock is not None:
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, quickack, 1)
-        except (OSError, AttributeError):
-            pass
 
 
 def local_bridge(server: Any, settings: MqttSettings) -> MqttBridge:
