@@ -139,13 +139,13 @@ def _resolve(name: str) -> List[str]:
 
 # ---- advertising -----------------------------------------------------------------------
 class Advertiser:
-    """Registers one service on its own thread (probing takes a second), and
-    withdraws it (with goodbye packets) on :meth:`stop`."""
+    """Registers one server's service on its own thread (importing zeroconf
+    and probing take a second: the server serves meanwhile), and withdraws
+    it (goodbye packets) on :meth:`stop`."""
 
-    def __init__(self, name: str, port: int, addresses: Sequence[str], txt: Dict[str, str],
-                 hostname: Optional[str] = None):
-        self.name, self.port, self.addresses, self.txt = name, port, list(addresses), txt
-        self.hostname = hostname or f"{socket.gethostname().split('.')[0]}.local."
+    def __init__(self, server: Any):
+        self.server = server
+        self.name = ""
         self.registered = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="remoteio-advertise", daemon=True)
@@ -155,24 +155,32 @@ class Advertiser:
         return self
 
     def _run(self) -> None:
-        zeroconf = require_zeroconf()
-        ipv6 = any(":" in a for a in self.addresses)
         zc = None
         try:
-            zc = zeroconf.Zeroconf(interfaces=self.addresses, ip_version=(
-                zeroconf.IPVersion.All if ipv6 else zeroconf.IPVersion.V4Only))
+            zeroconf = require_zeroconf()
+            server = self.server
+            addresses = advertised_addresses(server.host)
+            if not addresses:
+                log.info("not advertising on the LAN: %s has no address outside loopback",
+                         server.host)
+                return
+            host = socket.gethostname().split(".")[0]
+            name = f"remoteio on {host}" + (f" port {server.port}" if server.port != 8509 else "")
+            zc = zeroconf.Zeroconf(interfaces=addresses, ip_version=(
+                zeroconf.IPVersion.All if any(":" in a for a in addresses)
+                else zeroconf.IPVersion.V4Only))
             info = zeroconf.ServiceInfo(
-                SERVICE_TYPE, f"{self.name}.{SERVICE_TYPE}", port=self.port,
-                parsed_addresses=self.addresses, properties=self.txt, server=self.hostname)
+                SERVICE_TYPE, f"{name}.{SERVICE_TYPE}", port=server.port,
+                parsed_addresses=addresses, properties=server_txt(server), server=f"{host}.local.")
             zc.register_service(info, allow_name_change=True)
             self.name = info.name[:-len(SERVICE_TYPE) - 1]
             self.registered.set()
             log.info("advertising %r (%s) on %s port %d", self.name, SERVICE_TYPE,
-                     ", ".join(self.addresses), self.port)
+                     ", ".join(addresses), server.port)
             self._stop.wait()
             zc.unregister_service(info)
         except Exception as exc:  # noqa: BLE001 - advertising is a convenience; serving goes on
-            log.warning("cannot advertise on the LAN: %s", exc)
+            log.warning("not advertising on the LAN: %s", exc)
         finally:
             if zc is not None:
                 zc.close()
@@ -192,28 +200,23 @@ def certificate_fingerprint(cert_path: str) -> Optional[str]:
         return None
 
 
-def advertise_server(server: Any) -> Optional[Advertiser]:
-    """Start advertising a started :class:`~remoteio.server.Server`; None
-    when it cannot be (zeroconf missing, or it listens on loopback only)."""
+def server_txt(server: Any) -> Dict[str, str]:
     from .._version import __version__
     from ..protocol.ops import PROTOCOL_VERSION
-    try:
-        require_zeroconf()
-    except RuntimeError as exc:
-        log.info("not advertising on the LAN: %s", exc)
+    return txt_record(version=__version__, protocol=PROTOCOL_VERSION,
+                      board=server.backend.board_info(), auth=bool(server.token),
+                      tls=bool(server.tls_cert),
+                      fingerprint=certificate_fingerprint(server.tls_cert) if server.tls_cert else None)
+
+
+def advertise_server(server: Any) -> Optional[Advertiser]:
+    """Start advertising a started :class:`~remoteio.server.Server` (None for
+    a server on loopback: nobody on the LAN could reach it). Cheap here:
+    the rest happens on the advertiser's thread."""
+    if server.host not in ("", "0.0.0.0", "::") and not advertised_addresses(server.host):
+        log.info("not advertising on the LAN: %s is loopback", server.host)
         return None
-    addresses = advertised_addresses(server.host)
-    if not addresses:
-        log.info("not advertising on the LAN: %s is not reachable from it", server.host)
-        return None
-    txt = txt_record(version=__version__, protocol=PROTOCOL_VERSION,
-                     board=server.backend.board_info(), auth=bool(server.token),
-                     tls=bool(server.tls_cert),
-                     fingerprint=certificate_fingerprint(server.tls_cert) if server.tls_cert else None)
-    name = f"remoteio on {socket.gethostname().split('.')[0]}"
-    if server.port != 8509:
-        name += f" port {server.port}"
-    return Advertiser(name, server.port, addresses, txt).start()
+    return Advertiser(server).start()
 
 
 # ---- browsing --------------------------------------------------------------------------
