@@ -114,3 +114,17 @@ def test_remoteio_mqtt_needs_pins_and_says_so(tmp_path, broker):
     result = subprocess.run([sys.executable, "-m", "remoteio", "mqtt", "--broker-port",
                              str(broker.port)], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "no pins to bridge" in result.stderr
+
+
+def test_check_config_reads_the_mqtt_section(tmp_path):
+    config = tmp_path / "remoteio.toml"
+    config.write_text('[mqtt]\nbroker = "hass.local"\nnode = "shed"\n\n[mqtt.pins.7]\n'
+                      '[mqtt.pins.11]\nentity = "binary_sensor"\n')
+    result = subprocess.run([sys.executable, "-m", "remoteio", "check-config", str(config)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "MQTT bridge to hass.local:1883 as remoteio/shed, 2 pins" in result.stdout
+    config.write_text('[mqtt]\nbroker = "hass.local"\n\n[mqtt.pins.7]\nentity = "lamp"\n')
+    result = subprocess.run([sys.executable, "-m", "remoteio", "check-config", str(config)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "remoteio.toml:5: [mqtt.pins.7] entity" in result.stderr
