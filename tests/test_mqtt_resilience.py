@@ -55,21 +55,21 @@ def test_after_a_broker_restart_discovery_state_and_availability_come_back(
 
 def test_without_the_broker_a_safe_pin_reverts_after_its_delay_and_a_hold_pin_stays(
         server, broker, watcher, make_bridge):
-    safe = PinSettings(7, id="pump", on_broker_loss="safe", safe_after_ms=600)
+    safe = PinSettings(7, id="pump", on_broker_loss="safe", safe_after_ms=1000)
     hold = PinSettings(8, id="light", on_broker_loss="hold")
     make_bridge(server, bridge_settings(broker, [safe, hold]))
     watcher.publish(T + "pump/set", "ON")
     watcher.publish(T + "light/set", "ON")
     assert server.sim.wait_for(7, 1.0) and server.sim.wait_for(8, 1.0)
     # while the broker is there, the bridge renews the lease: the pump stays on
-    assert wait_until(lambda: server.sim.value(7) != 1.0, timeout=1.5) is None
+    assert wait_until(lambda: server.sim.value(7) != 1.0, timeout=2.5) is None
     with RemoteServer(*server.address) as look:      # it is a lease, on the Pi
         assert look.pin(7, claim=False).state()["lease"]["revert_to"] == 0.0
     stopped = time.monotonic()
     broker.stop()
     assert server.sim.wait_for(7, 0.0, timeout=5)
     took = time.monotonic() - stopped
-    assert took < 0.6 + 1.0, took     # at most its delay after the last renewal (+ load)
+    assert took < 1.0 + 1.0, took     # at most its delay after the last renewal (+ load)
     assert server.sim.value(8) == 1.0   # hold: untouched
     broker.start()
     back = Watcher(broker)

@@ -221,3 +221,26 @@ def test_mqtt_mistakes_say_file_and_line(text, where, words):
 def test_the_password_never_shows_in_the_settings_repr():
     config = parse_config("[mqtt]\npassword = 'hunter2'\n")
     assert "hunter2" not in repr(config.mqtt) and config.mqtt.read_password() == "hunter2"
+
+
+# ---- the bridge's own leases (on_broker_loss = "safe") -----------------------------------
+def test_a_bridge_lease_is_renewed_every_third_of_it_while_the_pin_is_where_it_was_left():
+    from remoteio.bridges.leases import Renewals
+    renewals = Renewals()
+    renewals.add(7, "on", {"lease_ms": 3000.0, "revert": "safe"}, level=1.0, now=0.0)
+    assert renewals.due(0.5, {7: 1}) == [] and renewals.next_due() == 1.0
+    (board, renewal), = renewals.due(1.0, {7: 1})
+    assert board == 7 and renewal.fields == {"lease_ms": 3000.0, "revert": "safe"}
+    renewals.renewed(7, 1.0)
+    assert renewals.next_due() == 2.0
+
+
+def test_a_bridge_lease_that_ran_out_or_whose_pin_moved_is_given_up_not_sent_again():
+    from remoteio.bridges.leases import Renewals
+    renewals = Renewals()
+    renewals.add(7, "on", {"lease_ms": 3000.0}, level=1.0, now=0.0)
+    renewals.add(8, "on", {"lease_ms": 3000.0}, level=1.0, now=0.0)
+    assert renewals.due(2.95, {7: 1, 8: 1}) == []          # too close to its end: the broker was away
+    renewals.add(7, "on", {"lease_ms": 3000.0}, level=1.0, now=10.0)
+    assert renewals.due(11.0, {7: 0}) == []                # the Pi reverted it meanwhile
+    assert renewals.next_due() is None

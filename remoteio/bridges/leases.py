@@ -55,15 +55,15 @@ class Renewals:
         return min((r.due for r in list(self._by_board.values())), default=None)
 
     def due(self, now: float, levels: Dict[int, Any]) -> List[Tuple[int, Renewal]]:
-        """The renewals to send now. One whose lease is about to run out (the
-        broker was away a while), or whose pin is no longer at the level it
-        wrote (the lease ran out, the server restarted), is given up: sending
-        it again would be a new write, not a renewal."""
+        """The renewals to send now. One whose lease has run out or is about
+        to (the broker was away a while), or whose pin is no longer at the
+        level it wrote (the lease ran out, the server restarted), is given
+        up: sending it again would be a new write, not a renewal."""
         ready = []
         for board, renewal in list(self._by_board.items()):
             if now < renewal.due:
                 continue
-            if now >= renewal.expires - renewal.period or levels.get(board) != renewal.level:
+            if now >= renewal.expires - min(renewal.period / 2, 0.1) or levels.get(board) != renewal.level:
                 log.info("BOARD%d: its lease ran out or the pin changed; not renewing it", board)
                 self.drop(board)
                 continue
