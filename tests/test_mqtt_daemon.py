@@ -25,11 +25,18 @@ TOKEN = "a token the bridge must know too"
 
 
 def test_the_daemon_runs_the_bridge_of_its_mqtt_section(tmp_path, broker, watcher, server_process):
+    """...a client of its own server, with its token and over its TLS."""
+    pytest.importorskip("cryptography", reason="making a certificate needs cryptography")
+    from remoteio.tls import generate_self_signed
+    cert, key = str(tmp_path / "cert.pem"), str(tmp_path / "key.pem")
+    fingerprint = generate_self_signed(cert, key, ["127.0.0.1"])
     (tmp_path / "mqtt-password").write_text(PASSWORD + "\n")
     config = tmp_path / "remoteio.toml"
     config.write_text(f"""
 [server]
 token = "{TOKEN}"
+tls_cert = "{cert}"
+tls_key = "{key}"
 
 [mqtt]
 broker = "127.0.0.1"
@@ -53,7 +60,7 @@ pull = "up"
     assert found and b"mdi:water-pump" in found[1]
     watcher.publish("remoteio/daemon/pin7/set", "ON")
     assert watcher.wait_payload("remoteio/daemon/pin7/state", "ON")
-    with RemoteServer(*daemon.address, token=TOKEN) as look:      # it is the Pi's level
+    with RemoteServer(*daemon.address, token=TOKEN, fingerprint=fingerprint) as look:  # the Pi's level
         assert look.read_pins([7]) == {7: 1}
         look.sim.drive(11, 0)
         assert watcher.wait_payload("remoteio/daemon/pin11/state", "OFF")
