@@ -298,6 +298,15 @@ class RemoteServer:
         """Drive and observe the server's simulated board (sim backend only)."""
         return SimControl(self)
 
+    @staticmethod
+    def discover(timeout: float = 3.0, interfaces: Optional[Iterable[str]] = None) -> List[Any]:
+        """The remoteio servers advertising on the LAN (mDNS), after listening
+        *timeout* seconds: :class:`~remoteio.bridges.discovery.DiscoveredServer`
+        (name, host, port, version, board, auth, tls, fingerprint...). Needs
+        zeroconf (``pip install 'remoteio[discovery]'``); docs/discovery.md."""
+        from .bridges.discovery import browse
+        return browse(timeout, list(interfaces) if interfaces else None)
+
     # ---- events and callbacks ------------------------------------------------------
     def _on_event(self, message: Dict[str, Any]) -> None:
         kind = message.get("event")

@@ -75,6 +75,9 @@ class ServerConfig:
     heartbeat_timeout_s: float = 120.0    # for clients that announce no heartbeat (0: never)
     default_access: str = "write"
     pins: Dict[int, PinRule] = field(default_factory=dict)
+    # -- bridges (docs/mqtt.md, docs/discovery.md) --
+    advertise: bool = True                # _remoteio._tcp on the LAN (not on loopback)
+    mqtt: Optional[Any] = None            # [mqtt]: a bridges.settings.MqttSettings
 
     def rule(self, board: int) -> PinRule:
         rule = self.pins.get(board)
@@ -115,8 +118,8 @@ def parse_config(text: str, name: str = "<config>") -> ServerConfig:
 
     config = ServerConfig()
     for table in data:
-        if table not in ("server", "pins"):
-            raise fail(table, None, "is not a section remoteio knows ([server], [pins])")
+        if table not in ("server", "pins", "mqtt"):
+            raise fail(table, None, "is not a section remoteio knows ([server], [pins], [mqtt])")
     values = {}
     for key, value in data.get("server", {}).items():
         _check(key, value, _SERVER_KEYS, lambda msg: fail("server", key, msg))
@@ -168,7 +171,20 @@ def parse_config(text: str, name: str = "<config>") -> ServerConfig:
             raise fail(table, "max_hold_ms", "max_hold_ms must be a number of milliseconds "
                        f"more than 0, not {rule['max_hold_ms']}")
         config.pins[board] = PinRule(**rule)
+    _parse_bridges(config, data, fail)
     return config
+
+
+# ---- bridges: [server] advertise, and the [mqtt] section (docs/mqtt.md) ------------------
+_SERVER_KEYS["advertise"] = bool
+
+
+def _parse_bridges(config: ServerConfig, data: Dict[str, Any], fail) -> None:
+    if "mqtt" in data:
+        from .bridges.settings import parse_mqtt
+        if not isinstance(data["mqtt"], dict):
+            raise fail("mqtt", None, "mqtt must be a table ([mqtt])")
+        config.mqtt = parse_mqtt(data["mqtt"], fail)
 
 
 def _check(key: str, value: Any, known: Dict[str, Any], fail) -> None:

@@ -24,7 +24,7 @@ from conftest import ROOT, levels, pulses, wait_until
 TOKEN = "a token for the command line"
 VERBS = ("on", "off", "value", "blink", "pulse", "read", "input", "watch", "info", "state",
          "ping", "pins", "sim", "serve", "demo", "token", "tls-cert", "check-config", "docs",
-         "systemd-unit")
+         "systemd-unit", "mqtt", "discover")
 SIM_ACTIONS = ("drive", "release", "wire", "unwire", "levels", "history")
 
 

@@ -6,8 +6,9 @@ Exit codes: 0 ok, 1 the server refused an operation, 2 usage error,
 The verbs live in: server_verbs.py (serve, demo, token, tls-cert,
 check-config), output_verbs.py (on, off, value, blink, pulse), query_verbs.py
 (read, input, info, state, ping), watch_verb.py (watch), header_verb.py
-(pins), sim_verbs.py (sim ...), docs_verb.py (docs, systemd-unit); common.py
-has what they share, pinlist.py pin lists, output.py how things are shown.
+(pins), sim_verbs.py (sim ...), docs_verb.py (docs, systemd-unit),
+bridge_verbs.py (mqtt, discover); common.py has what they share, pinlist.py
+pin lists, output.py how things are shown.
 """
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ import sys
 from typing import List, Optional
 
 from .._version import __version__
-from . import (docs_verb, header_verb, output_verbs, query_verbs, server_verbs, sim_verbs,
-               watch_verb)
+from . import (bridge_verbs, docs_verb, header_verb, output_verbs, query_verbs, server_verbs,
+               sim_verbs, watch_verb)
 from .common import (EXIT_CONNECT, EXIT_OK, EXIT_REFUSED, EXIT_USAGE, ArgParser, UsageError,
                      add_connection_options, examples, fail, merge_connection_options)
 
@@ -35,6 +36,8 @@ _EPILOG = examples(
     "remoteio pins                       the whole header: names, functions, levels",
     "remoteio --host pi.local info       the server and its pins in use",
     "remoteio docs cli                   the command's manual (remoteio docs lists all)",
+    "remoteio discover                   the remoteio servers on the LAN",
+    "remoteio mqtt --switch 7            BOARD7 on an MQTT broker, in Home Assistant",
 ) + """
 pins: 7, b7, BOARD7, J8:7 (board numbers, the default) or g4, GPIO4, BCM4;
   lists 7,11,13, ranges 9-11 or GPIO9-11, and all, where a command takes pins.
@@ -65,6 +68,7 @@ def build_parser() -> ArgParser:
     sim_verbs.add_parsers(verbs)
     server_verbs.add_parsers(verbs)
     docs_verb.add_parsers(verbs)
+    bridge_verbs.add_parsers(verbs)
     return parser
 
 

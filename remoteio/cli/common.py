@@ -244,10 +244,10 @@ def server_address(args: argparse.Namespace) -> tuple:
     return host, port
 
 
-def connect(args: argparse.Namespace, *, long_lived: bool = False) -> Any:
-    """A :class:`~remoteio.RemoteServer` for one command: no reconnects. A
-    command that stays (``--hold``, ``watch``) announces a heartbeat, so each
-    side notices if the other vanishes."""
+def connect(args: argparse.Namespace, *, long_lived: bool = False, reconnect: bool = False) -> Any:
+    """A :class:`~remoteio.RemoteServer` for one command: no reconnects (unless
+    *reconnect*: ``remoteio mqtt``). A command that stays (``--hold``,
+    ``watch``) announces a heartbeat, so each side notices if the other vanishes."""
     from ..client import RemoteServer
     from ..tls import normalize_fingerprint
     from ..tokens import read_token_file
@@ -271,7 +271,8 @@ def connect(args: argparse.Namespace, *, long_lived: bool = False) -> Any:
         return RemoteServer(host, port, timeout=args.timeout or DEFAULT_TIMEOUT, token=token,
                             tls=True if args.tls else None, fingerprint=fingerprint,
                             cafile=cafile, tofu=bool(args.tofu),
-                            heartbeat=5.0 if long_lived else 0, reconnect=False)
+                            heartbeat=5.0 if long_lived or reconnect else 0,
+                            reconnect=reconnect)
     except OSError as exc:  # REMOTEIO_TOKEN_FILE or a token file that cannot be read
         if isinstance(exc, ConnectionError):
             raise

@@ -23,6 +23,13 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"remoteio: {exc}", file=sys.stderr)
         return EXIT_USAGE
     notifier = Notifier()
+    if config.mqtt is not None:  # the bridge runs in this daemon (docs/mqtt.md)
+        from ..bridges.mqtt import require_paho
+        try:
+            require_paho()
+        except RuntimeError as exc:
+            print(f"remoteio: [mqtt]: {exc}", file=sys.stderr)
+            return EXIT_USAGE
     try:
         from ..server.app import Server
         server = Server.from_config(config, on_housekeeping=notifier.housekeeping)
@@ -34,11 +41,18 @@ def _serve(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     daemon = Daemon(server, config=config, notifier=notifier,
                     load=(lambda: _serve_config(args)) if args.config else None)
+    bridge = None
     try:
+        if config.mqtt is not None:
+            from ..bridges.mqtt import local_bridge
+            bridge = local_bridge(server.start(), config.mqtt)
         daemon.run()
     except OSError as exc:
         print(f"remoteio: cannot serve on {config.host}:{config.port}: {exc}", file=sys.stderr)
         return EXIT_CONNECT
+    finally:
+        if bridge is not None:
+            bridge.stop()
     return EXIT_OK
 
 
@@ -52,6 +66,7 @@ def _serve_config(args: argparse.Namespace):  # -> ServerConfig
         "backend": "sim" if args.sim else args.backend, "chip": args.chip,
         "revision": args.revision, "on_disconnect": args.on_disconnect,
         "tls_cert": args.tls_cert, "tls_key": args.tls_key, "tls_client_ca": args.tls_client_ca,
+        "advertise": False if args.no_advertise else None,
     }
     for key, value in overrides.items():
         if value is not None:
@@ -105,11 +120,17 @@ def _check_config(args: argparse.Namespace) -> int:
         settings = dataclasses.asdict(config)
         settings["token"] = None
         settings["token_set"] = config.token is not None
+        if settings.get("mqtt"):  # nor the broker's password
+            settings["mqtt"]["password_set"] = settings["mqtt"].pop("password", None) is not None
         settings["pins"] = {str(board): rule for board, rule in settings["pins"].items()}
         print(json.dumps(settings, sort_keys=True))
         return EXIT_OK
+    mqtt = config.mqtt
+    bridge = (f"; MQTT bridge to {mqtt.broker}:{mqtt.broker_port} as "
+              f"{mqtt.prefix}/{mqtt.completed().node}, "
+              f"{len(mqtt.pins)} pin{'s' if len(mqtt.pins) != 1 else ''}") if mqtt else ""
     print(f"{args.file}: ok ({config.host} port {config.port}, mode {config.mode}, "
-          f"{len(config.pins)} pin rule{'s' if len(config.pins) != 1 else ''})")
+          f"{len(config.pins)} pin rule{'s' if len(config.pins) != 1 else ''}{bridge})")
     return EXIT_OK
 
 
@@ -157,6 +178,9 @@ def add_parsers(verbs: "argparse._SubParsersAction") -> None:
     serve.add_argument("--on-disconnect", choices=("finish", "safe"),
                        help="when a client vanishes: finish its queued work, or make its pins "
                             "safe at once (default finish)")
+    serve.add_argument("--no-advertise", action="store_true",
+                       help="do not advertise this server on the LAN (mDNS, docs/discovery.md); "
+                            "a server on a loopback address never is")
     serve.add_argument("--log-level", default="info",
                        choices=("debug", "info", "warning", "error"))
     serve.set_defaults(run=_serve)

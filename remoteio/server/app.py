@@ -64,7 +64,8 @@ class Server:
                  heartbeat_timeout: float = 120.0, hang_timeout: float = 10.0,
                  max_frame: int = MAX_FRAME, backlog: int = 1024,
                  event_buffer: int = 1 << 20, max_buffer: int = 16 << 20,
-                 on_housekeeping: Optional[Callable[[float], None]] = None):
+                 on_housekeeping: Optional[Callable[[float], None]] = None,
+                 advertise: bool = False):
         if mode not in MODES:
             raise ValueError(f"mode must be 'wait' or 'nowait', not {mode!r}")
         if disconnect_policy not in DISCONNECT_POLICIES:
@@ -104,6 +105,9 @@ class Server:
         self._stop_lock = threading.Lock()
         self._sock: Optional[socket.socket] = None
         self._sim_header: Optional[SimHeader] = None
+        #: advertise _remoteio._tcp on the LAN (mDNS; docs/discovery.md) once started
+        self.advertise = advertise
+        self._advertiser: Any = None
 
     @classmethod
     def from_config(cls, config: ServerConfig, **overrides: Any) -> "Server":
@@ -119,12 +123,14 @@ class Server:
             tls_client_ca=config.tls_client_ca, pins=config.pins,
             default_access=config.default_access, disconnect_policy=config.on_disconnect,
             max_connections=config.max_connections,
-            heartbeat_timeout=config.heartbeat_timeout_s)
+            heartbeat_timeout=config.heartbeat_timeout_s, advertise=config.advertise)
         settings.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**settings)
 
     # ---- life cycle ------------------------------------------------------------
     def start(self) -> "Server":
+        if self._threads:
+            return self  # started already (the daemon's bridge needs it before the loop)
         memory.keep_big_blocks_mapped()  # an abusive connection's buffers go back when it goes
         # the zygote first: it must be forked before this server has any thread
         # (and before its listening socket exists, which it must not hold)
@@ -172,6 +178,9 @@ class Server:
             log.warning("*** remoteio serves %s port %d WITHOUT AUTHENTICATION: anyone who can "
                         "reach it can drive the pins. Set a token (remoteio docs security). ***",
                         self.host, self.port)
+        if self.advertise:  # its own thread; None when it cannot (docs/discovery.md)
+            from ..bridges.discovery import advertise_server
+            self._advertiser = advertise_server(self)
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -183,6 +192,8 @@ class Server:
 
     def _stop(self, timeout: float) -> None:
         (listener_thread,) = self._threads
+        if self._advertiser is not None:
+            self._advertiser.stop()
         self.listener.stop()
         listener_thread.join(timeout)
         if listener_thread.is_alive():
@@ -277,7 +288,9 @@ def run_server(port: int = DEFAULT_PORT, mode: str = "wait", host: str = "0.0.0.
     """
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    server = (server or Server(host, port, mode, backend, **options)).start()
+    server = server or Server(host, port, mode, backend, **options)
+    if not server._threads:  # a server already started is served as it is
+        server.start()
     previous = {}
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGTERM, signal.SIGINT):
