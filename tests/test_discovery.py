@@ -141,7 +141,7 @@ def test_a_server_on_one_host_is_found_from_another_with_what_its_txt_says(lan, 
     pi, laptop, address = lan
     cert, key = str(tmp_path / "cert.pem"), str(tmp_path / "key.pem")
     fingerprint = generate_self_signed(cert, key, [address])
-    (tmp_path / "token").write_text("a token\n")
+    (tmp_path / "token").write_text("a token of sixteen+\n")
     os.chmod(tmp_path / "token", 0o600)
     advertised, port, log = start_server(pi, tmp_path, "--token-file", str(tmp_path / "token"),
                                          "--tls-cert", cert, "--tls-key", key)
@@ -157,7 +157,7 @@ def test_a_server_on_one_host_is_found_from_another_with_what_its_txt_says(lan, 
             "from remoteio import RemoteServer\n"
             "found = RemoteServer.discover(timeout=3)\n"
             "s = found[0]\n"
-            f"with RemoteServer(s.host, s.port, token='a token', fingerprint=s.fingerprint) as r:\n"
+            f"with RemoteServer(s.host, s.port, token='a token of sixteen+', fingerprint=s.fingerprint) as r:\n"
             "    print(s.name, r.server_version, round(r.ping() * 1000) >= 0)\n")
         result = subprocess.run(in_namespace(laptop, "-c", script), cwd=ROOT, capture_output=True,
                                 text=True, timeout=60)

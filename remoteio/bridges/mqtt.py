@@ -24,8 +24,8 @@ from collections import deque
 from dataclasses import replace
 from typing import Any, Callable, Deque, Dict, Optional, Tuple
 
-from ..errors import (AuthFailed, AuthRequired, ConnectFailed, LinkError, PinBusy, RemoteIOError,
-                      ServerError)
+from ..errors import (AuthFailed, AuthRequired, ConnectFailed, Forbidden, LinkError, PinBusy,
+                      RemoteIOError, ServerError)
 from ..tls import TLSVerifyFailed
 from .broker import new_client, require_paho
 from .hass import PAYLOAD_OFFLINE, PAYLOAD_ONLINE, discovery_messages
@@ -148,8 +148,11 @@ class MqttBridge:
                 if not pin.is_output:
                     remote_pin.as_input(pull=None if pin.pull == "none" else pin.pull,
                                         bounce_ms=pin.bounce_ms)
-                remote_pin.when_changed = lambda event, p=pin: self._on_change(p, event)
                 state = remote_pin.state()
+                if pin.is_output and state.get("access") == "read":
+                    raise Forbidden(f"BOARD{pin.board} is read-only on the server: "
+                                    "it cannot be an output entity")
+                remote_pin.when_changed = lambda event, p=pin: self._on_change(p, event)
             except (PinBusy, LinkError) as exc:  # held by someone else, or no server now
                 if pin.board not in self._waiting:
                     log.warning("BOARD%d (%s) cannot be set up yet (%s); trying again every "

@@ -30,7 +30,7 @@ def _settings(args: argparse.Namespace) -> Any:
         except (ConfigError, OSError) as exc:
             raise UsageError(str(exc)) from None
         if config.mqtt is None:
-            raise UsageError(f"{args.config} has no [mqtt] section (docs/mqtt.md)")
+            raise UsageError(f"{args.config} has no [mqtt] section (remoteio docs mqtt)")
         values = {f.name: getattr(config.mqtt, f.name) for f in dataclass_fields(config.mqtt)}
         pins = dict(values.pop("pins"))
     options = {"broker": args.broker, "port": args.broker_port, "username": args.username,
@@ -127,7 +127,7 @@ def add_parsers(verbs: "argparse._SubParsersAction") -> None:
                     "commands on <prefix>/<node>/<pin>/set..., states as the Pi reports them, "
                     "availability with a Last Will, and Home Assistant discovery. The bridge is "
                     "a client of the server, so its pin rules, timing and leases apply. The "
-                    "pins come from --config FILE ([mqtt.pins.N], docs/mqtt.md) or the "
+                    "pins come from --config FILE ([mqtt.pins.N], remoteio docs mqtt) or the "
                     "--switch/--light/--binary-sensor/--button options.",
         epilog=examples(
             "remoteio mqtt --host pi.local --broker hass.local --switch 7 --binary-sensor 11",
@@ -165,7 +165,7 @@ def add_parsers(verbs: "argparse._SubParsersAction") -> None:
         "discover", help="list the remoteio servers on the LAN (mDNS)",
         description="Browse the LAN for servers advertising _remoteio._tcp (mDNS / DNS-SD) "
                     "and list them with what their advertisement says: version, board, "
-                    "whether they want a token and TLS (docs/discovery.md).",
+                    "whether they want a token and TLS (remoteio docs discovery).",
         epilog=examples("remoteio discover", "remoteio discover --timeout 5 --json",
                         "remoteio discover --interface 192.168.1.20"))
     discover.add_argument("--timeout", type=positive("timeout"), default=3.0, metavar="S",

@@ -179,7 +179,7 @@ def add_parsers(verbs: "argparse._SubParsersAction") -> None:
                        help="when a client vanishes: finish its queued work, or make its pins "
                             "safe at once (default finish)")
     serve.add_argument("--no-advertise", action="store_true",
-                       help="do not advertise this server on the LAN (mDNS, docs/discovery.md); "
+                       help="do not advertise this server on the LAN (mDNS, remoteio docs discovery); "
                             "a server on a loopback address never is")
     serve.add_argument("--log-level", default="info",
                        choices=("debug", "info", "warning", "error"))

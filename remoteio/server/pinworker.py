@@ -368,6 +368,7 @@ class PinWorker(Worker):
             "pull": self.driver.pull if is_input else None,
             "bounce_ms": self.driver.bounce_ms if is_input else None,
             "frequency": self.driver.frequency, "safe_value": self.safe_value,
+            "access": self.rule.access,
             "lease": {"revert_to": self.safe_value if self.bounded else lease.revert_to,
                       "in_ms": round(max(0.0, lease.deadline - now) * 1000, 3)} if lease else None,
         }
