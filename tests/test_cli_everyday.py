@@ -14,7 +14,7 @@ import pytest
 from remoteio.cli.pinlist import PinListError, pin_list
 from remoteio.errors import BadPin
 
-from test_cli_verbs import cli, finish, one_line_error, start, watchers
+from test_cli_verbs import cli, finish, one_line_error, readline, start, watchers
 from conftest import levels, pulses, wait_until
 
 
@@ -100,10 +100,11 @@ def test_outputs_take_lists_and_off_all_releases_every_pin(home, server):
         assert 190 <= width <= 600
     proc = start(home, server.address, "on", "13-16")   # 13, 15 and 16 on, held
     try:
-        assert wait_until(lambda: all(server.sim.value(b) == 1.0 for b in (13, 15, 16)), 10)
+        said = readline(proc.stderr, 15)  # once it says so, not merely once the pins are on
+        assert all(server.sim.value(b) == 1.0 for b in (13, 15, 16))
     finally:
-        code, _, err = finish(proc, signal.SIGTERM)
-    assert code == 0 and "holding them until Ctrl-C" in err
+        code, _, _ = finish(proc, signal.SIGTERM)
+    assert code == 0 and "holding them until Ctrl-C" in said, said
     off = cli(home, server.address, "off", "all")
     assert off.returncode == 0, off.stderr
     assert wait_until(lambda: all(server.sim.function(b) == "released" for b in pin_list("all")))

@@ -5,6 +5,7 @@ import argparse
 import logging
 import os
 import signal
+import threading
 import sys
 from dataclasses import fields as dataclass_fields
 from typing import Any, Dict
@@ -75,13 +76,14 @@ def _mqtt(args: argparse.Namespace) -> int:
     except (RuntimeError, OSError) as exc:
         raise UsageError(str(exc)) from None
 
-    def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    # SIGTERM only sets an event: an exception raised into the middle of a
+    # lock's wait or of the bridge's shutdown could leave the process hanging
+    asked = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: asked.set())
     bridge = MqttBridge(settings, lambda: connect(args, reconnect=True)).start()
     try:
-        while not bridge.finished.wait(3600):  # until the bridge fails, or Ctrl-C / SIGTERM
-            pass
+        while not (asked.wait(0.5) or bridge.finished.is_set()):
+            pass  # until the bridge fails, or Ctrl-C / SIGTERM
     except KeyboardInterrupt:
         pass
     finally:
