@@ -205,10 +205,15 @@ class RemoteServer:
         if self._closed:
             raise ConnectionLost("this RemoteServer is closed")
         link = self._link
-        if link.lost is not None:
-            if not (self.wait_for_reconnect and self._connected.wait(self.timeout)):
+        deadline = time.monotonic() + self.timeout
+        while link.lost is not None:
+            left = deadline - time.monotonic()
+            if not self.wait_for_reconnect or left <= 0:
                 raise ConnectionLost(f"not connected to {self.host}:{self.port} "
                                      f"({link.lost}); reconnecting in the background")
+            if self._connected.wait(left) and self._link is link:
+                # the flag is from before the loss (its reader is clearing it): a moment
+                time.sleep(min(0.01, max(0.0, deadline - time.monotonic())))
             link = self._link
         return link
 
