@@ -90,6 +90,8 @@ class PinWorker(Worker):
         return wake
 
     def handle(self, message: Any) -> None:
+        if self.lease is not None and time.monotonic() >= self.lease.deadline:
+            self._lease_ran_out()  # it fires before anything that came after its deadline
         kind = type(message)
         if kind is Task:
             self._request(message)

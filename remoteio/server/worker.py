@@ -84,6 +84,9 @@ class Worker:
                 if writable:
                     self._flush()
                 if tasks in readable:
+                    # what fell due while we slept comes before what just arrived: a
+                    # renewal read after its lease's deadline must not revive the lease
+                    self._advance_if_due()
                     self._receive()
                 self.advance()
                 self.idle()  # before the replies: who saw a reply sees the status too
@@ -110,9 +113,12 @@ class Worker:
                     return
                 handled += 1
                 if not handled % CLOCK_EVERY:  # the clock before the rest of a long batch
-                    wake_at = self.next_wake()
-                    if wake_at is not None and time.monotonic() >= wake_at:
-                        self.advance()
+                    self._advance_if_due()
+
+    def _advance_if_due(self) -> None:
+        wake_at = self.next_wake()
+        if wake_at is not None and time.monotonic() >= wake_at:
+            self.advance()
 
     # ---- replies and events ----------------------------------------------------------
     # every append under the lock: an edge thread may be swapping the outbox
