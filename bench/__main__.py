@@ -12,6 +12,8 @@ serve --sim`` in its own process, 127.0.0.1, a free port):
   resources    26 pins ready, memory (PSS) with 1 and 26 pins, idle CPU
   crowd        100 clients connecting at once, commands lost
   batch_write  8-pin batch write: round trip and skew of the changes
+  kernel       in the VM of tests/hw (root, QEMU): the gpiod and lgpio
+               backends on a gpio-sim chip beside rgpiod, same boot
 
 then the floors again (to show how the machine's load moved). Prints a
 table, writes results.json (everything, with raw statistics) and the table
@@ -32,7 +34,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
-from . import crowd, events, latency, resources, throughput, timing
+from . import crowd, events, kernel, latency, resources, throughput, timing
 from .floors import Floor
 from .harness import ROOT
 from .plan import FULL, QUICK, SMOKE, Plan
@@ -49,7 +51,10 @@ SECTIONS: Dict[str, Section] = {
     "resources": lambda plan, floor: resources.resources(plan),
     "crowd": lambda plan, floor: crowd.connect_storm(plan),
     "batch_write": latency.batch_skew,
+    "kernel": lambda plan, floor: kernel.kernel(plan),
 }
+#: sections a --smoke run leaves out (the kernel section boots a VM)
+NOT_IN_SMOKE = ("kernel",)
 
 
 def main(argv=None) -> int:
@@ -66,7 +71,8 @@ def main(argv=None) -> int:
                         help=f"measure only these (the floors always): {', '.join(SECTIONS)}")
     args = parser.parse_args(argv)
     plan = SMOKE if args.smoke else QUICK if args.quick else FULL
-    chosen = [s.strip() for s in args.only.split(",") if s.strip()] or list(SECTIONS)
+    chosen = [s.strip() for s in args.only.split(",") if s.strip()] or [
+        s for s in SECTIONS if not (args.smoke and s in NOT_IN_SMOKE)]
     unknown = [s for s in chosen if s not in SECTIONS]
     if unknown:
         parser.error(f"unknown section(s): {', '.join(unknown)}")

@@ -6,7 +6,7 @@
     host = "0.0.0.0"
     port = 8509
     mode = "wait"              # "wait" or "nowait"
-    backend = "auto"           # "auto", "lgpio", "rpigpio", "sim"
+    backend = "auto"           # "auto", "gpiod", "lgpio", "rpigpio", "sim"
     token_file = "/etc/remoteio/token"
     on_disconnect = "finish"   # "finish" or "safe"
 
@@ -96,7 +96,7 @@ _SERVER_KEYS = {
 }
 _PIN_KEYS = {"access": str, "max_hold_ms": (int, float), "lease_only": bool,
              "safe_value": int, "on_disconnect": str}
-_CHOICES = {"mode": ("wait", "nowait"), "backend": ("auto", "sim", "lgpio", "rpigpio"),
+_CHOICES = {"mode": ("wait", "nowait"), "backend": ("auto", "sim", "gpiod", "lgpio", "rpigpio"),
             "on_disconnect": POLICIES, "access": ACCESS, "default_access": ACCESS}
 
 

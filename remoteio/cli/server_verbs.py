@@ -162,8 +162,8 @@ def add_parsers(verbs: "argparse._SubParsersAction") -> None:
     serve.add_argument("--mode", choices=("wait", "nowait"),
                        help="wait: tasks on a pin run in order; nowait: a new task cuts the "
                             "running one short (default wait)")
-    serve.add_argument("--backend", choices=("auto", "sim", "lgpio", "rpigpio"),
-                       help="what drives the pins (default auto: lgpio, RPi.GPIO, then sim)")
+    serve.add_argument("--backend", choices=("auto", "sim", "gpiod", "lgpio", "rpigpio"),
+                       help="what drives the pins (default auto: gpiod, lgpio, RPi.GPIO, then sim)")
     serve.add_argument("--token-file", metavar="FILE",
                        help="require clients to prove they know the token in FILE "
                             "(or set REMOTEIO_TOKEN)")
@@ -172,7 +172,7 @@ def add_parsers(verbs: "argparse._SubParsersAction") -> None:
     serve.add_argument("--tls-client-ca", metavar="FILE",
                        help="require client certificates signed by this CA (mutual TLS)")
     serve.add_argument("--sim", action="store_true", help="same as --backend sim")
-    serve.add_argument("--chip", type=int, default=None, help="gpiochip number (lgpio backend)")
+    serve.add_argument("--chip", type=int, default=None, help="gpiochip number (gpiod and lgpio backends)")
     serve.add_argument("--revision", default=None,
                        help="Raspberry Pi board revision code in hex, for boards that do not say")
     serve.add_argument("--on-disconnect", choices=("finish", "safe"),

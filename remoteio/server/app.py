@@ -50,7 +50,7 @@ class Server:
     pin, forked by a zygote.
 
     ``port=0`` picks a free port (see :attr:`port`). ``backend`` is
-    ``"auto"``, ``"sim"``, ``"lgpio"``, ``"rpigpio"`` or a
+    ``"auto"``, ``"sim"``, ``"gpiod"``, ``"lgpio"``, ``"rpigpio"`` or a
     :class:`~remoteio.server.backends.Backend`.
     """
 

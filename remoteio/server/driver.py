@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Callable, Optional
+from typing import Callable, Optional, Tuple
 
 from gpiozero.exc import (
     GPIOPinInUse, GPIOZeroError, PinFixedPull, PinInvalidBounce, PinInvalidEdges,
@@ -253,6 +253,22 @@ class PinDriver:
             except Exception as exc:
                 self._watching = False
                 raise translate(exc) from None
+
+    def event_fds(self) -> Tuple[int, ...]:
+        """The descriptor of a backend whose edges the worker's loop reads
+        (gpiod), while they are watched; () for backends with a thread of their own."""
+        pin = self._pin
+        if pin is None or not self._watching or not hasattr(pin, "event_fd"):
+            return ()
+        fd = pin.event_fd()
+        return () if fd is None else (fd,)
+
+    def read_events(self) -> None:
+        try:
+            self._pin.read_events()
+        except Exception:  # the line went away under us: stop waiting on it (no spin)
+            log.exception("GPIO%d: reading edge events failed; edges stop", self.bcm)
+            self._watching = False
 
     def _edge(self, ticks: float, state) -> None:
         # ticks: the backend's monotonic seconds (lgpio: the kernel's timestamp)

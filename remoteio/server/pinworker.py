@@ -115,6 +115,12 @@ class PinWorker(Worker):
         elif kind is Stop:
             self._stop()
 
+    def event_fds(self) -> Tuple[int, ...]:
+        return self.driver.event_fds()
+
+    def service(self, fd: int) -> None:
+        self.driver.read_events()
+
     def make_safe(self) -> None:
         """The pin's safe state: its safe value, then the line let go."""
         if self.driver.mode == "output":

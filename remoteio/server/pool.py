@@ -203,15 +203,18 @@ class WorkerPool:
     def next_deadline(self) -> float:
         return self._next_probe
 
-    def probe(self, now: float) -> None:
-        """Probe every worker; kill one whose last probe went unanswered too long."""
+    def probe(self, now: float, needed: Callable[[WorkerHandle], bool] = lambda handle: True) -> None:
+        """Probe the workers that have something to do (*needed*); kill one whose
+        last probe went unanswered too long. An idle worker is left asleep: if it
+        hung, the next request to it is in flight, and then it is probed."""
         if now < self._next_probe:
             return
         self._next_probe = now + self.hang_timeout / 2
         for handle in self:
             if handle.probe_sent is None:
-                handle.probe_sent = now
-                self.send(handle, [Probe()])
+                if handle.inflight or needed(handle):
+                    handle.probe_sent = now
+                    self.send(handle, [Probe()])
             elif now - handle.probe_sent > self.hang_timeout:
                 log.error("%r did not answer for %.0f s; killing it", handle,
                           now - handle.probe_sent)

@@ -51,6 +51,9 @@ log = logging.getLogger(__name__)
 
 #: requests a worker may have unanswered before new ones get server_busy
 MAX_INFLIGHT = 4000
+#: pin tasks that run on the worker's clock with no end posted (a blink goes on
+#: until something replaces it): a worker running one is probed
+CLOCKED_TASKS = ("blink", "pulse")
 
 
 class Outlet(Protocol):
@@ -333,7 +336,17 @@ class Router:
 
     def tick(self, now: float) -> None:
         """Supervision on the clock (hung workers)."""
-        self.pool.probe(now)
+        self.pool.probe(now, needed=self._supervised)
+
+    def _supervised(self, handle: WorkerHandle) -> bool:
+        """Does this worker run anything on its clock or for a watcher (so that a
+        hang would go unnoticed without a probe)? A steady or released pin does not."""
+        if handle.kind != "pin":
+            return True
+        status = self.status.read(handle.key)
+        return status is None or bool(
+            status["remaining_ms"] is not None or status["lease_ms"] is not None
+            or status["watchers"] or status["queue"] or status["task"] in CLOCKED_TASKS)
 
     def shutdown(self, timeout: float = 5.0) -> None:
         """Every worker makes its resource safe and exits; what they still

@@ -67,6 +67,14 @@ class Worker:
     def idle(self) -> None:
         """After every turn of the loop, before its replies go out."""
 
+    def event_fds(self) -> Tuple[int, ...]:
+        """Descriptors of the resource the loop also waits on (a watched line's
+        edge events), so that no thread of a backend has to."""
+        return ()
+
+    def service(self, fd: int) -> None:
+        """One of :meth:`event_fds` is readable."""
+
     # ---- the loop ----------------------------------------------------------------
     def run(self) -> None:
         tasks, replies, wake = self.tasks.fileno(), self.replies.fileno(), self._wake_r
@@ -74,8 +82,13 @@ class Worker:
             while self.running:
                 wake_at = self.next_wake()
                 timeout = None if wake_at is None else max(0.0, wake_at - time.monotonic())
+                sources = self.event_fds()
                 readable, writable, _ = select.select(
-                    (tasks, wake), (replies,) if self.replies.pending else (), (), timeout)
+                    (tasks, wake) + sources, (replies,) if self.replies.pending else (), (),
+                    timeout)
+                for fd in sources:
+                    if fd in readable:
+                        self.service(fd)
                 if wake in readable:
                     try:
                         os.read(wake, 4096)

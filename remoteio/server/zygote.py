@@ -25,7 +25,7 @@ import select
 import signal
 import socket
 import time
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .messages import Exited, Kill, Quit, Spawn, Spawned, decode, encode
 from .spawn import drop_inherited
@@ -161,10 +161,16 @@ def _serve(sock: socket.socket, kinds: Dict[str, WorkerMain]) -> None:
     sock.settimeout(5.0)  # a reply to a server that stopped reading is dropped, not waited on
     gc.freeze()  # what is here now is shared with every worker: keep the GC off its pages
     children: Dict[int, None] = {}
+    exits = _exit_pipe()
+    watched = [sock] if exits is None else [sock, exits[0]]
     while True:
-        readable, _, _ = select.select([sock], [], [], 1.0 if children else None)
+        # a child's exit wakes the loop (SIGCHLD through the wakeup pipe): no polling
+        poll = 1.0 if children and exits is None else None
+        readable, _, _ = select.select(watched, [], [], poll)
+        if exits is not None and exits[0] in readable:
+            _drain(exits[0])
         _reap(sock, children)
-        if not readable:
+        if sock not in readable:
             continue
         try:
             data, fds, _, _ = socket.recv_fds(sock, _MAX_MESSAGE, 2)
@@ -174,7 +180,8 @@ def _serve(sock: socket.socket, kinds: Dict[str, WorkerMain]) -> None:
             break  # the server is gone; its workers see it too and make their pins safe
         message = decode(marshal.loads(data))
         if isinstance(message, Spawn):
-            pid = _fork_worker(sock, kinds[message.kind], message.key, fds, message.settings)
+            pid = _fork_worker(sock, kinds[message.kind], message.key, fds, message.settings,
+                               exits or ())
             children[pid] = None
             _tell(sock, Spawned(message.key, message.generation, pid))
         elif isinstance(message, Kill):
@@ -188,12 +195,42 @@ def _serve(sock: socket.socket, kinds: Dict[str, WorkerMain]) -> None:
             return
 
 
+def _exit_pipe() -> Optional[Tuple[int, int]]:
+    """A pipe that SIGCHLD writes to (signal.set_wakeup_fd); None where that
+    cannot be set up (then the loop looks for exits once a second)."""
+    read_end, write_end = os.pipe()
+    os.set_blocking(read_end, False)
+    os.set_blocking(write_end, False)
+    try:
+        signal.signal(signal.SIGCHLD, lambda *_: None)  # a handler, so that the pipe is written
+        signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+    except (ValueError, OSError):
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        os.close(read_end)
+        os.close(write_end)
+        return None
+    return read_end, write_end
+
+
+def _drain(fd: int) -> None:
+    try:
+        while os.read(fd, 4096):
+            pass
+    except BlockingIOError:
+        pass
+
+
 def _fork_worker(sock: socket.socket, main: WorkerMain, key: Any, fds: List[int],
-                 settings: Dict[str, Any]) -> int:
+                 settings: Dict[str, Any], exits: Tuple[int, ...] = ()) -> int:
     pid = os.fork()
     if pid == 0:
         code = 0
         try:
+            if exits:  # the zygote's exit pipe is not the worker's
+                signal.set_wakeup_fd(-1)
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                for fd in exits:
+                    os.close(fd)
             drop_inherited([])  # the zygote's socket too: a worker talks through its pipes only
             main(key, fds[0], fds[1], settings)
         except SystemExit as exc:

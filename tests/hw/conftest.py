@@ -1,8 +1,8 @@
 """Fixtures of the hardware suite (run inside the gpio-sim VM: bash tests/hw/run.sh).
 
-* ``backend`` (module scope): ``lgpio`` (a gpio-sim chip, inside the VM) or
-  ``sim`` (the simulated board; anywhere). Default: lgpio where gpio-sim is
-  usable, else sim; ``REMOTEIO_HW_BACKENDS=lgpio,sim`` runs both.
+* ``backend`` (module scope): ``gpiod`` or ``lgpio`` (a gpio-sim chip, inside
+  the VM) or ``sim`` (the simulated board; anywhere). Default: gpiod and lgpio
+  where gpio-sim is usable, else sim; ``REMOTEIO_HW_BACKENDS=gpiod,sim`` picks.
   ``REMOTEIO_HW_REQUIRE_LGPIO=1`` (run.sh sets it) makes a missing gpio-sim
   a failure instead of a skip.
 * ``rig``: a server on a board, shared by the tests of a module (a server
@@ -24,14 +24,14 @@ from typing import Callable, Iterator, List
 
 import pytest
 
-from hwrig import Rig, gpiosim
+from hwrig import KERNEL_BACKENDS, Rig, gpiosim
 
 REQUIRE_LGPIO = os.environ.get("REMOTEIO_HW_REQUIRE_LGPIO") == "1"
 
 
 def _backends() -> List[str]:
     names = [b.strip() for b in os.environ.get("REMOTEIO_HW_BACKENDS", "").split(",") if b.strip()]
-    return names or (["lgpio"] if gpiosim.available() or REQUIRE_LGPIO else ["sim"])
+    return names or (list(KERNEL_BACKENDS) if gpiosim.available() or REQUIRE_LGPIO else ["sim"])
 
 
 BACKENDS = _backends()
@@ -41,7 +41,7 @@ ACTIVE: List[Rig] = []
 @pytest.fixture(scope="module", params=BACKENDS)
 def backend(request) -> str:
     name = request.param
-    if name == "lgpio" and not gpiosim.available():
+    if name in KERNEL_BACKENDS and not gpiosim.available():
         message = "gpio-sim is not available here (run inside the VM: bash tests/hw/run.sh)"
         if REQUIRE_LGPIO:
             pytest.fail(message)

@@ -41,7 +41,9 @@ from gpiosim import GpioSimChip  # noqa: E402
 from remoteio import RemoteServer  # noqa: E402
 from remoteio.pins import BCM_TO_BOARD  # noqa: E402
 
-#: the board revision the lgpio server is told (a Raspberry Pi 5 Model B)
+#: the backends that drive a gpio-sim chip through the kernel (inside the VM)
+KERNEL_BACKENDS = ("gpiod", "lgpio")
+#: the board revision a kernel backend's server is told (a Raspberry Pi 5 Model B)
 REVISION = "d04170"
 #: every wait in here is bounded; the guest is ~20x slower than a host
 START_TIMEOUT = float(os.environ.get("REMOTEIO_HW_START_TIMEOUT", "90"))
@@ -184,11 +186,12 @@ class SysfsRecorder:
 class GpioSimBoard:
     """A gpio-sim chip seen from outside (sysfs and the line-info ioctl)."""
 
-    backend = "lgpio"
+    kernel = True
     PULL = {1: "pull-up", 0: "pull-down"}
 
-    def __init__(self, chip: GpioSimChip):
+    def __init__(self, chip: GpioSimChip, backend: str = "lgpio"):
         self.chip = chip
+        self.backend = backend
         self.recorders: List[SysfsRecorder] = []
 
     def level(self, gpio: int) -> int:
@@ -250,6 +253,7 @@ class SimBoardView:
     """The simulated board of a ``--sim`` server, through the ``sim`` operation."""
 
     backend = "sim"
+    kernel = False
 
     def __init__(self, address: Tuple[str, int]):
         self._conn = RemoteServer(*address, timeout=CLIENT_TIMEOUT)
@@ -391,7 +395,7 @@ LINE_NAMES = [f"GPIO{n}" for n in range(28)]
 
 
 class Rig:
-    """A board and a remoteio server driving it (``backend``: lgpio or sim)."""
+    """A board and a remoteio server driving it (``backend``: gpiod, lgpio or sim)."""
 
     def __init__(self, backend: str, workdir: Path, *, mode: str = "wait"):
         self.backend = backend
@@ -402,7 +406,7 @@ class Rig:
         self.board: Any = None
         self.clients: List[RemoteServer] = []
         try:
-            if backend == "lgpio":
+            if self.kernel:
                 self._new_chip()
             self._start_server()
         except BaseException:
@@ -411,16 +415,22 @@ class Rig:
 
     def _new_chip(self) -> None:
         self.chip = GpioSimChip(num_lines=28, label="pinctrl-rp1", line_names=LINE_NAMES).open()
-        self.board = GpioSimBoard(self.chip)
+        self.board = GpioSimBoard(self.chip, self.backend)
 
     def _start_server(self) -> None:
-        if self.backend == "lgpio":
-            args = ["--backend", "lgpio", "--chip", str(self.chip.chip_number), "--revision", REVISION]
+        if self.kernel:
+            args = ["--backend", self.backend, "--chip", str(self.chip.chip_number),
+                    "--revision", REVISION]
         else:
             args = ["--sim"]
         self.server = ServerProcess(args, self.workdir, mode=self.mode)
         if self.backend == "sim":
             self.board = SimBoardView(self.server.address)
+
+    @property
+    def kernel(self) -> bool:
+        """Does this rig drive a gpio-sim chip through the kernel?"""
+        return self.backend in KERNEL_BACKENDS
 
     @property
     def address(self) -> Tuple[str, int]:
@@ -453,7 +463,7 @@ class Rig:
         """A fresh board for the next test, keeping the server when possible:
         a new gpio-sim chip (the kernel gives it the lowest free number, so
         normally the same /dev/gpiochipN; else the server is restarted)."""
-        if self.backend != "lgpio":
+        if not self.kernel:
             self.board.reset()
             return
         self.board.stop_recorders()

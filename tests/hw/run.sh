@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The hardware suite: remoteio's lgpio backend against the kernel's gpio-sim
+# The hardware suite: remoteio's gpiod and lgpio backends against the kernel's gpio-sim
 # driver, inside a QEMU VM (tests/hw/README.md). CI runs it as its own step
 # after the main suite, with the venv of .ci/run active:
 #
@@ -36,8 +36,12 @@ if ! "$PY" -c 'import importlib.util, sys; sys.exit(importlib.util.find_spec("lg
     echo "lgpio is not installed in this environment: installing it (the 'lgpio' extra)"
     "$PY" -m pip install --quiet 'lgpio>=0.2'
 fi
+if ! "$PY" -c 'import importlib.util, sys; sys.exit(importlib.util.find_spec("gpiod") is None)'; then
+    echo "gpiod is not installed in this environment: installing it (the 'gpiod' extra)"
+    "$PY" -m pip install --quiet 'gpiod>=2.1'
+fi
 "$PY" -c 'import sys; from importlib.metadata import version as v
-print("python", sys.version.split()[0], "lgpio", v("lgpio"), "gpiozero", v("gpiozero"))'
+print("python", sys.version.split()[0], "lgpio", v("lgpio"), "gpiod", v("gpiod"), "gpiozero", v("gpiozero"))'
 
 step "unit tests of the VM harness (host)"
 "$PY" -m pytest -c tests/hw/pytest.ini -q tests/hw/vm/test_vmconsole.py

@@ -222,3 +222,24 @@ def test_edge_events_reach_clients_from_forked_workers(rig, board):
     press(board, 1, 0)
     assert wait_until(lambda: len(events) == 2, timeout=3), f"events seen: {events}"
     assert [e.value for e in events] == [1, 0]
+
+
+def test_on_gpiod_a_watched_input_has_no_thread_and_the_kernel_debounces(rig, board):
+    """The gpiod backend's promise: the worker's own select reads the edges
+    (no helper thread; idle CPU is measured by bench's kernel section), and
+    bounce_ms becomes the line's debounce period in the kernel."""
+    if rig.backend != "gpiod":
+        pytest.skip("gpiod backend only (lgpio and the sim deliver edges from a thread)")
+    import psutil
+    remote = rig.client()
+    button = remote.pin(BUTTON, "g").as_input(pull="down", bounce_ms=5)
+    events = []
+    button.when_changed = events.append
+    assert board.info(BUTTON)["debounce_us"] == 5000
+    assert {"edge_rising", "edge_falling"} <= board.info(BUTTON)["flags"]
+    before = set(rig.server.children())
+    press(board, 1, 0, gap=0.1)
+    assert wait_until(lambda: [e.value for e in events] == [1, 0]), events
+    # the zygote and the button's worker: one thread each, the edges came anyway
+    threads = {pid: psutil.Process(pid).num_threads() for pid in before}
+    assert set(threads.values()) == {1}, threads

@@ -6,7 +6,7 @@ chosen once, in the server process, before any worker is forked.
 
 A :class:`Backend` *must* provide:
 
-* ``name``: ``"sim"``, ``"lgpio"`` or ``"rpigpio"``
+* ``name``: ``"sim"``, ``"gpiod"``, ``"lgpio"`` or ``"rpigpio"``
 * :meth:`Backend.make_factory`: a new gpiozero ``Factory``; called inside a
   pin worker process, after the fork (hardware handles are per process)
 * :meth:`Backend.board_info`: model, revision and SoC of the board, for
@@ -22,8 +22,10 @@ and *may* provide:
   backend only
 * :meth:`Backend.close`: free what it holds in the server process
 
-``auto`` picks lgpio (a gpiochip, Pi 5 and current Raspberry Pi OS), then
-RPi.GPIO (older Pis), then the simulated board, and logs which and why:
+``auto`` picks gpiod (libgpiod v2 on a gpiochip: Pi 5 and current Raspberry
+Pi OS; no thread wakes while a pin is idle), then lgpio (a gpiochip, where
+gpiod is not installed), then RPi.GPIO (older Pis), then the simulated board,
+and logs which and why:
 
 >>> backend = select_backend("sim")
 >>> backend.name, backend.board_info()["model"]
@@ -42,7 +44,7 @@ log = logging.getLogger(__name__)
 #: the board a simulated server pretends to be: a Raspberry Pi 5 Model B 8GB
 SIM_REVISION = 0xD04170
 
-BACKEND_NAMES = ("auto", "sim", "lgpio", "rpigpio")
+BACKEND_NAMES = ("auto", "sim", "gpiod", "lgpio", "rpigpio")
 
 
 class BackendUnavailable(RuntimeError):
@@ -112,6 +114,9 @@ def select_backend(name: str = "auto", *, revision: Optional[int] = None,
 
     if name == "sim":
         return SimBackend(revision)
+    if name == "gpiod":
+        from .gpiod import GpiodBackend
+        return GpiodBackend(revision, chip)
     if name == "lgpio":
         from .lgpio import LGPIOBackend
         return LGPIOBackend(revision, chip)
@@ -122,7 +127,7 @@ def select_backend(name: str = "auto", *, revision: Optional[int] = None,
         raise BackendUnavailable(
             f"unknown backend {name!r}; choose one of {', '.join(BACKEND_NAMES)}")
     reasons = []
-    for candidate in ("lgpio", "rpigpio"):
+    for candidate in ("gpiod", "lgpio", "rpigpio"):
         try:
             backend = select_backend(candidate, revision=revision, chip=chip)
             backend.board_info()
