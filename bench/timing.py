@@ -136,4 +136,48 @@ def timing(plan: Plan) -> List[Dict[str, Any]]:
                                 notes=late, busy=busy,
                                 on_phase=result["on_phase"] if what == "period" else None))
         client.close()
+    rows += _realtime_rows(plan)
     return rows
+
+
+#: the SCHED_FIFO priority of the real-time rows (remoteio serve --realtime-priority)
+RT_PRIORITY = 50
+
+
+def _realtime_rows(plan: Plan) -> List[Dict[str, Any]]:
+    """on(time_ms=100) again with the pin workers SCHED_FIFO (where this
+    machine allows it: root, or LimitRTPRIO), idle and busy."""
+    if not _realtime_allowed():
+        return [row("timing.on100.rt", "on(time_ms=100) length error, workers real-time",
+                    figure="not run", notes="this machine refuses SCHED_FIFO (needs root "
+                    "or RLIMIT_RTPRIO)")]
+    rows = []
+    with ServerProcess("--realtime-priority", str(RT_PRIORITY)) as server:
+        client = hello(server.address)
+        client.pipeline([("open", {"pin": p}) for p in PINS_26])
+        for busy in (False, True):
+            result = _scenario(client, plan.timed_reps, busy)
+            where = "other 24 pins blinking every 10 ms" if busy else "idle"
+            stats, floor = result["on"], result["floor"]
+            complete = stats["n"] >= result["expected"]["on"]
+            rows.append(row(
+                f"timing.on100.rt.{'busy' if busy else 'idle'}",
+                f"on(time_ms=100) length error, workers SCHED_FIFO {RT_PRIORITY}, {where}",
+                stats=stats, target="|error| p99 ≤ timer floor p99 + 100 µs",
+                met=complete and stats["p99_us"] is not None and floor["p99_us"] is not None
+                and stats["p99_us"] <= floor["p99_us"] + 100,
+                notes=f"timer floor (bench process, normal priority) p99 {floor['p99_us']} µs",
+                busy=busy))
+        client.close()
+    return rows
+
+
+def _realtime_allowed() -> bool:
+    import os
+    try:
+        before = os.sched_getscheduler(0), os.sched_getparam(0)
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
+        os.sched_setscheduler(0, before[0], before[1])
+        return True
+    except (AttributeError, OSError):
+        return False

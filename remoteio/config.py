@@ -9,6 +9,7 @@
     backend = "auto"           # "auto", "gpiod", "lgpio", "rpigpio", "sim"
     token_file = "/etc/remoteio/token"
     on_disconnect = "finish"   # "finish" or "safe"
+    realtime_priority = 0      # 1..99: pin workers run SCHED_FIFO (docs/performance.md)
 
     [pins]
     default_access = "write"   # "none", "read" or "write"
@@ -73,6 +74,7 @@ class ServerConfig:
     on_disconnect: str = "finish"
     max_connections: int = 256
     heartbeat_timeout_s: float = 120.0    # for clients that announce no heartbeat (0: never)
+    realtime_priority: int = 0            # SCHED_FIFO priority of the pin workers (0: normal)
     default_access: str = "write"
     pins: Dict[int, PinRule] = field(default_factory=dict)
     # -- bridges (docs/mqtt.md, docs/discovery.md) --
@@ -92,7 +94,7 @@ _SERVER_KEYS = {
     "host": str, "port": int, "mode": str, "backend": str, "chip": int, "revision": str,
     "token": str, "token_file": str, "tls_cert": str, "tls_key": str, "tls_client_ca": str,
     "on_disconnect": str,
-    "max_connections": int, "heartbeat_timeout_s": (int, float),
+    "max_connections": int, "heartbeat_timeout_s": (int, float), "realtime_priority": int,
 }
 _PIN_KEYS = {"access": str, "max_hold_ms": (int, float), "lease_only": bool,
              "safe_value": int, "on_disconnect": str}
@@ -127,6 +129,9 @@ def parse_config(text: str, name: str = "<config>") -> ServerConfig:
     config = replace(config, **values)
     if config.port < 0 or config.port > 65535:
         raise fail("server", "port", f"port must be 0..65535, not {config.port}")
+    if not 0 <= config.realtime_priority <= 99:
+        raise fail("server", "realtime_priority",
+                   f"realtime_priority must be 0 (off) or 1..99, not {config.realtime_priority}")
     if config.token is not None and config.token_file is not None:
         raise fail("server", "token", "give token or token_file, not both")
     if config.token is not None:

@@ -67,6 +67,7 @@ def _serve_config(args: argparse.Namespace):  # -> ServerConfig
         "revision": args.revision, "on_disconnect": args.on_disconnect,
         "tls_cert": args.tls_cert, "tls_key": args.tls_key, "tls_client_ca": args.tls_client_ca,
         "advertise": False if args.no_advertise else None,
+        "realtime_priority": args.realtime_priority,
     }
     for key, value in overrides.items():
         if value is not None:
@@ -178,6 +179,9 @@ def add_parsers(verbs: "argparse._SubParsersAction") -> None:
     serve.add_argument("--on-disconnect", choices=("finish", "safe"),
                        help="when a client vanishes: finish its queued work, or make its pins "
                             "safe at once (default finish)")
+    serve.add_argument("--realtime-priority", type=int, metavar="N", default=None,
+                       help="run the pin workers SCHED_FIFO at priority N (1..99; needs "
+                            "CAP_SYS_NICE or LimitRTPRIO: remoteio docs install)")
     serve.add_argument("--no-advertise", action="store_true",
                        help="do not advertise this server on the LAN (mDNS, remoteio docs discovery); "
                             "a server on a loopback address never is")

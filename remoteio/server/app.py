@@ -65,7 +65,7 @@ class Server:
                  max_frame: int = MAX_FRAME, backlog: int = 1024,
                  event_buffer: int = 1 << 20, max_buffer: int = 16 << 20,
                  on_housekeeping: Optional[Callable[[float], None]] = None,
-                 advertise: bool = False):
+                 advertise: bool = False, realtime_priority: int = 0):
         if mode not in MODES:
             raise ValueError(f"mode must be 'wait' or 'nowait', not {mode!r}")
         if disconnect_policy not in DISCONNECT_POLICIES:
@@ -91,6 +91,10 @@ class Server:
         self.disconnect_policy = disconnect_policy
         self.heartbeat_timeout = heartbeat_timeout
         self.hang_timeout = hang_timeout
+        if not 0 <= realtime_priority <= 99:
+            raise ValueError(f"realtime_priority must be 0 (off) or 1..99, not {realtime_priority}")
+        #: SCHED_FIFO priority of the pin workers (0: the normal scheduler)
+        self.realtime_priority = realtime_priority
         self.backlog = backlog
         self.event_buffer = event_buffer
         self.max_buffer = max_buffer
@@ -123,7 +127,8 @@ class Server:
             tls_client_ca=config.tls_client_ca, pins=config.pins,
             default_access=config.default_access, disconnect_policy=config.on_disconnect,
             max_connections=config.max_connections,
-            heartbeat_timeout=config.heartbeat_timeout_s, advertise=config.advertise)
+            heartbeat_timeout=config.heartbeat_timeout_s, advertise=config.advertise,
+            realtime_priority=config.realtime_priority)
         settings.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**settings)
 
@@ -136,7 +141,8 @@ class Server:
         # (and before its listening socket exists, which it must not hold)
         self.status = StatusTable()
         kinds = {"pin": functools.partial(run_pin_worker, mode=self.mode, backend=self.backend,
-                                          status=self.status)}
+                                          status=self.status,
+                                          realtime_priority=self.realtime_priority)}
         self._zygote = Zygote(kinds).start()
         try:
             family = socket.AF_INET6 if ":" in self.host else socket.AF_INET

@@ -29,6 +29,21 @@ def worker_signals() -> None:
     signal.signal(signal.SIGTERM, _exit_on_signal)
 
 
+def realtime(priority: int, what: str) -> bool:
+    """Run this process under SCHED_FIFO at *priority*, if the system allows
+    it (CAP_SYS_NICE, or RLIMIT_RTPRIO: the unit's LimitRTPRIO=); else say
+    why once and go on at the normal priority. A worker never spins (it
+    sleeps in select), so a real-time one only takes the CPU when its clock
+    or a request needs it, and then first."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+    except (PermissionError, OSError, AttributeError) as exc:
+        log.warning("%s: real-time priority %d refused (%s); running at normal priority "
+                    "(docs/install.md, Real-time priority)", what, priority, exc)
+        return False
+    return True
+
+
 def _exit_on_signal(signum: int, frame: Any) -> None:
     raise SystemExit(0)  # unwinds through run(), which makes the resource safe
 
@@ -59,10 +74,12 @@ def drop_inherited(foreign_fds: List[int], keep: Optional[int] = None) -> None:
 
 
 def run_pin_worker(board: int, task_fd: int, reply_fd: int, settings: Dict[str, Any], *,
-                   mode: str, backend: Any, status: Any) -> None:
+                   mode: str, backend: Any, status: Any, realtime_priority: int = 0) -> None:
     """A pin worker's process, from the zygote's fork to its end; *settings*
     carries its pin's rule (see :func:`pin_settings`)."""
     worker_signals()
+    if realtime_priority:
+        realtime(realtime_priority, f"pin {board}")
     backend.prepare_worker(board)
     try:
         PinWorker(board, BOARD_TO_BCM[board], mode, backend, status, Channel(task_fd, reader=True),
