@@ -17,9 +17,8 @@ Anywhere else::
 """
 from . import errors
 from ._version import __version__
-from .client import RemoteServer
+from .client import PinEvent, RemotePin, RemoteServer
 from .errors import RemoteIOError
-from .remotepin import PinEvent, RemotePin
 
 
 def run_server(port: int = 8509, mode: str = "wait", host: str = "0.0.0.0",

@@ -12,7 +12,7 @@ import threading
 import time
 from typing import List, Sequence, TextIO, Tuple
 
-from .client import RemoteServer
+from .client.client import RemoteServer
 from .server import Server
 
 _BARS_UNICODE = " ▁▂▃▄▅▆▇█"

@@ -23,7 +23,7 @@ import pytest
 from conftest import wait_until
 from remoteio import RemoteServer
 from remoteio.errors import CallTimeout, PinBusy, WrongMode
-from remoteio.link import Call
+from remoteio.client.link import Call
 
 Frame = Dict[str, Any]
 #: what a scripted server does with one request: frames to send, each after a delay (s)

@@ -5,7 +5,7 @@ import sys
 import pytest
 
 from remoteio import RemoteServer
-from remoteio.config import ConfigError, PinRule, parse_config
+from remoteio.server.config import ConfigError, PinRule, parse_config
 from remoteio.errors import Forbidden
 
 from conftest import ROOT

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from remoteio.config import PinRule, ServerConfig
+from remoteio.server.config import PinRule, ServerConfig
 from remoteio.errors import Forbidden
 from remoteio.server.rules import HoldClock, Rules, check_hold
 

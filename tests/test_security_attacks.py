@@ -16,7 +16,7 @@ import psutil
 import pytest
 
 from remoteio import RemoteServer
-from remoteio.config import ConfigError, parse_config
+from remoteio.server.config import ConfigError, parse_config
 from remoteio.errors import AuthFailed, ConnectFailed
 from remoteio.protocol import auth
 from remoteio.protocol.auth import Penalties

@@ -22,7 +22,7 @@ ENTITY_OPTIONS = (("switch", "switch"), ("light", "light"), ("binary_sensor", "b
 def _settings(args: argparse.Namespace) -> Any:
     """The bridge's settings: the file's [mqtt] table, then the options."""
     from ..bridges.settings import SLUG, MqttSettings, PinSettings, slug
-    from ..config import ConfigError, load_config
+    from ..server.config import ConfigError, load_config
     values: Dict[str, Any] = {}
     pins: Dict[int, Any] = {}
     if args.config:
@@ -101,7 +101,7 @@ def _mqtt(args: argparse.Namespace) -> int:
 
 
 def _discover(args: argparse.Namespace) -> int:
-    from ..client import RemoteServer
+    from ..client.client import RemoteServer
     try:
         servers = RemoteServer.discover(timeout=args.timeout, interfaces=args.interface)
     except RuntimeError as exc:  # zeroconf is not installed

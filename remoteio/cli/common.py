@@ -248,7 +248,7 @@ def connect(args: argparse.Namespace, *, long_lived: bool = False, reconnect: bo
     """A :class:`~remoteio.RemoteServer` for one command: no reconnects (unless
     *reconnect*: ``remoteio mqtt``). A command that stays (``--hold``,
     ``watch``) announces a heartbeat, so each side notices if the other vanishes."""
-    from ..client import RemoteServer
+    from ..client.client import RemoteServer
     from ..tls import normalize_fingerprint
     from ..tokens import read_token_file
     host, port = server_address(args)

@@ -10,7 +10,7 @@ from .common import EXIT_CONNECT, EXIT_OK, EXIT_USAGE, examples
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from ..config import ConfigError
+    from ..server.config import ConfigError
     from ..server.backends import BackendUnavailable
     from ..server.daemon import Daemon
     from ..server.systemd import Notifier
@@ -59,7 +59,7 @@ def _serve(args: argparse.Namespace) -> int:
 def _serve_config(args: argparse.Namespace):  # -> ServerConfig
     """The configuration file (if any) with the command line's options over it;
     read again on SIGHUP."""
-    from ..config import ServerConfig, load_config
+    from ..server.config import ServerConfig, load_config
     config = load_config(args.config) if args.config else ServerConfig()
     overrides = {
         "host": args.host, "port": args.port, "mode": args.mode,
@@ -110,7 +110,7 @@ def _tls_cert(args: argparse.Namespace) -> int:
 def _check_config(args: argparse.Namespace) -> int:
     import dataclasses
     import json
-    from ..config import ConfigError, load_config
+    from ..server.config import ConfigError, load_config
     try:
         config = load_config(args.file)
     except (ConfigError, OSError) as exc:

@@ -14,7 +14,7 @@ import stat
 from dataclasses import asdict
 from typing import Any, Dict, List, Optional
 
-from ..config import PinRule
+from .config import PinRule
 
 from ..pins import BOARD_TO_BCM
 from .channel import Channel

@@ -18,7 +18,7 @@ and *may* provide:
   worker imports anything (each import after a fork costs memory)
 * :meth:`Backend.prepare_worker`, :meth:`Backend.cleanup_worker`: per-worker
   set-up and clean-up, in the worker process (lgpio: a private work folder)
-* ``sim``: the :class:`~remoteio.server.simboard.SimBoard`, on the simulated
+* ``sim``: the :class:`~remoteio.server.backends.simboard.SimBoard`, on the simulated
   backend only
 * :meth:`Backend.close`: free what it holds in the server process
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Tuple, Union
 
-from .pins import PinSpec
+from ..pins import PinSpec
 
 
 class SimControl:

@@ -23,18 +23,18 @@ import threading
 import time
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
-from ._version import __version__
-from .errors import (AuthFailed, AuthRequired, ConnectFailed, ConnectionLost, LinkError,
+from .._version import __version__
+from ..errors import (AuthFailed, AuthRequired, ConnectFailed, ConnectionLost, LinkError,
                      RemoteIOError)
-from .keeper import Keeper
+from .liveness import Keeper
 from .link import Link, wait_all
-from .pins import PinSpec, board_pin
-from .protocol import auth
-from .protocol.ops import PROTOCOL_VERSION
+from ..pins import PinSpec, board_pin
+from ..protocol import auth
+from ..protocol.ops import PROTOCOL_VERSION
 from .remotepin import RemotePin
 from .simcontrol import SimControl
-from .tls import connect as tls_connect
-from .tokens import find_token
+from ..tls import connect as tls_connect
+from ..tokens import find_token
 
 log = logging.getLogger(__name__)
 
@@ -309,7 +309,7 @@ class RemoteServer:
         *timeout* seconds: :class:`~remoteio.bridges.discovery.DiscoveredServer`
         (name, host, port, version, board, auth, tls, fingerprint...). Needs
         zeroconf (``pip install 'remoteio[discovery]'``); docs/discovery.md."""
-        from .bridges.discovery import browse
+        from ..bridges.discovery import browse
         return browse(timeout, list(interfaces) if interfaces else None)
 
     # ---- events and callbacks ------------------------------------------------------

@@ -19,9 +19,9 @@ import time
 from collections import deque
 from typing import Any, Callable, Deque, Dict, List, NamedTuple, Optional, Tuple
 
-from .errors import PinClosed, ServerError, error_for_code
+from ..errors import PinClosed, ServerError, error_for_code
 from .link import abandon, wait_all
-from .pins import BOARD_TO_BCM
+from ..pins import BOARD_TO_BCM
 
 log = logging.getLogger(__name__)
 

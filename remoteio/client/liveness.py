@@ -18,7 +18,7 @@ import threading
 import time
 from typing import Any
 
-from .errors import LinkError, RemoteIOError
+from ..errors import LinkError, RemoteIOError
 
 log = logging.getLogger(__name__)
 

@@ -36,8 +36,8 @@ try:
 except ImportError:  # Python < 3.11
     import tomli as tomllib  # type: ignore[no-redef]
 
-from .pins import board_pin
-from .tokens import check_token
+from ..pins import board_pin
+from ..tokens import check_token
 
 ACCESS = ("none", "read", "write")
 POLICIES = ("finish", "safe")
@@ -181,7 +181,7 @@ _SERVER_KEYS["advertise"] = bool
 
 def _parse_bridges(config: ServerConfig, data: Dict[str, Any], fail) -> None:
     if "mqtt" in data:
-        from .bridges.settings import parse_mqtt
+        from ..bridges.settings import parse_mqtt
         if not isinstance(data["mqtt"], dict):
             raise fail("mqtt", None, "mqtt must be a table ([mqtt])")
         config.mqtt = parse_mqtt(data["mqtt"], fail)
