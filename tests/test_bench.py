@@ -1,12 +1,14 @@
 """The benchmark code runs (tiny counts): it must never rot. Speeds are not
 asserted here; they belong in docs/performance.md."""
 import json
+from pathlib import Path
 import subprocess
 import sys
 
 import pytest
 
-from conftest import ROOT
+
+ROOT = Path(__file__).resolve().parent.parent
 
 #: every row `python -m bench` must produce, by section
 EXPECTED = {

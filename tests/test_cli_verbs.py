@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 import re
 import selectors
 import signal
@@ -19,7 +20,9 @@ import pytest
 from remoteio import RemoteServer
 from remoteio.server import Server
 
-from conftest import ROOT, levels, pulses, wait_until
+from remoteio.testing import free_port, levels, pulses, wait_until
+
+ROOT = Path(__file__).resolve().parent.parent
 
 TOKEN = "a token for the command line"
 VERBS = ("on", "off", "value", "blink", "pulse", "read", "input", "watch", "info", "state",
@@ -108,12 +111,6 @@ def readline(stream, timeout: float = 10) -> str:
 def watchers(server: Server, pin: int) -> int:
     with RemoteServer(*server.address, heartbeat=0, reconnect=False) as remote:
         return remote.pin(pin, claim=False).state()["watchers"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # ---- help --------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from typing import Any, Callable, Dict, Iterator, List, Tuple
 
 import pytest
 
-from conftest import wait_until
+from remoteio.testing import wait_until
 from remoteio import RemoteServer
 from remoteio.errors import CallTimeout, PinBusy, WrongMode
 from remoteio.client.link import Call

@@ -1,4 +1,5 @@
 """The server configuration file: what it accepts, and where a mistake is."""
+from pathlib import Path
 import subprocess
 import sys
 
@@ -8,7 +9,8 @@ from remoteio import RemoteServer
 from remoteio.server.config import ConfigError, PinRule, parse_config
 from remoteio.errors import Forbidden
 
-from conftest import ROOT
+
+ROOT = Path(__file__).resolve().parent.parent
 
 GOOD = """
 # a comment

@@ -5,6 +5,7 @@ pin rules (set/setup, safe_value = 1, max_hold over sequences, sim access).
 Every wait bounded; every process started here stopped by its pid."""
 import json
 import os
+from pathlib import Path
 import re
 import signal
 import socket
@@ -21,7 +22,9 @@ from remoteio.errors import Forbidden
 from remoteio.gpiozero_factory import RemoteIOFactory
 from remoteio.server import Server
 
-from conftest import ROOT, Raw, levels, pulses, wait_until
+from remoteio.testing import RawClient, levels, pulses, wait_until
+
+ROOT = Path(__file__).resolve().parent.parent
 
 MS = 1_000_000  # ns
 EMOJI_ID = "\U0001F600" * 64
@@ -35,8 +38,8 @@ def sim_server(**options) -> Server:
     return Server(host="127.0.0.1", port=0, backend="sim", **options)
 
 
-def hello(address, timeout: float = 5.0) -> Raw:
-    conn = Raw(address, timeout=timeout)
+def hello(address, timeout: float = 5.0) -> RawClient:
+    conn = RawClient(address, timeout=timeout)
     conn.hello()
     return conn
 
@@ -91,7 +94,7 @@ def ping_latencies(address, until: float, timeout: float = 2.0):
     return latencies
 
 
-def lease(conn: Raw, pin: int, lease_ms: float):
+def lease(conn: RawClient, pin: int, lease_ms: float):
     """Open *pin*, then drive it on under a lease: (sent, answered) in ns,
     the window in which the server set the lease's deadline (minus lease_ms)."""
     assert conn.call({"id": "open", "op": "open", "pin": pin})["ok"]
@@ -100,7 +103,7 @@ def lease(conn: Raw, pin: int, lease_ms: float):
     return sent, time.monotonic_ns()
 
 
-def wait_event(conn: Raw, name: str, timeout: float = 3.0):
+def wait_event(conn: RawClient, name: str, timeout: float = 3.0):
     """The first *name* event on *conn* within *timeout* (pings collect events)."""
     conn.sock.settimeout(timeout + 0.5)
     try:

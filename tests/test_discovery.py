@@ -26,7 +26,9 @@ from remoteio.bridges.discovery import (SERVICE_TYPE, advertised_addresses, from
                                         txt_record)
 from remoteio.server import Server
 
-from conftest import ROOT, wait_until
+from remoteio.testing import wait_until
+
+ROOT = Path(__file__).resolve().parent.parent
 
 BOARD = {"model": "5B", "revision": "d04170", "backend": "sim",
          "description": "Raspberry Pi 5B rev 1.0"}

@@ -11,7 +11,7 @@ from gpiozero.exc import GPIOPinInUse, PinFixedPull, PinInvalidPull, PinSetInput
 from remoteio.gpiozero_factory import RemoteIOFactory
 from remoteio.server import Server
 
-from conftest import levels, wait_until
+from remoteio.testing import levels, wait_until
 
 
 @pytest.fixture

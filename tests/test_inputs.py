@@ -9,7 +9,7 @@ from remoteio import RemoteServer
 from remoteio.errors import WrongMode
 from remoteio.server import Server
 
-from conftest import Raw, wait_until
+from remoteio.testing import RawClient, wait_until
 
 
 def test_read_an_input_with_each_pull(server, client):
@@ -170,7 +170,7 @@ def test_closing_a_watched_pin_ends_the_watch(server):
 def test_missed_events_show_as_sequence_gaps():
     """A client that stops reading loses events, not replies, and can tell."""
     with Server(host="127.0.0.1", port=0, backend="sim", event_buffer=4096) as server:
-        slow = Raw(server.address)
+        slow = RawClient(server.address)
         slow.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         slow.hello()
         assert slow.call({"id": 1, "op": "input", "pin": 11, "pull": "down"})["ok"]

@@ -23,7 +23,8 @@ from typing import Dict
 
 import pytest
 
-from conftest import ROOT
+
+ROOT = Path(__file__).resolve().parent.parent
 
 JUNK = {"__pycache__", ".git", ".venv", "build", "dist", ".hypothesis", ".pytest_cache",
         "results", "_docs"}

@@ -1,8 +1,8 @@
 """Safety and reliability: leases, losing a client, reconnects, hung workers,
 limits. Everything bounded; timing asserted with generous margins."""
 import os
+from pathlib import Path
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -15,7 +15,9 @@ from remoteio import RemoteServer
 from remoteio.errors import BadArgument, ConnectionLost, ServerBusy, WorkerFailed
 from remoteio.server import Server
 
-from conftest import ROOT, Raw, levels, pulses, wait_until
+from remoteio.testing import RawClient, free_port, levels, pulses, wait_until
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def connect(server, **options):
@@ -165,7 +167,7 @@ def test_a_per_pin_policy_overrides_the_servers():
 
 def test_a_half_open_connection_is_noticed_by_its_heartbeat(server):
     """The peer vanished without a FIN: it promised a heartbeat and went silent."""
-    conn = Raw(server.address)
+    conn = RawClient(server.address)
     assert conn.call({"id": 1, "op": "hello", "heartbeat": 0.3})["ok"]
     assert conn.call({"id": 2, "op": "on", "pin": 7, "time_ms": 0})["ok"]
     started = time.monotonic()
@@ -177,7 +179,7 @@ def test_a_half_open_connection_is_noticed_by_its_heartbeat(server):
 # ---- client resilience ---------------------------------------------------------------
 
 def test_the_client_reconnects_and_reapplies_its_setup():
-    port = _free_port()
+    port = free_port()
     first = Server(host="127.0.0.1", port=port, backend="sim").start()
     remote = RemoteServer("127.0.0.1", port, heartbeat=0.5)
     changes = []
@@ -208,7 +210,7 @@ def test_the_client_reconnects_and_reapplies_its_setup():
 
 
 def test_waiting_for_a_reconnect_when_asked():
-    port = _free_port()
+    port = free_port()
     first = Server(host="127.0.0.1", port=port, backend="sim").start()
     remote = RemoteServer("127.0.0.1", port, heartbeat=0.5, wait_for_reconnect=True, timeout=8)
     remote.pin(7)
@@ -224,7 +226,7 @@ def test_waiting_for_a_reconnect_when_asked():
 
 
 def test_a_lost_server_costs_no_cpu_while_reconnecting():
-    port = _free_port()
+    port = free_port()
     server = Server(host="127.0.0.1", port=port, backend="sim").start()
     remote = RemoteServer("127.0.0.1", port, heartbeat=0.5)
     server.stop()
@@ -285,7 +287,3 @@ def test_the_queue_of_a_pin_is_bounded(server, client):
     assert client.ping() < 5
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

@@ -3,6 +3,7 @@ memory before authentication. Each numbered case of the issue is a test."""
 import datetime
 import json
 import os
+from pathlib import Path
 import re
 import select
 import socket
@@ -24,7 +25,9 @@ from remoteio.protocol.ops import OPS
 from remoteio.server import Server, listener
 from remoteio.tls import generate_self_signed
 
-from conftest import ROOT, Raw, wait_until
+from remoteio.testing import RawClient, wait_until
+
+ROOT = Path(__file__).resolve().parent.parent
 
 TOKEN = "correct horse battery staple"
 
@@ -134,7 +137,7 @@ def secured():
 
 
 def test_a_nonce_must_be_hex_digits_not_spaces(secured):
-    conn = Raw(secured.address)
+    conn = RawClient(secured.address)
     offer = conn.call({"id": 1, "op": "hello"})["auth"]
     nonce = " " * 32
     reply = conn.call({"id": 2, "op": "auth", "nonce": nonce,
@@ -241,7 +244,7 @@ def test_a_connection_that_never_says_hello_is_closed(monkeypatch):
 
 def test_a_connection_without_a_heartbeat_that_goes_quiet_is_closed():
     with Server(host="127.0.0.1", port=0, backend="sim", heartbeat_timeout=1.0) as server:
-        conn = Raw(server.address)
+        conn = RawClient(server.address)
         conn.hello()
         assert conn.sock.recv(100) == b""
         conn.close()
@@ -387,7 +390,7 @@ def test_a_holders_address_is_shown_only_where_clients_are_trusted(show):
         with RemoteServer(*server.address) as holder:
             holder.pin(7).on()
             address = "%s:%d" % holder._link.sock.getsockname()[:2]
-            other = Raw(server.address)  # another program
+            other = RawClient(server.address)  # another program
             other.hello()
             refused = other.call({"id": 1, "op": "on", "pin": 7})["error"]
             owner = next(p["owner"] for p in other.call({"id": 2, "op": "info"})["pins"]

@@ -8,7 +8,7 @@ from gpiozero.exc import PinFixedPull, PinInvalidFunction, PinInvalidState, PinS
 from remoteio.server.backends.sim import SimBackend
 from remoteio.server.backends.simboard import SimBoard, SimHeader
 
-from conftest import wait_until
+from remoteio.testing import wait_until
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import time
 import psutil
 import pytest
 
-from conftest import Raw, ServerProcess, wait_until
+from remoteio.testing import RawClient, ServerProcess, wait_until
 
 LEASED = 7
 OTHERS = (11, 12, 13, 15, 16, 18, 22)
@@ -87,7 +87,7 @@ class Pinger(threading.Thread):
         for _ in range(100):  # connections
             sent = time.monotonic()
             try:
-                conn = Raw(self.address, timeout=1.0)
+                conn = RawClient(self.address, timeout=1.0)
                 conn.hello()
             except OSError:
                 self.latencies.append(1.0)
@@ -113,7 +113,7 @@ class Observer:
     its workers' pids (from ``info``) and a pin's history (``sim history``)."""
 
     def __init__(self, address):
-        self.conn = Raw(address, timeout=5.0)
+        self.conn = RawClient(address, timeout=5.0)
         self.conn.hello()
         self.lock = threading.Lock()
 
@@ -181,7 +181,7 @@ class Chaos(threading.Thread):
             mute.close()
 
 
-def write_timed(holder: Raw, write: dict):
+def write_timed(holder: RawClient, write: dict):
     sent = time.monotonic_ns()
     reply = holder.call(write)
     return sent, time.monotonic_ns(), reply
@@ -197,11 +197,11 @@ def test_random_abuse_never_delays_the_lease_or_a_ping_and_leaks_no_process(seed
     mode = rng.choice(("wait", "nowait"))
     lease_ms = rng.choice((500, 800, 1200))
     renewals = rng.randint(0, 3)
-    server = ServerProcess(tmp_path, "--mode", mode)
+    server = ServerProcess("--sim", "--mode", mode, workdir=tmp_path, start_timeout=20)
     try:
         observer = Observer(server.address)
         try:
-            holder = Raw(server.address, timeout=1.0)
+            holder = RawClient(server.address, timeout=1.0)
             holder.hello()
             assert holder.call({"id": "open", "op": "open", "pin": LEASED})["ok"]
             chaos, pinger = Chaos(server, observer, rng, before), Pinger(server.address)

@@ -10,7 +10,7 @@ from remoteio import RemoteServer
 from remoteio.errors import WorkerFailed
 from remoteio.server import Server
 
-from conftest import wait_until
+from remoteio.testing import wait_until
 
 
 def test_killed_worker_is_noticed_made_safe_and_replaced(server):
