@@ -10,6 +10,7 @@ import sys
 from dataclasses import fields as dataclass_fields
 from typing import Any, Dict
 
+from ..settings import LOG_LEVELS
 from . import output
 from .common import (EXIT_CONNECT, EXIT_OK, EXIT_REFUSED, EXIT_USAGE, UsageError,
                      add_connection_options, connect, examples, pin_arg, port_number, positive,
@@ -160,7 +161,7 @@ def add_parsers(verbs: "argparse._SubParsersAction") -> None:
     for entity, option in ENTITY_OPTIONS:
         pins.add_argument(f"--{option}", dest=entity, action="append", type=pin_arg,
                           metavar="PIN", help=f"bridge PIN as a {entity.replace('_', ' ')}")
-    mqtt.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    mqtt.add_argument("--log-level", default="info", choices=LOG_LEVELS)
     mqtt.set_defaults(run=_mqtt)
 
     discover = verbs.add_parser(

@@ -18,9 +18,10 @@ import sys
 import textwrap
 from typing import Any, Callable, Iterator, List, Optional
 
+from ..settings import DEFAULT_PORT
+
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_CONNECT = 0, 1, 2, 3
 DEFAULT_HOST = "localhost"
-DEFAULT_PORT = 8509
 
 
 class UsageError(Exception):

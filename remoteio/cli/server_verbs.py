@@ -6,6 +6,7 @@ import logging
 import os
 import sys
 
+from ..settings import BACKEND_NAMES, DEFAULT_PORT, DISCONNECT_POLICIES, LOG_LEVELS, MODES
 from .common import EXIT_CONNECT, EXIT_OK, EXIT_USAGE, examples
 
 
@@ -158,11 +159,11 @@ def add_parsers(verbs: "argparse._SubParsersAction") -> None:
                        help="a TOML configuration file (remoteio docs security); options given "
                             "here win")
     serve.add_argument("--host", help="address to listen on (default 0.0.0.0)")
-    serve.add_argument("--port", type=int, help="TCP port (default 8509; 0 picks one)")
-    serve.add_argument("--mode", choices=("wait", "nowait"),
+    serve.add_argument("--port", type=int, help=f"TCP port (default {DEFAULT_PORT}; 0 picks one)")
+    serve.add_argument("--mode", choices=MODES,
                        help="wait: tasks on a pin run in order; nowait: a new task cuts the "
                             "running one short (default wait)")
-    serve.add_argument("--backend", choices=("auto", "sim", "lgpio", "rpigpio"),
+    serve.add_argument("--backend", choices=BACKEND_NAMES,
                        help="what drives the pins (default auto: lgpio, RPi.GPIO, then sim)")
     serve.add_argument("--token-file", metavar="FILE",
                        help="require clients to prove they know the token in FILE "
@@ -175,14 +176,14 @@ def add_parsers(verbs: "argparse._SubParsersAction") -> None:
     serve.add_argument("--chip", type=int, default=None, help="gpiochip number (lgpio backend)")
     serve.add_argument("--revision", default=None,
                        help="Raspberry Pi board revision code in hex, for boards that do not say")
-    serve.add_argument("--on-disconnect", choices=("finish", "safe"),
+    serve.add_argument("--on-disconnect", choices=DISCONNECT_POLICIES,
                        help="when a client vanishes: finish its queued work, or make its pins "
                             "safe at once (default finish)")
     serve.add_argument("--no-advertise", action="store_true",
                        help="do not advertise this server on the LAN (mDNS, remoteio docs discovery); "
                             "a server on a loopback address never is")
     serve.add_argument("--log-level", default="info",
-                       choices=("debug", "info", "warning", "error"))
+                       choices=LOG_LEVELS)
     serve.set_defaults(run=_serve)
 
     demo = verbs.add_parser(
@@ -190,7 +191,7 @@ def add_parsers(verbs: "argparse._SubParsersAction") -> None:
         description="Start a server on the simulated board, connect a client, run a few "
                     "tasks and draw what the pins did.",
         epilog=examples("remoteio demo", "remoteio demo --mode nowait"))
-    demo.add_argument("--mode", choices=("wait", "nowait"), default="wait",
+    demo.add_argument("--mode", choices=MODES, default="wait",
                       help="the server's mode (default wait)")
     demo.set_defaults(run=_demo)
 

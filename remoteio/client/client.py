@@ -32,13 +32,13 @@ from ..pins import PinSpec, board_pin
 from ..protocol import auth
 from ..protocol.ops import PROTOCOL_VERSION
 from .remotepin import RemotePin
+from ..settings import DEFAULT_PORT
 from .simcontrol import SimControl
 from ..tls import connect as tls_connect
 from ..tokens import find_token
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PORT = 8509
 #: this Python process, as servers see it: a connection may take over pins an
 #: older connection of the same process holds, if it asks (take_over=True)
 SESSION = secrets.token_hex(8)

@@ -41,6 +41,7 @@ from gpiozero.pins.spi import SPISoftware
 from .client import RemoteServer
 from ..errors import LinkError, PinClosed, ServerError
 from ..pins import BCM_TO_BOARD
+from ..settings import DEFAULT_PORT
 
 #: a server error's detail -> the gpiozero exception to raise (a fixed table)
 _GPIOZERO_ERRORS = {cls.__name__: cls for cls in (
@@ -63,7 +64,7 @@ class RemoteIOFactory(PiFactory):
                  timeout: float = 5.0, **options: Any):
         super().__init__()
         self.server = RemoteServer(host or os.environ.get("REMOTEIO_HOST", "localhost"),
-                                   int(port or os.environ.get("REMOTEIO_PORT", 8509)),
+                                   int(port or os.environ.get("REMOTEIO_PORT", DEFAULT_PORT)),
                                    timeout=timeout, **options)
         self.pin_class = RemoteIOPin
         self._clock_offset_ns = self._estimate_clock_offset()

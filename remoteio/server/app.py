@@ -19,6 +19,7 @@ import time
 from typing import Any, Callable, Dict, Optional, Tuple
 
 from .._version import __version__
+from ..settings import DEFAULT_PORT, DISCONNECT_POLICIES, MODES
 from .config import PinRule, ServerConfig
 from ..pins import board_pin
 from ..protocol.auth import Authenticator, channel_binding
@@ -39,10 +40,6 @@ from .transport import certificate_der, server_context
 from .zygote import Zygote
 
 log = logging.getLogger("remoteio.server")
-
-DEFAULT_PORT = 8509
-MODES = ("wait", "nowait")
-DISCONNECT_POLICIES = ("finish", "safe")
 
 
 class Server:

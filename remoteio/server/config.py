@@ -37,10 +37,10 @@ except ImportError:  # Python < 3.11
     import tomli as tomllib  # type: ignore[no-redef]
 
 from ..pins import board_pin
+from ..settings import BACKEND_NAMES, DEFAULT_PORT, DISCONNECT_POLICIES, MODES
 from ..tokens import check_token
 
 ACCESS = ("none", "read", "write")
-POLICIES = ("finish", "safe")
 
 
 class ConfigError(ValueError):
@@ -60,7 +60,7 @@ class PinRule:
 @dataclass
 class ServerConfig:
     host: str = "0.0.0.0"
-    port: int = 8509
+    port: int = DEFAULT_PORT
     mode: str = "wait"
     backend: str = "auto"
     chip: Optional[int] = None
@@ -96,8 +96,8 @@ _SERVER_KEYS = {
 }
 _PIN_KEYS = {"access": str, "max_hold_ms": (int, float), "lease_only": bool,
              "safe_value": int, "on_disconnect": str}
-_CHOICES = {"mode": ("wait", "nowait"), "backend": ("auto", "sim", "lgpio", "rpigpio"),
-            "on_disconnect": POLICIES, "access": ACCESS, "default_access": ACCESS}
+_CHOICES = {"mode": MODES, "backend": BACKEND_NAMES,
+            "on_disconnect": DISCONNECT_POLICIES, "access": ACCESS, "default_access": ACCESS}
 
 
 def load_config(path: str) -> ServerConfig:

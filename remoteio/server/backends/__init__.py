@@ -37,13 +37,12 @@ from typing import Any, Dict, Optional
 
 from gpiozero.pins.pi import PiBoardInfo
 
+from ...settings import BACKEND_NAMES
+
 log = logging.getLogger(__name__)
 
 #: the board a simulated server pretends to be: a Raspberry Pi 5 Model B 8GB
 SIM_REVISION = 0xD04170
-
-BACKEND_NAMES = ("auto", "sim", "lgpio", "rpigpio")
-
 
 class BackendUnavailable(RuntimeError):
     """The requested backend cannot run on this machine."""
