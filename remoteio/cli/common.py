@@ -19,13 +19,10 @@ import textwrap
 from typing import Any, Callable, Iterator, List, Optional
 
 from ..settings import DEFAULT_PORT
+from ..errors import UsageError  # noqa: F401 (defined in errors.py)
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_CONNECT = 0, 1, 2, 3
 DEFAULT_HOST = "localhost"
-
-
-class UsageError(Exception):
-    """Something the user typed (or set in the environment) is wrong: exit 2."""
 
 
 class ArgParser(argparse.ArgumentParser):

@@ -29,25 +29,23 @@ import os
 import time
 from typing import Any, Callable, Dict, Optional
 
+from gpiozero import exc as gpiozero_exc
 from gpiozero.exc import (
-    GPIOPinInUse, PinEdgeDetectUnsupported, PinFixedPull, PinInvalidBounce, PinInvalidEdges,
-    PinInvalidFunction, PinInvalidPull, PinInvalidState, PinPWMFixedValue, PinPWMUnsupported,
-    PinSetInput,
+    GPIOPinInUse, PinFixedPull, PinInvalidBounce, PinInvalidEdges, PinInvalidFunction,
+    PinInvalidPull, PinInvalidState, PinPWMFixedValue, PinPWMUnsupported, PinSetInput,
 )
 from gpiozero.mixins import SharedMixin
 from gpiozero.pins.pi import PiFactory, PiPin
 from gpiozero.pins.spi import SPISoftware
 
 from .client import RemoteServer
-from ..errors import LinkError, PinClosed, ServerError
+from ..errors import GPIOZERO_DETAILS, LinkError, PinClosed, ServerError
 from ..pins import BCM_TO_BOARD
 from ..settings import DEFAULT_PORT
 
 #: a server error's detail -> the gpiozero exception to raise (a fixed table)
-_GPIOZERO_ERRORS = {cls.__name__: cls for cls in (
-    PinFixedPull, PinInvalidPull, PinInvalidBounce, PinInvalidEdges, PinInvalidState,
-    PinInvalidFunction, PinSetInput, PinPWMUnsupported, PinPWMFixedValue,
-    PinEdgeDetectUnsupported, GPIOPinInUse)}
+#: (the names are remoteio's constant list, never a name from the wire)
+_GPIOZERO_ERRORS = {name: getattr(gpiozero_exc, name) for name in GPIOZERO_DETAILS}
 _BY_CODE = {"wrong_mode": PinSetInput, "pin_busy": GPIOPinInUse,
             "not_supported": PinPWMUnsupported}
 

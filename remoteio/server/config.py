@@ -39,12 +39,9 @@ except ImportError:  # Python < 3.11
 from ..pins import board_pin
 from ..settings import BACKEND_NAMES, DEFAULT_PORT, DISCONNECT_POLICIES, MODES
 from ..tokens import check_token
+from ..errors import ConfigError  # noqa: F401 (defined in errors.py)
 
 ACCESS = ("none", "read", "write")
-
-
-class ConfigError(ValueError):
-    """A mistake in a configuration file (the message says where)."""
 
 
 @dataclass(frozen=True)

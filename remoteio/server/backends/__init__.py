@@ -38,15 +38,12 @@ from typing import Any, Dict, Optional
 from gpiozero.pins.pi import PiBoardInfo
 
 from ...settings import BACKEND_NAMES
+from ...errors import BackendUnavailable  # noqa: F401 (defined in errors.py)
 
 log = logging.getLogger(__name__)
 
 #: the board a simulated server pretends to be: a Raspberry Pi 5 Model B 8GB
 SIM_REVISION = 0xD04170
-
-class BackendUnavailable(RuntimeError):
-    """The requested backend cannot run on this machine."""
-
 
 class Backend:
     """Base of the backends (see the module docstring for the contract)."""
