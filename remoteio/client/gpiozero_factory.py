@@ -135,7 +135,7 @@ class RemoteIOPin(PiPin):
 
     def _call(self, op: str, **fields: Any) -> Dict[str, Any]:
         server = self.factory.server
-        if server._closed and op != "read":
+        if server.closed and op != "read":
             return {}  # cleaning up after the factory closed (gpiozero's __del__, atexit)
         try:
             try:

@@ -35,7 +35,7 @@ import socket
 import ssl
 import time
 from collections import deque
-from typing import Any, Callable, Dict, Iterable, List, Optional, Set
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Set
 
 from ..errors import AuthFailed, FrameTooLarge, ServerBusy, ServerError
 from ..protocol import writing
@@ -47,6 +47,9 @@ from ..protocol.session import Session
 from . import memory
 from .connection import Connection, format_peer, peer_ip
 from .transport import WOULD_BLOCK, Transport, tune
+
+if TYPE_CHECKING:  # the router is handed in at serve(): it writes to us
+    from .router import Router
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +86,7 @@ class Listener:
                  heartbeat_timeout: float = 0.0,
                  on_housekeeping: Optional[Callable[[float], None]] = None):
         self.sock = sock
-        self.router: Any = None  # the Router (serve() sets it: it needs us as its outlet)
+        self.router: Optional["Router"] = None  # serve() sets it: it needs us as its outlet
         self.new_session = new_session
         self.max_frame = max_frame
         self.max_connections = max_connections
@@ -151,7 +154,7 @@ class Listener:
         return conn_id in self.connections
 
     # ---- the loop ------------------------------------------------------------------
-    def serve(self, router: Any) -> None:
+    def serve(self, router: "Router") -> None:
         """Run the loop (on this thread) with *router*, until stopped."""
         self.router = router
         self.sock.setblocking(False)

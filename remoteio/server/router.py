@@ -39,6 +39,7 @@ from ..protocol import writing
 from ..protocol.ops import BATCH, SERVER
 from ..protocol.reading import Request
 from .admin import sim_operation
+from .backends import Backend
 from .gather import Gather, GatherPart
 from .info import InfoService
 from .messages import Event, Gone, MakeSafe, PartReply, Pong, Reply, Settings, Task, ToWorker
@@ -46,6 +47,7 @@ from .ownership import Ownership
 from .pool import WorkerEnded, WorkerHandle, WorkerPool
 from .rules import Rules
 from .spawn import pin_settings
+from .status import StatusTable
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +75,7 @@ class Inflight(NamedTuple):
 
 
 class Router:
-    def __init__(self, *, backend: Any, mode: str, status: Any, rules: Rules, pool: WorkerPool,
+    def __init__(self, *, backend: Backend, mode: str, status: StatusTable, rules: Rules, pool: WorkerPool,
                  outlet: Outlet, selector: selectors.BaseSelector, version: str, started: float,
                  disconnect_policy: str = "finish", show_peers: bool = True):
         self.backend = backend
