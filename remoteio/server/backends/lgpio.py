@@ -18,9 +18,7 @@ import importlib.util
 import os
 import shutil
 import tempfile
-from typing import Any, Optional
-
-from gpiozero.exc import PinUnknownPi
+from typing import Any, Dict, Optional
 
 from . import Backend, BackendUnavailable
 
@@ -45,15 +43,6 @@ class LGPIOBackend(Backend):
         self.chip = chip
         self._workdir: Optional[str] = None
 
-    def detect_revision(self) -> int:
-        from gpiozero.pins.local import get_pi_revision
-        try:
-            return get_pi_revision()
-        except (PinUnknownPi, OSError):
-            raise BackendUnavailable(
-                "not a Raspberry Pi (no revision in /proc/device-tree or "
-                "/proc/cpuinfo); give the board revision explicitly") from None
-
     def prepare_worker(self, board: int) -> None:
         self._workdir = tempfile.mkdtemp(prefix=f"remoteio-lgpio-pin{board}-")
         os.environ["LG_WD"] = self._workdir
@@ -63,18 +52,9 @@ class LGPIOBackend(Backend):
         if self._workdir:
             shutil.rmtree(self._workdir, ignore_errors=True)
 
-    def make_factory(self) -> Any:
+    def factory_class(self) -> type:
         from gpiozero.pins.lgpio import LGPIOFactory
+        return LGPIOFactory
 
-        revision = self.revision
-
-        class Factory(LGPIOFactory):
-            def _get_revision(self) -> int:
-                return revision if revision is not None else super()._get_revision()
-
-        info = self._pi_board_info  # built before the fork: shared, not rebuilt per worker
-
-        factory = Factory(chip=self.chip)
-        if info is not None:
-            factory._info = info
-        return factory
+    def factory_options(self) -> Dict[str, Any]:
+        return {"chip": self.chip}
