@@ -22,6 +22,7 @@ from remoteio.errors import AuthFailed, ConnectFailed
 from remoteio.protocol import auth
 from remoteio.protocol.auth import Penalties
 from remoteio.protocol.ops import OPS
+from remoteio.protocol import server_connection
 from remoteio.server import Server, listener
 from remoteio.tls import generate_self_signed
 
@@ -230,7 +231,7 @@ def test_a_peer_that_has_proved_nothing_gets_a_few_refusals_then_is_closed(secur
         received += chunk
     else:
         raise AssertionError("the server kept the connection")
-    assert received.count(b"\n") <= listener.PRE_READY_REFUSALS and len(received) < 2000
+    assert received.count(b"\n") <= server_connection.PRE_READY_REFUSALS and len(received) < 2000
     sock.close()
 
 
