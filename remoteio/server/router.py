@@ -40,7 +40,7 @@ from ..protocol.ops import BATCH, SERVER
 from ..protocol.reading import Request
 from .admin import sim_operation
 from .backends import Backend
-from .gather import Gather, GatherPart
+from .gather import Gather, GatherPart, PartError
 from .info import InfoService
 from .messages import Event, Gone, MakeSafe, PartReply, Pong, Reply, Settings, Task, ToWorker
 from .ownership import Ownership
@@ -280,7 +280,7 @@ class Router:
             elif kind is Pong:
                 self.pool.pong(handle)
 
-    def _part_done(self, part: GatherPart, error: Any, value: Any = None) -> None:
+    def _part_done(self, part: GatherPart, error: PartError, value: Any = None) -> None:
         frame = part.gather.add(part.board, error, value)
         if frame is not None:
             self.outlet.reply(part.gather.conn, frame)
