@@ -216,6 +216,11 @@ class RemoteServer:
         thread calls it after a loss; raises if the server cannot be reached)."""
         self._reconnect()
 
+    @property
+    def reconnect_attempts(self) -> int:
+        """Failed reconnection attempts in a row (0 while connected)."""
+        return self._keeper.attempts if self._keeper is not None else 0
+
     def live_link(self) -> Link:
         """The connection, waiting up to the call timeout for a reconnect
         (``wait_for_reconnect``); raises ConnectionLost otherwise."""
