@@ -77,7 +77,7 @@ def test_a_later_lease_replaces_the_earlier_one_and_never_flips_the_pin(server):
         pin = remote.pin(7)
         pin.on(lease_ms=300, revert="previous")
         pin.off(lease_ms=450, revert="previous")
-        time.sleep(0.7)                               # both leases' deadlines pass
+        assert wait_until(lambda: pin.state()["lease"] is None, timeout=5)  # the last one ran out
         assert server.sim.value(7) == 0.0
         assert levels(server.sim.history(7)) == [1.0, 0.0]
 
@@ -88,8 +88,10 @@ def test_a_write_without_a_lease_cancels_it(server):
         pin.on(lease_ms=200)
         pin.on()
         assert pin.state()["lease"] is None
-        time.sleep(0.4)
-        assert server.sim.value(7) == 1.0
+        pin.on(time_ms=400)                           # queued: ends 400 ms on, after the lease's 200
+        pin.sync(timeout=5)
+        (_, width), = pulses(server.sim.history(7))
+        assert width >= 350                           # the lease did not revert the pin at 200 ms
 
 
 def test_a_timed_on_then_an_early_timed_off_ends_off(any_server):
@@ -110,7 +112,7 @@ def test_a_lease_running_out_preempts_queued_work(server):
         assert wait_until(lambda: server.sim.value(7) == 0.0, timeout=3)
         state = pin.state()
         assert state["queue"] == 0 and state["task"] is None
-        time.sleep(0.1)
+        pin.sync(timeout=5)                           # through the worker: nothing left to start
         assert levels(server.sim.history(7)) == [1.0, 0.0]   # the blink never ran
 
 
