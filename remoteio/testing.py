@@ -21,6 +21,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -167,6 +168,31 @@ class RawClient:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+class MuteClient:
+    """A client that sends hello and *payload* from a thread, and never reads
+    (a slow or stuck reader, as the server's output bounds see it)."""
+
+    def __init__(self, address: Tuple[str, int], payload: bytes, timeout: float = 20.0):
+        self.sock = socket.create_connection(address, timeout=timeout)
+        self.thread = threading.Thread(target=self._send, daemon=True,
+                                       args=(frame(0, "hello") + payload,))
+        self.thread.start()
+
+    def _send(self, data: bytes) -> None:
+        try:
+            self.sock.sendall(data)
+        except OSError:
+            pass  # closed by the server (its output cap) or by close()
+
+    def close(self) -> None:
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes a blocked sendall
+        except OSError:
+            pass
+        self.sock.close()
+        self.thread.join(5)
 
 
 # ---- a server in its own process -------------------------------------------------------------

@@ -15,7 +15,7 @@ import time
 import psutil
 import pytest
 
-from remoteio.testing import RawClient, ServerProcess, wait_until
+from remoteio.testing import MuteClient, RawClient, ServerProcess, wait_until
 
 LEASED = 7
 OTHERS = (11, 12, 13, 15, 16, 18, 22)
@@ -49,30 +49,6 @@ def random_frames(rng: random.Random, count: int) -> bytes:
             frame["pin"] = pin
         out.append(json.dumps({"id": n, **frame}))
     return ("\n".join(out) + "\n").encode()
-
-
-class Mute:
-    """A client that sends hello and one write, and never reads."""
-
-    def __init__(self, address, payload: bytes):
-        self.sock = socket.create_connection(address, timeout=10.0)
-        self.thread = threading.Thread(target=self._send, daemon=True,
-                                       args=(b'{"id":0,"op":"hello"}\n' + payload,))
-        self.thread.start()
-
-    def _send(self, data: bytes) -> None:
-        try:
-            self.sock.sendall(data)
-        except OSError:
-            pass  # closed by the server (its output cap) or by close()
-
-    def close(self) -> None:
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)  # wakes a blocked sendall
-        except OSError:
-            pass
-        self.sock.close()
-        self.thread.join(5)
 
 
 class Pinger(threading.Thread):
@@ -154,10 +130,10 @@ class Chaos(threading.Thread):
                 self.errors.append(f"{action}: {exc!r}")
 
     def mute(self, payload: bytes) -> None:
-        self.mutes.append(Mute(self.server.address, payload))
+        self.mutes.append(MuteClient(self.server.address, payload))
 
     def burst(self, payload: bytes) -> None:
-        mute = Mute(self.server.address, payload[:payload.rfind(b"\n", 0, 200_000) + 1])
+        mute = MuteClient(self.server.address, payload[:payload.rfind(b"\n", 0, 200_000) + 1])
         mute.thread.join(2)
         mute.close()  # a disconnect right after the burst
 
