@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -211,6 +212,8 @@ class ServerProcess:
         env = dict(os.environ if env is None else env, PYTHONUNBUFFERED="1")
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PACKAGE_ROOT), env.get("PYTHONPATH")]))
         self.known_children: set = set()
+        level = args[args.index("--log-level") + 1] if "--log-level" in args[:-1] else "info"
+        self._quiet = level in ("warning", "error")
         started = time.monotonic()
         with open(self.log_path, "wb") as log:
             # cwd: by default the work folder, where lgpio leaves its .lgd-nfy* FIFOs
@@ -225,10 +228,16 @@ class ServerProcess:
         self.start_s = round(time.monotonic() - started, 3)
 
     def _port_or_exit(self) -> Any:
-        """The port the server listens on; True if it died; None while starting."""
+        """The port, once the server says it serves (its log's "serving on ...
+        port N", written when it is ready); True if it died; None while starting.
+        A server told to log only warnings says nothing: then the port is the
+        one it listens on (it may still be finishing its start)."""
         import psutil
         if self.proc.poll() is not None:
             return True
+        if not self._quiet:
+            found = re.search(rb"serving on \S+ port (\d+)", self.log_path.read_bytes())
+            return int(found.group(1)) if found else None
         try:
             for conn in psutil.Process(self.proc.pid).net_connections(kind="tcp"):
                 if conn.status == psutil.CONN_LISTEN and conn.laddr.ip == "127.0.0.1":
