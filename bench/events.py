@@ -32,7 +32,7 @@ def _raw(server: ServerProcess, edges: int) -> Dict[str, Any]:
     watcher.sock.settimeout(2.0)
     with no_gc():
         for n in range(edges + 20):
-            driver.call(drives[n & 1])
+            driver.call_line(drives[n & 1])
             try:
                 line = watcher.read_line()
             except OSError:
@@ -67,7 +67,7 @@ def _library(server: ServerProcess, edges: int) -> Dict[str, Any]:
         with no_gc():
             for n in range(edges + 20):
                 got.clear()
-                driver.call(drives[n & 1])
+                driver.call_line(drives[n & 1])
                 if not got.wait(2.0):
                     missing += 1
                     continue

@@ -68,10 +68,10 @@ class Floor:
         self.proc.start()
         address = listener.getsockname()
         listener.close()
-        self.client = RawClient(address)
+        self.client = RawClient(address, timeout=10.0, keep_events=False)
 
     def measure(self, count: int) -> Dict[str, Any]:
-        return percentiles(round_trips(lambda n: self.client.call(PING), count))
+        return percentiles(round_trips(lambda n: self.client.call_line(PING), count))
 
     def close(self) -> None:
         self.client.close()

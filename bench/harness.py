@@ -7,14 +7,8 @@ the client. Every loop here is bounded in count and in time.
 from __future__ import annotations
 
 import gc
-import json
 import math
-import os
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
+import shutil
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,7 +16,12 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 
 import psutil
 
+from remoteio import testing
 from remoteio.pins import ALL_BOARD_PINS
+from remoteio.testing import RawClient, frame
+
+__all__ = ["RawClient", "frame", "hello", "ServerProcess", "percentiles", "rank", "row", "no_gc",
+           "round_trips", "ROOT", "PINS_26", "FAST_BLINK", "OK"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -77,72 +76,9 @@ def no_gc() -> Iterator[None]:
             gc.enable()
 
 
-# ---- the thinnest client --------------------------------------------------------------
-class RawClient:
-    """One socket, one frame out, one reply in (no reader thread, no JSON on
-    the timed path)."""
-
-    def __init__(self, address: Tuple[str, int], timeout: float = 10.0):
-        self.sock = socket.create_connection(address, timeout=timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.buffer = b""
-        self._ids = 1000
-
-    def call(self, frame: bytes) -> bytes:
-        self.sock.sendall(frame)
-        return self.read_line()
-
-    def read_line(self) -> bytes:
-        while b"\n" not in self.buffer:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("server closed the connection")
-            self.buffer += chunk
-        line, self.buffer = self.buffer.split(b"\n", 1)
-        return line
-
-    def read_reply(self) -> bytes:
-        """The next line that is a reply (events are skipped)."""
-        while True:
-            line = self.read_line()
-            if not line.startswith(b'{"event"'):
-                return line
-
-    def request(self, op: str, **fields: Any) -> Dict[str, Any]:
-        """One request; its reply as a dict (raises if refused)."""
-        self._ids += 1
-        self.sock.sendall(frame(self._ids, op, **fields))
-        reply = json.loads(self.read_reply())
-        if not reply.get("ok") or reply.get("id") != self._ids:
-            raise RuntimeError(f"{op} {fields} refused: {reply}")
-        return reply
-
-    def pipeline(self, requests: Sequence[Tuple[str, Dict[str, Any]]]) -> List[Dict[str, Any]]:
-        """Several requests in one write; all replies (any order), each checked."""
-        first = self._ids + 1
-        self._ids += len(requests)
-        self.sock.sendall(b"".join(frame(first + n, op, **f) for n, (op, f) in enumerate(requests)))
-        replies = [json.loads(self.read_reply()) for _ in requests]
-        bad = [r for r in replies if not r.get("ok")]
-        if bad:
-            raise RuntimeError(f"refused: {bad[:3]}")
-        return replies
-
-    def history(self, pin: int, since_ns: int = 0) -> List[Tuple[int, float]]:
-        """The simulated board's record of the pin's output changes."""
-        return [tuple(e) for e in self.request("sim", action="history", pin=pin,
-                                               since_ns=since_ns)["history"]]
-
-    def close(self) -> None:
-        self.sock.close()
-
-
-def frame(request_id: int, op: str, **fields: Any) -> bytes:
-    return (json.dumps({"id": request_id, "op": op, **fields}, separators=(",", ":")) + "\n").encode()
-
-
+# ---- the thinnest client: remoteio.testing.RawClient -------------------------------------
 def hello(address: Tuple[str, int]) -> RawClient:
-    client = RawClient(address)
+    client = RawClient(address, timeout=10.0, keep_events=False)
     client.request("hello", client="bench")
     return client
 
@@ -162,36 +98,12 @@ def round_trips(call: Callable[[int], Any], count: int, warmup: int = 200,
 
 
 # ---- the server -------------------------------------------------------------------------
-class ServerProcess:
-    """``python -m remoteio serve --sim`` in its own process (its own GIL)."""
+class ServerProcess(testing.ServerProcess):
+    """``python -m remoteio serve --sim`` in its own process (its own GIL),
+    with what the resource rows measure of it."""
 
     def __init__(self, *args: str):
-        self.log = tempfile.NamedTemporaryFile(prefix="remoteio-bench-", suffix=".log", delete=False)
-        started = time.monotonic()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "remoteio", "serve", "--sim", "--host", "127.0.0.1", "--port", "0",
-             "--log-level", "warning", *args],
-            stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT,
-            env=dict(os.environ, PYTHONUNBUFFERED="1"))
-        self.port = self._port()
-        self.address = ("127.0.0.1", self.port)
-        self.start_s = round(time.monotonic() - started, 3)
-
-    def _port(self) -> int:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            for conn in psutil.Process(self.proc.pid).net_connections(kind="tcp"):
-                if conn.status == psutil.CONN_LISTEN:
-                    return conn.laddr.port
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.01)
-        self.stop()
-        raise RuntimeError(f"server did not start: {Path(self.log.name).read_text()}")
-
-    def processes(self) -> List[psutil.Process]:
-        main = psutil.Process(self.proc.pid)
-        return [main] + main.children(recursive=True)
+        super().__init__("--sim", "--log-level", "warning", *args, cwd=ROOT)
 
     def cpu_seconds(self) -> float:
         total = 0.0
@@ -215,27 +127,11 @@ class ServerProcess:
         return round(total / 2**20, 1), count
 
     def log_tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(Path(self.log.name).read_text().splitlines()[-lines:])
-        except OSError:
-            return ""
+        return self.tail(lines)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.log.close()
-        try:
-            os.unlink(self.log.name)
-        except OSError:
-            pass
-
-    def __enter__(self) -> "ServerProcess":
-        return self
+        self.kill()
+        shutil.rmtree(self.workdir, ignore_errors=True)
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()

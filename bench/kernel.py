@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
 from .floors import Floor
-from .harness import PINS_26, ROOT, OK, RawClient, frame, hello, percentiles, round_trips, row
+from .harness import OK, PINS_26, ROOT, frame, hello, percentiles, round_trips, row
 from .plan import Plan
 
 GPIOS_26 = list(range(2, 28))            # BCM lines 2..27: PINS_26 on the header
@@ -156,8 +156,8 @@ def _remoteio(backend: str, chip, plan: Plan, counts: Dict[str, int]) -> Dict[st
         one = [frame(1, "off", pin=pin), frame(2, "on", pin=pin)]
         many = [frame(n, "off" if (n // 26) % 2 == 0 else "on", pin=PINS_26[n % 26])
                 for n in range(52)]
-        raw1 = _writes(lambda n: client.call(one[n & 1]), counts["raw"])
-        raw26 = _writes(lambda n: client.call(many[n % 52]), counts["raw"])
+        raw1 = _writes(lambda n: client.call_line(one[n & 1]), counts["raw"])
+        raw26 = _writes(lambda n: client.call_line(many[n % 52]), counts["raw"])
         client.close()
         remote = RemoteServer("127.0.0.1", port, timeout=20)
         led = remote.pin(pin)

@@ -104,7 +104,7 @@ def acked_writes(plan: Plan, floor_p50: float) -> List[Dict[str, Any]]:
                 if busy:
                     client.pipeline([("blink", dict(pin=p, **FAST_BLINK)) for p in others])
                     time.sleep(0.05)
-                got, check = timed_writes(lambda n: OK in client.call(frames[n & 1]),
+                got, check = timed_writes(lambda n: OK in client.call_line(frames[n & 1]),
                                           lambda since: client.history(pin, since),
                                           chunk, warmup=200 if round_ == 0 else 20)
                 if busy:
@@ -215,7 +215,7 @@ def batch_skew(plan: Plan, floor_p50: float) -> List[Dict[str, Any]]:
         frames = [frame(n + 1, "write", pins={str(p): level for p in pins}) for n, level in
                   enumerate((1, 0))]
         client.request("write", pins={str(p): 0 for p in pins})  # opens all 8 (router thread)
-        call = lambda n: client.call(frames[n & 1])  # noqa: E731
+        call = lambda n: client.call_line(frames[n & 1])  # noqa: E731
         round_trips(call, 20, warmup=0)  # even: the pins end off
         since = time.monotonic_ns()
         samples = round_trips(call, count, warmup=0)

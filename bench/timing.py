@@ -18,25 +18,15 @@ from __future__ import annotations
 import multiprocessing
 import select
 import time
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Sequence
+
+from remoteio.testing import high_periods
 
 from .harness import FAST_BLINK, PINS_26, ServerProcess, hello, percentiles, rank, row
 from .plan import Plan
 
 LENGTH_MS = 100.0
 TOLERANCE_US = 500.0
-
-
-def _pulses(changes: Sequence[Tuple[int, float]]) -> List[Tuple[int, int]]:
-    """(rise, fall) pairs from a pin's history."""
-    pulses, rise = [], None
-    for t_ns, value in changes:
-        if value >= 0.5 and rise is None:
-            rise = t_ns
-        elif value < 0.5 and rise is not None:
-            pulses.append((rise, t_ns))
-            rise = None
-    return pulses
 
 
 def _errors(lengths_ns: Sequence[int], nominal_ms: float) -> Dict[str, Any]:
@@ -95,11 +85,11 @@ def _scenario(client, reps: int, busy: bool) -> Dict[str, Dict[str, Any]]:
     if floor.is_alive():
         floor.kill()
         floor.join(5)
-    pulses = _pulses(client.history(timed, since))
+    pulses = high_periods(client.history(timed, since))
     blinks = client.history(blinker, since)
     rises = [t for t, v in blinks if v >= 0.5]
     periods = [b - a for a, b in zip(rises, rises[1:])][:reps]
-    on_phases = [f - r for r, f in _pulses(blinks)][:reps]
+    on_phases = [f - r for r, f in high_periods(blinks)][:reps]
     return {"on": _errors([f - r for r, f in pulses], LENGTH_MS),
             "period": _errors(periods, LENGTH_MS), "on_phase": _errors(on_phases, LENGTH_MS / 2),
             "floor": _errors([LENGTH_MS * 1e6 + n for n in lateness], LENGTH_MS),

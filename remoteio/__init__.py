@@ -17,12 +17,12 @@ Anywhere else::
 """
 from . import errors
 from ._version import __version__
-from .client import RemoteServer
+from .client import PinEvent, RemotePin, RemoteServer
 from .errors import RemoteIOError
-from .remotepin import PinEvent, RemotePin
+from .settings import DEFAULT_PORT
 
 
-def run_server(port: int = 8509, mode: str = "wait", host: str = "0.0.0.0",
+def run_server(port: int = DEFAULT_PORT, mode: str = "wait", host: str = "0.0.0.0",
                backend: str = "auto", **options) -> None:
     """Serve the pins of this machine until SIGTERM/Ctrl-C (see remoteio.server)."""
     from .server import run_server as _run_server

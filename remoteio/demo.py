@@ -10,10 +10,11 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from typing import List, Sequence, TextIO, Tuple
+from typing import Sequence, TextIO, Tuple
 
-from .client import RemoteServer
+from .client.client import RemoteServer
 from .server import Server
+from .testing import pulses
 
 _BARS_UNICODE = " ▁▂▃▄▅▆▇█"
 _BARS_ASCII = " ..-=+*##"
@@ -35,17 +36,6 @@ def waveform(history: Sequence[Tuple[int, float]], start_ns: int, end_ns: int,
                 break
         out.append(bars[min(len(bars) - 1, int(round(value * (len(bars) - 1))))] if value else "_")
     return "".join(out)
-
-
-def _pulse_widths(history: Sequence[Tuple[int, float]]) -> List[float]:
-    widths, rose = [], None
-    for t, v in history:
-        if v >= 0.5 and rose is None:
-            rose = t
-        elif v < 0.5 and rose is not None:
-            widths.append((t - rose) / 1e6)
-            rose = None
-    return widths
 
 
 def run_demo(out: TextIO = sys.stdout, *, mode: str = "wait") -> int:
@@ -71,13 +61,13 @@ def run_demo(out: TextIO = sys.stdout, *, mode: str = "wait") -> int:
             led = remote.pin(7, "b")
             t0 = time.monotonic_ns()
             led.on(time_ms=300, wait=True)
-            widths = _pulse_widths(sim.history(7, t0))
+            widths = [width for _, width in pulses(sim.history(7, t0))]
             show(7, t0, t0 + 400_000_000, f"on for {widths[0]:.2f} ms" if widths else "")
 
             say("\n2. led.blink(time_ms=800, on_time=0.1, off_time=0.1, wait=True)")
             t0 = time.monotonic_ns()
             led.blink(time_ms=800, on_time=0.1, off_time=0.1, wait=True)
-            widths = _pulse_widths(sim.history(7, t0))
+            widths = [width for _, width in pulses(sim.history(7, t0))]
             show(7, t0, t0 + 900_000_000,
                  f"{len(widths)} blinks of {sum(widths) / max(1, len(widths)):.2f} ms")
 

@@ -136,12 +136,6 @@ class ShuttingDown(ServerError):
     code = "shutting_down"
 
 
-class RemoteTimeout(ServerError):
-    """A wait on the server ran out of time."""
-
-    code = "timeout"
-
-
 # --- failures of the link itself (raised by the client) -------------------
 
 class LinkError(RemoteIOError, ConnectionError):
@@ -174,11 +168,68 @@ class ProtocolViolation(LinkError):
     code = "protocol_violation"
 
 
+class TLSVerifyFailed(ConnectFailed):
+    """The server's certificate is not the one we trust."""
+
+    code = "tls_verify_failed"
+
+
+# --- failures that never go on the wire (the server, the CLI and the bridge handle them) ---
+
+class Rejected(Exception):
+    """A frame that cannot be carried out, and the error to answer it with."""
+
+    def __init__(self, error: ServerError, id_json: str = "null"):
+        super().__init__(error.message)
+        self.error = error
+        self.id_json = id_json
+
+
+class ConfigError(ValueError):
+    """A mistake in a configuration file (the message says where)."""
+
+
+class BackendUnavailable(RuntimeError):
+    """The requested backend cannot run on this machine."""
+
+
+class WorkerEnded(Exception):
+    """The worker's reply pipe reached its end: the process is gone."""
+
+
+class ZygoteGone(OSError):
+    """The zygote is not there (it died, or was never started)."""
+
+
+class ChannelClosed(EOFError):
+    """The other end is gone."""
+
+
+class BadPayload(ValueError):
+    """A message the bridge ignores (logged): why, in words."""
+
+
+class UsageError(Exception):
+    """Something the user typed (or set in the environment) is wrong: exit 2."""
+
+
+class PinListError(ValueError):
+    """A pin list that does not read (the message says why)."""
+
+
+#: the gpiozero exceptions whose names travel in a server error's ``detail``
+#: (the server sets it, the gpiozero pin factory raises the same class)
+GPIOZERO_DETAILS = (
+    "PinFixedPull", "PinInvalidPull", "PinInvalidBounce", "PinInvalidEdges", "PinInvalidState",
+    "PinInvalidFunction", "PinSetInput", "PinPWMUnsupported", "PinPWMFixedValue",
+    "PinEdgeDetectUnsupported", "GPIOPinInUse",
+)
+
 _SERVER_ERRORS = (
     BadFrame, FrameTooLarge, UnknownOp, BadArgument, BadPin, PinBusy,
     PinClosed, WrongMode, WorkerFailed, ServerBusy, HelloRequired,
     AuthRequired, AuthFailed, Forbidden, NotSupported, ShuttingDown,
-    RemoteTimeout, ServerError,
+    ServerError,
 )
 
 #: wire code -> exception class

@@ -27,17 +27,11 @@ import time
 from pathlib import Path
 from typing import Iterable, Optional
 
-from .errors import ConnectFailed
+from .errors import TLSVerifyFailed
 
 log = logging.getLogger(__name__)
 
 KNOWN_HOSTS = "~/.config/remoteio/known_hosts"
-
-
-class TLSVerifyFailed(ConnectFailed):
-    """The server's certificate is not the one we trust."""
-
-    code = "tls_verify_failed"
 
 
 def normalize_fingerprint(text: str) -> str:

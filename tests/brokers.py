@@ -20,6 +20,8 @@ from typing import Any, Callable, List, Optional, Tuple
 
 import pytest
 
+from remoteio.testing import free_port
+
 MOSQUITTO = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto")
                                           else None)
 MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd")
@@ -28,12 +30,6 @@ USER, PASSWORD = "remoteio", "a broker password"
 needs_mosquitto = pytest.mark.skipif(
     MOSQUITTO is None or MOSQUITTO_PASSWD is None,
     reason="the mosquitto broker is not installed (apt-get install mosquitto; .ci/run does)")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Mosquitto:

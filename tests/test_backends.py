@@ -6,9 +6,9 @@ import threading
 import pytest
 
 from remoteio.server.backends import BackendUnavailable, select_backend
-from remoteio.server.backends.gpiod import _SoftPWM
+from remoteio.server.backends.gpiod import SoftPWM
 
-from conftest import wait_until
+from remoteio.testing import wait_until
 
 HAS_GPIOD = importlib.util.find_spec("gpiod") is not None
 
@@ -39,7 +39,7 @@ def test_software_pwm_toggles_at_its_duty_and_its_thread_ends_when_stopped():
         with lock:
             levels.append(level)
 
-    pwm = _SoftPWM(drive, frequency=200.0)
+    pwm = SoftPWM(drive, frequency=200.0)
     pwm.duty = 0.5
     assert wait_until(lambda: levels.count(1) >= 10 and levels.count(0) >= 10, timeout=10)
     pwm.stop()
@@ -54,7 +54,7 @@ def test_software_pwm_toggles_at_its_duty_and_its_thread_ends_when_stopped():
 
 def test_software_pwm_at_full_duty_stays_high():
     levels = []
-    pwm = _SoftPWM(levels.append, frequency=500.0)
+    pwm = SoftPWM(levels.append, frequency=500.0)
     pwm.duty = 1.0
     assert wait_until(lambda: len(levels) >= 5, timeout=10)
     pwm.stop()

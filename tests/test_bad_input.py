@@ -7,7 +7,7 @@ import pytest
 
 from remoteio import RemoteServer
 
-from conftest import Raw
+from remoteio.testing import RawClient
 
 BAD = [
     (b"[1,2,3]\n", "bad_frame", None),
@@ -43,7 +43,7 @@ BAD = [
 
 @pytest.mark.parametrize("frame,code,request_id", BAD)
 def test_each_bad_frame_gets_its_code_and_the_connection_lives_on(server, frame, code, request_id):
-    conn = Raw(server.address)
+    conn = RawClient(server.address)
     conn.hello()
     with RemoteServer(*server.address) as bystander:
         bystander.pin(11).blink(on_time=0.005, off_time=0.005)
@@ -80,7 +80,7 @@ def test_a_frame_split_over_many_segments(server, raw):
 
 
 def test_requests_before_hello_are_refused(server):
-    conn = Raw(server.address)
+    conn = RawClient(server.address)
     reply = conn.call({"id": 1, "op": "on", "pin": 7})
     assert reply["error"]["code"] == "hello_required"
     assert server.sim.function(7) == "released"

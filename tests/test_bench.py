@@ -2,12 +2,14 @@
 asserted here; they belong in docs/performance.md."""
 import json
 import os
+from pathlib import Path
 import subprocess
 import sys
 
 import pytest
 
-from conftest import ROOT
+
+ROOT = Path(__file__).resolve().parent.parent
 
 def _realtime_allowed() -> bool:
     """Can this machine run the bench's real-time rows (SCHED_FIFO)?"""

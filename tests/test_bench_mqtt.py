@@ -1,13 +1,15 @@
 """The MQTT bench runs (tiny counts): it must never rot. Its figures belong
 in docs/performance.md, not here."""
 import json
+from pathlib import Path
 import subprocess
 import sys
 
 import pytest
 
 from brokers import needs_mosquitto
-from conftest import ROOT
+
+ROOT = Path(__file__).resolve().parent.parent
 
 pytest.importorskip("paho.mqtt.client", reason="paho-mqtt is not installed (pip install -e '.[test]')")
 

@@ -1,11 +1,13 @@
 """The `remoteio` command: serve and demo (client verbs: test_cli_verbs.py)."""
+from pathlib import Path
 import socket
 import subprocess
 import sys
 
 from remoteio.cli import main
 
-from conftest import ROOT
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def run(*args, timeout=120):

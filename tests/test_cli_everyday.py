@@ -15,7 +15,7 @@ from remoteio.cli.pinlist import PinListError, pin_list
 from remoteio.errors import BadPin
 
 from test_cli_verbs import cli, finish, one_line_error, readline, start, watchers
-from conftest import levels, pulses, wait_until
+from remoteio.testing import levels, pulses, wait_until
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 import re
 import selectors
 import signal
@@ -19,7 +20,9 @@ import pytest
 from remoteio import RemoteServer
 from remoteio.server import Server
 
-from conftest import ROOT, levels, pulses, wait_until
+from remoteio.testing import free_port, levels, pulses, wait_until
+
+ROOT = Path(__file__).resolve().parent.parent
 
 TOKEN = "a token for the command line"
 VERBS = ("on", "off", "value", "blink", "pulse", "read", "input", "watch", "info", "state",
@@ -110,12 +113,6 @@ def watchers(server: Server, pin: int) -> int:
         return remote.pin(pin, claim=False).state()["watchers"]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 # ---- help --------------------------------------------------------------------------
 
 def test_help_lists_every_verb(home):
@@ -202,12 +199,23 @@ def test_timed_then_hold(home, server):
     assert code == 0 and "done" in err
 
 
+def lease_renewals(observer, board, history):
+    """How often the lease on *board* was seen to move on (``info``'s lease_ms going up;
+    *history* keeps what was seen between calls)."""
+    lease = next((p.get("lease_ms") for p in observer.info()["pins"] if p["pin"] == board), None)
+    if lease is not None:
+        history.append(lease)
+    return sum(1 for a, b in zip(history, history[1:]) if b > a + 20)
+
+
 def test_a_lease_is_renewed_while_holding_and_reverts_when_the_command_freezes(home, server):
     proc = start(home, server.address, "on", "7", "--lease-ms", "300")
     try:
         assert wait_until(lambda: server.sim.value(7) == 1.0, timeout=10)
-        time.sleep(1.0)                           # three lease lengths: renewed, still on
-        assert levels(server.sim.history(7)) == [1.0]
+        with RemoteServer(*server.address) as observer:
+            seen = []
+            assert wait_until(lambda: lease_renewals(observer, 7, seen) >= 3, timeout=10, interval=0.02)
+        assert levels(server.sim.history(7)) == [1.0]  # renewed three times, never off
         proc.send_signal(signal.SIGSTOP)          # a frozen client: the socket stays open
         assert wait_until(lambda: server.sim.value(7) == 0.0, timeout=2)
     finally:

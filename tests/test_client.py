@@ -8,6 +8,7 @@ import pytest
 
 from remoteio import RemoteServer
 from remoteio.errors import BadPin, CallTimeout, ConnectFailed, ConnectionLost, PinClosed, RemoteIOError
+from remoteio.testing import free_port
 
 
 class SilentServer:
@@ -42,12 +43,6 @@ class SilentServer:
         for conn in self.conns:
             conn.close()
         self.sock.close()
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_nothing_listening_fails_fast():

@@ -20,10 +20,10 @@ from typing import Any, Callable, Dict, Iterator, List, Tuple
 
 import pytest
 
-from conftest import wait_until
+from remoteio.testing import wait_until
 from remoteio import RemoteServer
 from remoteio.errors import CallTimeout, PinBusy, WrongMode
-from remoteio.link import Call
+from remoteio.client.link import Call
 
 Frame = Dict[str, Any]
 #: what a scripted server does with one request: frames to send, each after a delay (s)

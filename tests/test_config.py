@@ -1,14 +1,16 @@
 """The server configuration file: what it accepts, and where a mistake is."""
+from pathlib import Path
 import subprocess
 import sys
 
 import pytest
 
 from remoteio import RemoteServer
-from remoteio.config import ConfigError, PinRule, parse_config
+from remoteio.server.config import ConfigError, PinRule, parse_config
 from remoteio.errors import Forbidden
 
-from conftest import ROOT
+
+ROOT = Path(__file__).resolve().parent.parent
 
 GOOD = """
 # a comment

@@ -2,8 +2,10 @@
 factory's tests did not pass, skipped ones included: gpiozero's fixture
 skips every test of a factory it cannot reach (a missing server)."""
 import importlib.util
+from pathlib import Path
 
-from conftest import ROOT
+
+ROOT = Path(__file__).resolve().parent.parent
 
 spec = importlib.util.spec_from_file_location("conformance_run", ROOT / "tests/gpiozero_conformance/run.py")
 run = importlib.util.module_from_spec(spec)

@@ -5,6 +5,7 @@ pin rules (set/setup, safe_value = 1, max_hold over sequences, sim access).
 Every wait bounded; every process started here stopped by its pid."""
 import json
 import os
+from pathlib import Path
 import re
 import signal
 import socket
@@ -21,7 +22,9 @@ from remoteio.errors import Forbidden
 from remoteio.gpiozero_factory import RemoteIOFactory
 from remoteio.server import Server
 
-from conftest import ROOT, Raw, levels, pulses, wait_until
+from remoteio.testing import MuteClient, RawClient, levels, pulses, wait_until
+
+ROOT = Path(__file__).resolve().parent.parent
 
 MS = 1_000_000  # ns
 EMOJI_ID = "\U0001F600" * 64
@@ -35,34 +38,10 @@ def sim_server(**options) -> Server:
     return Server(host="127.0.0.1", port=0, backend="sim", **options)
 
 
-def hello(address, timeout: float = 5.0) -> Raw:
-    conn = Raw(address, timeout=timeout)
+def hello(address, timeout: float = 5.0) -> RawClient:
+    conn = RawClient(address, timeout=timeout)
     conn.hello()
     return conn
-
-
-class Mute:
-    """A client that sends hello and one big write, and never reads."""
-
-    def __init__(self, address, payload: bytes, timeout: float = 20.0):
-        self.sock = socket.create_connection(address, timeout=timeout)
-        self.thread = threading.Thread(target=self._send, daemon=True,
-                                       args=(frames(1, id=0, op="hello") + payload,))
-        self.thread.start()
-
-    def _send(self, data: bytes) -> None:
-        try:
-            self.sock.sendall(data)
-        except OSError:
-            pass  # closed by the server (its output cap) or by close()
-
-    def close(self) -> None:
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)  # wakes a blocked sendall
-        except OSError:
-            pass
-        self.sock.close()
-        self.thread.join(5)
 
 
 def ping_latencies(address, until: float, timeout: float = 2.0):
@@ -91,7 +70,7 @@ def ping_latencies(address, until: float, timeout: float = 2.0):
     return latencies
 
 
-def lease(conn: Raw, pin: int, lease_ms: float):
+def lease(conn: RawClient, pin: int, lease_ms: float):
     """Open *pin*, then drive it on under a lease: (sent, answered) in ns,
     the window in which the server set the lease's deadline (minus lease_ms)."""
     assert conn.call({"id": "open", "op": "open", "pin": pin})["ok"]
@@ -100,7 +79,7 @@ def lease(conn: Raw, pin: int, lease_ms: float):
     return sent, time.monotonic_ns()
 
 
-def wait_event(conn: Raw, name: str, timeout: float = 3.0):
+def wait_event(conn: RawClient, name: str, timeout: float = 3.0):
     """The first *name* event on *conn* within *timeout* (pings collect events)."""
     conn.sock.settimeout(timeout + 0.5)
     try:
@@ -114,7 +93,7 @@ def wait_event(conn: Raw, name: str, timeout: float = 3.0):
 
 def storm(address):
     state = frames(20_000, id=EMOJI_ID, op="state", pin=7)
-    return [Mute(address, state) for _ in range(8)]
+    return [MuteClient(address, state) for _ in range(8)]
 
 
 def control_plane_problems(proc, holder, window, lease_ms, latencies, event_within_s):
@@ -176,7 +155,7 @@ def test_a_burst_of_info_requests_freezes_neither_pings_nor_lease_events(server_
     proc = server_process()
     holder = hello(proc.address)
     window = lease(holder, 7, 1000)
-    mute = Mute(proc.address, frames(3120, id=1, op="info"))
+    mute = MuteClient(proc.address, frames(3120, id=1, op="info"))
     try:
         latencies = ping_latencies(proc.address, until=time.monotonic() + 1.5)  # deadline + 0.5 s
         assert not control_plane_problems(proc, holder, window, 1000, latencies, 0.5)
@@ -202,7 +181,7 @@ def test_the_output_cap_holds_at_every_append_and_the_memory_comes_back():
         with open("/proc/self/clear_refs", "w") as refs:
             refs.write("5")  # reset the peak (VmHWM) to the current RSS
         hwm_before = _vm_hwm()
-        abuser = Mute(server.address, one * (65536 // len(one)))
+        abuser = MuteClient(server.address, one * (65536 // len(one)))
         port = abuser.sock.getsockname()[1]
         try:
             assert wait_until(lambda: not any(c.raddr and c.raddr[1] == port

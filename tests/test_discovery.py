@@ -26,7 +26,9 @@ from remoteio.bridges.discovery import (SERVICE_TYPE, advertised_addresses, from
                                         txt_record)
 from remoteio.server import Server
 
-from conftest import ROOT, wait_until
+from remoteio.testing import wait_until
+
+ROOT = Path(__file__).resolve().parent.parent
 
 BOARD = {"model": "5B", "revision": "d04170", "backend": "sim",
          "description": "Raspberry Pi 5B rev 1.0"}
@@ -63,7 +65,7 @@ def test_loopback_servers_are_never_advertised():
 
 
 def test_a_library_server_does_not_advertise_unless_asked_and_the_daemon_does_unless_told():
-    from remoteio.config import parse_config
+    from remoteio.server.config import parse_config
     assert Server(host="127.0.0.1", port=0, backend="sim").advertise is False
     assert parse_config("[server]\n").advertise is True
     assert parse_config("[server]\nadvertise = false\n").advertise is False

@@ -1,17 +1,13 @@
 """The README's examples run unchanged against a server on this machine."""
 import os
+from pathlib import Path
 import re
 import subprocess
 import sys
 
-from conftest import ROOT, wait_until
+from remoteio.testing import free_port, wait_until
 
-
-def free_port():
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_readme_server_and_client_examples(tmp_path):

@@ -11,7 +11,7 @@ from gpiozero.exc import GPIOPinInUse, PinFixedPull, PinInvalidPull, PinSetInput
 from remoteio.gpiozero_factory import RemoteIOFactory
 from remoteio.server import Server
 
-from conftest import levels, wait_until
+from remoteio.testing import free_port, levels, wait_until
 
 
 @pytest.fixture
@@ -181,28 +181,27 @@ def test_the_environment_selects_the_factory(server, monkeypatch):
 
 
 def test_closing_never_hangs_or_raises_when_the_link_is_dead():
-    server = Server(host="127.0.0.1", port=0, backend="sim").start()
-    factory = RemoteIOFactory(*server.address, timeout=1.0, reconnect=False)
-    led, pwm = LED(17, pin_factory=factory), PWMLED(18, pin_factory=factory)
-    button = Button(27, pin_factory=factory)
-    button.when_pressed = led.on
-    server.stop()
-    assert wait_until(lambda: not factory.server.connected, timeout=5)
-    started = time.monotonic()
-    for device in (led, pwm, button):
-        device.close()
-    factory.close()
-    assert time.monotonic() - started < 2
+    with Server(host="127.0.0.1", port=0, backend="sim") as server:
+        factory = RemoteIOFactory(*server.address, timeout=1.0, reconnect=False)
+        try:
+            led, pwm = LED(17, pin_factory=factory), PWMLED(18, pin_factory=factory)
+            button = Button(27, pin_factory=factory)
+            button.when_pressed = led.on
+            server.stop()
+            assert wait_until(lambda: not factory.server.connected, timeout=5)
+            started = time.monotonic()
+            for device in (led, pwm, button):
+                device.close()
+        finally:
+            factory.close()
+        assert time.monotonic() - started < 2
 
 
 def test_a_reconnect_gives_gpiozero_pins_their_setup_back():
-    import socket
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     first = Server(host="127.0.0.1", port=port, backend="sim").start()
-    factory = RemoteIOFactory("127.0.0.1", port, heartbeat=0.5)
     try:
+        factory = RemoteIOFactory("127.0.0.1", port, heartbeat=0.5)
         led, dim = LED(17, pin_factory=factory), PWMLED(18, pin_factory=factory)
         button = Button(27, pull_up=False, pin_factory=factory)
         led.on()

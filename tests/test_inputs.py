@@ -9,7 +9,7 @@ from remoteio import RemoteServer
 from remoteio.errors import WrongMode
 from remoteio.server import Server
 
-from conftest import Raw, wait_until
+from remoteio.testing import RawClient, wait_until
 
 
 def test_read_an_input_with_each_pull(server, client):
@@ -130,8 +130,10 @@ def test_debounce_on_the_pi(server, client):
     for level in (1, 0, 1, 0, 1):        # a bouncy press that ends high
         server.sim.drive(11, level)
     assert wait_until(lambda: events, timeout=2)
-    time.sleep(0.2)                       # longer than the bounce window: nothing more comes
-    assert [e.value for e in events] == [1]
+    time.sleep(0.1)                       # past the bounce window: the next edge counts
+    server.sim.drive(11, 0)               # ... and its event, in order, closes the record
+    assert wait_until(lambda: len(events) >= 2, timeout=2)
+    assert [e.value for e in events] == [1, 0]
     assert button.state()["bounce_ms"] == 50
 
 
@@ -170,7 +172,7 @@ def test_closing_a_watched_pin_ends_the_watch(server):
 def test_missed_events_show_as_sequence_gaps():
     """A client that stops reading loses events, not replies, and can tell."""
     with Server(host="127.0.0.1", port=0, backend="sim", event_buffer=4096) as server:
-        slow = Raw(server.address)
+        slow = RawClient(server.address)
         slow.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         slow.hello()
         assert slow.call({"id": 1, "op": "input", "pin": 11, "pull": "down"})["ok"]

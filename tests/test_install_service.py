@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from test_install import REPO, broken_source, needs_root, python_args, staging_source
+from remoteio.testing import free_port
 
 SANDBOX = REPO / "tests/install/real_mode_sandbox.sh"
 STAND_IN = REPO / "tests/install/notify_systemctl.py"
@@ -43,13 +44,6 @@ client info --json >"$OUT/after.json"
 /opt/remoteio/venv/bin/remoteio --version >"$OUT/version.txt"
 ls /opt/remoteio >"$OUT/opt.txt"
 """
-
-
-def free_port() -> int:
-    import socket
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @needs_root

@@ -1,6 +1,6 @@
 import pytest
 
-from remoteio.server.jobs import PULSE_FPS, Blink, Pulse, Steady, make_job
+from remoteio.server.jobs import PULSE_FPS, Blink, Pulse, make_job
 
 
 def test_steady_jobs():
@@ -41,7 +41,3 @@ def test_pulse_ramps_up_and_down_in_steps():
 def test_unknown_task():
     with pytest.raises(ValueError):
         make_job("close", {}, 0)
-
-
-def test_steady_describes_itself():
-    assert Steady(0, None, 1.0, "on").describe() == {"task": "on"}

@@ -7,7 +7,7 @@ import time
 
 from remoteio.server import Server
 
-from conftest import Raw, levels, wait_until
+from remoteio.testing import RawClient, levels, wait_until
 
 
 def _deadline_passed(deadline: float) -> bool:
@@ -16,7 +16,7 @@ def _deadline_passed(deadline: float) -> bool:
 
 def test_a_renewal_read_after_the_deadline_does_not_revive_the_lease():
     with Server(host="127.0.0.1", port=0, backend="sim", hang_timeout=30.0) as server:
-        conn = Raw(server.address, timeout=10.0)
+        conn = RawClient(server.address, timeout=10.0)
         try:
             conn.hello()
             assert conn.call({"id": 1, "op": "on", "pin": 7, "lease_ms": 300})["ok"]

@@ -20,7 +20,7 @@ import pytest
 
 from remoteio.pins import BOARD_TO_BCM, ID_EEPROM_PINS
 
-from conftest import Raw, wait_until
+from remoteio.testing import RawClient, wait_until
 
 CLIENTS = 100
 COMMANDS = 1000
@@ -36,7 +36,7 @@ def percentile(values: List[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, int(round(p / 100 * len(ordered))) - 1))]
 
 
-class Client(Raw):
+class Client(RawClient):
     """A raw connection that has said hello (used by one thread at a time)."""
 
     def __init__(self, address: Tuple[str, int]):
@@ -188,7 +188,7 @@ def test_100_clients_1000_commands_each(server_process, capsys):
                 result["client"].close()
 
     # the writers are gone: their pins are soft-closed (off, released)
-    check = Raw(server.address, timeout=10)
+    check = RawClient(server.address, timeout=10)
     try:
         check.hello()
         assert wait_until(lambda: not any(
@@ -214,7 +214,7 @@ def _check_load(server, threads, results, elapsed) -> str:
         assert results[n]["order"] == list(range(1, COMMANDS + 1)), f"pin {pin}: replies out of order"
 
     # every level reached its pin, in the order sent, none missing (sim history over the protocol)
-    check = Raw(server.address, timeout=10)
+    check = RawClient(server.address, timeout=10)
     try:
         check.hello()
         for n, pin in enumerate(WRITER_PINS):
@@ -273,7 +273,7 @@ def test_100_clients_connecting_at_once_all_get_their_hello(server_process, caps
             client.sock.sendall(b'{"id":%d,"op":"ping"}\n' % n)
         for n, client in enumerate(clients):
             assert client.recv()["id"] == n
-        probe = Raw(server.address)
+        probe = RawClient(server.address)
         probe.hello()
         assert probe.call({"id": 1, "op": "info"})["connections"] == CLIENTS + 1
         probe.close()

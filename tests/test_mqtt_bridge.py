@@ -13,7 +13,7 @@ from remoteio.bridges.settings import PinSettings
 from remoteio.server import Server
 
 from brokers import bridge_settings, broker, make_bridge, needs_mosquitto, watcher  # noqa: F401
-from conftest import pulses, wait_until
+from remoteio.testing import pulses, wait_until
 
 pytest.importorskip("paho.mqtt.client", reason="paho-mqtt is not installed (pip install -e '.[test]')")
 pytestmark = needs_mosquitto

@@ -16,7 +16,8 @@ from remoteio import RemoteServer
 from remoteio.server import Server
 
 from brokers import PASSWORD, USER, broker, needs_mosquitto, watcher  # noqa: F401
-from conftest import ROOT, server_process  # noqa: F401
+
+ROOT = Path(__file__).resolve().parent.parent
 
 pytest.importorskip("paho.mqtt.client", reason="paho-mqtt is not installed (pip install -e '.[test]')")
 pytestmark = needs_mosquitto

@@ -15,7 +15,7 @@ from remoteio.server import Server
 
 from brokers import (Mosquitto, Watcher, bridge_settings, broker,  # noqa: F401
                      make_bridge, needs_mosquitto, watcher)
-from conftest import wait_until
+from remoteio.testing import wait_until
 
 mqtt = pytest.importorskip("paho.mqtt.client", reason="paho-mqtt is not installed (pip install -e '.[test]')")
 pytestmark = needs_mosquitto

@@ -12,7 +12,7 @@ from hypothesis import given, settings as hypothesis_settings, strategies as st
 from remoteio.bridges.settings import PinSettings
 from remoteio.bridges.topics import (MAX_PAYLOAD, BadPayload, Intent, Topics, parse_command,
                                      render_event, render_state, to_request)
-from remoteio.config import ConfigError, parse_config
+from remoteio.server.config import ConfigError, parse_config
 
 SWITCH = PinSettings(7, id="pump")
 INVERTED = PinSettings(8, id="relay", inverted=True)

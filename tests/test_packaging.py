@@ -23,7 +23,8 @@ from typing import Dict
 
 import pytest
 
-from conftest import ROOT
+
+ROOT = Path(__file__).resolve().parent.parent
 
 JUNK = {"__pycache__", ".git", ".venv", "build", "dist", ".hypothesis", ".pytest_cache",
         "results", "_docs"}
@@ -51,7 +52,7 @@ def dist(tmp_path_factory) -> Dict[str, Path]:
 def test_the_sdist_carries_what_its_own_tests_need(dist):
     with tarfile.open(dist["sdist"]) as tar:
         names = {name.split("/", 1)[1] for name in tar.getnames() if "/" in name}
-    for needed in ("tests/conftest.py", "tests/fuzzgen.py", "tests/fuzzconn.py",
+    for needed in ("tests/conftest.py", "tests/fuzz/fuzzgen.py", "tests/fuzz/fuzzconn.py",
                    "tests/gpiozero_conformance/run.py", "tests/install/real_mode_sandbox.sh",
                    "docs/cli.md", "docs/install.md", "examples/button_led.py", "install.sh",
                    "bench/__main__.py", "MANIFEST.in", "setup.cfg", "LICENSE",

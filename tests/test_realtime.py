@@ -8,7 +8,7 @@ from remoteio import RemoteServer
 from remoteio.config import ConfigError, parse_config
 from remoteio.server import Server
 
-from conftest import wait_until
+from remoteio.testing import wait_until
 
 
 def _realtime_allowed() -> bool:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from remoteio.config import PinRule, ServerConfig
+from remoteio.server.config import PinRule, ServerConfig
 from remoteio.errors import Forbidden
 from remoteio.server.rules import HoldClock, Rules, check_hold
 
@@ -128,7 +128,7 @@ def test_a_long_enough_rest_starts_a_new_stretch():
 def test_rules_reloaded_while_serving_bind_the_running_workers_and_keep_the_clients():
     from remoteio import RemoteServer
     from remoteio.server import Server
-    from conftest import wait_until
+    from remoteio.testing import wait_until
     with Server(host="127.0.0.1", port=0, backend="sim") as server:
         with RemoteServer(*server.address) as remote:
             pin = remote.pin(7)

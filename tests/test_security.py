@@ -2,6 +2,7 @@
 import json
 import logging
 import os
+from pathlib import Path
 import socket
 import stat
 import subprocess
@@ -17,7 +18,9 @@ from remoteio.protocol import auth
 from remoteio.server import Server
 from remoteio.tls import KnownHosts, TLSVerifyFailed, generate_self_signed
 
-from conftest import ROOT, Raw
+from remoteio.testing import RawClient
+
+ROOT = Path(__file__).resolve().parent.parent
 
 TOKEN = "correct horse battery staple"
 
@@ -53,7 +56,7 @@ def test_no_token_is_refused(secured, monkeypatch, tmp_path):
 def test_a_wrong_token_is_refused_and_the_connection_closed(secured):
     with pytest.raises(AuthFailed):
         RemoteServer(*secured.address, token="wrong")
-    conn = Raw(secured.address)
+    conn = RawClient(secured.address)
     offer = conn.call({"id": 1, "op": "hello"})["auth"]
     nonce = auth.new_nonce()
     reply = conn.call({"id": 2, "op": "auth", "nonce": nonce,
@@ -71,11 +74,11 @@ def test_a_wrong_token_is_refused_and_the_connection_closed(secured):
      {"id": 5, "op": "sim", "action": "drive", "pin": 11, "level": 1}),
 ])
 def test_nothing_but_hello_and_auth_before_authentication(secured, before):
-    conn = Raw(secured.address)
+    conn = RawClient(secured.address)
     for frame in before:
         assert conn.call(frame)["error"]["code"] in ("hello_required", "auth_required")
     conn.close()
-    conn = Raw(secured.address)
+    conn = RawClient(secured.address)
     hello = conn.call({"id": 6, "op": "hello"})
     assert set(hello) == {"id", "ok", "protocol", "auth"}   # nothing about the board yet
     for frame in ({"id": 7, "op": "on", "pin": 7}, {"id": 8, "op": "read", "pin": 7},
@@ -86,14 +89,14 @@ def test_nothing_but_hello_and_auth_before_authentication(secured, before):
 
 
 def test_a_replayed_handshake_is_refused(secured):
-    first = Raw(secured.address)
+    first = RawClient(secured.address)
     offer = first.call({"id": 1, "op": "hello"})["auth"]
     nonce = auth.new_nonce()
     captured = {"id": 2, "op": "auth", "nonce": nonce,
                 "mac": auth.proof(TOKEN, "client", offer["nonce"], nonce)}
     assert first.call(captured)["ok"]
     first.close()
-    replay = Raw(secured.address)
+    replay = RawClient(secured.address)
     replay.call({"id": 1, "op": "hello"})
     assert replay.call(captured)["error"]["code"] == "auth_failed"
     assert untouched(secured)
@@ -282,7 +285,7 @@ def test_rules_let_through_what_they_allow(ruled, raw_ruled, frame):
 
 @pytest.fixture
 def raw_ruled(ruled):
-    conn = Raw(ruled.address)
+    conn = RawClient(ruled.address)
     conn.hello()
     yield conn
     conn.close()

@@ -3,6 +3,7 @@ memory before authentication. Each numbered case of the issue is a test."""
 import datetime
 import json
 import os
+from pathlib import Path
 import re
 import select
 import socket
@@ -16,15 +17,18 @@ import psutil
 import pytest
 
 from remoteio import RemoteServer
-from remoteio.config import ConfigError, parse_config
+from remoteio.server.config import ConfigError, parse_config
 from remoteio.errors import AuthFailed, ConnectFailed
 from remoteio.protocol import auth
 from remoteio.protocol.auth import Penalties
 from remoteio.protocol.ops import OPS
+from remoteio.protocol import server_connection
 from remoteio.server import Server, listener
 from remoteio.tls import generate_self_signed
 
-from conftest import ROOT, Raw, wait_until
+from remoteio.testing import RawClient, wait_until
+
+ROOT = Path(__file__).resolve().parent.parent
 
 TOKEN = "correct horse battery staple"
 
@@ -134,7 +138,7 @@ def secured():
 
 
 def test_a_nonce_must_be_hex_digits_not_spaces(secured):
-    conn = Raw(secured.address)
+    conn = RawClient(secured.address)
     offer = conn.call({"id": 1, "op": "hello"})["auth"]
     nonce = " " * 32
     reply = conn.call({"id": 2, "op": "auth", "nonce": nonce,
@@ -227,7 +231,7 @@ def test_a_peer_that_has_proved_nothing_gets_a_few_refusals_then_is_closed(secur
         received += chunk
     else:
         raise AssertionError("the server kept the connection")
-    assert received.count(b"\n") <= listener.PRE_READY_REFUSALS and len(received) < 2000
+    assert received.count(b"\n") <= server_connection.PRE_READY_REFUSALS and len(received) < 2000
     sock.close()
 
 
@@ -241,7 +245,7 @@ def test_a_connection_that_never_says_hello_is_closed(monkeypatch):
 
 def test_a_connection_without_a_heartbeat_that_goes_quiet_is_closed():
     with Server(host="127.0.0.1", port=0, backend="sim", heartbeat_timeout=1.0) as server:
-        conn = Raw(server.address)
+        conn = RawClient(server.address)
         conn.hello()
         assert conn.sock.recv(100) == b""
         conn.close()
@@ -387,7 +391,7 @@ def test_a_holders_address_is_shown_only_where_clients_are_trusted(show):
         with RemoteServer(*server.address) as holder:
             holder.pin(7).on()
             address = "%s:%d" % holder._link.sock.getsockname()[:2]
-            other = Raw(server.address)  # another program
+            other = RawClient(server.address)  # another program
             other.hello()
             refused = other.call({"id": 1, "op": "on", "pin": 7})["error"]
             owner = next(p["owner"] for p in other.call({"id": 2, "op": "info"})["pins"]

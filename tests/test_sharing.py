@@ -5,7 +5,7 @@ import pytest
 from remoteio import RemoteServer
 from remoteio.errors import PinBusy
 
-from conftest import wait_until
+from remoteio.testing import wait_until
 
 
 def test_a_held_pin_is_not_taken_over(server):

@@ -6,9 +6,9 @@ import pytest
 from gpiozero.exc import PinFixedPull, PinInvalidFunction, PinInvalidState, PinSetInput
 
 from remoteio.server.backends.sim import SimBackend
-from remoteio.server.simboard import SimBoard, SimHeader
+from remoteio.server.backends.simboard import SimBoard, SimHeader
 
-from conftest import wait_until
+from remoteio.testing import wait_until
 
 
 @pytest.fixture

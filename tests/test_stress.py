@@ -15,7 +15,7 @@ import time
 import psutil
 import pytest
 
-from conftest import Raw, ServerProcess, wait_until
+from remoteio.testing import MuteClient, RawClient, ServerProcess, wait_until
 
 LEASED = 7
 OTHERS = (11, 12, 13, 15, 16, 18, 22)
@@ -51,30 +51,6 @@ def random_frames(rng: random.Random, count: int) -> bytes:
     return ("\n".join(out) + "\n").encode()
 
 
-class Mute:
-    """A client that sends hello and one write, and never reads."""
-
-    def __init__(self, address, payload: bytes):
-        self.sock = socket.create_connection(address, timeout=10.0)
-        self.thread = threading.Thread(target=self._send, daemon=True,
-                                       args=(b'{"id":0,"op":"hello"}\n' + payload,))
-        self.thread.start()
-
-    def _send(self, data: bytes) -> None:
-        try:
-            self.sock.sendall(data)
-        except OSError:
-            pass  # closed by the server (its output cap) or by close()
-
-    def close(self) -> None:
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)  # wakes a blocked sendall
-        except OSError:
-            pass
-        self.sock.close()
-        self.thread.join(5)
-
-
 class Pinger(threading.Thread):
     """Pings every 20 ms, on a fresh connection every 10 pings: the latencies
     of each hello and ping; one not answered within 1 s counts as 1 s and ends it."""
@@ -87,7 +63,7 @@ class Pinger(threading.Thread):
         for _ in range(100):  # connections
             sent = time.monotonic()
             try:
-                conn = Raw(self.address, timeout=1.0)
+                conn = RawClient(self.address, timeout=1.0)
                 conn.hello()
             except OSError:
                 self.latencies.append(1.0)
@@ -113,7 +89,7 @@ class Observer:
     its workers' pids (from ``info``) and a pin's history (``sim history``)."""
 
     def __init__(self, address):
-        self.conn = Raw(address, timeout=5.0)
+        self.conn = RawClient(address, timeout=5.0)
         self.conn.hello()
         self.lock = threading.Lock()
 
@@ -154,10 +130,10 @@ class Chaos(threading.Thread):
                 self.errors.append(f"{action}: {exc!r}")
 
     def mute(self, payload: bytes) -> None:
-        self.mutes.append(Mute(self.server.address, payload))
+        self.mutes.append(MuteClient(self.server.address, payload))
 
     def burst(self, payload: bytes) -> None:
-        mute = Mute(self.server.address, payload[:payload.rfind(b"\n", 0, 200_000) + 1])
+        mute = MuteClient(self.server.address, payload[:payload.rfind(b"\n", 0, 200_000) + 1])
         mute.thread.join(2)
         mute.close()  # a disconnect right after the burst
 
@@ -181,7 +157,7 @@ class Chaos(threading.Thread):
             mute.close()
 
 
-def write_timed(holder: Raw, write: dict):
+def write_timed(holder: RawClient, write: dict):
     sent = time.monotonic_ns()
     reply = holder.call(write)
     return sent, time.monotonic_ns(), reply
@@ -197,11 +173,11 @@ def test_random_abuse_never_delays_the_lease_or_a_ping_and_leaks_no_process(seed
     mode = rng.choice(("wait", "nowait"))
     lease_ms = rng.choice((500, 800, 1200))
     renewals = rng.randint(0, 3)
-    server = ServerProcess(tmp_path, "--mode", mode)
+    server = ServerProcess("--sim", "--mode", mode, workdir=tmp_path, start_timeout=20)
     try:
         observer = Observer(server.address)
         try:
-            holder = Raw(server.address, timeout=1.0)
+            holder = RawClient(server.address, timeout=1.0)
             holder.hello()
             assert holder.call({"id": "open", "op": "open", "pin": LEASED})["ok"]
             chaos, pinger = Chaos(server, observer, rng, before), Pinger(server.address)

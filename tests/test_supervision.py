@@ -10,7 +10,7 @@ from remoteio import RemoteServer
 from remoteio.errors import WorkerFailed
 from remoteio.server import Server
 
-from conftest import wait_until
+from remoteio.testing import wait_until
 
 
 def test_killed_worker_is_noticed_made_safe_and_replaced(server):
@@ -42,15 +42,15 @@ def test_other_pins_and_clients_go_on_when_a_worker_dies(server):
 
 
 def test_stop_makes_every_pin_safe_and_joins_every_worker():
-    server = Server(host="127.0.0.1", port=0, backend="sim").start()
-    remote = RemoteServer(*server.address)
-    for pin in (7, 11, 12):
-        remote.pin(pin).on(time_ms=10_000)
-    remote.pin(13).blink(on_time=0.01, off_time=0.01)
-    pids = list(server.worker_pids().values())
-    port = server.port
-    server.stop()
-    remote.close()
+    with Server(host="127.0.0.1", port=0, backend="sim") as server, \
+            RemoteServer(*server.address) as remote:
+        for pin in (7, 11, 12):
+            remote.pin(pin).on(time_ms=10_000)
+        remote.pin(13).blink(on_time=0.01, off_time=0.01)
+        pids = list(server.worker_pids().values())
+        port = server.port
+        server.stop()
+        remote.close()
     for pin in (7, 11, 12, 13):
         assert server.sim.function(pin) == "released" and server.sim.value(pin) == 0.0
     assert not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE

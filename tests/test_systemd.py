@@ -20,7 +20,9 @@ from remoteio import RemoteServer
 from remoteio.errors import AuthFailed, Forbidden
 from remoteio.server.systemd import Notifier
 
-from conftest import ROOT, wait_until
+from remoteio.testing import wait_until
+
+ROOT = Path(__file__).resolve().parent.parent
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="systemd is Linux")
 

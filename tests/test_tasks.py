@@ -7,7 +7,7 @@ import pytest
 
 from remoteio import RemoteServer
 
-from conftest import levels, pulses, wait_until
+from remoteio.testing import levels, pulses, wait_until
 
 
 def connect(server):

@@ -15,7 +15,7 @@ from remoteio.server.messages import Pong, encode
 from remoteio.server.pool import WorkerEnded, WorkerPool
 from remoteio.server.zygote import Zygote
 
-from conftest import wait_until
+from remoteio.testing import wait_until
 
 
 def echo_worker(key, task_fd: int, reply_fd: int, settings) -> None:

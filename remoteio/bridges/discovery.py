@@ -33,6 +33,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from ..settings import DEFAULT_PORT
+
 log = logging.getLogger("remoteio.discovery")
 
 SERVICE_TYPE = "_remoteio._tcp.local."
@@ -165,7 +167,7 @@ class Advertiser:
                          server.host)
                 return
             host = socket.gethostname().split(".")[0]
-            name = f"remoteio on {host}" + (f" port {server.port}" if server.port != 8509 else "")
+            name = f"remoteio on {host}" + (f" port {server.port}" if server.port != DEFAULT_PORT else "")
             zc = zeroconf.Zeroconf(interfaces=addresses, ip_version=(
                 zeroconf.IPVersion.All if any(":" in a for a in addresses)
                 else zeroconf.IPVersion.V4Only))

@@ -386,7 +386,7 @@ class MqttBridge:
 def local_bridge(server: Any, settings: MqttSettings) -> MqttBridge:
     """The bridge of a daemon's ``[mqtt]`` section: a client of *server*
     (started, in this process) over loopback, with its token and TLS."""
-    from ..client import RemoteServer
+    from ..client.client import RemoteServer
     from .discovery import certificate_fingerprint
     host, port = server.address
     fingerprint = certificate_fingerprint(server.tls_cert) if server.tls_cert else None

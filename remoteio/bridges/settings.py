@@ -16,8 +16,8 @@
     safe_after_ms = 10000            # ...10 s after the bridge lost the broker
 
 Pure: no paho, no sockets. :func:`parse_mqtt` is called by
-:func:`remoteio.config.parse_config` with a ``fail(table, key, message)``
-that turns a message into a :class:`~remoteio.config.ConfigError` with the
+:func:`remoteio.server.config.parse_config` with a ``fail(table, key, message)``
+that turns a message into a :class:`~remoteio.server.config.ConfigError` with the
 file and line.
 
 >>> settings = parse_mqtt({"node": "shed", "pins": {"7": {"entity": "light"}}},

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
 from .settings import MAX_DURATION_MS, PinSettings
+from ..errors import BadPayload  # noqa: F401 (defined in errors.py)
 
 #: the largest payload looked at; anything bigger is refused unread
 MAX_PAYLOAD = 512
@@ -51,10 +52,6 @@ COMMAND_LEAVES: Dict[str, Tuple[str, ...]] = {
 }
 _WORDS = {"on": True, "off": False, "true": True, "false": False}
 _JSON_KEYS = {"state", "level", "time_ms", "lease_ms", "revert"}
-
-
-class BadPayload(ValueError):
-    """A message the bridge ignores (logged): why, in words."""
 
 
 @dataclass(frozen=True)

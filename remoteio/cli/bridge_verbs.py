@@ -10,6 +10,7 @@ import sys
 from dataclasses import fields as dataclass_fields
 from typing import Any, Dict
 
+from ..settings import LOG_LEVELS
 from . import output
 from .common import (EXIT_CONNECT, EXIT_OK, EXIT_REFUSED, EXIT_USAGE, UsageError,
                      add_connection_options, connect, examples, pin_arg, port_number, positive,
@@ -22,7 +23,7 @@ ENTITY_OPTIONS = (("switch", "switch"), ("light", "light"), ("binary_sensor", "b
 def _settings(args: argparse.Namespace) -> Any:
     """The bridge's settings: the file's [mqtt] table, then the options."""
     from ..bridges.settings import SLUG, MqttSettings, PinSettings, slug
-    from ..config import ConfigError, load_config
+    from ..server.config import ConfigError, load_config
     values: Dict[str, Any] = {}
     pins: Dict[int, Any] = {}
     if args.config:
@@ -101,7 +102,7 @@ def _mqtt(args: argparse.Namespace) -> int:
 
 
 def _discover(args: argparse.Namespace) -> int:
-    from ..client import RemoteServer
+    from ..client.client import RemoteServer
     try:
         servers = RemoteServer.discover(timeout=args.timeout, interfaces=args.interface)
     except RuntimeError as exc:  # zeroconf is not installed
@@ -160,7 +161,7 @@ def add_parsers(verbs: "argparse._SubParsersAction") -> None:
     for entity, option in ENTITY_OPTIONS:
         pins.add_argument(f"--{option}", dest=entity, action="append", type=pin_arg,
                           metavar="PIN", help=f"bridge PIN as a {entity.replace('_', ' ')}")
-    mqtt.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    mqtt.add_argument("--log-level", default="info", choices=LOG_LEVELS)
     mqtt.set_defaults(run=_mqtt)
 
     discover = verbs.add_parser(

@@ -18,13 +18,11 @@ import sys
 import textwrap
 from typing import Any, Callable, Iterator, List, Optional
 
+from ..settings import DEFAULT_PORT
+from ..errors import UsageError  # noqa: F401 (defined in errors.py)
+
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_CONNECT = 0, 1, 2, 3
 DEFAULT_HOST = "localhost"
-DEFAULT_PORT = 8509
-
-
-class UsageError(Exception):
-    """Something the user typed (or set in the environment) is wrong: exit 2."""
 
 
 class ArgParser(argparse.ArgumentParser):
@@ -248,7 +246,7 @@ def connect(args: argparse.Namespace, *, long_lived: bool = False, reconnect: bo
     """A :class:`~remoteio.RemoteServer` for one command: no reconnects (unless
     *reconnect*: ``remoteio mqtt``). A command that stays (``--hold``,
     ``watch``) announces a heartbeat, so each side notices if the other vanishes."""
-    from ..client import RemoteServer
+    from ..client.client import RemoteServer
     from ..tls import normalize_fingerprint
     from ..tokens import read_token_file
     host, port = server_address(args)

@@ -22,13 +22,10 @@ from typing import Iterable, List
 
 from ..errors import BadPin
 from ..pins import ALL_BOARD_PINS, BOARD_TO_BCM, POWER_AND_GROUND, board_pin
+from ..errors import PinListError  # noqa: F401 (defined in errors.py)
 
 _END = re.compile(r"^(BOARD|GPIO|BCM|J8:|B|G)?(\d{1,3})$", re.I)
 _KIND = {"BOARD": "b", "J8:": "b", "B": "b", "GPIO": "g", "BCM": "g", "G": "g"}
-
-
-class PinListError(ValueError):
-    """A pin list that does not read (the message says why)."""
 
 
 def _end(text: str, default_kind: str) -> tuple:

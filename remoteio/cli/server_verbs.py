@@ -6,11 +6,12 @@ import logging
 import os
 import sys
 
+from ..settings import BACKEND_NAMES, DEFAULT_PORT, DISCONNECT_POLICIES, LOG_LEVELS, MODES
 from .common import EXIT_CONNECT, EXIT_OK, EXIT_USAGE, examples
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from ..config import ConfigError
+    from ..server.config import ConfigError
     from ..server.backends import BackendUnavailable
     from ..server.daemon import Daemon
     from ..server.systemd import Notifier
@@ -59,7 +60,7 @@ def _serve(args: argparse.Namespace) -> int:
 def _serve_config(args: argparse.Namespace):  # -> ServerConfig
     """The configuration file (if any) with the command line's options over it;
     read again on SIGHUP."""
-    from ..config import ServerConfig, load_config
+    from ..server.config import ServerConfig, load_config
     config = load_config(args.config) if args.config else ServerConfig()
     overrides = {
         "host": args.host, "port": args.port, "mode": args.mode,
@@ -111,7 +112,7 @@ def _tls_cert(args: argparse.Namespace) -> int:
 def _check_config(args: argparse.Namespace) -> int:
     import dataclasses
     import json
-    from ..config import ConfigError, load_config
+    from ..server.config import ConfigError, load_config
     try:
         config = load_config(args.file)
     except (ConfigError, OSError) as exc:
@@ -159,11 +160,11 @@ def add_parsers(verbs: "argparse._SubParsersAction") -> None:
                        help="a TOML configuration file (remoteio docs security); options given "
                             "here win")
     serve.add_argument("--host", help="address to listen on (default 0.0.0.0)")
-    serve.add_argument("--port", type=int, help="TCP port (default 8509; 0 picks one)")
-    serve.add_argument("--mode", choices=("wait", "nowait"),
+    serve.add_argument("--port", type=int, help=f"TCP port (default {DEFAULT_PORT}; 0 picks one)")
+    serve.add_argument("--mode", choices=MODES,
                        help="wait: tasks on a pin run in order; nowait: a new task cuts the "
                             "running one short (default wait)")
-    serve.add_argument("--backend", choices=("auto", "sim", "gpiod", "lgpio", "rpigpio"),
+    serve.add_argument("--backend", choices=BACKEND_NAMES,
                        help="what drives the pins (default auto: gpiod, lgpio, RPi.GPIO, then sim)")
     serve.add_argument("--token-file", metavar="FILE",
                        help="require clients to prove they know the token in FILE "
@@ -176,7 +177,7 @@ def add_parsers(verbs: "argparse._SubParsersAction") -> None:
     serve.add_argument("--chip", type=int, default=None, help="gpiochip number (gpiod and lgpio backends)")
     serve.add_argument("--revision", default=None,
                        help="Raspberry Pi board revision code in hex, for boards that do not say")
-    serve.add_argument("--on-disconnect", choices=("finish", "safe"),
+    serve.add_argument("--on-disconnect", choices=DISCONNECT_POLICIES,
                        help="when a client vanishes: finish its queued work, or make its pins "
                             "safe at once (default finish)")
     serve.add_argument("--realtime-priority", type=int, metavar="N", default=None,
@@ -186,7 +187,7 @@ def add_parsers(verbs: "argparse._SubParsersAction") -> None:
                        help="do not advertise this server on the LAN (mDNS, remoteio docs discovery); "
                             "a server on a loopback address never is")
     serve.add_argument("--log-level", default="info",
-                       choices=("debug", "info", "warning", "error"))
+                       choices=LOG_LEVELS)
     serve.set_defaults(run=_serve)
 
     demo = verbs.add_parser(
@@ -194,7 +195,7 @@ def add_parsers(verbs: "argparse._SubParsersAction") -> None:
         description="Start a server on the simulated board, connect a client, run a few "
                     "tasks and draw what the pins did.",
         epilog=examples("remoteio demo", "remoteio demo --mode nowait"))
-    demo.add_argument("--mode", choices=("wait", "nowait"), default="wait",
+    demo.add_argument("--mode", choices=MODES, default="wait",
                       help="the server's mode (default wait)")
     demo.set_defaults(run=_demo)
 

@@ -20,6 +20,7 @@ from typing import Any, Dict, Optional, Union
 from ..errors import BadArgument, BadFrame, BadPin, ServerError, UnknownOp
 from ..pins import board_pin
 from .ops import OPS, PIN, REQUIRED, OpSpec
+from ..errors import Rejected  # noqa: F401 (defined in errors.py)
 
 #: the largest integer id accepted (JSON numbers beyond it lose precision)
 MAX_INT_ID = 2**53
@@ -27,15 +28,6 @@ MAX_STR_ID = 64
 
 _loads = json.loads
 _RESERVED = frozenset(("id", "op", "pin"))
-
-
-class Rejected(Exception):
-    """A frame that cannot be carried out, and the error to answer it with."""
-
-    def __init__(self, error: ServerError, id_json: str = "null"):
-        super().__init__(error.message)
-        self.error = error
-        self.id_json = id_json
 
 
 class Request:

@@ -2,6 +2,7 @@
 
 See docs/architecture.md for the path of a frame through these modules.
 """
-from .app import DEFAULT_PORT, Server, run_server
+from ..settings import DEFAULT_PORT
+from .app import Server, run_server
 
 __all__ = ["DEFAULT_PORT", "Server", "run_server"]

@@ -6,9 +6,10 @@ from typing import Any, Callable, Dict
 
 from ..errors import BadArgument, NotSupported
 from ..pins import BOARD_TO_BCM, board_pin
+from .backends import Backend
 
 
-def sim_operation(backend: Any, args: Dict[str, Any],
+def sim_operation(backend: Backend, args: Dict[str, Any],
                   served: Callable[[int], bool] = lambda board: True) -> Dict[str, Any]:
     """One ``sim`` action on the simulated board (refused on real hardware);
     ``levels`` lists only the pins *served* (the rules' access)."""

@@ -19,7 +19,8 @@ import time
 from typing import Any, Callable, Dict, Optional, Tuple
 
 from .._version import __version__
-from ..config import PinRule, ServerConfig
+from ..settings import DEFAULT_PORT, DISCONNECT_POLICIES, MODES
+from .config import PinRule, ServerConfig
 from ..pins import board_pin
 from ..protocol.auth import Authenticator, channel_binding
 from ..tokens import check_token, read_token_file
@@ -32,17 +33,13 @@ from .listener import Listener
 from .pool import WorkerPool
 from .router import Router
 from .rules import Rules
-from .simboard import SimHeader
+from .backends.simboard import SimHeader
 from .spawn import run_pin_worker
 from .status import StatusTable
 from .transport import certificate_der, server_context
 from .zygote import Zygote
 
 log = logging.getLogger("remoteio.server")
-
-DEFAULT_PORT = 8509
-MODES = ("wait", "nowait")
-DISCONNECT_POLICIES = ("finish", "safe")
 
 
 class Server:
@@ -115,7 +112,7 @@ class Server:
 
     @classmethod
     def from_config(cls, config: ServerConfig, **overrides: Any) -> "Server":
-        """A server set up by a configuration file (see remoteio.config)."""
+        """A server set up by a configuration file (see remoteio.server.config)."""
         token = config.token
         if config.token_file:
             token = check_token(read_token_file(config.token_file),
@@ -234,7 +231,7 @@ class Server:
     @property
     def sim(self) -> Optional[SimHeader]:
         """The simulated board by board pin numbers (sim backend only; see
-        :class:`~remoteio.server.simboard.SimHeader`)."""
+        :class:`~remoteio.server.backends.simboard.SimHeader`)."""
         if self.backend.sim is None:
             return None
         if self._sim_header is None:

@@ -25,14 +25,11 @@ import marshal
 import os
 import struct
 from typing import Any, List, Tuple
+from ..errors import ChannelClosed  # noqa: F401 (defined in errors.py)
 
 _LENGTH = struct.Struct("=I")
 _dumps = marshal.dumps
 _loads = marshal.loads
-
-
-class ChannelClosed(EOFError):
-    """The other end is gone."""
 
 
 class Channel:

@@ -1,28 +1,26 @@
-"""What the listener keeps of one client connection."""
+"""What the listener keeps of one client connection: its socket, its output, and its protocol object."""
 from __future__ import annotations
 
 import time
-from collections import deque
-from typing import Any, Deque, Optional
+from typing import Any, Optional
 
-from ..protocol.framing import FrameBuffer
+from ..protocol.server_connection import ServerConnection
 from ..protocol.session import Session
 from .transport import Transport
 
 
 class Connection:
-    __slots__ = ("id", "transport", "peer", "ip", "frames", "session", "out", "pending",
+    __slots__ = ("id", "transport", "peer", "ip", "protocol", "out", "pending",
                  "eof", "eof_at", "events", "events_dropped", "opened_at", "last_seen",
-                 "closing_reason", "backlog", "refusals")
+                 "closing_reason")
 
     def __init__(self, conn_id: int, transport: Transport, peer: str, ip: str,
-                 session: Session, max_frame: int):
+                 protocol: ServerConnection):
         self.id = conn_id
         self.transport = transport
         self.peer = peer
         self.ip = ip
-        self.frames = FrameBuffer(max_frame)
-        self.session = session
+        self.protocol = protocol    # frames, the session gate, hello/ping/auth (no sockets)
         self.out = bytearray()
         self.pending = 0            # requests handed to the router, not yet answered
         self.eof = False            # no more reading: the peer sent end of file, or we end it
@@ -30,9 +28,11 @@ class Connection:
         self.events = 0             # what the selector watches for (0: not registered)
         self.events_dropped = 0
         self.opened_at = self.last_seen = time.monotonic()
-        self.closing_reason: Optional[str] = None
-        self.backlog: Deque[Any] = deque()  # frames read, not yet handled (fairness)
-        self.refusals = 0                   # error replies before hello/auth succeeded
+        self.closing_reason: Optional[str] = None  # why we close it (logged)
+
+    @property
+    def session(self) -> Session:
+        return self.protocol.session
 
     @property
     def sock(self) -> Any:

@@ -18,7 +18,7 @@ import signal
 import threading
 from typing import Any, Callable, Dict, Optional
 
-from ..config import ServerConfig
+from .config import ServerConfig
 from ..tokens import read_token_file
 from .app import Server
 from .systemd import Notifier

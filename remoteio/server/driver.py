@@ -22,20 +22,12 @@ from gpiozero.exc import (
     PinInvalidFunction, PinInvalidPull, PinInvalidState, PinPWMError, PinSetInput,
 )
 
-from ..errors import BadArgument, NotSupported, PinBusy, ServerError, WrongMode
+from ..errors import GPIOZERO_DETAILS, BadArgument, NotSupported, PinBusy, ServerError, WrongMode
 from .jobs import PWM_FREQUENCY
 
 log = logging.getLogger(__name__)
 
 EdgeCallback = Callable[[int, int], None]  # (level, t_ns)
-
-
-#: the gpiozero exceptions whose names travel in an error's ``detail``
-DETAILS = frozenset((
-    "PinFixedPull", "PinInvalidPull", "PinInvalidBounce", "PinInvalidEdges", "PinInvalidState",
-    "PinInvalidFunction", "PinSetInput", "PinPWMUnsupported", "PinPWMFixedValue",
-    "PinEdgeDetectUnsupported", "GPIOPinInUse",
-))
 
 
 def translate(exc: Exception) -> ServerError:
@@ -56,7 +48,7 @@ def translate(exc: Exception) -> ServerError:
     else:
         error = ServerError(f"backend failure: {type(exc).__name__}: {exc}")
     name = type(exc).__name__
-    if name in DETAILS:
+    if name in GPIOZERO_DETAILS:
         error.detail = name
     return error
 
@@ -274,10 +266,6 @@ class PinDriver:
         # ticks: the backend's monotonic seconds (lgpio: the kernel's timestamp)
         t_ns = int(ticks * 1e9) if ticks else time.monotonic_ns()
         self.on_edge(int(bool(state)), t_ns)
-
-    @property
-    def pwm(self) -> bool:
-        return self._pwm
 
     @property
     def pwm_configured(self) -> bool:

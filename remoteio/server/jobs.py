@@ -49,9 +49,6 @@ class Job:
             return change
         return self.until if change is None else min(change, self.until)
 
-    def describe(self) -> Dict[str, Any]:
-        return {"task": self.name}
-
     def moved_to(self, start: float) -> "Job":
         """The same job started at *start* instead (timed from the edge it made)."""
         if self.until is not None:

@@ -1,9 +1,10 @@
 """The listener: the server's one I/O thread, and the loop the router runs in.
 
-It accepts connections (TLS handshakes included), splits their bytes into
-frames, validates frames into requests, answers the per-connection
-operations itself (``hello``, ``auth``, ``ping``) and hands the rest to the
-router, which it calls on this same thread, as it does when a worker's pipe
+It accepts connections (TLS handshakes included), feeds their bytes to
+each one's :class:`~remoteio.protocol.server_connection.ServerConnection`
+(which frames and validates them, keeps the session gate and answers
+``hello``, ``auth`` and ``ping``), sends what that gives back and hands the
+pin requests to the router, which it calls on this same thread, as it does when a worker's pipe
 or the zygote's socket is ready (the router's descriptors share this
 selector). It writes replies and events to the connections: it is the
 router's :class:`~.router.Outlet`. Nothing here touches a pin.
@@ -34,19 +35,21 @@ import selectors
 import socket
 import ssl
 import time
-from collections import deque
-from typing import Any, Callable, Dict, Iterable, List, Optional, Set
+from typing import TYPE_CHECKING, Callable, Dict, Iterable, List, Optional, Set
 
-from ..errors import AuthFailed, FrameTooLarge, ServerBusy, ServerError
+from ..errors import ServerBusy
 from ..protocol import writing
 from ..protocol.auth import Penalties
-from ..protocol.framing import TOO_LARGE
-from ..protocol.ops import CONNECTION, SERVER
-from ..protocol.reading import Rejected, Request, parse_request
+from ..protocol.ops import SERVER
+from ..protocol.reading import Request
+from ..protocol.server_connection import Greeted, PinRequest, ServerConnection
 from ..protocol.session import Session
 from . import memory
 from .connection import Connection, format_peer, peer_ip
 from .transport import WOULD_BLOCK, Transport, tune
+
+if TYPE_CHECKING:  # the router is handed in at serve(): it writes to us
+    from .router import Router
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +65,8 @@ MIN_SHARE = 32
 #: the time a turn spends on frames, shared the same way (s), and its floor
 TURN_BUDGET_S, MIN_SLICE_S = 0.010, 0.001
 #: before hello (and auth) succeeds: the output a connection may have waiting,
-#: the refusals it may earn, the seconds it has to say hello
-PRE_READY_BUFFER, PRE_READY_REFUSALS, HELLO_TIMEOUT_S = 16 << 10, 4, 10.0
+#: the seconds it has to say hello (the refusals it may earn: server_connection)
+PRE_READY_BUFFER, HELLO_TIMEOUT_S = 16 << 10, 10.0
 #: requests handed to the router at once, between two looks at the clock
 #: (the router sends each worker one batch per turn, however many chunks)
 CHUNK = 64
@@ -83,7 +86,7 @@ class Listener:
                  heartbeat_timeout: float = 0.0,
                  on_housekeeping: Optional[Callable[[float], None]] = None):
         self.sock = sock
-        self.router: Any = None  # the Router (serve() sets it: it needs us as its outlet)
+        self.router: Optional["Router"] = None  # serve() sets it: it needs us as its outlet
         self.new_session = new_session
         self.max_frame = max_frame
         self.max_connections = max_connections
@@ -151,7 +154,7 @@ class Listener:
         return conn_id in self.connections
 
     # ---- the loop ------------------------------------------------------------------
-    def serve(self, router: Any) -> None:
+    def serve(self, router: "Router") -> None:
         """Run the loop (on this thread) with *router*, until stopped."""
         self.router = router
         self.sock.setblocking(False)
@@ -237,7 +240,7 @@ class Listener:
             return
         if conn.transport.handshaking:
             return  # the handshake chooses
-        reading = not (conn.eof or conn.backlog or conn in self._paused)
+        reading = not (conn.eof or conn.protocol.waiting or conn in self._paused)
         self._set_events(conn, (_READ if reading else 0) | (_WRITE if conn.out else 0))
 
     def _set_events(self, conn: Connection, events: int) -> None:
@@ -278,8 +281,10 @@ class Listener:
                 log.warning("refusing %s: %s", peer, exc)
                 sock.close()
                 continue
-            conn = Connection(next(self._ids), transport, peer, peer_ip(addr),
-                              self.new_session(), self.max_frame)
+            ip = peer_ip(addr)
+            conn = Connection(next(self._ids), transport, peer, ip, ServerConnection(
+                self.new_session(), max_frame=self.max_frame, penalties=self.penalties,
+                ip=ip, peer=peer))
             self.connections[conn.id] = conn
             self._set_events(conn, _READ)
             self.router.opened(conn.id, peer)
@@ -318,16 +323,14 @@ class Listener:
             self._end(conn, None)
             return
         conn.last_seen = time.monotonic()
-        frames = conn.frames.feed(data)
-        if frames:
-            conn.backlog.extend(frames)
+        if conn.protocol.receive_data(data):
             self._backlog[conn] = None  # handled at the end of this turn, with the others
 
     def _work_backlog(self) -> None:
         """This turn's share of every waiting connection's frames: the turn's
         frames and time divided among them, each its part of what is left."""
         # the few frames of quiet connections (a hello, a ping) before the floods' slices
-        conns = sorted(self._backlog, key=lambda c: len(c.backlog) > MIN_SHARE)
+        conns = sorted(self._backlog, key=lambda c: c.protocol.waiting > MIN_SHARE)
         share = max(MIN_SHARE, FRAMES_PER_TURN // len(conns))
         deadline = time.monotonic() + TURN_BUDGET_S
         for n, conn in enumerate(conns):
@@ -346,36 +349,19 @@ class Listener:
         """Handle up to *share* of the connection's frames, stopping once
         *budget* seconds are spent (frames differ: a ``sim history`` costs
         a thousand ``on``); pin requests go to the router in chunks."""
-        backlog = conn.backlog
+        protocol = conn.protocol
         deadline = time.monotonic() + budget
         batch: List[Request] = []
-        for _ in range(min(share, len(backlog))):
-            frame = backlog.popleft()
-            if conn.closing_reason:
-                backlog.clear()
+        for _ in range(min(share, protocol.waiting)):
+            step = protocol.next_step()
+            if step is None:
                 break  # ending (after a failed authentication): read no further
-            if frame is TOO_LARGE:
-                self._refuse(conn, writing.error_from(FrameTooLarge(
-                    f"a frame may be at most {self.max_frame} bytes")))
-                continue
-            req = None
-            try:
-                req = parse_request(frame)
-                refusal = conn.session.gate(req.op)
-                if refusal is not None:
-                    raise Rejected(refusal, req.id_json)
-                if req.spec.scope == CONNECTION:
-                    self._queue(conn, writing.ok(req.id_json, self._connection_op(conn, req)))
-                else:
-                    batch.append(req)
-            except Rejected as rejected:
-                self._refuse(conn, writing.error_from(rejected.error, rejected.id_json))
-            except ServerError as exc:
-                self._refuse(conn, writing.error_from(exc, req.id_json if req else "null"))
-            except Exception:  # a bug: answer this frame, keep the connection
-                log.exception("listener: a frame from %s failed", conn.peer)
-                self._queue(conn, writing.error_from(ServerError(
-                    "internal error; see the server log"), req.id_json if req else "null"))
+            if isinstance(step, PinRequest):
+                batch.append(step.request)
+            else:
+                if isinstance(step, Greeted):
+                    self.router.identify(conn.id, step.session, step.take_over)
+                self._queue(conn, step.frame)
             if conn.id not in self.connections:
                 return  # closed on the way (its output ran over)
             late = time.monotonic() >= deadline
@@ -389,20 +375,13 @@ class Listener:
                 break
         if batch and not self._route(conn, batch):
             return
-        if not backlog and conn in self._backlog:
+        if protocol.close_reason:
+            protocol.discard()
+        if not protocol.waiting and conn in self._backlog:
             del self._backlog[conn]
             self._update_events(conn)
-        if conn.closing_reason and not conn.eof:
-            self._end(conn, conn.closing_reason)  # once its last reply is queued
-
-    def _refuse(self, conn: Connection, frame: bytes) -> None:
-        """An error reply; before hello/auth succeeds only a few are given
-        (a peer that has proved nothing gets little of our memory)."""
-        self._queue(conn, frame)
-        if not conn.session.ready and conn.id in self.connections:
-            conn.refusals += 1
-            if conn.refusals >= PRE_READY_REFUSALS and not conn.closing_reason:
-                conn.closing_reason = f"{conn.refusals} refused frames before hello/auth"
+        if protocol.close_reason and not conn.eof:
+            self._end(conn, protocol.close_reason)  # once its last reply is queued
 
     def _route(self, conn: Connection, batch: List[Request]) -> bool:
         """Hand requests to the router; False if the connection closed meanwhile."""
@@ -415,40 +394,12 @@ class Listener:
             self._update_events(conn)
         return True
 
-    def _connection_op(self, conn: Connection, req: Request) -> Optional[Dict[str, Any]]:
-        if req.op == "hello":
-            welcome = conn.session.hello(req.args)
-            self.router.identify(conn.id, req.args["session"], req.args["take_over"])
-            return welcome
-        if req.op == "ping":
-            result = {"time_ns": time.monotonic_ns()}
-            if req.args["data"] is not None:
-                result["data"] = req.args["data"]
-            return result
-        if req.op == "auth":
-            return self._authenticate(conn, req)
-        raise ServerError(f"{req.op} is not a connection operation")  # pragma: no cover
-
-    def _authenticate(self, conn: Connection, req: Request) -> Dict[str, Any]:
-        wait = self.penalties.refused(conn.ip)
-        if wait is not None:  # refused, not counted: a penalty is never extended by waiting it out
-            conn.closing_reason = "authentication refused"
-            raise AuthFailed(f"too many failed attempts (from {self.penalties.source(conn.ip)}, or "
-                             f"from everywhere); try again in {max(1, round(wait))} s")
-        try:
-            return conn.session.auth(req.args)
-        except AuthFailed as exc:
-            self.penalties.failed(conn.ip)
-            log.warning("authentication failed for %s: %s", conn.peer, exc.message)
-            conn.closing_reason = "authentication failed"
-            raise
-
     def _end(self, conn: Connection, reason: Optional[str]) -> None:
         """Read no more; answer what was asked, then close (peer EOF, or us)."""
         conn.eof = True
         conn.eof_at = time.monotonic()
         conn.closing_reason = reason
-        conn.backlog.clear()
+        conn.protocol.discard()
         self._backlog.pop(conn, None)
         self._update_events(conn)
         self._maybe_finish(conn)
@@ -466,7 +417,7 @@ class Listener:
         conn.transport.close()
         big = len(conn.out) > memory.MMAP_THRESHOLD
         conn.out = bytearray()  # an abusive connection's memory goes back at once
-        conn.backlog.clear()
+        conn.protocol.discard()
         self._dirty.discard(conn)
         self._backlog.pop(conn, None)
         self._paused.discard(conn)

@@ -24,7 +24,7 @@ import time
 from collections import deque
 from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
-from ..config import PinRule
+from .config import PinRule
 from ..errors import ServerBusy, ServerError, ShuttingDown, WrongMode
 from ..pins import describe
 from ..protocol import writing

@@ -28,6 +28,7 @@ from ..errors import WorkerFailed
 from .channel import Channel, ChannelClosed, channel_pair
 from .messages import Exited, Probe, Spawned, Stop, ToWorker, decode, encode
 from .zygote import Zygote, ZygoteGone
+from ..errors import WorkerEnded  # noqa: F401 (defined in errors.py)
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +42,6 @@ READ_BUDGET = 1 << 20
 
 _READ = selectors.EVENT_READ
 _WRITE = selectors.EVENT_WRITE
-
-
-class WorkerEnded(Exception):
-    """The worker's reply pipe reached its end: the process is gone."""
 
 
 class WorkerHandle:

@@ -39,13 +39,15 @@ from ..protocol import writing
 from ..protocol.ops import BATCH, SERVER
 from ..protocol.reading import Request
 from .admin import sim_operation
-from .gather import Gather, GatherPart
+from .backends import Backend
+from .gather import Gather, GatherPart, PartError
 from .info import InfoService
 from .messages import Event, Gone, MakeSafe, PartReply, Pong, Reply, Settings, Task, ToWorker
 from .ownership import Ownership
 from .pool import WorkerEnded, WorkerHandle, WorkerPool
 from .rules import Rules
 from .spawn import pin_settings
+from .status import StatusTable
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +78,7 @@ class Inflight(NamedTuple):
 
 
 class Router:
-    def __init__(self, *, backend: Any, mode: str, status: Any, rules: Rules, pool: WorkerPool,
+    def __init__(self, *, backend: Backend, mode: str, status: StatusTable, rules: Rules, pool: WorkerPool,
                  outlet: Outlet, selector: selectors.BaseSelector, version: str, started: float,
                  disconnect_policy: str = "finish", show_peers: bool = True):
         self.backend = backend
@@ -281,7 +283,7 @@ class Router:
             elif kind is Pong:
                 self.pool.pong(handle)
 
-    def _part_done(self, part: GatherPart, error: Any, value: Any = None) -> None:
+    def _part_done(self, part: GatherPart, error: PartError, value: Any = None) -> None:
         frame = part.gather.add(part.board, error, value)
         if frame is not None:
             self.outlet.reply(part.gather.conn, frame)

@@ -19,7 +19,7 @@ queued work alike. A refusal is a ``forbidden`` error that names the rule.
   timed task ends there, ``output`` starts there, and on a pin with either
   rule above every revert goes there.
 
->>> from remoteio.config import PinRule
+>>> from remoteio.server.config import PinRule
 >>> rule = PinRule(max_hold_ms=1000)
 >>> check_hold(rule, "BOARD7", "on", away=True, back_in=0.9, leased=False, away_for=0.0)
 >>> check_hold(rule, "BOARD7", "on", away=True, back_in=0.9, leased=False, away_for=0.5)
@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional
 
-from ..config import PinRule, ServerConfig
+from .config import PinRule, ServerConfig
 from ..errors import Forbidden
 from ..pins import describe
 

@@ -12,13 +12,16 @@ import os
 import signal
 import stat
 from dataclasses import asdict
-from typing import Any, Dict, List, Optional
-
-from ..config import PinRule
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 from ..pins import BOARD_TO_BCM
 from .channel import Channel
+from .config import PinRule
 from .pinworker import PinWorker
+
+if TYPE_CHECKING:  # handed in by the zygote's fork
+    from .backends import Backend
+    from .status import StatusTable
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +77,8 @@ def drop_inherited(foreign_fds: List[int], keep: Optional[int] = None) -> None:
 
 
 def run_pin_worker(board: int, task_fd: int, reply_fd: int, settings: Dict[str, Any], *,
-                   mode: str, backend: Any, status: Any, realtime_priority: int = 0) -> None:
+                   mode: str, backend: "Backend", status: "StatusTable",
+                   realtime_priority: int = 0) -> None:
     """A pin worker's process, from the zygote's fork to its end; *settings*
     carries its pin's rule (see :func:`pin_settings`)."""
     worker_signals()

@@ -15,7 +15,7 @@ from typing import Any, Dict, Optional
 from ..pins import ALL_BOARD_PINS
 
 FUNCTIONS = ("unused", "input", "output", "released")
-TASKS = ("", "on", "off", "value", "blink", "pulse", "set", "closing")
+TASKS = ("", "on", "off", "value", "blink", "pulse", "set")
 
 # pid, function, task, watchers, queue, value, ends_ns (0: untimed),
 # lease_ns (0: no lease), updated_ns

@@ -29,6 +29,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .messages import Exited, Kill, Quit, Spawn, Spawned, decode, encode
 from .spawn import drop_inherited
+from ..errors import ZygoteGone  # noqa: F401 (defined in errors.py)
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +37,6 @@ log = logging.getLogger(__name__)
 WorkerMain = Callable[[Any, int, int, Dict[str, Any]], None]
 
 _MAX_MESSAGE = 4096
-
-
-class ZygoteGone(OSError):
-    """The zygote is not there (it died, or was never started)."""
 
 
 class Zygote:

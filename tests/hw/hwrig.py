@@ -21,10 +21,7 @@ from __future__ import annotations
 
 import fcntl
 import os
-import re
-import signal
 import struct
-import subprocess
 import sys
 import threading
 import time
@@ -33,13 +30,13 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent.parent
 sys.path.insert(0, str(HERE / "vm"))
 import gpiosim  # noqa: E402
 from gpiosim import GpioSimChip  # noqa: E402
 
-from remoteio import RemoteServer  # noqa: E402
+from remoteio import RemoteServer, testing  # noqa: E402
 from remoteio.pins import BCM_TO_BOARD  # noqa: E402
+from remoteio.testing import ServerProcess  # noqa: E402
 
 #: the backends that drive a gpio-sim chip through the kernel (inside the VM)
 KERNEL_BACKENDS = ("gpiod", "lgpio")
@@ -51,15 +48,8 @@ CLIENT_TIMEOUT = 20.0
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.005) -> Any:
-    """Poll *predicate* until it is truthy (returned) or *timeout* passes (None)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            return None
-        time.sleep(interval)
+    """remoteio.testing.wait_until with the guest's longer defaults."""
+    return testing.wait_until(predicate, timeout, interval)
 
 
 # ---- the kernel's view of a line (GPIO character device, uAPI v2) ----------------
@@ -105,18 +95,11 @@ class Recording:
         self.stopped_ns = stopped_ns
 
     def levels(self) -> List[float]:
-        return [v for _, v in self.changes]
+        return testing.levels(self.changes)
 
     def pulses(self) -> List[Tuple[int, float]]:
         """High periods as ``(start_ns, width_ms)`` (a period still high at the end is left out)."""
-        out, rose = [], None
-        for t, value in self.changes:
-            if value >= 0.5 and rose is None:
-                rose = t
-            elif value < 0.5 and rose is not None:
-                out.append((rose, (t - rose) / 1e6))
-                rose = None
-        return out
+        return testing.pulses(self.changes)
 
     def duty(self, since_ns: int = 0) -> float:
         """Fraction of the time (after *since_ns*) the line was high."""
@@ -302,91 +285,10 @@ class SimBoardView:
 
 # ---- the server process -------------------------------------------------------------------
 
-class ServerProcess:
-    """``remoteio serve`` as a child process: log to a file, port from the log,
-    stopped by pid (and its workers too)."""
-
-    def __init__(self, args: List[str], workdir: Path, *, mode: str = "wait"):
-        self.workdir = workdir
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.log_path = workdir / f"server-{time.monotonic_ns()}.log"
-        self.argv = [sys.executable, "-m", "remoteio", "serve", "--host", "127.0.0.1", "--port", "0",
-                     "--mode", mode, "--log-level", "debug", *args]
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-        started = time.monotonic()
-        with open(self.log_path, "wb") as log:  # a file, never an unread pipe
-            # cwd: a private temp dir, where lgpio leaves its .lgd-nfy* FIFOs
-            self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, cwd=workdir, env=env)
-        self.known_children: set = set()
-        found = wait_until(self._port_or_exit, timeout=START_TIMEOUT, interval=0.02)
-        if not isinstance(found, re.Match) or self.proc.poll() is not None:
-            self.kill()
-            raise RuntimeError(f"the server did not start ({' '.join(self.argv)}):\n{self.output()}")
-        self.port = int(found.group(1))
-        self.address = ("127.0.0.1", self.port)
-        self.start_s = time.monotonic() - started
-
-    def _port_or_exit(self):
-        """The log's "serving on ... port N" match; True if the server died."""
-        match = re.search(rb"serving on \S+ port (\d+)", self.log_path.read_bytes())
-        return match or self.proc.poll() is not None
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def output(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError as exc:
-            return f"(no log: {exc})"
-
-    def tail(self, lines: int = 60) -> str:
-        return "\n".join(self.output().splitlines()[-lines:])
-
-    def children(self) -> List[int]:
-        """Pids of the server's worker processes now (remembered for cleanup)."""
-        import psutil
-        try:
-            pids = [p.pid for p in psutil.Process(self.proc.pid).children(recursive=True)]
-        except psutil.NoSuchProcess:
-            pids = []
-        self.known_children.update(pids)
-        return pids
-
-    def alive_children(self) -> List[int]:
-        import psutil
-        alive = []
-        for pid in self.known_children:
-            try:
-                if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-                    alive.append(pid)
-            except psutil.NoSuchProcess:
-                pass
-        return alive
-
-    def terminate(self, timeout: float = 30.0) -> int:
-        self.children()
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout)
-
-    def kill(self) -> None:
-        """Stop the server and every worker it had, by pid (cleanup; idempotent)."""
-        if self.proc.poll() is None:
-            self.children()
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        for pid in self.alive_children():
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+def start_server(args: List[str], workdir: Path, *, mode: str = "wait") -> ServerProcess:
+    """``remoteio serve`` for the rig: debug log, the guest's start timeout."""
+    return ServerProcess(*args, "--mode", mode, "--log-level", "debug", workdir=workdir,
+                         start_timeout=START_TIMEOUT)
 
 
 # ---- a rig: board + server --------------------------------------------------------------------
@@ -423,7 +325,7 @@ class Rig:
                     "--revision", REVISION]
         else:
             args = ["--sim"]
-        self.server = ServerProcess(args, self.workdir, mode=self.mode)
+        self.server = start_server(args, self.workdir, mode=self.mode)
         if self.backend == "sim":
             self.board = SimBoardView(self.server.address)
 

@@ -4,23 +4,7 @@ Every backend hands each pin worker a gpiozero pin factory, so the workers
 speak one API (gpiozero's ``Pin``) whatever the hardware. A backend is
 chosen once, in the server process, before any worker is forked.
 
-A :class:`Backend` *must* provide:
-
-* ``name``: ``"sim"``, ``"gpiod"``, ``"lgpio"`` or ``"rpigpio"``
-* :meth:`Backend.make_factory`: a new gpiozero ``Factory``; called inside a
-  pin worker process, after the fork (hardware handles are per process)
-* :meth:`Backend.board_info`: model, revision and SoC of the board, for
-  ``hello`` (called in the server process; must not claim any line)
-
-and *may* provide:
-
-* :meth:`Backend.preload`: import what workers need before they fork, so no
-  worker imports anything (each import after a fork costs memory)
-* :meth:`Backend.prepare_worker`, :meth:`Backend.cleanup_worker`: per-worker
-  set-up and clean-up, in the worker process (lgpio: a private work folder)
-* ``sim``: the :class:`~remoteio.server.simboard.SimBoard`, on the simulated
-  backend only
-* :meth:`Backend.close`: free what it holds in the server process
+What a backend must and may provide is listed on :class:`Backend`.
 
 ``auto`` picks gpiod (libgpiod v2 on a gpiochip: Pi 5 and current Raspberry
 Pi OS; no thread wakes while a pin is idle), then lgpio (a gpiochip, where
@@ -35,37 +19,82 @@ from __future__ import annotations
 
 import glob
 import logging
+import os
 from typing import Any, Dict, Optional
 
+from gpiozero.exc import PinUnknownPi
 from gpiozero.pins.pi import PiBoardInfo
+
+from ...settings import BACKEND_NAMES
+from ...errors import BackendUnavailable  # noqa: F401 (defined in errors.py)
 
 log = logging.getLogger(__name__)
 
 #: the board a simulated server pretends to be: a Raspberry Pi 5 Model B 8GB
 SIM_REVISION = 0xD04170
 
-BACKEND_NAMES = ("auto", "sim", "gpiod", "lgpio", "rpigpio")
-
-
-class BackendUnavailable(RuntimeError):
-    """The requested backend cannot run on this machine."""
-
 
 class Backend:
-    """Base of the backends (see the module docstring for the contract)."""
+    """Base of the backends.
+
+    A backend *must* provide:
+
+    * :attr:`name`: ``"sim"``, ``"gpiod"``, ``"lgpio"`` or ``"rpigpio"``
+    * :meth:`make_factory`: a new gpiozero ``Factory``, called inside a pin
+      worker process after the fork (hardware handles are per process); the
+      base builds one from :meth:`factory_class` and :meth:`factory_options`,
+      told this board's revision, sharing the board info built before the fork
+    * :meth:`detect_revision`: the board's revision code when none was given
+      (the base reads the Pi's own; called in the server process)
+
+    and *may* provide:
+
+    * :meth:`prepare_worker`, :meth:`cleanup_worker`: per-worker set-up and
+      clean-up, in the worker process (lgpio: a private work folder)
+    * :attr:`sim`: the :class:`~remoteio.server.backends.simboard.SimBoard`, on
+      the simulated backend only
+    * :meth:`close`: free what it holds in the server process
+
+    :meth:`board_info` (for ``hello``; it claims no line) and
+    :meth:`pi_board_info` come from the revision and are not overridden.
+    """
 
     name = "?"
-    sim = None
+    sim: Optional[Any] = None
 
     def __init__(self, revision: Optional[int] = None):
         self.revision = revision
         self._pi_board_info: Optional[PiBoardInfo] = None
 
-    def make_factory(self) -> Any:
+    def factory_class(self) -> type:
+        """The gpiozero ``PiFactory`` subclass :meth:`make_factory` builds."""
         raise NotImplementedError
 
-    def preload(self) -> None:
-        pass
+    def factory_options(self) -> Dict[str, Any]:
+        """Keyword arguments for :meth:`factory_class` (lgpio: its chip)."""
+        return {}
+
+    def make_factory(self) -> Any:
+        base = self.factory_class()
+        revision = self.revision
+
+        class Factory(base):  # type: ignore[valid-type,misc]
+            def _get_revision(self) -> int:
+                return revision if revision is not None else super()._get_revision()
+
+        factory = Factory(**self.factory_options())
+        if self._pi_board_info is not None:  # built before the fork: shared, not rebuilt per worker
+            factory._info = self._pi_board_info
+        return factory
+
+    def detect_revision(self) -> int:
+        from gpiozero.pins.local import get_pi_revision
+        try:
+            return get_pi_revision()
+        except (PinUnknownPi, OSError):
+            raise BackendUnavailable(
+                "not a Raspberry Pi (no revision in /proc/device-tree or "
+                "/proc/cpuinfo); give the board revision explicitly") from None
 
     def prepare_worker(self, board: int) -> None:
         """Called in a pin worker right after the fork, before any factory."""
@@ -77,9 +106,6 @@ class Backend:
         """Free what the backend holds in the server process (after the workers)."""
         if self.sim is not None:
             self.sim.close()
-
-    def detect_revision(self) -> int:
-        raise NotImplementedError
 
     def pi_board_info(self) -> PiBoardInfo:
         """gpiozero's description of the board, built once in the server so
@@ -93,6 +119,19 @@ class Backend:
         info = self.pi_board_info()
         return {"model": info.model, "revision": info.revision, "soc": info.soc,
                 "backend": self.name, "description": info.description}
+
+
+def check_gpiochip(chip: Optional[int]) -> None:
+    """Raise BackendUnavailable unless /dev/gpiochip<chip> (any chip, for None)
+    is there and ours to use (the gpiod and lgpio backends)."""
+    if chip is not None:
+        path = f"/dev/gpiochip{chip}"
+        if not os.path.exists(path):
+            raise BackendUnavailable(f"{path} does not exist")
+        if not os.access(path, os.R_OK | os.W_OK):
+            raise BackendUnavailable(f"no read/write access to {path} (join the gpio group)")
+    elif not glob.glob("/dev/gpiochip*"):
+        raise BackendUnavailable("no /dev/gpiochip* on this machine")
 
 
 def parse_revision(text: Optional[str]) -> Optional[int]:

@@ -18,17 +18,16 @@ from __future__ import annotations
 import functools
 import glob
 import importlib.util
-import os
 import threading
 from datetime import timedelta
-from typing import Any, Optional
+from typing import Any, Dict, Optional
 
 from gpiozero.exc import (
     PinFixedPull, PinInvalidBounce, PinInvalidEdges, PinInvalidFunction, PinInvalidPull,
     PinInvalidState, PinPWMFixedValue, PinSetInput,
 )
 
-from . import Backend, BackendUnavailable
+from . import Backend, BackendUnavailable, check_gpiochip
 
 #: the labels of the Raspberry Pis' header chips (Pi 5: RP1; Pi 4; older Pis)
 HEADER_LABELS = ("pinctrl-rp1", "pinctrl-bcm2711", "pinctrl-bcm2835")
@@ -58,35 +57,15 @@ class GpiodBackend(Backend):
         import gpiod
         if not hasattr(gpiod, "request_lines"):
             raise BackendUnavailable("the gpiod module installed is v1; remoteio needs gpiod>=2.1")
-        if chip is not None:
-            path = f"/dev/gpiochip{chip}"
-            if not os.path.exists(path):
-                raise BackendUnavailable(f"{path} does not exist")
-            if not os.access(path, os.R_OK | os.W_OK):
-                raise BackendUnavailable(f"no read/write access to {path} (join the gpio group)")
-        elif not glob.glob("/dev/gpiochip*"):
-            raise BackendUnavailable("no /dev/gpiochip* on this machine")
+        check_gpiochip(chip)
         self.chip = chip
 
-    def detect_revision(self) -> int:
-        from gpiozero.exc import PinUnknownPi
-        from gpiozero.pins.local import get_pi_revision
-        try:
-            return get_pi_revision()
-        except (PinUnknownPi, OSError):
-            raise BackendUnavailable(
-                "not a Raspberry Pi (no revision in /proc/device-tree or "
-                "/proc/cpuinfo); give the board revision explicitly") from None
+    def factory_class(self) -> type:
+        return _gpiozero_classes()[0]
 
-    def preload(self) -> None:
-        import gpiod  # noqa: F401  (no thread, no file: safe to share across the fork)
-
-    def make_factory(self) -> Any:
+    def factory_options(self) -> Dict[str, Any]:
         chip = self.chip if self.chip is not None else header_chip()
-        factory = GpiodFactory(f"/dev/gpiochip{chip}", self.revision)
-        if self._pi_board_info is not None:
-            factory._info = self._pi_board_info  # built before the fork: shared
-        return factory
+        return {"path": f"/dev/gpiochip{chip}"}
 
 
 @functools.lru_cache(maxsize=None)
@@ -100,15 +79,10 @@ def _gpiozero_classes():
     edges = {"both": Edge.BOTH, "rising": Edge.RISING, "falling": Edge.FALLING}
 
     class Factory(LocalPiFactory):
-        def __init__(self, path: str, revision: Optional[int]):
-            self._revision_given = revision
+        def __init__(self, path: str):
             super().__init__()
             self.path = path
             self.pin_class = Pin
-
-        def _get_revision(self) -> int:
-            return self._revision_given if self._revision_given is not None else \
-                super()._get_revision()
 
     class Pin(LocalPiPin):
         def __init__(self, factory, info):
@@ -116,7 +90,7 @@ def _gpiozero_classes():
             self._function, self._pull, self._bounce, self._edges = "input", "floating", 0.0, "both"
             self._level = 0  # the last level driven
             self._watching = False
-            self._pwm: Optional[_SoftPWM] = None
+            self._pwm: Optional[SoftPWM] = None
             self._request = gpiod.request_lines(
                 factory.path, consumer="remoteio", config={self._number: self._settings()})
 
@@ -203,7 +177,7 @@ def _gpiozero_classes():
                 if self._function != "output":
                     raise PinPWMFixedValue(f"cannot start PWM on pin {self!r}")
                 if self._pwm is None:
-                    self._pwm = _SoftPWM(self._drive, float(value))
+                    self._pwm = SoftPWM(self._drive, float(value))
                 else:
                     self._pwm.frequency = float(value)
             else:
@@ -261,7 +235,7 @@ def _gpiozero_classes():
     return Factory, Pin
 
 
-class _SoftPWM:
+class SoftPWM:
     """A software PWM on one line: a thread that exists only while PWM is on."""
 
     def __init__(self, drive, frequency: float):
@@ -290,9 +264,3 @@ class _SoftPWM:
         self._stop.set()
         if self._thread is not threading.current_thread():
             self._thread.join(timeout=1.0)
-
-
-def GpiodFactory(path: str, revision: Optional[int]) -> Any:
-    """A gpiozero pin factory on the gpiochip at *path* (gpiod imported here)."""
-    factory_class, _ = _gpiozero_classes()
-    return factory_class(path, revision)

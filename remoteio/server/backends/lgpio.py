@@ -13,16 +13,13 @@ worker's FIFO would otherwise have the same name.
 """
 from __future__ import annotations
 
-import glob
 import importlib.util
 import os
 import shutil
 import tempfile
-from typing import Any, Optional
+from typing import Any, Dict, Optional
 
-from gpiozero.exc import PinUnknownPi
-
-from . import Backend, BackendUnavailable
+from . import Backend, BackendUnavailable, check_gpiochip
 
 
 class LGPIOBackend(Backend):
@@ -34,25 +31,9 @@ class LGPIOBackend(Backend):
             raise BackendUnavailable("the lgpio module is not installed: pip install lgpio "
                                      "(or pip install 'remoteio[lgpio]'; the [pi] extra "
                                      "brings it on ARM Linux only)")
-        if chip is not None:
-            path = f"/dev/gpiochip{chip}"
-            if not os.path.exists(path):
-                raise BackendUnavailable(f"{path} does not exist")
-            if not os.access(path, os.R_OK | os.W_OK):
-                raise BackendUnavailable(f"no read/write access to {path} (join the gpio group)")
-        elif not glob.glob("/dev/gpiochip*"):
-            raise BackendUnavailable("no /dev/gpiochip* on this machine")
+        check_gpiochip(chip)
         self.chip = chip
         self._workdir: Optional[str] = None
-
-    def detect_revision(self) -> int:
-        from gpiozero.pins.local import get_pi_revision
-        try:
-            return get_pi_revision()
-        except (PinUnknownPi, OSError):
-            raise BackendUnavailable(
-                "not a Raspberry Pi (no revision in /proc/device-tree or "
-                "/proc/cpuinfo); give the board revision explicitly") from None
 
     def prepare_worker(self, board: int) -> None:
         self._workdir = tempfile.mkdtemp(prefix=f"remoteio-lgpio-pin{board}-")
@@ -63,18 +44,9 @@ class LGPIOBackend(Backend):
         if self._workdir:
             shutil.rmtree(self._workdir, ignore_errors=True)
 
-    def make_factory(self) -> Any:
+    def factory_class(self) -> type:
         from gpiozero.pins.lgpio import LGPIOFactory
+        return LGPIOFactory
 
-        revision = self.revision
-
-        class Factory(LGPIOFactory):
-            def _get_revision(self) -> int:
-                return revision if revision is not None else super()._get_revision()
-
-        info = self._pi_board_info  # built before the fork: shared, not rebuilt per worker
-
-        factory = Factory(chip=self.chip)
-        if info is not None:
-            factory._info = info
-        return factory
+    def factory_options(self) -> Dict[str, Any]:
+        return {"chip": self.chip}

@@ -23,7 +23,7 @@ from gpiozero.exc import (
 )
 from gpiozero.pins.pi import PiFactory, PiPin
 
-from ..simboard import INPUT, OUTPUT, PULL_CODES, PULL_NAMES, RELEASED, SimBoard
+from .simboard import INPUT, OUTPUT, PULL_CODES, PULL_NAMES, RELEASED, SimBoard
 from . import SIM_REVISION, Backend
 
 log = logging.getLogger(__name__)

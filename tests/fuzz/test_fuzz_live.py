@@ -30,7 +30,7 @@ import pytest
 
 from remoteio.server import Server
 
-from conftest import Raw, wait_until
+from remoteio.testing import RawClient, wait_until
 from fuzzconn import FuzzConn, check_replies
 from fuzzgen import BOARDS, SEED, TOTAL_DEADLINE, VALID, FrameGen, _fail, build_stream
 
@@ -118,7 +118,7 @@ def test_ten_thousand_random_and_malformed_frames():
         assert all(t.is_alive() for t in server._threads), "a server thread died"
 
         # the server still answers correctly, on a fresh connection
-        check = Raw(server.address, timeout=5)
+        check = RawClient(server.address, timeout=5)
         try:
             reply = check.hello()
             assert reply["protocol"] == 1 and reply["mode"] == "wait"
@@ -167,7 +167,7 @@ def _bounded_server_check(server_process, frames: List[bytes]) -> None:
     """Send *frames* (each with id 1) to a fresh server; each must get a proper refusal and
     the server must then still answer pins (subprocess server: a crash stays contained)."""
     proc = server_process()
-    conn = Raw(proc.address, timeout=1.5)
+    conn = RawClient(proc.address, timeout=1.5)
     try:
         conn.hello()
         for n, frame in enumerate(frames):
@@ -179,7 +179,7 @@ def _bounded_server_check(server_process, frames: List[bytes]) -> None:
         assert conn.call({"id": 3, "op": "read", "pin": 7})["value"] == 1
     finally:
         conn.close()
-    fresh = Raw(proc.address, timeout=1.5)
+    fresh = RawClient(proc.address, timeout=1.5)
     try:
         fresh.hello()
         assert fresh.call({"id": 4, "op": "read", "pin": 11})["ok"]
@@ -215,7 +215,7 @@ def test_blink_with_a_subnormal_phase_does_not_kill_the_worker():
     Blink._phase overflowed (OverflowError: float infinity to int) and the pin's worker died
     (worker_failed, pin made safe). Refusing it is as good as carrying it out."""
     with Server(host="127.0.0.1", port=0, backend="sim") as server:
-        conn = Raw(server.address, timeout=3)
+        conn = RawClient(server.address, timeout=3)
         try:
             conn.hello()
             assert conn.call({"id": 0, "op": "read", "pin": 7})["ok"]
@@ -242,7 +242,7 @@ def test_null_takes_the_default(server, request_):
     """Mismatch with docs/protocol.md (ca9f5bb): 'A field given as null takes its default
     where it has one', but only fields whose default is None did; time_ms, level, on_time,
     bounce_ms, protocol = null got bad_argument."""
-    conn = Raw(server.address, timeout=3)
+    conn = RawClient(server.address, timeout=3)
     try:
         conn.hello()
         reply = conn.call(dict(request_, id=1))
@@ -279,7 +279,7 @@ def test_frames_before_hello_get_a_few_refusals_then_the_connection_ends():
         assert all(r["error"]["code"] in ("hello_required", "bad_frame", "frame_too_large",
                                           "bad_argument", "unknown_op", "bad_pin")
                    for r in refusals), refusals
-        check = Raw(server.address, timeout=5)
+        check = RawClient(server.address, timeout=5)
         assert check.hello()["ok"] and check.call({"id": 1, "op": "ping"})["ok"]
         check.close()
 
@@ -291,7 +291,7 @@ def test_task_queued_behind_a_timed_task_on_a_pin_made_input_does_not_kill_the_w
     _advance called _apply outside any try: the worker died (worker_failed, pin made safe).
     Since issue 12 such a task is refused when it is queued (never "ok" and then nothing)."""
     with Server(host="127.0.0.1", port=0, backend="sim") as server:
-        conn = Raw(server.address, timeout=3)
+        conn = RawClient(server.address, timeout=3)
         try:
             conn.hello()
             assert conn.call({"id": 1, "op": "on", "pin": 7, "time_ms": 50}) == {"id": 1, "ok": True}
@@ -316,7 +316,7 @@ def test_two_workers_dying_together_leave_the_router_running():
     (OSError 'handle is closed') and the router thread died: no pin request answered any more."""
     children_before = {p.pid for p in psutil.Process().children(recursive=True)}
     server = Server(host="127.0.0.1", port=0, backend="sim").start()
-    conn = Raw(server.address, timeout=2)
+    conn = RawClient(server.address, timeout=2)
     try:
         conn.hello()
         pins = (7, 11, 13, 15)

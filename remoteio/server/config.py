@@ -37,15 +37,12 @@ try:
 except ImportError:  # Python < 3.11
     import tomli as tomllib  # type: ignore[no-redef]
 
-from .pins import board_pin
-from .tokens import check_token
+from ..pins import board_pin
+from ..settings import BACKEND_NAMES, DEFAULT_PORT, DISCONNECT_POLICIES, MODES
+from ..tokens import check_token
+from ..errors import ConfigError  # noqa: F401 (defined in errors.py)
 
 ACCESS = ("none", "read", "write")
-POLICIES = ("finish", "safe")
-
-
-class ConfigError(ValueError):
-    """A mistake in a configuration file (the message says where)."""
 
 
 @dataclass(frozen=True)
@@ -61,7 +58,7 @@ class PinRule:
 @dataclass
 class ServerConfig:
     host: str = "0.0.0.0"
-    port: int = 8509
+    port: int = DEFAULT_PORT
     mode: str = "wait"
     backend: str = "auto"
     chip: Optional[int] = None
@@ -98,8 +95,8 @@ _SERVER_KEYS = {
 }
 _PIN_KEYS = {"access": str, "max_hold_ms": (int, float), "lease_only": bool,
              "safe_value": int, "on_disconnect": str}
-_CHOICES = {"mode": ("wait", "nowait"), "backend": ("auto", "sim", "gpiod", "lgpio", "rpigpio"),
-            "on_disconnect": POLICIES, "access": ACCESS, "default_access": ACCESS}
+_CHOICES = {"mode": MODES, "backend": BACKEND_NAMES,
+            "on_disconnect": DISCONNECT_POLICIES, "access": ACCESS, "default_access": ACCESS}
 
 
 def load_config(path: str) -> ServerConfig:
@@ -186,7 +183,7 @@ _SERVER_KEYS["advertise"] = bool
 
 def _parse_bridges(config: ServerConfig, data: Dict[str, Any], fail) -> None:
     if "mqtt" in data:
-        from .bridges.settings import parse_mqtt
+        from ..bridges.settings import parse_mqtt
         if not isinstance(data["mqtt"], dict):
             raise fail("mqtt", None, "mqtt must be a table ([mqtt])")
         config.mqtt = parse_mqtt(data["mqtt"], fail)

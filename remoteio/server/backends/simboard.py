@@ -37,8 +37,8 @@ import struct
 import time
 from typing import List, Optional, Sequence, Tuple
 
-from ..errors import BadArgument
-from ..pins import BOARD_TO_BCM, board_pin
+from ...errors import BadArgument
+from ...pins import BOARD_TO_BCM, board_pin
 
 NUM_LINES = 28
 HISTORY = 4096

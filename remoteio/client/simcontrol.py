@@ -1,15 +1,18 @@
 """The simulated board of a server, driven and watched through the protocol."""
 from __future__ import annotations
 
-from typing import Any, Dict, List, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, List, Tuple, Union
 
-from .pins import PinSpec
+from ..pins import PinSpec
+
+if TYPE_CHECKING:  # the client whose server is simulated
+    from .client import RemoteServer
 
 
 class SimControl:
     """The server's simulated board, driven through the protocol (``sim`` op)."""
 
-    def __init__(self, server: Any):
+    def __init__(self, server: "RemoteServer"):
         self._server = server
 
     def _sim(self, action: str, **fields: Any) -> Dict[str, Any]:

@@ -22,10 +22,10 @@ import threading
 import time
 from typing import Any, Callable, Dict, Iterable, List, Optional
 
-from .errors import (BadArgument, CallTimeout, ConnectionLost, ProtocolViolation, RemoteIOError,
+from ..errors import (BadArgument, CallTimeout, ConnectionLost, ProtocolViolation, RemoteIOError,
                      error_for_code)
-from .protocol import writing
-from .protocol.framing import TOO_LARGE, FrameBuffer
+from ..protocol import writing
+from ..protocol.framing import TOO_LARGE, FrameBuffer
 
 log = logging.getLogger(__name__)
 

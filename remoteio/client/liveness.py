@@ -8,7 +8,7 @@ receives plenty while sending nothing. It declares the link lost if the ping
 goes unanswered within the call timeout. When the link is lost it reconnects,
 waiting 0.1 s, then twice as long after every failure, up to 5 s (with a
 little jitter so a room full of clients does not reconnect in step), and the
-client re-applies its pin setup (see ``RemoteServer._reconnect``).
+client re-applies its pin setup (see ``RemoteServer.reconnect``).
 """
 from __future__ import annotations
 
@@ -16,9 +16,12 @@ import logging
 import random
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
-from .errors import LinkError, RemoteIOError
+from ..errors import LinkError, RemoteIOError
+
+if TYPE_CHECKING:  # the client that owns this thread
+    from .client import RemoteServer
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +30,7 @@ MAX_BACKOFF = 5.0
 
 
 class Keeper(threading.Thread):
-    def __init__(self, server: Any, heartbeat: float, reconnect: bool):
+    def __init__(self, server: "RemoteServer", heartbeat: float, reconnect: bool):
         super().__init__(name="remoteio-keeper", daemon=True)
         self.server = server
         self.heartbeat = heartbeat
@@ -39,13 +42,13 @@ class Keeper(threading.Thread):
     def run(self) -> None:
         backoff = FIRST_BACKOFF
         server = self.server
-        while not server._closed:
-            link = server._link
+        while not server.closed:
+            link = server.link
             if link.lost is not None:
                 if not self.reconnect:
                     return
                 try:
-                    server._reconnect()
+                    server.reconnect()
                 except (RemoteIOError, OSError) as exc:
                     self.attempts += 1
                     log.info("reconnecting to %s:%d failed (%s); next try in %.1f s",

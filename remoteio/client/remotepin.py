@@ -17,11 +17,14 @@ import logging
 import threading
 import time
 from collections import deque
-from typing import Any, Callable, Deque, Dict, List, NamedTuple, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, List, NamedTuple, Optional, Tuple
 
-from .errors import PinClosed, ServerError, error_for_code
+from ..errors import PinClosed, ServerError, error_for_code
 from .link import abandon, wait_all
-from .pins import BOARD_TO_BCM
+from ..pins import BOARD_TO_BCM
+
+if TYPE_CHECKING:  # the server hands itself to its pins
+    from .client import RemoteServer
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +59,7 @@ def _adapt(callback: Optional[Callable]) -> Optional[Callable[[PinEvent], None]]
 class RemotePin:
     """One board-numbered pin of a :class:`~remoteio.RemoteServer`."""
 
-    def __init__(self, server: Any, board: int):
+    def __init__(self, server: "RemoteServer", board: int):
         self._server = server
         self.board = board
         self.gpio = BOARD_TO_BCM[board]
@@ -101,7 +104,7 @@ class RemotePin:
         self._claimed = True
         self._lease = (op, fields) if lease_ms else None
 
-    def _setup_requests(self) -> List[Tuple[str, Dict[str, Any]]]:
+    def setup_requests(self) -> List[Tuple[str, Dict[str, Any]]]:
         """What re-creates this pin's setup on a fresh connection (a reconnect):
         the claim, the input configuration, a lease still held, the watch."""
         if self._closed:
@@ -203,7 +206,7 @@ class RemotePin:
             raise PinClosed(f"BOARD{self.board} is closed; use server.pin() to open it again")
         server = self._server
         pin = {"pin": self.board}
-        calls = server._current_link().pipeline(before + [("state", pin), ("sync", pin)])
+        calls = server.live_link().pipeline(before + [("state", pin), ("sync", pin)])
         if timeout is not None:  # the caller's bound for everything
             wait_all(calls, timeout)
             return
@@ -224,7 +227,7 @@ class RemotePin:
         self._request("close")
         self._closed = True
         self._watching = False
-        self._server._forget(self)
+        self._server.forget(self)
 
     @property
     def closed(self) -> bool:
@@ -308,7 +311,7 @@ class RemotePin:
                     return None
                 self._cond.wait(remaining)
 
-    def _on_change(self, message: Dict[str, Any]) -> None:
+    def handle_change(self, message: Dict[str, Any]) -> None:
         """An event for this pin (called on the reader thread: never blocks)."""
         with self._cond:
             seq = message.get("seq", 0)
@@ -323,12 +326,12 @@ class RemotePin:
         for kind in ("changed", "high" if event.edge == "rising" else "low"):
             callback = self._callbacks[kind]
             if callback is not None:
-                self._server._dispatch(callback, event)
+                self._server.dispatch(callback, event)
 
-    def _on_unwatched(self) -> None:
+    def handle_unwatched(self) -> None:
         self._watching = False
 
-    def _on_task_failed(self, message: Dict[str, Any]) -> None:
+    def handle_task_failed(self, message: Dict[str, Any]) -> None:
         """A task this client queued could not run (reader thread: no blocking)."""
         error = message.get("error") or {}
         code = error.get("code", "internal_error")

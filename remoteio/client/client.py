@@ -23,22 +23,22 @@ import threading
 import time
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
-from ._version import __version__
-from .errors import (AuthFailed, AuthRequired, ConnectFailed, ConnectionLost, LinkError,
+from .._version import __version__
+from ..errors import (AuthFailed, AuthRequired, ConnectFailed, ConnectionLost, LinkError,
                      RemoteIOError)
-from .keeper import Keeper
+from .liveness import Keeper
 from .link import Link, wait_all
-from .pins import PinSpec, board_pin
-from .protocol import auth
-from .protocol.ops import PROTOCOL_VERSION
+from ..pins import PinSpec, board_pin
+from ..protocol import auth
+from ..protocol.ops import PROTOCOL_VERSION
 from .remotepin import RemotePin
+from ..settings import DEFAULT_PORT
 from .simcontrol import SimControl
-from .tls import connect as tls_connect
-from .tokens import find_token
+from ..tls import connect as tls_connect
+from ..tokens import find_token
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PORT = 8509
 #: this Python process, as servers see it: a connection may take over pins an
 #: older connection of the same process holds, if it asks (take_over=True)
 SESSION = secrets.token_hex(8)
@@ -172,7 +172,7 @@ class RemoteServer:
         link = self._connect()
         self._link = link
         for pin in list(self.pins.values()):
-            for op, fields in pin._setup_requests():
+            for op, fields in pin.setup_requests():
                 try:
                     link.call(op, fields).result(self.timeout)
                 except RemoteIOError as exc:
@@ -200,6 +200,39 @@ class RemoteServer:
     def wait_connected(self, timeout: Optional[float] = None) -> bool:
         """Wait until connected (after a reconnect); False after *timeout*."""
         return self._connected.wait(timeout)
+
+    @property
+    def closed(self) -> bool:
+        """Was :meth:`close` called?"""
+        return self._closed
+
+    @property
+    def link(self) -> Link:
+        """The connection now, lost or not (the liveness thread watches it)."""
+        return self._link
+
+    def reconnect(self) -> None:
+        """Connect again now and re-apply this client's pin setup (the liveness
+        thread calls it after a loss; raises if the server cannot be reached)."""
+        self._reconnect()
+
+    @property
+    def reconnect_attempts(self) -> int:
+        """Failed reconnection attempts in a row (0 while connected)."""
+        return self._keeper.attempts if self._keeper is not None else 0
+
+    def live_link(self) -> Link:
+        """The connection, waiting up to the call timeout for a reconnect
+        (``wait_for_reconnect``); raises ConnectionLost otherwise."""
+        return self._current_link()
+
+    def forget(self, pin: RemotePin) -> None:
+        """Stop tracking *pin* (it was closed): no events, no setup on reconnect."""
+        self._forget(pin)
+
+    def dispatch(self, callback: Callable[..., Any], *args: Any) -> None:
+        """Run ``callback(*args)`` on this client's callback thread (in order)."""
+        self._dispatch(callback, *args)
 
     def _current_link(self) -> Link:
         if self._closed:
@@ -309,7 +342,7 @@ class RemoteServer:
         *timeout* seconds: :class:`~remoteio.bridges.discovery.DiscoveredServer`
         (name, host, port, version, board, auth, tls, fingerprint...). Needs
         zeroconf (``pip install 'remoteio[discovery]'``); docs/discovery.md."""
-        from .bridges.discovery import browse
+        from ..bridges.discovery import browse
         return browse(timeout, list(interfaces) if interfaces else None)
 
     # ---- events and callbacks ------------------------------------------------------
@@ -319,13 +352,13 @@ class RemoteServer:
         if pin is None:
             return
         if kind == "change":
-            pin._on_change(message)
+            pin.handle_change(message)
         elif kind in ("closed", "worker_failed"):
-            pin._on_unwatched()
+            pin.handle_unwatched()
             if kind == "worker_failed":
                 log.warning("server: %s", message.get("message"))
         elif kind == "task_failed":
-            pin._on_task_failed(message)
+            pin.handle_task_failed(message)
 
     def _dispatch(self, callback: Callable[..., Any], *args: Any) -> None:
         if self._dispatcher is None:

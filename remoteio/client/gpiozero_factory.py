@@ -1,0 +1,284 @@
+"""A gpiozero pin factory: any gpiozero device, on a remote Pi (a Pi 5 too).
+
+::
+
+    GPIOZERO_PIN_FACTORY=remoteio REMOTEIO_HOST=pi.local python3 my_script.py
+
+or explicitly::
+
+    from gpiozero import LED, Button
+    from remoteio.gpiozero_factory import RemoteIOFactory
+
+    factory = RemoteIOFactory("pi.local")
+    led = LED(17, pin_factory=factory)
+    button = Button(27, pin_factory=factory)
+    button.when_pressed = led.toggle        # runs here, on the client's dispatcher
+
+Host, port, token and TLS come from the arguments or from ``REMOTEIO_HOST``,
+``REMOTEIO_PORT``, ``REMOTEIO_TOKEN``/``REMOTEIO_TOKEN_FILE`` and
+``REMOTEIO_FINGERPRINT``/``REMOTEIO_CAFILE``. Every pin operation is one
+round trip (``LED.on()``: one; a PWM write: one; ``output_with_state``: one);
+an output's state is remembered here rather than asked for again. Board
+names (``GPIO17``, ``BOARD11``, ``J8:11``, ``WPI0``) come from the remote
+Pi's own revision, and ticks are the Pi's clock, so a DistanceSensor times
+its echoes with the Pi's timestamps.
+"""
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, Callable, Dict, Optional
+
+from gpiozero import exc as gpiozero_exc
+from gpiozero.exc import (
+    GPIOPinInUse, PinFixedPull, PinInvalidBounce, PinInvalidEdges, PinInvalidFunction,
+    PinInvalidPull, PinInvalidState, PinPWMFixedValue, PinPWMUnsupported, PinSetInput,
+)
+from gpiozero.mixins import SharedMixin
+from gpiozero.pins.pi import PiFactory, PiPin
+from gpiozero.pins.spi import SPISoftware
+
+from .client import RemoteServer
+from ..errors import GPIOZERO_DETAILS, LinkError, PinClosed, ServerError
+from ..pins import BCM_TO_BOARD
+from ..settings import DEFAULT_PORT
+
+#: a server error's detail -> the gpiozero exception to raise (a fixed table)
+#: (the names are remoteio's constant list, never a name from the wire)
+_GPIOZERO_ERRORS = {name: getattr(gpiozero_exc, name) for name in GPIOZERO_DETAILS}
+_BY_CODE = {"wrong_mode": PinSetInput, "pin_busy": GPIOPinInUse,
+            "not_supported": PinPWMUnsupported}
+
+
+def _gpiozero_error(exc: ServerError) -> Exception:
+    cls = _GPIOZERO_ERRORS.get(exc.detail or "") or _BY_CODE.get(exc.code)
+    return cls(exc.message) if cls else exc
+
+
+class RemoteIOFactory(PiFactory):
+    """gpiozero pins on a remoteio server (see the module docstring)."""
+
+    def __init__(self, host: Optional[str] = None, port: Optional[int] = None, *,
+                 timeout: float = 5.0, **options: Any):
+        super().__init__()
+        self.server = RemoteServer(host or os.environ.get("REMOTEIO_HOST", "localhost"),
+                                   int(port or os.environ.get("REMOTEIO_PORT", DEFAULT_PORT)),
+                                   timeout=timeout, **options)
+        self.pin_class = RemoteIOPin
+        self._clock_offset_ns = self._estimate_clock_offset()
+
+    def _estimate_clock_offset(self, samples: int = 5) -> int:
+        """The server's monotonic clock minus ours, from the closest of a few
+        pings (the server answers with its clock; take the round trip's middle)."""
+        best = None
+        for _ in range(samples):
+            sent = time.monotonic_ns()
+            server_ns = self.server.request("ping")["time_ns"]
+            received = time.monotonic_ns()
+            if best is None or received - sent < best[0]:
+                best = (received - sent, server_ns - (sent + received) // 2)
+        return best[1]
+
+    def _get_revision(self) -> int:
+        return int(self.server.board["revision"], 16)
+
+    def ticks(self) -> float:
+        """The Pi's clock (seconds), without a round trip."""
+        return (time.monotonic_ns() + self._clock_offset_ns) / 1e9
+
+    @staticmethod
+    def ticks_diff(later: float, earlier: float) -> float:
+        return later - earlier
+
+    def close(self) -> None:
+        """Close every pin and the connection; never hangs or raises, even
+        when the link is already dead (gpiozero calls it at exit)."""
+        try:
+            super().close()
+        finally:
+            try:
+                self.server.close()
+            except Exception:
+                pass
+
+    def _get_spi_class(self, shared: bool, hardware: bool):
+        # no remote hardware SPI: gpiozero falls back to software SPI over these pins
+        if hardware:
+            raise PinPWMUnsupported("remoteio has no hardware SPI; using software SPI")
+        return RemoteIOSoftwareSPIShared if shared else RemoteIOSoftwareSPI
+
+
+class RemoteIOSoftwareSPI(SPISoftware):
+    pass
+
+
+class RemoteIOSoftwareSPIShared(SharedMixin, SPISoftware):
+    @classmethod
+    def _shared_key(cls, clock_pin, mosi_pin, miso_pin, select_pin, pin_factory):
+        return (clock_pin, select_pin)
+
+
+class RemoteIOPin(PiPin):
+    """One pin of the remote Pi, as gpiozero sees it."""
+
+    def __init__(self, factory: RemoteIOFactory, info):
+        super().__init__(factory, info)
+        self._remote = factory.server.pin(BCM_TO_BOARD[self._number], claim=False)
+        # what we set, remembered: only the holder changes an output
+        self._function = "input"
+        self._pull = info.pull or "floating"
+        self._state: Any = 0
+        self._frequency: Optional[float] = None
+        self._bounce: Optional[float] = None
+        self._edges = "both"
+        self._listener: Optional[Callable[[Any], None]] = None
+
+    def _call(self, op: str, **fields: Any) -> Dict[str, Any]:
+        server = self.factory.server
+        if server.closed and op != "read":
+            return {}  # cleaning up after the factory closed (gpiozero's __del__, atexit)
+        try:
+            try:
+                return server.request(op, pin=self._remote.board, **fields)
+            except PinClosed:
+                # gpiozero reuses a pin object after close(): take the pin again
+                server.request("open", pin=self._remote.board)
+                return server.request(op, pin=self._remote.board, **fields)
+        except ServerError as exc:
+            raise _gpiozero_error(exc) from None
+
+    def _setup(self, **fields: Any) -> None:
+        reply = self._call("setup", **fields)
+        if "function" in reply:
+            self._function, self._pull = reply["function"], reply["pull"]
+            self._frequency, self._state = reply["frequency"], reply["state"]
+        self._remember()
+
+    def _remember(self) -> None:
+        """What a reconnect must replay to give the pin back its setup."""
+        output = self._function == "output"
+        self._remote.restore_setup = {
+            "function": self._function, "pull": None if output else self._pull,
+            "frequency": self._frequency or 0, "state": float(self._state) if output else None,
+            "bounce_ms": (self._bounce or 0) * 1000.0, "edges": self._edges}
+
+    def close(self) -> None:
+        self._remote.restore_setup = {}
+        try:
+            self.when_changed = None
+            if self.factory.server.connected:
+                self._call("close")
+        except Exception:
+            pass  # the link may be dead already: closing must not raise
+
+    # function -----------------------------------------------------------------
+    def _get_function(self) -> str:
+        return self._function
+
+    def _set_function(self, value: str) -> None:
+        if value not in ("input", "output"):
+            raise PinInvalidFunction(f'invalid function "{value}" for pin {self!r}')
+        self._setup(function=value)
+
+    def output_with_state(self, state) -> None:
+        self._check_state(state, digital=True)
+        self._setup(function="output", state=float(bool(state)))
+
+    def input_with_pull(self, pull: str) -> None:
+        self._check_pull(pull)
+        self._setup(function="input", pull=pull)
+
+    # state ---------------------------------------------------------------------
+    def _get_state(self):
+        if self._function == "output":
+            return self._state
+        return self._call("read")["value"]
+
+    def _check_state(self, value, digital: bool = False) -> None:
+        if not isinstance(value, (int, float)) or not 0 <= value <= 1:
+            raise PinInvalidState(f'invalid state "{value}" for pin {self!r}')
+
+    def _set_state(self, value) -> None:
+        self._check_state(value)
+        if self._function != "output":
+            raise PinSetInput(f"cannot set state of pin {self!r}")
+        self._call("set", state=float(value))
+        self._state = value if self._frequency else bool(value)
+        self._remember()
+
+    # pull ------------------------------------------------------------------------
+    def _check_pull(self, value: str) -> None:
+        if value not in ("up", "down", "floating"):
+            raise PinInvalidPull(f'invalid pull "{value}" for pin {self!r}')
+        if self.info.pull not in (value, ""):
+            raise PinFixedPull(f"{self!r} has a physical pull-{self.info.pull} resistor")
+
+    def _get_pull(self) -> str:
+        return self._pull
+
+    def _set_pull(self, value: str) -> None:
+        if self._function != "input":
+            raise PinFixedPull(f"cannot set pull on non-input pin {self!r}")
+        self._check_pull(value)
+        self._setup(pull=value)
+
+    # PWM -------------------------------------------------------------------------
+    def _get_frequency(self) -> Optional[float]:
+        return self._frequency
+
+    def _set_frequency(self, value: Optional[float]) -> None:
+        if value is not None and value > 0 and self._function != "output":
+            raise PinPWMFixedValue(f"cannot start PWM on pin {self!r}")
+        if value:
+            self._setup(frequency=value)
+        else:
+            self._quietly(lambda: self._setup(frequency=0))  # part of closing a device
+        self._frequency = value or None
+        if not value:
+            self._state = False
+        self._remember()
+
+    # edges -------------------------------------------------------------------------
+    def _get_bounce(self) -> Optional[float]:
+        return self._bounce
+
+    def _set_bounce(self, value: Optional[float]) -> None:
+        if value is not None:
+            try:  # gpiozero's own pins raise PinInvalidBounce (a ValueError) for 'foo'
+                value = float(value)
+            except (TypeError, ValueError):
+                raise PinInvalidBounce(f"bounce must be a number of seconds, not {value!r}") \
+                    from None
+            if not value >= 0 or value == float("inf"):
+                raise PinInvalidBounce("bounce must be 0 or greater")
+        self._bounce = value or None
+        self._setup(bounce_ms=(value or 0) * 1000.0)
+
+    def _get_edges(self) -> str:
+        return self._edges
+
+    def _set_edges(self, value: str) -> None:
+        if value not in ("both", "rising", "falling", "none"):
+            raise PinInvalidEdges(f'invalid edges "{value}" for pin {self!r}')
+        self._edges = value
+        self._setup(edges=value)
+
+    def _enable_event_detect(self) -> None:
+        def changed(event) -> None:  # on the client's dispatcher thread
+            self._call_when_changed(event.ts_ns / 1e9, event.value)
+        self._listener = changed
+        self._remote.when_changed = changed
+
+    def _disable_event_detect(self) -> None:
+        self._listener = None
+        self._remote.when_changed = None
+        self._quietly(self._remote.unwatch)
+
+    @staticmethod
+    def _quietly(action: Callable[[], Any]) -> None:
+        """What gpiozero does while closing a device must not raise when the
+        link is already dead."""
+        try:
+            action()
+        except LinkError:
+            pass
