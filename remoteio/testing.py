@@ -46,6 +46,15 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 5.0, interval: flo
         time.sleep(interval)
 
 
+def worker_pid(server: Any, board: int, timeout: float = 5.0) -> int:
+    """The pid of *board*'s worker in an in-process *server*, once the server
+    knows it: the zygote's word of a new worker's pid can come just after the
+    worker's first reply (AssertionError if it does not within *timeout*)."""
+    pid = wait_until(lambda: server.worker_pids().get(board), timeout)
+    assert pid, f"no worker for pin {board} within {timeout} s"
+    return pid
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port nobody listens on now (for a server that must be told its port)."""
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:

@@ -8,10 +8,8 @@ import os
 from pathlib import Path
 import re
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 
 import psutil
@@ -22,7 +20,7 @@ from remoteio.errors import Forbidden
 from remoteio.gpiozero_factory import RemoteIOFactory
 from remoteio.server import Server
 
-from remoteio.testing import MuteClient, RawClient, levels, pulses, wait_until
+from remoteio.testing import levels, MuteClient, pulses, RawClient, wait_until, worker_pid
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -201,7 +199,7 @@ def test_a_disconnect_with_a_full_queue_keeps_the_worker_and_runs_the_queued_wor
     conn = hello(server.address)
     assert conn.call({"id": 0, "op": "on", "pin": 7, "time_ms": 3000})["ok"]
     rise = server.sim.history(7)[-1][0]
-    worker = server.worker_pids()[7]
+    worker = worker_pid(server, 7)
     conn.send(b"".join(frames(1, id=n, op="off", pin=7, time_ms=1) for n in range(1, 1001)))
     replies = [conn.recv() for _ in range(1000)]
     assert all(r["ok"] for r in replies), [r for r in replies if not r["ok"]][:3]

@@ -7,7 +7,7 @@ import time
 
 from remoteio.server import Server
 
-from remoteio.testing import RawClient, levels, wait_until
+from remoteio.testing import levels, RawClient, wait_until, worker_pid
 
 
 def _deadline_passed(deadline: float) -> bool:
@@ -21,7 +21,7 @@ def test_a_renewal_read_after_the_deadline_does_not_revive_the_lease():
             conn.hello()
             assert conn.call({"id": 1, "op": "on", "pin": 7, "lease_ms": 300})["ok"]
             deadline = time.monotonic() + 0.3
-            worker = server.worker_pids()[7]
+            worker = worker_pid(server, 7)
             os.kill(worker, signal.SIGSTOP)
             try:
                 assert wait_until(lambda: _deadline_passed(deadline + 0.1), timeout=5)

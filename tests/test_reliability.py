@@ -15,7 +15,7 @@ from remoteio import RemoteServer
 from remoteio.errors import BadArgument, ConnectionLost, ServerBusy, WorkerFailed
 from remoteio.server import Server
 
-from remoteio.testing import RawClient, free_port, levels, pulses, wait_until
+from remoteio.testing import free_port, levels, pulses, RawClient, wait_until, worker_pid
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -278,7 +278,7 @@ def test_a_hung_worker_is_detected_killed_and_replaced():
     with Server(host="127.0.0.1", port=0, backend="sim", hang_timeout=1.0) as server:
         with connect(server) as remote:
             remote.pin(7).on()
-            hung = server.worker_pids()[7]
+            hung = worker_pid(server, 7)
             os.kill(hung, signal.SIGSTOP)
             pending = remote._link.call("state", {"pin": 7})
             with pytest.raises(WorkerFailed):

@@ -10,7 +10,7 @@ from remoteio import RemoteServer
 from remoteio.errors import WorkerFailed
 from remoteio.server import Server
 
-from remoteio.testing import wait_until
+from remoteio.testing import wait_until, worker_pid
 
 
 def test_killed_worker_is_noticed_made_safe_and_replaced(server):
@@ -19,7 +19,7 @@ def test_killed_worker_is_noticed_made_safe_and_replaced(server):
         led.on(time_ms=5000)
         led.off()                                   # queued behind the timed on
         pending = remote._link.call("sync", {"pin": 7})  # answered when the pin is idle
-        old = server.worker_pids()[7]
+        old = worker_pid(server, 7)
         os.kill(old, signal.SIGKILL)
         with pytest.raises(WorkerFailed, match="made safe"):
             pending.result(5)
@@ -35,7 +35,7 @@ def test_other_pins_and_clients_go_on_when_a_worker_dies(server):
     with RemoteServer(*server.address) as remote, RemoteServer(*server.address) as other:
         remote.pin(7).on()
         other.pin(11).blink(on_time=0.01, off_time=0.01)
-        os.kill(server.worker_pids()[7], signal.SIGKILL)
+        os.kill(worker_pid(server, 7), signal.SIGKILL)
         assert other.pin(11).state()["task"] == "blink"
         other.pin(13).on()
         assert server.sim.value(13) == 1.0

@@ -30,7 +30,7 @@ import pytest
 
 from remoteio.server import Server
 
-from remoteio.testing import RawClient, wait_until
+from remoteio.testing import RawClient, wait_until, worker_pid
 from fuzzconn import FuzzConn, check_replies
 from fuzzgen import BOARDS, SEED, TOTAL_DEADLINE, VALID, FrameGen, _fail, build_stream
 
@@ -219,7 +219,7 @@ def test_blink_with_a_subnormal_phase_does_not_kill_the_worker():
         try:
             conn.hello()
             assert conn.call({"id": 0, "op": "read", "pin": 7})["ok"]
-            before = server.worker_pids()[7]
+            before = worker_pid(server, 7)
             reply = conn.call({"id": 1, "op": "blink", "pin": 7, "on_time": 5e-324, "off_time": 5e-324})
             time.sleep(0.2)
             after = conn.call({"id": 2, "op": "state", "pin": 7})
@@ -298,7 +298,7 @@ def test_task_queued_behind_a_timed_task_on_a_pin_made_input_does_not_kill_the_w
             assert conn.call({"id": 2, "op": "input", "pin": 7})["ok"]
             refused = conn.call({"id": 3, "op": "blink", "pin": 7, "on_time": 0.01, "off_time": 0.01})
             assert refused["error"]["code"] == "wrong_mode", refused
-            before = server.worker_pids()[7]
+            before = worker_pid(server, 7)
             assert wait_until(lambda: conn.call({"id": 5, "op": "state", "pin": 7})["mode"] == "input",
                               timeout=5)
             state = conn.call({"id": 4, "op": "state", "pin": 7})
