@@ -5,7 +5,8 @@ import os
 import pytest
 
 from remoteio import RemoteServer
-from remoteio.config import ConfigError, parse_config
+from remoteio.errors import ConfigError
+from remoteio.server.config import parse_config
 from remoteio.server import Server
 
 from remoteio.testing import wait_until
