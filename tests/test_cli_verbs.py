@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 import re
 import selectors
+import select
 import signal
 import socket
 import subprocess
@@ -75,6 +76,24 @@ def cli(home, address, *args: str, timeout: float = 20,
 def start(home, address, *args: str, **extra: str) -> subprocess.Popen:
     return subprocess.Popen(command(*args), cwd=ROOT, env=environment(home, address, **extra),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_line(proc: subprocess.Popen, text: str, timeout: float = 15) -> str:
+    """The first line of *proc*'s stderr that contains *text* (what it said
+    before it, too), waiting at most *timeout* s; AssertionError otherwise."""
+    seen = ""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stderr], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            break
+        line = proc.stderr.readline()
+        if not line:
+            break
+        seen += line
+        if text in line:
+            return seen
+    raise AssertionError(f"no {text!r} on stderr within {timeout} s: {seen!r}")
 
 
 def finish(proc: subprocess.Popen, sig: Optional[int] = None, timeout: float = 15):
@@ -150,15 +169,14 @@ def test_a_timed_on_runs_to_its_end_then_the_command_exits(home, request, fixtur
 def test_an_untimed_on_holds_the_pin_until_ctrl_c(home, server, sig):
     proc = start(home, server.address, "on", "GPIO4")
     try:
-        assert wait_until(lambda: server.sim.value(7) == 1.0, timeout=10)
-        time.sleep(0.3)
+        said = wait_line(proc, "holding it until Ctrl-C")
         assert server.sim.value(7) == 1.0 and proc.poll() is None
     finally:
         code, out, err = finish(proc, sig)
     assert code == 0, err
-    assert "holding it until Ctrl-C" in err and "Traceback" not in err
+    assert "Traceback" not in said + err
     assert wait_until(lambda: server.sim.function(7) == "released")
-    assert levels(server.sim.history(7)) == [1.0, 0.0]
+    assert levels(server.sim.history(7)) == [1.0, 0.0]    # on, and off only after the signal
 
 
 def test_detach_leaves_the_task_to_the_server(home, server):
@@ -191,12 +209,13 @@ def test_hold_keeps_an_off_pin_driven(home, server):
 def test_timed_then_hold(home, server):
     proc = start(home, server.address, "on", "7", "--time-ms", "200", "--hold")
     try:
-        assert wait_until(lambda: levels(server.sim.history(7)) == [1.0, 0.0], timeout=10)
-        time.sleep(0.2)
+        said = wait_line(proc, "done: holding it until Ctrl-C")  # after the timed part
+        assert levels(server.sim.history(7)) == [1.0, 0.0]
         assert proc.poll() is None and server.sim.function(7) == "output"
     finally:
         code, _, err = finish(proc, signal.SIGINT)
-    assert code == 0 and "done" in err
+    assert code == 0 and "Traceback" not in said + err
+    assert wait_until(lambda: server.sim.function(7) == "released")
 
 
 def lease_renewals(observer, board, history):

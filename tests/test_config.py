@@ -8,6 +8,7 @@ import pytest
 from remoteio import RemoteServer
 from remoteio.server.config import ConfigError, PinRule, parse_config
 from remoteio.errors import Forbidden
+from remoteio.server import Server
 
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -94,3 +95,13 @@ def test_serve_with_a_config_file(tmp_path, server_process, monkeypatch):
             remote.pin(7).on()  # a read-only pin: held for reading, never driven
         remote.pin(11).on()
     assert "token required" in proc.output()
+
+
+def test_a_server_takes_a_server_config(tmp_path):
+    config = parse_config('[server]\nhost = "127.0.0.1"\nport = 0\nmode = "nowait"\n'
+                          'backend = "sim"\n[pins.7]\naccess = "read"\n')
+    with Server(config) as server:
+        assert server.mode == "nowait" and server.host == "127.0.0.1"
+        with RemoteServer(*server.address) as remote:
+            with pytest.raises(Forbidden):
+                remote.pin(7).on()

@@ -19,6 +19,7 @@ def test_killed_worker_is_noticed_made_safe_and_replaced(server):
         led.on(time_ms=5000)
         led.off()                                   # queued behind the timed on
         pending = remote._link.call("sync", {"pin": 7})  # answered when the pin is idle
+        assert led.state()["queue"] == 1            # a fence: the worker has the sync too
         old = worker_pid(server, 7)
         os.kill(old, signal.SIGKILL)
         with pytest.raises(WorkerFailed, match="made safe"):

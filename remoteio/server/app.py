@@ -16,7 +16,7 @@ import signal
 import socket
 import threading
 import time
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 from .._version import __version__
 from ..settings import DEFAULT_PORT, DISCONNECT_POLICIES, MODES
@@ -51,7 +51,8 @@ class Server:
     :class:`~remoteio.server.backends.Backend`.
     """
 
-    def __init__(self, host: str = "0.0.0.0", port: int = DEFAULT_PORT, mode: str = "wait",
+    def __init__(self, host: Union[str, ServerConfig] = "0.0.0.0", port: int = DEFAULT_PORT,
+                 mode: str = "wait",
                  backend: Any = "auto", *, revision: Optional[int] = None,
                  chip: Optional[int] = None, token: Optional[str] = None,
                  tls_cert: Optional[str] = None, tls_key: Optional[str] = None,
@@ -63,6 +64,9 @@ class Server:
                  event_buffer: int = 1 << 20, max_buffer: int = 16 << 20,
                  on_housekeeping: Optional[Callable[[float], None]] = None,
                  advertise: bool = False, realtime_priority: int = 0):
+        if isinstance(host, ServerConfig):  # Server(config): what the file and options say
+            self.__init__(**config_settings(host))  # type: ignore[misc]
+            return
         if mode not in MODES:
             raise ValueError(f"mode must be 'wait' or 'nowait', not {mode!r}")
         if disconnect_policy not in DISCONNECT_POLICIES:
@@ -112,20 +116,10 @@ class Server:
 
     @classmethod
     def from_config(cls, config: ServerConfig, **overrides: Any) -> "Server":
-        """A server set up by a configuration file (see remoteio.server.config)."""
-        token = config.token
-        if config.token_file:
-            token = check_token(read_token_file(config.token_file),
-                                f"the token in {config.token_file}")
-        settings = dict(
-            host=config.host, port=config.port, mode=config.mode, backend=config.backend,
-            revision=parse_revision(config.revision), chip=config.chip, token=token,
-            tls_cert=config.tls_cert, tls_key=config.tls_key,
-            tls_client_ca=config.tls_client_ca, pins=config.pins,
-            default_access=config.default_access, disconnect_policy=config.on_disconnect,
-            max_connections=config.max_connections,
-            heartbeat_timeout=config.heartbeat_timeout_s, advertise=config.advertise,
-            realtime_priority=config.realtime_priority)
+        """A server set up by a configuration file (see remoteio.server.config),
+        with *overrides* (those not None) over it; ``Server(config)`` is the
+        same without overrides."""
+        settings = config_settings(config)
         settings.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**settings)
 
@@ -269,6 +263,23 @@ class Server:
     def worker_pids(self) -> dict:
         """board pin -> pid of its worker process."""
         return {h.key: h.pid for h in self.pool if h.pid is not None and isinstance(h.key, int)}
+
+
+def config_settings(config: ServerConfig) -> Dict[str, Any]:
+    """:class:`Server`'s arguments for a :class:`ServerConfig` (the token file read)."""
+    token = config.token
+    if config.token_file:
+        token = check_token(read_token_file(config.token_file),
+                            f"the token in {config.token_file}")
+    return dict(
+        host=config.host, port=config.port, mode=config.mode, backend=config.backend,
+        revision=parse_revision(config.revision), chip=config.chip, token=token,
+        tls_cert=config.tls_cert, tls_key=config.tls_key,
+        tls_client_ca=config.tls_client_ca, pins=config.pins,
+        default_access=config.default_access, disconnect_policy=config.on_disconnect,
+        max_connections=config.max_connections,
+        heartbeat_timeout=config.heartbeat_timeout_s, advertise=config.advertise,
+        realtime_priority=config.realtime_priority)
 
 
 def _loopback(host: str) -> bool:

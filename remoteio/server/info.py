@@ -20,6 +20,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ..errors import ServerBusy
 from ..protocol import writing
+from .wakeup import WakePipe
 
 log = logging.getLogger(__name__)
 
@@ -46,14 +47,12 @@ class InfoService:
         self._busy = False
         self._jobs: "queue.SimpleQueue[Optional[List[int]]]" = queue.SimpleQueue()
         self._done: "queue.SimpleQueue[Dict[str, Any]]" = queue.SimpleQueue()
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
-        os.set_blocking(self._wake_w, False)
+        self._wake = WakePipe()
         self._thread: Optional[threading.Thread] = None
 
     def fileno(self) -> int:
         """Readable when a reading of /proc is done (call :meth:`ready`)."""
-        return self._wake_r
+        return self._wake.fileno()
 
     def ask(self, conn: int, id_json: str) -> None:
         """Answer now, or once the memory figure is measured."""
@@ -81,10 +80,7 @@ class InfoService:
         return self._body
 
     def ready(self) -> None:
-        try:
-            os.read(self._wake_r, 4096)
-        except BlockingIOError:
-            pass
+        self._wake.drain()
         while True:
             try:
                 memory = self._done.get_nowait()
@@ -102,8 +98,7 @@ class InfoService:
         if self._thread is not None:
             self._jobs.put(None)
             self._thread.join(2.0)
-        os.close(self._wake_r)
-        os.close(self._wake_w)
+        self._wake.close()
 
     # ---- the helper thread ---------------------------------------------------------------
     def _measure(self) -> None:
@@ -118,10 +113,7 @@ class InfoService:
                 log.exception("info: measuring memory failed")
                 memory = None
             self._done.put(memory)
-            try:
-                os.write(self._wake_w, b"\0")
-            except OSError:
-                pass
+            self._wake.wake()
 
 
 def pss_kib(pid: int) -> int:

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
 import queue
 import selectors
 import socket
@@ -47,6 +46,7 @@ from ..protocol.session import Session
 from . import memory
 from .connection import Connection, format_peer, peer_ip
 from .transport import WOULD_BLOCK, Transport, tune
+from .wakeup import WakePipe
 
 if TYPE_CHECKING:  # the router is handed in at serve(): it writes to us
     from .router import Router
@@ -102,9 +102,7 @@ class Listener:
         self.running = True
         self._ids = itertools.count(1)
         self._selector = selector
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
-        os.set_blocking(self._wake_w, False)
+        self._wake_pipe = WakePipe()
         self._stop_asked = False
         self._calls: "queue.SimpleQueue[Callable[[], None]]" = queue.SimpleQueue()
         self._dirty: Set[Connection] = set()
@@ -124,12 +122,7 @@ class Listener:
         self._wake()
 
     def _wake(self) -> None:
-        wake = self._wake_w
-        if wake >= 0:
-            try:
-                os.write(wake, b"\0")
-            except OSError:
-                pass  # already woken, or the loop has ended
+        self._wake_pipe.wake()  # after the loop has ended: nothing
 
     # ---- the router's outlet ---------------------------------------------------
     def reply(self, conn_id: int, frame: bytes) -> None:
@@ -159,7 +152,7 @@ class Listener:
         self.router = router
         self.sock.setblocking(False)
         self._selector.register(self.sock, _READ, ("accept", None))
-        self._selector.register(self._wake_r, _READ, ("wake", None))
+        self._selector.register(self._wake_pipe.fileno(), _READ, ("wake", None))
         try:
             while self.running:
                 try:
@@ -208,10 +201,7 @@ class Listener:
         self.router.tick(now)
 
     def _woken(self) -> None:
-        try:
-            os.read(self._wake_r, 4096)
-        except BlockingIOError:
-            pass
+        self._wake_pipe.drain()
         while True:
             try:
                 function = self._calls.get_nowait()
@@ -437,9 +427,7 @@ class Listener:
             self._close(conn, None)
         self._selector.close()
         self.sock.close()
-        wake, self._wake_w = self._wake_w, -1  # a late stop() must not write to a reused number
-        os.close(self._wake_r)
-        os.close(wake)
+        self._wake_pipe.close()
 
     def _housekeeping(self, now: float) -> None:
         for conn in list(self.connections.values()):

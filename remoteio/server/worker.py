@@ -17,7 +17,6 @@ A subclass owns a resource and must provide :meth:`handle` (one message),
 from __future__ import annotations
 
 import logging
-import os
 import select
 import threading
 import time
@@ -25,6 +24,7 @@ from typing import Any, List, Optional, Tuple
 
 from .channel import Channel, ChannelClosed
 from .messages import Event, PartReply, Reply, decode, encode
+from .wakeup import WakePipe
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +46,7 @@ class Worker:
         self.events_dropped = 0
         self._outbox: List[tuple] = []
         self._lock = threading.Lock()  # outbox and reply pipe: the loop and an edge thread
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
-        os.set_blocking(self._wake_w, False)
+        self._wake = WakePipe()  # an edge thread's events: the loop looks at the pipe again
 
     # ---- what a worker kind provides ----------------------------------------------
     def handle(self, message: Any) -> None:
@@ -77,7 +75,7 @@ class Worker:
 
     # ---- the loop ----------------------------------------------------------------
     def run(self) -> None:
-        tasks, replies, wake = self.tasks.fileno(), self.replies.fileno(), self._wake_r
+        tasks, replies, wake = self.tasks.fileno(), self.replies.fileno(), self._wake.fileno()
         try:
             while self.running:
                 wake_at = self.next_wake()
@@ -90,10 +88,7 @@ class Worker:
                     if fd in readable:
                         self.service(fd)
                 if wake in readable:
-                    try:
-                        os.read(wake, 4096)
-                    except BlockingIOError:
-                        pass
+                    self._wake.drain()
                 if writable:
                     self._flush()
                 if tasks in readable:
@@ -162,10 +157,7 @@ class Worker:
             if now:
                 self._send()
                 if self.replies.pending:
-                    try:
-                        os.write(self._wake_w, b"\0")  # the loop watches the pipe for writing
-                    except BlockingIOError:
-                        pass
+                    self._wake.wake()  # the loop watches the pipe for writing
 
     def _flush(self) -> None:
         with self._lock:

@@ -25,10 +25,11 @@ import select
 import signal
 import socket
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional
 
 from .messages import Exited, Kill, Quit, Spawn, Spawned, decode, encode
 from .spawn import drop_inherited
+from .wakeup import WakePipe
 from ..errors import ZygoteGone  # noqa: F401 (defined in errors.py)
 
 log = logging.getLogger(__name__)
@@ -159,13 +160,13 @@ def _serve(sock: socket.socket, kinds: Dict[str, WorkerMain]) -> None:
     gc.freeze()  # what is here now is shared with every worker: keep the GC off its pages
     children: Dict[int, None] = {}
     exits = _exit_pipe()
-    watched = [sock] if exits is None else [sock, exits[0]]
+    watched = [sock] if exits is None else [sock, exits.fileno()]
     while True:
         # a child's exit wakes the loop (SIGCHLD through the wakeup pipe): no polling
         poll = 1.0 if children and exits is None else None
         readable, _, _ = select.select(watched, [], [], poll)
-        if exits is not None and exits[0] in readable:
-            _drain(exits[0])
+        if exits is not None and exits.fileno() in readable:
+            exits.drain()
         _reap(sock, children)
         if sock not in readable:
             continue
@@ -178,7 +179,7 @@ def _serve(sock: socket.socket, kinds: Dict[str, WorkerMain]) -> None:
         message = decode(marshal.loads(data))
         if isinstance(message, Spawn):
             pid = _fork_worker(sock, kinds[message.kind], message.key, fds, message.settings,
-                               exits or ())
+                               exits)
             children[pid] = None
             _tell(sock, Spawned(message.key, message.generation, pid))
         elif isinstance(message, Kill):
@@ -192,42 +193,30 @@ def _serve(sock: socket.socket, kinds: Dict[str, WorkerMain]) -> None:
             return
 
 
-def _exit_pipe() -> Optional[Tuple[int, int]]:
+def _exit_pipe() -> Optional[WakePipe]:
     """A pipe that SIGCHLD writes to (signal.set_wakeup_fd); None where that
     cannot be set up (then the loop looks for exits once a second)."""
-    read_end, write_end = os.pipe()
-    os.set_blocking(read_end, False)
-    os.set_blocking(write_end, False)
+    pipe = WakePipe()
     try:
         signal.signal(signal.SIGCHLD, lambda *_: None)  # a handler, so that the pipe is written
-        signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+        signal.set_wakeup_fd(pipe.write_fd, warn_on_full_buffer=False)
     except (ValueError, OSError):
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        os.close(read_end)
-        os.close(write_end)
+        pipe.close()
         return None
-    return read_end, write_end
-
-
-def _drain(fd: int) -> None:
-    try:
-        while os.read(fd, 4096):
-            pass
-    except BlockingIOError:
-        pass
+    return pipe
 
 
 def _fork_worker(sock: socket.socket, main: WorkerMain, key: Any, fds: List[int],
-                 settings: Dict[str, Any], exits: Tuple[int, ...] = ()) -> int:
+                 settings: Dict[str, Any], exits: Optional[WakePipe] = None) -> int:
     pid = os.fork()
     if pid == 0:
         code = 0
         try:
-            if exits:  # the zygote's exit pipe is not the worker's
+            if exits is not None:  # the zygote's exit pipe is not the worker's
                 signal.set_wakeup_fd(-1)
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                for fd in exits:
-                    os.close(fd)
+                exits.close()
             drop_inherited([])  # the zygote's socket too: a worker talks through its pipes only
             main(key, fds[0], fds[1], settings)
         except SystemExit as exc:
