@@ -44,9 +44,10 @@ from ..protocol.framing import TOO_LARGE
 from ..protocol.ops import CONNECTION, SERVER
 from ..protocol.reading import Rejected, Request, parse_request
 from ..protocol.session import Session
+from ..tcp import tune
 from . import memory
 from .connection import Connection, format_peer, peer_ip
-from .transport import WOULD_BLOCK, Transport, tune
+from .transport import WOULD_BLOCK, Transport
 
 log = logging.getLogger(__name__)
 
