@@ -15,14 +15,14 @@ KEEPALIVE_IDLE_S = 10
 #: ...then a probe every KEEPALIVE_INTERVAL_S, and the peer is dead after KEEPALIVE_PROBES
 KEEPALIVE_INTERVAL_S = 3
 KEEPALIVE_PROBES = 3
-#: an idle connection to a vanished peer is given up this long after it last heard from it
+#: the keepalive probes' span; Linux gives up at the next probe timer, one
+#: interval later (measured 21.9 s in tests/net: docs/reliability.md)
 DEAD_PEER_S = KEEPALIVE_IDLE_S + KEEPALIVE_INTERVAL_S * KEEPALIVE_PROBES
-#: TCP_USER_TIMEOUT: how long sent data may stay unacknowledged. Linux also lets
-#: it decide when keepalive gives up (at the first probe timer at or past it),
-#: so it is set a second under DEAD_PEER_S: at DEAD_PEER_S exactly, a probe
-#: timer firing a moment early would wait one more interval (measured in
-#: tests/net: 20 s gave up at ~22 s)
-USER_TIMEOUT_MS = (DEAD_PEER_S - 1) * 1000
+#: TCP_USER_TIMEOUT: how long sent data may stay unacknowledged before the
+#: connection is given up (without it, ~15 minutes of retransmissions). Linux
+#: then also lets it decide when keepalive gives up (at the first probe timer
+#: at or past it), hence DEAD_PEER_S: the same bound both ways
+USER_TIMEOUT_MS = DEAD_PEER_S * 1000
 
 
 def tune(sock: socket.socket) -> None:
