@@ -74,7 +74,7 @@ def netns(ns: str) -> Iterator[None]:
     namespace, so a RemoteServer made here reconnects from here too (its
     keeper thread). The lock keeps two threads from swapping namespaces at once."""
     with _ns_lock:
-        home = os.open(f"/proc/thread-self/ns/net", os.O_RDONLY)
+        home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
         target = os.open(f"/run/netns/{ns}", os.O_RDONLY)
         try:
             if _libc.setns(target, CLONE_NEWNET) != 0:

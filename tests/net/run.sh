@@ -5,6 +5,7 @@
 #
 #     bash tests/net/run.sh                      # Python: $VIRTUAL_ENV, else ./.venv
 #     bash tests/net/run.sh /path/to/python -- -k partition -x
+#     REMOTEIO_CHAOS_S=600 REMOTEIO_CHAOS_SEED=42 bash tests/net/run.sh -- -k chaos
 #
 # Exit codes as tests/hw/run.sh: 125 VM failed, 124 timeout, else pytest's.
 set -euo pipefail
@@ -23,13 +24,14 @@ fi
 PY="$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")"
 "$PY" -c 'import remoteio, pytest, pytest_timeout' || {
     echo "run.sh: $PY lacks the test dependencies (pip install -e '.[test]')" >&2; exit 2; }
-TIMEOUT=${REMOTEIO_NET_TIMEOUT:-600}
+TIMEOUT=${REMOTEIO_NET_TIMEOUT:-$((540 + ${REMOTEIO_CHAOS_S:-120}))}
 
 printf '\n--- net: VM setup (cached after the first run; iproute2, nftables and the net modules) ---\n'
 python3 tests/hw/vm/vm.py setup
 printf '\n--- net: the suite inside the VM (timeout %s s) ---\n' "$TIMEOUT"
 set +e
-python3 tests/hw/vm/vm.py run --timeout "$TIMEOUT" --env REMOTEIO_NET_REQUIRE=1 -- \
+python3 tests/hw/vm/vm.py run --timeout "$TIMEOUT" --env REMOTEIO_NET_REQUIRE=1 \
+    --env REMOTEIO_CHAOS_S="${REMOTEIO_CHAOS_S:-}" --env REMOTEIO_CHAOS_SEED="${REMOTEIO_CHAOS_SEED:-}" -- \
     "$PY" -m pytest -c tests/net/pytest.ini tests/net -s --durations=15 "$@"
 rc=$?
 set -e

@@ -5,12 +5,13 @@ address changes. Timing bounds are generous (the guest CPU is emulated); the
 figures measured are printed (pytest -s) and recorded in docs/reliability.md."""
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
 
+import netrig
 from netrig import SERVER_IP, rising_edges, wait_until
+from remoteio import RemoteServer
 from remoteio.errors import CallTimeout, ConnectionLost
 from remoteio.tcp import DEAD_PEER_S, KEEPALIVE_INTERVAL_S
 
@@ -68,8 +69,6 @@ def test_a_partitioned_clients_lease_reverts_at_its_deadline_and_its_calls_fail_
 def test_the_server_notices_a_vanished_client_by_its_heartbeat_and_makes_its_pins_safe(
         heartbeat, faults, make_server, connect):
     server = make_server(on_disconnect="safe")
-    from remoteio import RemoteServer
-    import netrig
     with netrig.netns(netrig.SERVER_NS):
         observer = RemoteServer(SERVER_IP, server.port, timeout=10)
     try:
@@ -100,8 +99,6 @@ def test_the_server_notices_a_vanished_client_by_its_heartbeat_and_makes_its_pin
 def test_the_server_notices_a_client_without_heartbeat_by_tcp_keepalive(
         faults, make_server, connect):
     server = make_server(on_disconnect="safe")
-    from remoteio import RemoteServer
-    import netrig
     with netrig.netns(netrig.SERVER_NS):
         observer = RemoteServer(SERVER_IP, server.port, timeout=10)
     try:
@@ -219,8 +216,6 @@ def test_a_server_killed_and_restarted_on_its_port_gets_the_clients_setup_again(
     server.start()  # the same port: workers never hold the listening socket
     assert client.wait_connected(20)
     assert wait_until(lambda: changes == [False, True], timeout=5), changes
-    from remoteio import RemoteServer
-    import netrig
     with netrig.netns(netrig.SERVER_NS):
         observer = RemoteServer(SERVER_IP, server.port, timeout=10)
     try:
