@@ -16,13 +16,14 @@ class _Call:
     def result(self, timeout):
         if not self.link.answers:
             raise ConnectionLost("no answer")
+        self.link.last_received = time.monotonic()  # the pong
         return {}
 
 
 class _Link:
     def __init__(self, answers=True):
         self.lost = None
-        self.last_sent = time.monotonic()
+        self.last_sent = self.last_received = time.monotonic()
         self.answers = answers
         self.pings = 0
 

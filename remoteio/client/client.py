@@ -95,7 +95,7 @@ class RemoteServer:
             self._keeper.start()
 
     # ---- connection ---------------------------------------------------------------
-    def _connect(self) -> Link:
+    def _connect(self, take_over: bool = False) -> Link:
         where = f"{self.host}:{self.port}"
         try:
             sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout)
@@ -113,7 +113,7 @@ class RemoteServer:
                 raise ConnectFailed(f"TLS with {where} failed: {exc}") from None
         link = Link(sock, send_timeout=self.timeout, on_event=self._on_event, on_lost=self._on_lost)
         try:
-            self.welcome = self._greet(link)
+            self.welcome = self._greet(link, take_over or self.take_over)
         except LinkError as exc:
             link.close(0.1)
             raise ConnectFailed(f"{where} did not greet as a remoteio server: {exc}") from None
@@ -122,11 +122,11 @@ class RemoteServer:
             raise
         return link
 
-    def _greet(self, link: Link) -> Dict[str, Any]:
+    def _greet(self, link: Link, take_over: bool) -> Dict[str, Any]:
         """hello, and the challenge-response if the server asks for it."""
         hello = _fields(link.call("hello", {
             "protocol": PROTOCOL_VERSION, "client": f"remoteio-py/{__version__}",
-            "heartbeat": self.heartbeat, "session": SESSION, "take_over": self.take_over,
+            "heartbeat": self.heartbeat, "session": SESSION, "take_over": take_over,
         }).result(self.connect_timeout))
         offer = hello.get("auth")
         token = None if self._token is False else find_token(self._token or None)
@@ -168,8 +168,12 @@ class RemoteServer:
         self._keeper.wake.set()
 
     def _reconnect(self) -> None:
-        """Connect again and re-apply this client's pin setup (keeper thread)."""
-        link = self._connect()
+        """Connect again and re-apply this client's pin setup (keeper thread).
+
+        With take_over: the old connection may still hold our pins on the
+        server (half-open: it has not noticed it is dead yet); the client
+        that is really there gets them."""
+        link = self._connect(take_over=True)
         self._link = link
         for pin in list(self.pins.values()):
             for op, fields in pin.setup_requests():

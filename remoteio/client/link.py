@@ -26,6 +26,7 @@ from ..errors import (BadArgument, CallTimeout, ConnectionLost, ProtocolViolatio
                      error_for_code)
 from ..protocol import writing
 from ..protocol.framing import TOO_LARGE, FrameBuffer
+from ..tcp import reset, tune
 
 log = logging.getLogger(__name__)
 
@@ -116,8 +117,7 @@ class Link:
         self._send_lock = threading.Lock()
         self._closing = False
         sock.settimeout(send_timeout)
-        if sock.family in (socket.AF_INET, socket.AF_INET6):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        tune(sock)
         self._reader = threading.Thread(target=self._read_loop, name="remoteio-reader", daemon=True)
         self._reader.start()
 
@@ -151,7 +151,7 @@ class Link:
                 self.last_sent = time.monotonic()
             except socket.timeout:
                 error = CallTimeout("the server did not take the request in time")
-                self._fail(error)
+                self._fail(error, give_up=True)
                 raise error from None
             except OSError as exc:
                 error = ConnectionLost(f"sending failed: {exc}")
@@ -196,6 +196,8 @@ class Link:
                         if call is not None:
                             call._settle(message)
                     elif "event" in message:
+                        if self.lost is not None:
+                            return  # a link given up on hands out nothing more
                         self.on_event(message)
                     else:
                         log.warning("server error without a request: %s", message.get("error"))
@@ -207,21 +209,27 @@ class Link:
 
     def abort(self, reason: BaseException) -> None:
         """Give up on this connection (e.g. a heartbeat went unanswered)."""
-        self._fail(reason)
+        self._fail(reason, give_up=True)
 
-    def _fail(self, reason: BaseException) -> None:
+    def _fail(self, reason: BaseException, give_up: bool = False) -> None:
+        """Fail every call in flight; *give_up* resets the connection: requests
+        still in the kernel's buffers are dropped, never delivered later (their
+        callers were told they failed, and may have sent them again)."""
         first = self.lost is None
         if first:
             self.lost = reason
+            if give_up:  # before any caller hears of it and sends again elsewhere
+                reset(self.sock)
         for request_id in list(self._calls):
             call = self._calls.pop(request_id, None)
             if call is not None:
                 call._settle(None, ConnectionLost(str(reason)))
         if first:
-            try:
-                self.sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+            if not give_up:
+                try:
+                    self.sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
             if not self._closing:
                 self.on_lost(reason)
 

@@ -1,11 +1,12 @@
 """Keeping a client connected: heartbeats, and reconnects with backoff.
 
 One thread per :class:`~remoteio.RemoteServer`. It sleeps on an event (it
-never spins) and pings the server whenever the client has SENT nothing for
-``heartbeat`` seconds: the server drops a connection from which it received
-nothing for 3 heartbeats + 1 s, and a client that only listens to events
-receives plenty while sending nothing. It declares the link lost if the ping
-goes unanswered within the call timeout. When the link is lost it reconnects,
+never spins) and pings the server whenever the client has sent nothing, or
+received nothing, for ``heartbeat`` seconds: the server drops a connection
+from which it received nothing for 3 heartbeats + 1 s (and a client that only
+listens to events receives plenty while sending nothing), and a client that
+only writes into a partition hears nothing back. It declares the link lost
+(and resets it) if the ping goes unanswered within the call timeout. When the link is lost it reconnects,
 waiting 0.1 s, then twice as long after every failure, up to 5 s (with a
 little jitter so a room full of clients does not reconnect in step), and the
 client re-applies its pin setup (see ``RemoteServer.reconnect``).
@@ -64,10 +65,13 @@ class Keeper(threading.Thread):
                 self.wake.wait()
                 self.wake.clear()
                 continue
-            quiet = time.monotonic() - link.last_sent
+            # the older of the last send and the last receipt: the server needs
+            # to hear from us, and we need to hear from it (a client that only
+            # writes into a partition gets no reply and must notice it too)
+            quiet = time.monotonic() - min(link.last_sent, link.last_received)
             if quiet < self.heartbeat:
-                # sleep until a heartbeat after the last send, then look again:
-                # a request sent meanwhile moves that moment on
+                # sleep until a heartbeat after that moment, then look again:
+                # traffic meanwhile moves it on
                 if self.wake.wait(self.heartbeat - quiet):
                     self.wake.clear()
                 continue

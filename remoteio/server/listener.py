@@ -43,9 +43,10 @@ from ..protocol.ops import SERVER
 from ..protocol.reading import Request
 from ..protocol.server_connection import Greeted, PinRequest, ServerConnection
 from ..protocol.session import Session
+from ..tcp import tune
 from . import memory
 from .connection import Connection, format_peer, peer_ip
-from .transport import WOULD_BLOCK, Transport, tune
+from .transport import WOULD_BLOCK, Transport
 from .wakeup import WakePipe
 
 if TYPE_CHECKING:  # the router is handed in at serve(): it writes to us

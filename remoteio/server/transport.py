@@ -15,25 +15,6 @@ from typing import Optional
 WOULD_BLOCK = None
 
 
-def tune(sock: socket.socket, keepalive_s: int = 10) -> None:
-    """TCP_NODELAY, and keepalive so a peer that vanished without a FIN
-    (power cut, Wi-Fi gone) is noticed within about 2 × *keepalive_s*."""
-    if sock.family not in (socket.AF_INET, socket.AF_INET6):
-        return
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-    # (the constants exist on Linux; elsewhere the kernel's defaults stay)
-    for option, value in ((getattr(socket, "TCP_KEEPIDLE", None), keepalive_s),
-                          (getattr(socket, "TCP_KEEPINTVL", None), max(1, keepalive_s // 3)),
-                          (getattr(socket, "TCP_KEEPCNT", None), 3),
-                          (getattr(socket, "TCP_USER_TIMEOUT", None), 2 * keepalive_s * 1000)):
-        if option is not None:
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, option, value)
-            except OSError:
-                pass
-
-
 class Transport:
     """A connected, non-blocking socket; TLS if *context* is given."""
 

@@ -42,14 +42,23 @@ APT_PACKAGES = {
     # that we extract instead of installing.
     "libelf1": None,
     "libssl3": None,
+    # The network-fault rig (tests/net): the guest chroots into the host's /,
+    # so the host's ip, tc and nft are the guest's.
+    "iproute2": "/usr/sbin/tc",
+    "nftables": "/usr/sbin/nft",
 }
 
 # Modules the guest init needs; their dependencies come from each module's
 # modinfo, and those built into the kernel are skipped.
-GUEST_MODULES = ["virtio_pci", "9pnet_virtio", "9p", "overlay", "configfs", "virtiofs"]
+GUEST_MODULES = ["virtio_pci", "9pnet_virtio", "9p", "overlay", "configfs", "virtiofs",
+                 # tests/net: a veth pair between namespaces, netem (loss, delay,
+                 # reordering), tbf (bandwidth) and nftables (partitions). No
+                 # modprobe in the guest, so what they load on demand is listed too:
+                 # crc32c for libcrc32c (nf_tables)
+                 "veth", "sch_netem", "sch_tbf", "crc32c_generic", "nf_tables"]
 
 # Bump when the way artifacts are built changes, so old caches get rebuilt.
-BUILD_VERSION = 1
+BUILD_VERSION = 2  # 2: the network modules of tests/net
 KERNEL_SERIES = "6.12"
 # Wait for another apt/dpkg (e.g. unattended-upgrades) instead of failing.
 APT_LOCK_WAIT = ["-o", "DPkg::Lock::Timeout=300"]
