@@ -19,6 +19,7 @@ import time
 from typing import Any, Callable, Dict, Optional, Tuple
 
 from .._version import __version__
+from ..busconfig import bus_rules
 from ..config import PinRule, ServerConfig
 from ..pins import board_pin
 from ..protocol.auth import Authenticator, channel_binding
@@ -33,6 +34,8 @@ from .pool import WorkerPool
 from .router import Router
 from .rules import Rules
 from .simboard import SimHeader
+from .busgate import BusGate
+from .busworker import run_i2c_worker
 from .spawn import run_pin_worker
 from .status import StatusTable
 from .transport import certificate_der, server_context
@@ -65,7 +68,8 @@ class Server:
                  max_frame: int = MAX_FRAME, backlog: int = 1024,
                  event_buffer: int = 1 << 20, max_buffer: int = 16 << 20,
                  on_housekeeping: Optional[Callable[[float], None]] = None,
-                 advertise: bool = False):
+                 advertise: bool = False, buses: Optional[Dict[Any, Any]] = None,
+                 bus_default_access: str = "write"):
         if mode not in MODES:
             raise ValueError(f"mode must be 'wait' or 'nowait', not {mode!r}")
         if disconnect_policy not in DISCONNECT_POLICIES:
@@ -86,6 +90,8 @@ class Server:
         self.rules = Rules(ServerConfig(default_access=default_access, pins={
             board_pin(spec): rule if isinstance(rule, PinRule) else PinRule(**rule)
             for spec, rule in (pins or {}).items()}))
+        #: [buses]: ("i2c", 1) -> BusRule (docs/buses.md)
+        self.buses = BusGate(bus_default_access, bus_rules(buses or {}))
         self.max_frame = max_frame
         self.max_connections = max_connections
         self.disconnect_policy = disconnect_policy
@@ -123,7 +129,8 @@ class Server:
             tls_client_ca=config.tls_client_ca, pins=config.pins,
             default_access=config.default_access, disconnect_policy=config.on_disconnect,
             max_connections=config.max_connections,
-            heartbeat_timeout=config.heartbeat_timeout_s, advertise=config.advertise)
+            heartbeat_timeout=config.heartbeat_timeout_s, advertise=config.advertise,
+            buses=config.buses, bus_default_access=config.bus_default_access)
         settings.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**settings)
 
@@ -136,7 +143,8 @@ class Server:
         # (and before its listening socket exists, which it must not hold)
         self.status = StatusTable()
         kinds = {"pin": functools.partial(run_pin_worker, mode=self.mode, backend=self.backend,
-                                          status=self.status)}
+                                          status=self.status),
+                 "i2c": run_i2c_worker}
         self._zygote = Zygote(kinds).start()
         try:
             family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
@@ -165,7 +173,7 @@ class Server:
             backend=self.backend, mode=self.mode, status=self.status, rules=self.rules,
             pool=self.pool, outlet=self.listener, selector=selector, version=__version__,
             started=time.monotonic(), disconnect_policy=self.disconnect_policy,
-            show_peers=self.show_peers)
+            show_peers=self.show_peers, buses=self.buses)
         self._threads = (threading.Thread(target=self.listener.serve, args=(self.router,),
                                           name="remoteio-listener", daemon=True),)
         for thread in self._threads:
