@@ -288,6 +288,11 @@ class RemoteServer:
         return {int(board): value for board, value in values.items()}
 
     # ---- the server ----------------------------------------------------------------
+    def i2c(self, bus: int = 1) -> "RemoteI2C":
+        """I2C bus *bus* of the Pi, with smbus2's ``SMBus`` methods (docs/buses.md)."""
+        from .busclient import RemoteI2C
+        return RemoteI2C(self, bus)
+
     def ping(self) -> float:
         """One round trip to the server, in seconds."""
         start = time.perf_counter()

@@ -275,6 +275,10 @@ class Server:
         """board pin -> pid of its worker process."""
         return {h.key: h.pid for h in self.pool if h.pid is not None and isinstance(h.key, int)}
 
+    def bus_worker_pids(self) -> dict:
+        """bus (``("i2c", 1)``) -> pid of its worker process."""
+        return {h.key: h.pid for h in self.pool if h.pid is not None and isinstance(h.key, tuple)}
+
 
 def _loopback(host: str) -> bool:
     try:

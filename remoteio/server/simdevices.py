@@ -134,8 +134,19 @@ class MCP23017(RegisterChip):
         self._levels = levels
 
 
+class StuckChip(RegisterChip):
+    """A device that holds the bus (SDA low): every transfer to it hangs, as
+    one to a real stuck bus can; the server's hang supervision ends it."""
+
+    def read_from(self, register: int, count: int) -> List[int]:
+        time.sleep(3600)
+        return []
+
+    write_from = read_from  # type: ignore[assignment]
+
+
 #: device kind (as a configuration names it) -> its model
-DEVICE_KINDS = {"mcp23017": MCP23017, "registers": RegisterChip}
+DEVICE_KINDS = {"mcp23017": MCP23017, "registers": RegisterChip, "stuck": StuckChip}
 
 #: what a simulated server's I2C bus 1 has when the configuration names nothing
 DEFAULT_I2C_DEVICES = (("mcp23017", 0x20), ("registers", 0x50))
