@@ -46,10 +46,13 @@ APT_PACKAGES = {
 
 # Modules the guest init needs; their dependencies come from each module's
 # modinfo, and those built into the kernel are skipped.
-GUEST_MODULES = ["virtio_pci", "9pnet_virtio", "9p", "overlay", "configfs", "virtiofs"]
+GUEST_MODULES = ["virtio_pci", "9pnet_virtio", "9p", "overlay", "configfs", "virtiofs",
+                 "i2c_dev", "i2c_stub"]
+#: module parameters: i2c-stub's register-file chips for tests/hw/test_hw_i2c.py
+MODULE_PARAMS = {"i2c_stub.ko": "chip_addr=0x20,0x50,0x6b"}
 
 # Bump when the way artifacts are built changes, so old caches get rebuilt.
-BUILD_VERSION = 1
+BUILD_VERSION = 2
 KERNEL_SERIES = "6.12"
 # Wait for another apt/dpkg (e.g. unattended-upgrades) instead of failing.
 APT_LOCK_WAIT = ["-o", "DPkg::Lock::Timeout=300"]
@@ -313,7 +316,7 @@ def build_initramfs(d, modules):
     for rel in modules:
         src = d / rel
         shutil.copy2(src, root / "lib" / "modules" / src.name)
-        names.append(src.name)
+        names.append(f"{src.name} {MODULE_PARAMS.get(src.name, '')}".rstrip())
     (root / "modules.list").write_text("\n".join(names) + "\n")
     files = sorted(str(p.relative_to(root)) for p in root.rglob("*"))
     out = d / "initramfs.cpio.tmp"
