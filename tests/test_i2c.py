@@ -160,3 +160,10 @@ def test_the_mcp23017_model_records_its_port_pins_as_they_change():
     assert [(name, level) for _, name, level in chip.history] == [("GPA0", 1), ("GPA0", 0)]
     chip.drive_input(1, 3, 1)
     assert chip.read(0x13) == 0x08 and chip.history[-1][1:] == ("GPB3", 1)
+
+
+def test_the_bus_bench_measures_every_row():
+    from bench.buses import measure, report
+    rows = measure(count=20)
+    assert all(len(samples) == 20 for samples in rows.values())
+    assert "transaction" in report(rows)

@@ -64,9 +64,11 @@ class StubChips:
         self.words[addr][reg] = value
 
     def read_i2c_block_data(self, addr, reg, length):
-        length = min(length, 256 - reg)
-        self.pointer[addr] = (reg + length) % 256
-        return [w & 0xFF for w in self.words[addr][reg:reg + length]]
+        # the stub stops at register 0xff; smbus2 still hands back *length*
+        # bytes (the rest of its zeroed buffer)
+        got = min(length, 256 - reg)
+        self.pointer[addr] = (reg + got) % 256
+        return [w & 0xFF for w in self.words[addr][reg:reg + got]] + [0] * (length - got)
 
     def write_i2c_block_data(self, addr, reg, data):
         data = data[:256 - reg]
