@@ -124,6 +124,13 @@ class Forbidden(ServerError):
     code = "forbidden"
 
 
+class BusError(ServerError):
+    """A bus transfer failed on the Pi (no device answered, a stuck bus...);
+    ``detail`` is the errno name (``ENXIO``, ``EREMOTEIO``, ``ETIMEDOUT``)."""
+
+    code = "bus_error"
+
+
 class NotSupported(ServerError):
     """The server's backend cannot do this (e.g. ``sim`` on real hardware)."""
 
@@ -228,7 +235,7 @@ GPIOZERO_DETAILS = (
 _SERVER_ERRORS = (
     BadFrame, FrameTooLarge, UnknownOp, BadArgument, BadPin, PinBusy,
     PinClosed, WrongMode, WorkerFailed, ServerBusy, HelloRequired,
-    AuthRequired, AuthFailed, Forbidden, NotSupported, ShuttingDown,
+    AuthRequired, AuthFailed, Forbidden, BusError, NotSupported, ShuttingDown,
     ServerError,
 )
 

@@ -41,3 +41,31 @@ def test_readme_server_and_client_examples(tmp_path):
             server.terminate()
             assert server.wait(20) == 0
     assert "every pin safe" in log_path.read_text()
+
+
+def test_the_bus_examples_run_against_remoteio_serve_sim(tmp_path):
+    port = free_port()
+    # PYTHONPATH: this checkout's remoteio, whatever else is installed
+    env = dict(os.environ, REMOTEIO_PORT=str(port), REMOTEIO_HOST="127.0.0.1", PYTHONUNBUFFERED="1",
+               PYTHONPATH=str(ROOT))
+    log_path = tmp_path / "server.log"
+    with open(log_path, "wb") as log:
+        server = subprocess.Popen([sys.executable, "-m", "remoteio", "serve", "--sim", "--host",
+                                   "127.0.0.1", "--port", str(port)], cwd=ROOT, env=env,
+                                  stdout=log, stderr=subprocess.STDOUT)
+        try:
+            assert wait_until(lambda: re.search(rb"serving on", log_path.read_bytes()), timeout=20), \
+                log_path.read_text()
+
+            def example(*argv):
+                done = subprocess.run([sys.executable, *argv], cwd=ROOT, env=env,
+                                      capture_output=True, timeout=60)
+                assert done.returncode == 0, done.stderr.decode()
+                return done.stdout.decode().splitlines()
+            dump = example("examples/i2c_register_dump.py")
+            assert len(dump) == 22 and dump[0].startswith("0x00: 0xff")   # IODIRA after reset
+            chase = example("examples/mcp23017_chaser.py", "2")
+            assert chase == [f"bell {b}: GPIOA = {format(1 << b, '04b')}" for b in range(4)] * 2
+        finally:
+            server.terminate()
+            assert server.wait(20) == 0

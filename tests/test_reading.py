@@ -96,6 +96,11 @@ def test_every_op_accepts_its_documented_defaults():
         message = {"id": 1, "op": name, **extra.get(name, {})}
         if spec.scope == "pin":
             message.update(needs)
+        if spec.scope == "bus":  # every field but bus is required: a sample of each
+            samples = {"addr": 0x20, "register": 0, "value": 0, "length": 1, "data": [0],
+                       "msgs": [{"addr": 0x20, "read": 1}],
+                       "calls": [{"call": "read_byte", "addr": 0x20}]}
+            message.update({k: samples[k] for k in spec.fields if k != "bus"})
         assert parse_request(json.dumps(message).encode()).op == name
 
 

@@ -21,7 +21,7 @@ import secrets
 import socket
 import threading
 import time
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
 from .._version import __version__
 from ..errors import (AuthFailed, AuthRequired, ConnectFailed, ConnectionLost, LinkError,
@@ -36,6 +36,9 @@ from ..settings import DEFAULT_PORT
 from .simcontrol import SimControl
 from ..tls import connect as tls_connect
 from ..tokens import find_token
+
+if TYPE_CHECKING:
+    from .buses import RemoteI2C
 
 log = logging.getLogger(__name__)
 
@@ -325,6 +328,11 @@ class RemoteServer:
         return {int(board): value for board, value in values.items()}
 
     # ---- the server ----------------------------------------------------------------
+    def i2c(self, bus: int = 1) -> "RemoteI2C":
+        """I2C bus *bus* of the Pi, with smbus2's ``SMBus`` methods (docs/buses.md)."""
+        from .buses import RemoteI2C
+        return RemoteI2C(self, bus)
+
     def ping(self) -> float:
         """One round trip to the server, in seconds."""
         start = time.perf_counter()

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 from ..errors import BadArgument
+from . import buses as b
 from . import fields as f
 
 REQUIRED = object()
@@ -22,6 +23,7 @@ CONNECTION = "connection"   # the listener, per connection (hello, ping, auth)
 SERVER = "server"           # the router, about the whole server (info)
 PIN = "pin"                 # the pin's worker process
 BATCH = "batch"             # several pins in one request (router fans out)
+BUS = "bus"                 # a bus's worker process (protocol.buses)
 
 # kinds of pin operation
 TASK = "task"      # changes the output; queued in wait mode
@@ -112,6 +114,13 @@ _OP_LIST = (
           width_us=(f.number_in(1, 1_000_000), None),
           level=(f.integer_in(0, 1), None),
           since_ns=(f.integer_in(0, 2**63 - 1), 0)),
+)
+
+_BUS = {"bus": (b.BUS_NUMBER, 1)}
+_OP_LIST += tuple(_spec("i2c_" + call, BUS, QUERY, **_BUS, **b.call_fields(call))
+                  for call in b.I2C_CALLS) + (
+    _spec("i2c_rdwr", BUS, QUERY, **_BUS, msgs=(b.messages, REQUIRED)),
+    _spec("i2c_transaction", BUS, QUERY, **_BUS, calls=(b.transaction, REQUIRED)),
 )
 
 #: op name -> spec; the whole whitelist

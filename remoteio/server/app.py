@@ -20,6 +20,7 @@ from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 from .._version import __version__
 from ..settings import DEFAULT_PORT, DISCONNECT_POLICIES, MODES
+from .busconfig import bus_rules
 from .config import PinRule, ServerConfig
 from ..pins import board_pin
 from ..protocol.auth import Authenticator, channel_binding
@@ -34,6 +35,8 @@ from .pool import WorkerPool
 from .router import Router
 from .rules import Rules
 from .backends.simboard import SimHeader
+from .busgate import BusGate
+from .busworker import run_i2c_worker
 from .spawn import run_pin_worker
 from .status import StatusTable
 from .transport import certificate_der, server_context
@@ -63,7 +66,8 @@ class Server:
                  max_frame: int = MAX_FRAME, backlog: int = 1024,
                  event_buffer: int = 1 << 20, max_buffer: int = 16 << 20,
                  on_housekeeping: Optional[Callable[[float], None]] = None,
-                 advertise: bool = False, realtime_priority: int = 0):
+                 advertise: bool = False, realtime_priority: int = 0,
+                 buses: Optional[Dict[Any, Any]] = None, bus_default_access: str = "write"):
         if isinstance(host, ServerConfig):  # Server(config): what the file and options say
             self.__init__(**config_settings(host))  # type: ignore[misc]
             return
@@ -87,6 +91,8 @@ class Server:
         self.rules = Rules(ServerConfig(default_access=default_access, pins={
             board_pin(spec): rule if isinstance(rule, PinRule) else PinRule(**rule)
             for spec, rule in (pins or {}).items()}))
+        #: [buses]: ("i2c", 1) -> BusRule (docs/buses.md)
+        self.buses = BusGate(bus_default_access, bus_rules(buses or {}))
         self.max_frame = max_frame
         self.max_connections = max_connections
         self.disconnect_policy = disconnect_policy
@@ -133,7 +139,8 @@ class Server:
         self.status = StatusTable()
         kinds = {"pin": functools.partial(run_pin_worker, mode=self.mode, backend=self.backend,
                                           status=self.status,
-                                          realtime_priority=self.realtime_priority)}
+                                          realtime_priority=self.realtime_priority),
+                 "i2c": run_i2c_worker}
         self._zygote = Zygote(kinds).start()
         try:
             family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
@@ -162,7 +169,7 @@ class Server:
             backend=self.backend, mode=self.mode, status=self.status, rules=self.rules,
             pool=self.pool, outlet=self.listener, selector=selector, version=__version__,
             started=time.monotonic(), disconnect_policy=self.disconnect_policy,
-            show_peers=self.show_peers)
+            show_peers=self.show_peers, buses=self.buses)
         self._threads = (threading.Thread(target=self.listener.serve, args=(self.router,),
                                           name="remoteio-listener", daemon=True),)
         for thread in self._threads:
@@ -264,6 +271,10 @@ class Server:
         """board pin -> pid of its worker process."""
         return {h.key: h.pid for h in self.pool if h.pid is not None and isinstance(h.key, int)}
 
+    def bus_worker_pids(self) -> dict:
+        """bus (``("i2c", 1)``) -> pid of its worker process."""
+        return {h.key: h.pid for h in self.pool if h.pid is not None and isinstance(h.key, tuple)}
+
 
 def config_settings(config: ServerConfig) -> Dict[str, Any]:
     """:class:`Server`'s arguments for a :class:`ServerConfig` (the token file read)."""
@@ -279,7 +290,8 @@ def config_settings(config: ServerConfig) -> Dict[str, Any]:
         default_access=config.default_access, disconnect_policy=config.on_disconnect,
         max_connections=config.max_connections,
         heartbeat_timeout=config.heartbeat_timeout_s, advertise=config.advertise,
-        realtime_priority=config.realtime_priority)
+        realtime_priority=config.realtime_priority, buses=config.buses,
+        bus_default_access=config.bus_default_access)
 
 
 def _loopback(host: str) -> bool:

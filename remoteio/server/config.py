@@ -77,6 +77,9 @@ class ServerConfig:
     # -- bridges (docs/mqtt.md, docs/discovery.md) --
     advertise: bool = True                # _remoteio._tcp on the LAN (not on loopback)
     mqtt: Optional[Any] = None            # [mqtt]: a bridges.settings.MqttSettings
+    # -- buses (docs/buses.md) --
+    bus_default_access: str = "write"
+    buses: Dict[Any, Any] = field(default_factory=dict)   # ("i2c", 1) -> busconfig.BusRule
 
     def rule(self, board: int) -> PinRule:
         rule = self.pins.get(board)
@@ -117,8 +120,9 @@ def parse_config(text: str, name: str = "<config>") -> ServerConfig:
 
     config = ServerConfig()
     for table in data:
-        if table not in ("server", "pins", "mqtt"):
-            raise fail(table, None, "is not a section remoteio knows ([server], [pins], [mqtt])")
+        if table not in ("server", "pins", "mqtt", "buses"):
+            raise fail(table, None,
+                       "is not a section remoteio knows ([server], [pins], [mqtt], [buses])")
     values = {}
     for key, value in data.get("server", {}).items():
         _check(key, value, _SERVER_KEYS, lambda msg: fail("server", key, msg))
@@ -187,6 +191,9 @@ def _parse_bridges(config: ServerConfig, data: Dict[str, Any], fail) -> None:
         if not isinstance(data["mqtt"], dict):
             raise fail("mqtt", None, "mqtt must be a table ([mqtt])")
         config.mqtt = parse_mqtt(data["mqtt"], fail)
+    if "buses" in data:
+        from .busconfig import parse_buses
+        config.bus_default_access, config.buses = parse_buses(data["buses"], fail)
 
 
 def _check(key: str, value: Any, known: Dict[str, Any], fail) -> None:

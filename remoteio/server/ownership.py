@@ -51,6 +51,7 @@ class Ownership:
         self.watching: Dict[int, Set[int]] = defaultdict(set)
         self.peers: Dict[int, str] = {}
         self.sessions: Dict[int, Tuple[str, bool]] = {}
+        self.bus_held: Dict[int, str] = {}   # board -> the bus whose worker holds it
 
     # ---- connections ---------------------------------------------------------------
     def opened(self, conn: int, peer: str) -> None:
@@ -82,6 +83,26 @@ class Ownership:
     @property
     def connections(self) -> int:
         return len(self.peers)
+
+    # ---- pins a bus holds (I2C1's GPIO2/3...) -------------------------------------------
+    def hold_for_bus(self, bus: str, boards: Iterable[int]) -> None:
+        """*bus* starts: its header pins are its own (PinBusy if a connection holds one)."""
+        boards = tuple(boards)
+        for board in boards:
+            if self.owners.get(board) is not None:
+                raise PinBusy(f"{bus} needs {describe(board)}, which a connection holds as a pin")
+        for board in boards:
+            self.bus_held[board] = bus
+
+    def release_bus(self, bus: str) -> None:
+        for board in [b for b, name in self.bus_held.items() if name == bus]:
+            del self.bus_held[board]
+
+    def check_bus(self, board: int) -> None:
+        """PinBusy if a bus holds *board* (every pin operation asks)."""
+        bus = self.bus_held.get(board)
+        if bus is not None:
+            raise PinBusy(f"{describe(board)} is held by {bus}")
 
     # ---- the rule ----------------------------------------------------------------------
     def check(self, conn: int, board: int, op: str) -> None:

@@ -36,10 +36,12 @@ except ImportError:  # Python < 3.8
 from ..errors import NotSupported, ServerBusy, ServerError, ShuttingDown, WorkerFailed
 from ..pins import BOARD_TO_BCM, board_pin, describe
 from ..protocol import writing
-from ..protocol.ops import BATCH, SERVER
+from ..protocol.buses import BUS_PINS, bus_name
+from ..protocol.ops import BATCH, BUS, SERVER
 from ..protocol.reading import Request
 from .admin import sim_operation
 from .backends import Backend
+from .busgate import BusGate
 from .gather import Gather, GatherPart, PartError
 from .info import InfoService
 from .messages import Event, Gone, MakeSafe, PartReply, Pong, Reply, Settings, Task, ToWorker
@@ -80,7 +82,8 @@ class Inflight(NamedTuple):
 class Router:
     def __init__(self, *, backend: Backend, mode: str, status: StatusTable, rules: Rules, pool: WorkerPool,
                  outlet: Outlet, selector: selectors.BaseSelector, version: str, started: float,
-                 disconnect_policy: str = "finish", show_peers: bool = True):
+                 disconnect_policy: str = "finish", show_peers: bool = True,
+                 buses: Optional[BusGate] = None):
         self.backend = backend
         self.mode = mode
         self.status = status
@@ -91,6 +94,7 @@ class Router:
         self.started = started
         self.disconnect_policy = disconnect_policy
         self.ownership = Ownership(show_peers)
+        self.buses = buses or BusGate()
         self.info = InfoService(self._snapshot, outlet.reply)
         selector.register(self.info.fileno(), selectors.EVENT_READ, ("info", None))
         self.stopping = False
@@ -128,6 +132,8 @@ class Router:
                     self._server_op(conn, req)
                 elif scope == BATCH:
                     self._fan_out(conn, req)
+                elif scope == BUS:
+                    self._to_bus(conn, req)
                 else:
                     self._to_worker(conn, req)
             except ServerError as exc:
@@ -166,7 +172,27 @@ class Router:
             self.ownership.watch(conn, board, op == "watch")
         self._dispatch(handle, conn, req.id_json, op, req.args, None)
 
+    def _to_bus(self, conn: int, req: Request) -> None:
+        """An I2C call: the gate, then the bus's worker (started on first use)."""
+        key = ("i2c", req.args["bus"])
+        self.buses.check(key, req.op, req.args)
+        handle = self.pool.get(key)
+        if handle is None:
+            if self.stopping:
+                raise ShuttingDown("the server is stopping")
+            self.ownership.hold_for_bus(bus_name(key), BUS_PINS.get(key, ()))
+            try:
+                handle = self.pool.start("i2c", key, self.buses.settings(
+                    key, self.backend.sim is not None))
+            except WorkerFailed:
+                self.ownership.release_bus(bus_name(key))
+                raise
+        if len(handle.inflight) >= MAX_INFLIGHT:
+            raise ServerBusy(f"{bus_name(key)} has {MAX_INFLIGHT} requests in progress")
+        self._dispatch(handle, conn, req.id_json, req.op, req.args, None)
+
     def _handle(self, board: int) -> WorkerHandle:
+        self.ownership.check_bus(board)
         handle = self.pool.get(board)
         if handle is None:
             if self.stopping:
@@ -302,6 +328,14 @@ class Router:
         board = handle.key
         if self.stopping:
             self._fail_inflight(handle, ShuttingDown("the server is stopping"))
+            return
+        if handle.kind != "pin":  # a bus: its next use starts a fresh worker
+            name = bus_name(board)
+            log.warning("%s: worker %s ended (exit status %s)", name, handle.pid,
+                        handle.exit_status)
+            self._fail_inflight(handle, WorkerFailed(
+                f"the worker of {name} died (a stuck bus?); the next call starts a fresh one"))
+            self.ownership.release_bus(name)
             return
         log.warning("%s: worker %s ended (exit status %s); pin made safe",
                     describe(board), handle.pid, handle.exit_status)

@@ -24,9 +24,9 @@ from typing import Callable, Iterator, List
 
 import pytest
 
-from hwrig import KERNEL_BACKENDS, Rig, gpiosim
+from hwrig import KERNEL_BACKENDS, REQUIRE_KERNEL, Rig, gpiosim
 
-REQUIRE_LGPIO = os.environ.get("REMOTEIO_HW_REQUIRE_LGPIO") == "1"
+REQUIRE_LGPIO = REQUIRE_KERNEL
 
 
 def _backends() -> List[str]:

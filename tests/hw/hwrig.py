@@ -38,6 +38,8 @@ from remoteio import RemoteServer, testing  # noqa: E402
 from remoteio.pins import BCM_TO_BOARD  # noqa: E402
 from remoteio.testing import ServerProcess  # noqa: E402
 
+#: run.sh sets it: a kernel device the suite needs (gpio-sim, i2c-stub) missing is a failure, not a skip
+REQUIRE_KERNEL = os.environ.get("REMOTEIO_HW_REQUIRE_LGPIO") == "1"
 #: the backends that drive a gpio-sim chip through the kernel (inside the VM)
 KERNEL_BACKENDS = ("gpiod", "lgpio")
 #: the board revision a kernel backend's server is told (a Raspberry Pi 5 Model B)

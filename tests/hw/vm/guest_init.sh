@@ -21,8 +21,9 @@ die() {
     exit 1
 }
 
-while read -r m; do
-    insmod "/lib/modules/$m" || die "insmod $m failed"
+while read -r m params; do
+    # shellcheck disable=SC2086  # params: zero or more name=value words
+    insmod "/lib/modules/$m" $params || die "insmod $m failed"
 done </modules.list
 
 P9="trans=virtio,version=9p2000.L,msize=262144"

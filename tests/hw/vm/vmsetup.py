@@ -55,10 +55,14 @@ GUEST_MODULES = ["virtio_pci", "9pnet_virtio", "9p", "overlay", "configfs", "vir
                  # reordering), tbf (bandwidth) and nftables (partitions). No
                  # modprobe in the guest, so what they load on demand is listed too:
                  # crc32c for libcrc32c (nf_tables)
-                 "veth", "sch_netem", "sch_tbf", "crc32c_generic", "nf_tables"]
+                 "veth", "sch_netem", "sch_tbf", "crc32c_generic", "nf_tables",
+                 # tests/hw/test_hw_i2c.py: /dev/i2c-N with i2c-stub's chips
+                 "i2c_dev", "i2c_stub"]
+#: module parameters: i2c-stub's register-file chips for tests/hw/test_hw_i2c.py
+MODULE_PARAMS = {"i2c_stub.ko": "chip_addr=0x20,0x50,0x6b"}
 
 # Bump when the way artifacts are built changes, so old caches get rebuilt.
-BUILD_VERSION = 2  # 2: the network modules of tests/net
+BUILD_VERSION = 3  # 2: the network modules of tests/net; 3: and i2c-dev, i2c-stub
 KERNEL_SERIES = "6.12"
 # Wait for another apt/dpkg (e.g. unattended-upgrades) instead of failing.
 APT_LOCK_WAIT = ["-o", "DPkg::Lock::Timeout=300"]
@@ -322,7 +326,7 @@ def build_initramfs(d, modules):
     for rel in modules:
         src = d / rel
         shutil.copy2(src, root / "lib" / "modules" / src.name)
-        names.append(src.name)
+        names.append(f"{src.name} {MODULE_PARAMS.get(src.name, '')}".rstrip())
     (root / "modules.list").write_text("\n".join(names) + "\n")
     files = sorted(str(p.relative_to(root)) for p in root.rglob("*"))
     out = d / "initramfs.cpio.tmp"

@@ -1,0 +1,61 @@
+"""The buses' gate: a bus's access and its address allowlist, judged before its worker.
+
+>>> from remoteio.server.busconfig import BusRule
+>>> gate = BusGate("write", {("i2c", 1): BusRule("read", (0x20,))})
+>>> gate.check(("i2c", 1), "i2c_write_byte_data", {"addr": 0x20, "register": 0, "value": 1})
+Traceback (most recent call last):
+...
+remoteio.errors.Forbidden: I2C bus 1 is read-only: i2c_write_byte_data is refused
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, Iterable, Optional, Tuple
+
+from .busconfig import BusRule
+from ..errors import Forbidden
+from ..protocol.buses import bus_name
+from ..server.simdevices import DEFAULT_I2C_DEVICES
+
+Key = Tuple[str, Any]
+#: SMBus calls that only read (everything else may change a device)
+READ_CALLS = frozenset(("read_byte", "read_byte_data", "read_word_data", "read_block_data",
+                        "read_i2c_block_data"))
+
+
+class BusGate:
+    def __init__(self, default_access: str = "write",
+                 rules: Optional[Dict[Key, BusRule]] = None):
+        self.default = BusRule(default_access)
+        self.rules = dict(rules or {})
+
+    def rule(self, key: Key) -> BusRule:
+        return self.rules.get(key, self.default)
+
+    def check(self, key: Key, op: str, args: Dict[str, Any]) -> None:
+        """Raise Forbidden unless the bus's rule lets *op* through."""
+        rule, name = self.rule(key), bus_name(key)
+        if rule.access == "none":
+            raise Forbidden(f"{name} is not served (access none)")
+        for call, addr, reads in _parts(op, args):
+            if rule.access == "read" and not reads:
+                raise Forbidden(f"{name} is read-only: {call} is refused")
+            if rule.addresses is not None and addr not in rule.addresses:
+                raise Forbidden(f"{name}: address 0x{addr:02x} is not in its allowlist")
+
+    def settings(self, key: Key, sim: bool) -> Dict[str, Any]:
+        """What the bus's worker is told when it starts (plain data)."""
+        devices = self.rule(key).devices
+        return {"sim": sim, "devices": [list(d) for d in (
+            DEFAULT_I2C_DEVICES if devices is None else devices)]}
+
+
+def _parts(op: str, args: Dict[str, Any]) -> Iterable[Tuple[str, int, bool]]:
+    """(call, address, only reads?) for each thing the request does."""
+    if op == "i2c_transaction":
+        for call, part in args["calls"]:
+            yield call, part["addr"], call in READ_CALLS
+    elif op == "i2c_rdwr":
+        for addr, length, _ in args["msgs"]:
+            yield op, addr, length >= 0
+    else:
+        yield op, args["addr"], op[4:] in READ_CALLS

@@ -1,0 +1,93 @@
+"""The bus worker: one process owns one bus's device file and runs its calls in order.
+
+A worker kind beside the pin worker (see :mod:`.worker`): started by the
+pool on a bus's first use, probed like the others (a call stuck in the
+kernel is a hung worker: the pool kills it, its requests get
+``worker_failed``, and no other bus or pin waits for it).
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Dict
+
+from ..errors import ServerError
+from ..protocol import writing
+from .channel import Channel
+from .i2cbus import KernelI2CBus, perform
+from .messages import Pong, Probe, Settings, Stop, Task
+from .simdevices import SimI2CBus
+from .worker import Worker
+
+log = logging.getLogger(__name__)
+
+
+class I2CWorker(Worker):
+    def __init__(self, number: int, bus: Any, tasks: Channel, replies: Channel):
+        super().__init__(tasks, replies)
+        self.number = number
+        self.bus = bus
+
+    def handle(self, message: Any) -> None:
+        if isinstance(message, Task):
+            try:
+                frame = writing.ok(message.id_json,
+                                   perform(self.bus, self.number, message.op, message.args))
+            except ServerError as exc:
+                frame = writing.error_from(exc, message.id_json)
+            except Exception:
+                log.exception("I2C bus %d: %s failed", self.number, message.op)
+                frame = writing.error_from(ServerError(
+                    f"I2C bus {self.number}: {message.op} failed; see the server log"),
+                    message.id_json)
+            self.reply(message.seq, frame)
+        elif isinstance(message, Probe):
+            self.message(Pong())
+        elif isinstance(message, Stop):
+            self.running = False
+        # Gone, MakeSafe, Settings: a bus keeps no per-connection state
+
+    def make_safe(self) -> None:
+        try:
+            self.bus.close()
+        except OSError:
+            pass
+
+    def __str__(self) -> str:
+        return f"I2C bus {self.number}"
+
+
+def open_i2c(number: int, settings: Dict[str, Any]) -> Any:
+    """The bus a worker runs on: simulated chips, or the kernel's /dev/i2c-N."""
+    if settings.get("sim"):
+        return SimI2CBus(tuple(tuple(d) for d in settings["devices"]))
+    return KernelI2CBus(number)
+
+
+def run_i2c_worker(key: Any, task_fd: int, reply_fd: int, settings: Dict[str, Any]) -> None:
+    """An I2C bus worker's process, from the zygote's fork to its end."""
+    from .spawn import worker_signals
+    worker_signals()
+    tasks, replies = Channel(task_fd, reader=True), Channel(reply_fd, reader=False)
+    number = key[1]
+    try:
+        bus = open_i2c(number, settings)
+    except OSError as exc:
+        # answer what comes with the reason, until the server lets go of us
+        log.error("I2C bus %d cannot be opened: %s", number, exc)
+        bus = _Unopened(number, exc)
+    I2CWorker(number, bus, tasks, replies).run()
+
+
+class _Unopened:
+    """A bus whose device file would not open: every call fails with why."""
+
+    def __init__(self, number: int, exc: OSError):
+        self.exc = exc
+
+    def __getattr__(self, name: str) -> Any:
+        def fail(*args: Any) -> Any:
+            raise self.exc
+        return fail
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,230 @@
+"""Simulated bus devices (an MCP23017, a register-file chip) behind an smbus2-shaped bus.
+
+:class:`SimI2CBus` has smbus2's ``SMBus`` methods, so the bus worker runs
+the same code over it as over a real ``/dev/i2c-N``, and tests run the same
+calls locally against it to compare with what a server answers. A missing
+device NAKs like the kernel does (``OSError`` ENXIO).
+
+>>> bus = SimI2CBus([("mcp23017", 0x20)])
+>>> bus.read_byte_data(0x20, 0x00)   # IODIRA: every pin an input after reset
+255
+>>> bus.write_byte_data(0x20, 0x00, 0x00); bus.write_byte_data(0x20, 0x12, 0x05)
+>>> bus.read_byte_data(0x20, 0x14)   # OLATA follows a write to GPIOA
+5
+"""
+from __future__ import annotations
+
+import errno
+import os
+import time
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+
+
+def _nak(addr: int) -> OSError:
+    return OSError(errno.ENXIO, f"{os.strerror(errno.ENXIO)} (no device at 0x{addr:02x})")
+
+
+class RegisterChip:
+    """A chip of *size* byte registers behind an address pointer that moves
+    on after each byte read or written (an EEPROM, i2c-stub's chips)."""
+
+    def __init__(self, size: int = 256):
+        self.size = size
+        self.registers = bytearray(size)
+        self.pointer = 0
+        self.blocks: Dict[int, List[int]] = {}   # SMBus block writes, read back by block reads
+
+    def read(self, register: int) -> int:
+        return self.registers[register % self.size]
+
+    def write(self, register: int, value: int) -> None:
+        self.registers[register % self.size] = value
+
+    def advance(self, register: int) -> int:
+        """The register after *register* in a sequential transfer."""
+        return (register + 1) % self.size
+
+    # ---- what the bus does to a chip ---------------------------------------------
+    def read_from(self, register: int, count: int) -> List[int]:
+        out = []
+        for _ in range(count):
+            out.append(self.read(register))
+            register = self.advance(register)
+        self.pointer = register
+        return out
+
+    def write_from(self, register: int, data: Sequence[int]) -> None:
+        for value in data:
+            self.write(register, value)
+            register = self.advance(register)
+        self.pointer = register
+
+
+# MCP23017 registers with IOCON.BANK = 0 (datasheet DS20001952, table 3-5): A at even, B at odd
+IODIR, IPOL, GPINTEN, DEFVAL, INTCON, IOCON, GPPU, INTF, INTCAP, GPIO, OLAT = range(0, 22, 2)
+_SEQOP = 0x20     # IOCON bit 5: 1 = the address pointer does not move on
+
+
+class MCP23017(RegisterChip):
+    """16 I/O pins in two ports (A, B) per the datasheet's register map, bank 0.
+
+    Outputs drive their pins from OLAT (a write to GPIO writes OLAT); inputs
+    read what :meth:`drive_input` sets, or 1 with the pull-up on (GPPU) and
+    nothing driving; IPOL inverts what an input reads. INTF and INTCAP are
+    read only. ``history`` records every change of a port pin's level:
+    ``(time_ns, "GPA0", level)``."""
+
+    def __init__(self) -> None:
+        super().__init__(22)
+        self.registers[IODIR] = self.registers[IODIR + 1] = 0xFF
+        self.inputs: Dict[Tuple[int, int], Optional[int]] = {}   # (port, bit) -> driven level
+        self.history: List[Tuple[int, str, int]] = []
+        self._levels = self.pin_levels()
+
+    def pin_levels(self) -> List[int]:
+        """The level on each port pin, GPA0..GPA7 then GPB0..GPB7."""
+        levels = []
+        for port in (0, 1):
+            iodir, olat = self.registers[IODIR + port], self.registers[OLAT + port]
+            pullup = self.registers[GPPU + port]
+            for bit in range(8):
+                if not iodir >> bit & 1:
+                    levels.append(olat >> bit & 1)
+                else:
+                    driven = self.inputs.get((port, bit))
+                    levels.append(driven if driven is not None else pullup >> bit & 1)
+        return levels
+
+    def drive_input(self, port: int, bit: int, level: Optional[int]) -> None:
+        """Drive an input pin from outside (None: let it float)."""
+        self.inputs[(port, bit)] = level
+        self._record()
+
+    def read(self, register: int) -> int:
+        if register in (GPIO, GPIO + 1):
+            port = register - GPIO
+            levels = self.pin_levels()[port * 8:port * 8 + 8]
+            value = sum(level << bit for bit, level in enumerate(levels))
+            return value ^ (self.registers[IPOL + port] & self.registers[IODIR + port])
+        return self.registers[register]
+
+    def write(self, register: int, value: int) -> None:
+        if register in (INTF, INTF + 1, INTCAP, INTCAP + 1):
+            return  # read only
+        if register in (GPIO, GPIO + 1):
+            register += OLAT - GPIO
+        if register in (IOCON, IOCON + 1):
+            self.registers[IOCON] = self.registers[IOCON + 1] = value & 0x7F  # one register
+        else:
+            self.registers[register] = value
+        self._record()
+
+    def advance(self, register: int) -> int:
+        if self.registers[IOCON] & _SEQOP:
+            return register
+        return (register + 1) % self.size
+
+    def _record(self) -> None:
+        levels = self.pin_levels()
+        now = time.monotonic_ns()
+        for n, (old, new) in enumerate(zip(self._levels, levels)):
+            if old != new:
+                self.history.append((now, f"GP{'AB'[n // 8]}{n % 8}", new))
+        del self.history[:-10_000]   # bounded
+        self._levels = levels
+
+
+class StuckChip(RegisterChip):
+    """A device that holds the bus (SDA low): every transfer to it hangs, as
+    one to a real stuck bus can; the server's hang supervision ends it."""
+
+    def read_from(self, register: int, count: int) -> List[int]:
+        time.sleep(3600)
+        return []
+
+    write_from = read_from  # type: ignore[assignment]
+
+
+#: device kind (as a configuration names it) -> its model
+DEVICE_KINDS = {"mcp23017": MCP23017, "registers": RegisterChip, "stuck": StuckChip}
+
+#: what a simulated server's I2C bus 1 has when the configuration names nothing
+DEFAULT_I2C_DEVICES = (("mcp23017", 0x20), ("registers", 0x50))
+
+
+class SimI2CBus:
+    """smbus2's ``SMBus`` methods over simulated chips (*devices*: (kind, address) pairs)."""
+
+    def __init__(self, devices: Iterable[Tuple[str, int]] = DEFAULT_I2C_DEVICES):
+        self.devices: Dict[int, RegisterChip] = {
+            addr: DEVICE_KINDS[kind]() for kind, addr in devices}
+
+    def _chip(self, addr: int) -> RegisterChip:
+        chip = self.devices.get(addr)
+        if chip is None:
+            raise _nak(addr)
+        return chip
+
+    def close(self) -> None:
+        pass
+
+    def write_quick(self, i2c_addr: int, force: Any = None) -> None:
+        self._chip(i2c_addr)
+
+    def read_byte(self, i2c_addr: int, force: Any = None) -> int:
+        chip = self._chip(i2c_addr)
+        return chip.read_from(chip.pointer, 1)[0]
+
+    def write_byte(self, i2c_addr: int, value: int, force: Any = None) -> None:
+        self._chip(i2c_addr).pointer = value % self._chip(i2c_addr).size
+
+    def read_byte_data(self, i2c_addr: int, register: int, force: Any = None) -> int:
+        return self._chip(i2c_addr).read_from(register, 1)[0]
+
+    def write_byte_data(self, i2c_addr: int, register: int, value: int, force: Any = None) -> None:
+        self._chip(i2c_addr).write_from(register, [value])
+
+    def read_word_data(self, i2c_addr: int, register: int, force: Any = None) -> int:
+        low, high = self._chip(i2c_addr).read_from(register, 2)
+        return low | high << 8   # SMBus words are little-endian
+
+    def write_word_data(self, i2c_addr: int, register: int, value: int, force: Any = None) -> None:
+        self._chip(i2c_addr).write_from(register, [value & 0xFF, value >> 8])
+
+    def process_call(self, i2c_addr: int, register: int, value: int, force: Any = None) -> int:
+        self.write_word_data(i2c_addr, register, value)
+        return self.read_word_data(i2c_addr, register)
+
+    def read_block_data(self, i2c_addr: int, register: int, force: Any = None) -> List[int]:
+        return list(self._chip(i2c_addr).blocks.get(register, []))
+
+    def write_block_data(self, i2c_addr: int, register: int, data: Sequence[int],
+                         force: Any = None) -> None:
+        self._chip(i2c_addr).blocks[register] = list(data)
+
+    def block_process_call(self, i2c_addr: int, register: int, data: Sequence[int],
+                           force: Any = None) -> List[int]:
+        self.write_block_data(i2c_addr, register, data)
+        return self.read_block_data(i2c_addr, register)
+
+    def read_i2c_block_data(self, i2c_addr: int, register: int, length: int,
+                            force: Any = None) -> List[int]:
+        return self._chip(i2c_addr).read_from(register, length)
+
+    def write_i2c_block_data(self, i2c_addr: int, register: int, data: Sequence[int],
+                             force: Any = None) -> None:
+        self._chip(i2c_addr).write_from(register, data)
+
+    def rdwr(self, messages: Sequence[Tuple[int, int, List[int]]]) -> List[Optional[List[int]]]:
+        """``i2c_rdwr`` in plain data: (addr, read length or -1, bytes to write) each;
+        a write's first byte sets the pointer, a read goes on from it."""
+        out: List[Optional[List[int]]] = []
+        for addr, length, data in messages:
+            chip = self._chip(addr)
+            if length < 0:
+                chip.pointer = data[0] % chip.size
+                chip.write_from(chip.pointer, data[1:])
+                out.append(None)
+            else:
+                out.append(chip.read_from(chip.pointer, length))
+        return out

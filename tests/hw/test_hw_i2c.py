@@ -1,0 +1,124 @@
+"""The I2C suite against the kernel's i2c-stub chips (a real /dev/i2c-N, inside the VM).
+
+The VM loads ``i2c-dev`` and ``i2c-stub chip_addr=0x20,0x50,0x6b``
+(tests/hw/vm/vmsetup.py); the server's bus worker opens the stub's bus with
+smbus2, and every result is compared with :class:`StubChips`, a local model
+of what i2c-stub.c does.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import pytest
+
+from remoteio.errors import BusError
+from hwrig import REQUIRE_KERNEL
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the shared suite
+from i2c_suite import mcp23017_calls, register_calls, run  # noqa: E402
+
+CHIPS = (0x20, 0x50, 0x6b)
+
+
+def stub_bus() -> Optional[int]:
+    """The number of i2c-stub's adapter (/dev/i2c-N), if it is loaded."""
+    for adapter in Path("/sys/class/i2c-dev").glob("i2c-*"):
+        if (adapter / "name").read_text().strip() == "SMBus stub driver":
+            return int(adapter.name.split("-")[1])
+    return None
+
+
+class StubChips:
+    """i2c-stub.c's chips: 256 16-bit words and a pointer each; byte
+    calls use a word's low byte, block calls the low bytes of consecutive words."""
+
+    def __init__(self, addrs=CHIPS):
+        self.words: Dict[int, List[int]] = {a: [0] * 256 for a in addrs}
+        self.pointer = {a: 0 for a in addrs}
+
+    def write_quick(self, addr):
+        assert addr in self.words
+
+    def read_byte(self, addr):
+        value = self.words[addr][self.pointer[addr]] & 0xFF
+        self.pointer[addr] = (self.pointer[addr] + 1) % 256
+        return value
+
+    def write_byte(self, addr, value):
+        self.pointer[addr] = value
+
+    def read_byte_data(self, addr, reg):
+        self.pointer[addr] = (reg + 1) % 256
+        return self.words[addr][reg] & 0xFF
+
+    def write_byte_data(self, addr, reg, value):
+        self.words[addr][reg] = self.words[addr][reg] & 0xFF00 | value
+        self.pointer[addr] = (reg + 1) % 256
+
+    def read_word_data(self, addr, reg):
+        return self.words[addr][reg]
+
+    def write_word_data(self, addr, reg, value):
+        self.words[addr][reg] = value
+
+    def read_i2c_block_data(self, addr, reg, length):
+        # the stub stops at register 0xff; smbus2 still hands back *length*
+        # bytes (the rest of its zeroed buffer)
+        got = min(length, 256 - reg)
+        self.pointer[addr] = (reg + got) % 256
+        return [w & 0xFF for w in self.words[addr][reg:reg + got]] + [0] * (length - got)
+
+    def write_i2c_block_data(self, addr, reg, data):
+        data = data[:256 - reg]
+        for n, value in enumerate(data):
+            self.write_byte_data(addr, reg + n, value)
+        self.pointer[addr] = (reg + len(data)) % 256
+
+
+# i2c-stub has no process call, and SMBus block data only with its functionality= option
+SUITE = [c for c in register_calls(0x50) if c[0] != "process_call"] + [
+    c for c in mcp23017_calls(0x20) if c[1:3] != (0x20, 0x0E)]   # INTF is read only on a real one
+
+
+@pytest.fixture
+def i2c(rig):
+    number = stub_bus()
+    if rig.backend != "lgpio" or number is None:
+        if REQUIRE_KERNEL:
+            pytest.fail("i2c-stub is not loaded (tests/hw/vm/vmsetup.py loads it in the VM)")
+        pytest.skip("no i2c-stub here (run inside the VM: bash tests/hw/run.sh)")
+    bus = rig.client().i2c(number)
+    # the kernel's chips outlive a test: every word zeroed, every pointer at 0,
+    # as a fresh model starts
+    clear = [("write_word_data", a, reg, 0) for a in CHIPS for reg in range(256)]
+    clear += [("write_byte", a, 0) for a in CHIPS]
+    for start in range(0, len(clear), 64):
+        bus.transaction(clear[start:start + 64])
+    return bus
+
+
+def test_smbus_calls_on_i2c_stub_answer_as_the_model_of_its_chips(i2c):
+    # mcp23017_calls reads an MCP23017's reset state: on the stub, a register file
+    assert run(i2c, SUITE) == run(StubChips(), SUITE)
+
+
+def test_a_transaction_on_i2c_stub_gives_the_same_results_in_one_round_trip(i2c):
+    assert i2c.transaction(SUITE) == run(StubChips(), SUITE)
+
+
+def test_mcp23017_shaped_register_writes_read_back_from_a_kernel_chip(i2c):
+    i2c.write_byte_data(0x6b, 0x00, 0x00)          # IODIRA: outputs
+    for bit in range(4):                           # the chaser's pattern on GPIOA
+        i2c.write_byte_data(0x6b, 0x12, 1 << bit)
+        assert i2c.read_byte_data(0x6b, 0x12) == 1 << bit
+
+
+def test_no_chip_at_an_address_is_a_bus_error_from_the_kernel(i2c):
+    with pytest.raises(BusError) as caught:
+        i2c.read_byte_data(0x33, 0)
+    assert caught.value.detail in ("ENXIO", "ENODEV", "EREMOTEIO")
+    assert "0x33" in caught.value.message
+    i2c.write_byte_data(0x50, 0x77, 0x42)          # the bus goes on
+    assert i2c.read_byte_data(0x50, 0x77) == 0x42
