@@ -97,6 +97,23 @@ def round_trips(call: Callable[[int], Any], count: int, warmup: int = 200,
     return samples
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process *pid* and all its descendants now."""
+    total = 0.0
+    try:
+        root = psutil.Process(pid)
+        procs = [root] + root.children(recursive=True)
+    except psutil.NoSuchProcess:
+        return total
+    for proc in procs:
+        try:
+            times = proc.cpu_times()
+            total += times.user + times.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
 # ---- the server -------------------------------------------------------------------------
 class ServerProcess(testing.ServerProcess):
     """``python -m remoteio serve --sim`` in its own process (its own GIL),
@@ -106,14 +123,7 @@ class ServerProcess(testing.ServerProcess):
         super().__init__("--sim", "--log-level", "warning", *args, cwd=ROOT)
 
     def cpu_seconds(self) -> float:
-        total = 0.0
-        for proc in self.processes():
-            try:
-                times = proc.cpu_times()
-                total += times.user + times.system
-            except psutil.NoSuchProcess:
-                pass
-        return total
+        return tree_cpu_seconds(self.proc.pid)
 
     def pss_mib(self) -> Tuple[float, int]:
         """Proportional set size of all server processes (MiB), and their count."""

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
 from .floors import Floor
-from .harness import OK, PINS_26, ROOT, frame, hello, percentiles, round_trips, row
+from .harness import OK, PINS_26, ROOT, frame, hello, percentiles, round_trips, row, tree_cpu_seconds
 from .plan import Plan
 
 GPIOS_26 = list(range(2, 28))            # BCM lines 2..27: PINS_26 on the header
@@ -97,21 +97,9 @@ def _writes(call: Callable[[int], Any], count: int) -> Dict[str, Any]:
 
 def _tree_cpu(pid: int, seconds: float) -> float:
     """Percent of one CPU used by *pid* and its descendants over *seconds*."""
-    import psutil
-
-    def used() -> float:
-        root = psutil.Process(pid)
-        total = 0.0
-        for proc in [root] + root.children(recursive=True):
-            try:
-                t = proc.cpu_times()
-                total += t.user + t.system
-            except psutil.NoSuchProcess:
-                pass
-        return total
-    before, start = used(), time.monotonic()
+    before, start = tree_cpu_seconds(pid), time.monotonic()
     time.sleep(seconds)
-    return round(100 * (used() - before) / (time.monotonic() - start), 2)
+    return round(100 * (tree_cpu_seconds(pid) - before) / (time.monotonic() - start), 2)
 
 
 def _edge_latency(chip, make_watch: Callable[[Callable[[], None]], None], count: int) -> Dict[str, Any]:
@@ -172,14 +160,7 @@ def _remoteio(backend: str, chip, plan: Plan, counts: Dict[str, int]) -> Dict[st
         return {"start_s": round(start_s, 3), "ready_s": round(ready_s, 3), "idle_cpu": idle,
                 "raw1": raw1, "raw26": raw26, "lib1": lib1, "edge": edge}
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-        log.close()
-        shutil.rmtree(workdir, ignore_errors=True)
+        _stop(proc, log, workdir)
 
 
 def _rgpiod(binary: str, chip, plan: Plan, counts: Dict[str, int]) -> Dict[str, Any]:
@@ -232,14 +213,19 @@ def _rgpiod(binary: str, chip, plan: Plan, counts: Dict[str, int]) -> Dict[str, 
         return {"start_s": round(start_s, 3), "ready_s": round(ready_s, 3), "idle_cpu": idle,
                 "raw1": raw1, "raw26": raw26, "lib1": lib1, "edge": edge}
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-        log.close()
-        shutil.rmtree(workdir, ignore_errors=True)
+        _stop(proc, log, workdir)
+
+
+def _stop(proc: subprocess.Popen, log: Any, workdir: Path) -> None:
+    """Stop a server this section started (by its pid), and clean up after it."""
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+    log.close()
+    shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _free_port(low: int = 18889, high: int = 19889) -> int:

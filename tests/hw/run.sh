@@ -10,19 +10,9 @@
 # or any test fails. Needs root and apt (see tests/hw/vm/README.md).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-ROOT=$(pwd)
 
-PY=""
-if [ $# -gt 0 ] && [ "$1" != "--" ]; then PY=$1; shift; fi
-if [ "${1:-}" = "--" ]; then shift; fi
-if [ -z "$PY" ]; then
-    if [ -n "${VIRTUAL_ENV:-}" ]; then PY="$VIRTUAL_ENV/bin/python"
-    elif [ -x .venv/bin/python ]; then PY="$ROOT/.venv/bin/python"
-    else echo "run.sh: give the Python to use (no \$VIRTUAL_ENV, no .venv)" >&2; exit 2
-    fi
-fi
-# absolute (the guest sees the same paths), without resolving the venv's symlink
-PY="$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")"
+# shellcheck source=tests/hw/vm/pick_python.sh
+source tests/hw/vm/pick_python.sh   # PY, and the arguments after it
 TIMEOUT=${REMOTEIO_HW_TIMEOUT:-600}
 
 elapsed() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f} s')" "$1" "$EPOCHREALTIME"; }

@@ -26,6 +26,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, List, Optional
 
+from remoteio import testing
+
 SERVER_NS, CLIENT_NS = "rio-s", "rio-c"
 SERVER_IF, CLIENT_IF = "rio-vs", "rio-vc"
 SERVER_IP, CLIENT_IP, CLIENT_IP2 = "10.77.0.1", "10.77.0.2", "10.77.0.3"
@@ -215,12 +217,5 @@ def rising_edges(history: list, since_ns: int = 0) -> List[int]:
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 5.0, interval: float = 0.02) -> Any:
-    """Poll *predicate* until it is truthy (returned) or *timeout* passes (None)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            return None
-        time.sleep(interval)
+    """remoteio.testing's, polling a little less often (the guest is slow)."""
+    return testing.wait_until(predicate, timeout, interval)

@@ -10,18 +10,9 @@
 # Exit codes as tests/hw/run.sh: 125 VM failed, 124 timeout, else pytest's.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-ROOT=$(pwd)
 
-PY=""
-if [ $# -gt 0 ] && [ "$1" != "--" ]; then PY=$1; shift; fi
-if [ "${1:-}" = "--" ]; then shift; fi
-if [ -z "$PY" ]; then
-    if [ -n "${VIRTUAL_ENV:-}" ]; then PY="$VIRTUAL_ENV/bin/python"
-    elif [ -x .venv/bin/python ]; then PY="$ROOT/.venv/bin/python"
-    else echo "run.sh: give the Python to use (no \$VIRTUAL_ENV, no .venv)" >&2; exit 2
-    fi
-fi
-PY="$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")"
+# shellcheck source=tests/hw/vm/pick_python.sh
+source tests/hw/vm/pick_python.sh   # PY, and the arguments after it
 "$PY" -c 'import remoteio, pytest, pytest_timeout' || {
     echo "run.sh: $PY lacks the test dependencies (pip install -e '.[test]')" >&2; exit 2; }
 TIMEOUT=${REMOTEIO_NET_TIMEOUT:-$((540 + ${REMOTEIO_CHAOS_S:-120}))}
