@@ -13,7 +13,6 @@ thread, so a callback may itself call the server.
 """
 from __future__ import annotations
 
-import hmac
 import logging
 import os
 import queue
@@ -24,13 +23,13 @@ import time
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
 from ._version import __version__
-from .errors import (AuthFailed, AuthRequired, ConnectFailed, ConnectionLost, LinkError,
+from .errors import (ConnectFailed, ConnectionLost, LinkError,
                      RemoteIOError)
 from .keeper import Keeper
 from .link import Link, wait_all
 from .pins import PinSpec, board_pin
 from .protocol import auth
-from .protocol.ops import PROTOCOL_VERSION
+from .protocol.client_conn import Greeting
 from .remotepin import RemotePin
 from .simcontrol import SimControl
 from .tls import connect as tls_connect
@@ -123,40 +122,18 @@ class RemoteServer:
         return link
 
     def _greet(self, link: Link) -> Dict[str, Any]:
-        """hello, and the challenge-response if the server asks for it."""
-        hello = _fields(link.call("hello", {
-            "protocol": PROTOCOL_VERSION, "client": f"remoteio-py/{__version__}",
-            "heartbeat": self.heartbeat, "session": SESSION, "take_over": self.take_over,
-        }).result(self.connect_timeout))
-        offer = hello.get("auth")
-        token = None if self._token is False else find_token(self._token or None)
-        if not offer:
-            if token is not None:
-                # whoever answers at this address skipped the proof a server with
-                # our token would ask for: an impostor, or a server without auth
-                raise AuthFailed(
-                    f"{self.host}:{self.port} asks for no authentication, but this client has a "
-                    "token: refusing a server that cannot prove it knows it (an impostor?). "
-                    "To use a server without authentication, pass token=False")
-            return hello
-        if token is None:
-            raise AuthRequired(f"{self.host}:{self.port} needs a token: pass token=, set "
-                               "REMOTEIO_TOKEN or put it in ~/.config/remoteio/token")
-        if offer.get("method") != auth.METHOD:
-            raise ConnectFailed(f"the server wants authentication method {offer.get('method')!r}")
-        # over TLS the proofs are bound to this channel (the certificate we saw)
+        """hello, and the challenge-response if the server asks for it
+        (the steps are protocol.client_conn.Greeting's)."""
+        greeting = Greeting(
+            where=f"{self.host}:{self.port}", client=f"remoteio-py/{__version__}",
+            heartbeat=self.heartbeat, session=SESSION, take_over=self.take_over,
+            token=None if self._token is False else find_token(self._token or None))
+        welcome = _fields(link.call(*greeting.hello()).result(self.connect_timeout))
         binding = auth.channel_binding(link.sock.getpeercert(binary_form=True)) if self.tls else ""
-        if bool(binding) != (offer.get("binding") == auth.BINDING):
-            raise AuthFailed("the server and this client disagree on binding the proof to TLS: "
-                             "not trusting it")
-        nonce = auth.new_nonce()
-        reply = _fields(link.call("auth", {
-            "nonce": nonce, "mac": auth.proof(token, "client", offer["nonce"], nonce, binding),
-        }).result(self.connect_timeout))
-        expected = auth.proof(token, "server", offer["nonce"], nonce, binding)
-        if not hmac.compare_digest(str(reply.pop("mac", "")), expected):
-            raise AuthFailed("the server could not prove it knows the token: not trusting it")
-        return reply
+        step = greeting.on_hello(welcome, binding)
+        if step is None:
+            return welcome
+        return greeting.on_auth(_fields(link.call(*step).result(self.connect_timeout)))
 
     def _on_lost(self, reason: BaseException) -> None:
         """The link failed (called on its reader thread, or the keeper's)."""
