@@ -14,7 +14,6 @@ thread, so a callback may itself call the server.
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import secrets
 import socket
@@ -32,6 +31,7 @@ from .protocol import auth
 from .protocol.client_conn import Greeting
 from .remotepin import RemotePin
 from .simcontrol import SimControl
+from .tls import ClientTLS
 from .tls import connect as tls_connect
 from .tokens import find_token
 
@@ -66,16 +66,12 @@ class RemoteServer:
         self.timeout = float(timeout)
         self.connect_timeout = float(connect_timeout or timeout)
         self._token = token
-        self._fingerprint = fingerprint or os.environ.get("REMOTEIO_FINGERPRINT") or None
-        self._cafile = cafile or os.environ.get("REMOTEIO_CAFILE") or None
+        settings = ClientTLS.resolve(tls, fingerprint, cafile, tofu, cert, key)
+        self._fingerprint, self._cafile = settings.fingerprint, settings.cafile
+        self._cert, self._key = settings.cert, settings.key
         self._tofu = tofu
-        self._cert = cert or os.environ.get("REMOTEIO_CERT") or None
-        self._key = key or os.environ.get("REMOTEIO_KEY") or None
         self.take_over = take_over
-        if tls is None:
-            tls = bool(self._fingerprint or self._cafile or tofu or self._cert or
-                       os.environ.get("REMOTEIO_TLS", "") not in ("", "0"))
-        self.tls = tls
+        self.tls = settings.enabled
         self._pins: Dict[int, RemotePin] = {}
         self._pins_lock = threading.Lock()
         self._dispatch_queue: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
