@@ -96,12 +96,16 @@ class AsyncRemoteServer:
             raise TLSVerifyFailed(f"TLS with {where} failed: {exc}") from None
         except (OSError, asyncio.TimeoutError) as exc:
             raise ConnectFailed(f"cannot connect to {where}: {exc or 'timed out'}") from None
-        try:
-            binding = ""
-            if trust is not None:
-                der = transport.get_extra_info("ssl_object").getpeercert(binary_form=True)
+        binding = ""
+        if trust is not None:
+            der = transport.get_extra_info("ssl_object").getpeercert(binary_form=True)
+            try:
                 trust.check(der)
-                binding = auth.channel_binding(der)
+            except TLSVerifyFailed:
+                transport.abort()
+                raise
+            binding = auth.channel_binding(der)
+        try:
             self.welcome = await self._greet(link, binding)
         except LinkError as exc:
             transport.abort()
