@@ -21,6 +21,7 @@ import threading
 import time
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
+from . import display, trace
 from ._version import __version__
 from .errors import (ConnectFailed, ConnectionLost, LinkError,
                      RemoteIOError)
@@ -269,7 +270,24 @@ class RemoteServer:
 
     def info(self) -> Dict[str, Any]:
         """Uptime, pins in use and their tasks, load and memory of the server."""
-        return _fields(self.request("info"))
+        return display.Info(_fields(self.request("info")))
+
+    def trace(self, pins: Iterable[Union[PinSpec, RemotePin]], seconds: float) -> Any:
+        """Record the changes of *pins* for *seconds*, with the Pi's timestamps:
+        a :class:`remoteio.trace.Trace` (rows, DataFrame, ``.plot()``)."""
+        return trace.record(self, self._watched(pins), seconds)
+
+    def recording(self, pins: Iterable[Union[PinSpec, RemotePin]]) -> Any:
+        """Record *pins* while a ``with`` block runs; its ``.trace`` after."""
+        return trace.Recorder(self, self._watched(pins))
+
+    def _watched(self, pins: Iterable[Union[PinSpec, RemotePin]]) -> List[RemotePin]:
+        return [p if isinstance(p, RemotePin) else self.pin(p, claim=False) for p in pins]
+
+    def dashboard(self) -> Any:
+        """A live ipywidget of the header (``pip install 'remoteio[jupyter]'``)."""
+        from .widgets import dashboard
+        return dashboard(self)
 
     @property
     def sim(self) -> SimControl:
@@ -345,6 +363,22 @@ class RemoteServer:
     def __repr__(self) -> str:
         state = "connected" if self.connected else "closed"
         return f"<RemoteServer {self.host}:{self.port} {state}>"
+
+    # ---- notebooks (remoteio.display renders) ---------------------------------------
+    def _view(self) -> Dict[str, Any]:
+        info, error = None, ""
+        if self.connected:
+            try:
+                info = self.info()
+            except RemoteIOError as exc:
+                error = str(exc)
+        return display.view_of(self, info, error)
+
+    def _repr_html_(self) -> str:
+        return display.server_html(self._view())
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(display.server_text(self._view()))
 
 
 def _fields(reply: Dict[str, Any]) -> Dict[str, Any]:

@@ -18,7 +18,8 @@ import time
 from collections import deque
 from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
-from .errors import PinClosed, ServerError
+from . import display
+from .errors import PinClosed, RemoteIOError, ServerError
 from .link import abandon, wait_all
 from .pinlogic import PinEvent, adapt, change_event, setup_requests, sync_budget, task_failure
 from .pins import BOARD_TO_BCM
@@ -54,10 +55,26 @@ class RemotePin:
         #: the last queued task the Pi could not run (a ``task_failed``
         #: event); the next sync() raises it too
         self.last_task_failure: Optional[ServerError] = None
+        #: who else hears every change (traces, widgets): see subscribe()
+        self._subscribers: List[Callable[[PinEvent], None]] = []
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
         return f"<RemotePin BOARD{self.board} (GPIO{self.gpio}) {state}>"
+
+    def _shown(self) -> Tuple[Optional[Dict[str, Any]], str]:
+        if self._closed:
+            return None, "closed"
+        try:
+            return self.state(), ""
+        except RemoteIOError as exc:
+            return None, str(exc)
+
+    def _repr_html_(self) -> str:
+        return display.pin_html(self.board, self.gpio, *self._shown())
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(display.pin_text(self.board, self.gpio, *self._shown()))
 
     # ---- requests ----------------------------------------------------------------
     def _request(self, op: str, **fields: Any) -> Dict[str, Any]:
@@ -278,10 +295,33 @@ class RemotePin:
             self._event_count += 1
             self._events.append((self._event_count, event))
             self._cond.notify_all()
+        for listener in self._subscribers:
+            try:
+                listener(event)
+            except Exception:  # the reader thread must go on
+                log.exception("a listener of BOARD%d raised", self.board)
         for kind in ("changed", "high" if event.edge == "rising" else "low"):
             callback = self._callbacks[kind]
             if callback is not None:
                 self._server._dispatch(callback, event)
+
+    def subscribe(self, listener: Callable[[PinEvent], None]) -> None:
+        """Hand every change from now on to *listener* too (traces and widgets
+        do): it runs on the client's reader thread, so it must not block or
+        call the server. Call :meth:`watch` for the changes to come."""
+        self._subscribers = self._subscribers + [listener]
+
+    def unsubscribe(self, listener: Callable[[PinEvent], None]) -> None:
+        self._subscribers = [s for s in self._subscribers if s is not listener]
+
+    def trace(self, seconds: float) -> Any:
+        """Record this pin's changes for *seconds* (a :class:`remoteio.trace.Trace`)."""
+        return self._server.trace([self.board], seconds)
+
+    def widget(self) -> Any:
+        """A live ipywidget of this pin (``pip install 'remoteio[jupyter]'``)."""
+        from .widgets import pin_widget
+        return pin_widget(self)
 
     def _on_unwatched(self) -> None:
         self._watching = False

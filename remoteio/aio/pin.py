@@ -11,6 +11,7 @@ import asyncio
 import logging
 from typing import Any, AsyncIterator, Callable, Dict, List, Optional, Set, Tuple, Union
 
+from .. import display
 from ..errors import PinClosed, ServerError
 from ..pinlogic import PinEvent, adapt, change_event, setup_requests, sync_budget, task_failure
 from ..pins import BOARD_TO_BCM, PinSpec
@@ -41,6 +42,26 @@ class AsyncRemotePin:
         self._callbacks: Dict[str, Optional[Callable[[PinEvent], Any]]] = {
             "changed": None, "high": None, "low": None}
         self._queues: Set["asyncio.Queue[PinEvent]"] = set()
+        self._subscribers: List[Callable[[PinEvent], None]] = []
+
+    def subscribe(self, listener: Callable[[PinEvent], None]) -> None:
+        """Hand every change to *listener* too (on the loop: it must not block)."""
+        self._subscribers = self._subscribers + [listener]
+
+    def unsubscribe(self, listener: Callable[[PinEvent], None]) -> None:
+        self._subscribers = [s for s in self._subscribers if s is not listener]
+
+    async def trace(self, seconds: float) -> Any:
+        """Record this pin's changes for *seconds* (a remoteio.trace.Trace)."""
+        return await self._server.trace([self], seconds)
+
+    def _repr_html_(self) -> str:
+        return display.pin_html(self.board, self.gpio, None, "closed" if self._closed else
+                                "open (await pin.state() for what it does)")
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(display.pin_text(self.board, self.gpio, None, "closed" if self._closed
+                                      else "open"))
 
     def __repr__(self) -> str:
         return f"<AsyncRemotePin BOARD{self.board} (GPIO{self.gpio}) " \
@@ -268,6 +289,11 @@ class AsyncRemotePin:
             event, missed = change_event(self.board, message, self._seq)
             self._seq = event.seq
             self.missed_events += missed
+            for listener in self._subscribers:
+                try:
+                    listener(event)
+                except Exception:
+                    log.exception("a listener of BOARD%d raised", self.board)
             for queue in list(self._queues):
                 if queue.full():
                     queue.get_nowait()

@@ -17,6 +17,7 @@ import ssl
 import time
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
+from .. import display, trace
 from .._version import __version__
 from ..client import DEFAULT_PORT, SESSION
 from ..errors import ConnectFailed, ConnectionLost, LinkError, RemoteIOError
@@ -67,6 +68,7 @@ class AsyncRemoteServer:
         self._dispatcher: Optional["asyncio.Task[None]"] = None
         self._when_connection_changed: Optional[Callable[..., Any]] = None
         self.attempts = 0  # failed reconnection attempts in a row
+        self._last_info: Optional[Dict[str, Any]] = None  # what the display shows
 
     # ---- connection ---------------------------------------------------------------------
     async def connect(self) -> "AsyncRemoteServer":
@@ -285,7 +287,14 @@ class AsyncRemoteServer:
 
     async def info(self) -> Dict[str, Any]:
         """Uptime, pins in use and their tasks, load and memory of the server."""
-        return await self.request("info")
+        self._last_info = display.Info(await self.request("info"))
+        return self._last_info
+
+    async def trace(self, pins: Iterable[Union[PinSpec, AsyncRemotePin]], seconds: float) -> Any:
+        """Record the changes of *pins* for *seconds* (a remoteio.trace.Trace)."""
+        watched = [p if isinstance(p, AsyncRemotePin) else await self.pin(p, claim=False)
+                   for p in pins]
+        return await trace.record_async(self, watched, seconds)
 
     @property
     def sim(self) -> AsyncSimControl:
@@ -336,6 +345,16 @@ class AsyncRemoteServer:
 
     async def __aexit__(self, *exc_info: Any) -> None:
         await self.close()
+
+    def _view(self) -> Dict[str, Any]:
+        return display.view_of(self, self._last_info, "await server.info() to list them",
+                               title="AsyncRemoteServer")
+
+    def _repr_html_(self) -> str:  # pins as of the last info(): display cannot await
+        return display.server_html(self._view())
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(display.server_text(self._view()))
 
     def __repr__(self) -> str:
         return f"<AsyncRemoteServer {self.host}:{self.port} " \
