@@ -318,10 +318,12 @@ class RemotePin:
         """Record this pin's changes for *seconds* (a :class:`remoteio.trace.Trace`)."""
         return self._server.trace([self.board], seconds)
 
-    def widget(self) -> Any:
-        """A live ipywidget of this pin (``pip install 'remoteio[jupyter]'``)."""
+    def widget(self, pwm: Optional[bool] = None) -> Any:
+        """A live ipywidget of this pin (``pip install 'remoteio[jupyter]'``): an
+        output as a toggle (a slider with *pwm*, or when it is in PWM), an
+        input as an indicator; both follow change events."""
         from .widgets import pin_widget
-        return pin_widget(self)
+        return pin_widget(self, pwm)
 
     def _on_unwatched(self) -> None:
         self._watching = False

@@ -55,6 +55,11 @@ class AsyncRemotePin:
         """Record this pin's changes for *seconds* (a remoteio.trace.Trace)."""
         return await self._server.trace([self], seconds)
 
+    async def widget(self, pwm: Optional[bool] = None) -> Any:
+        """A live ipywidget of this pin (``pip install 'remoteio[jupyter]'``)."""
+        from ..widgets import pin_widget_async
+        return await pin_widget_async(self, pwm)
+
     def _repr_html_(self) -> str:
         return display.pin_html(self.board, self.gpio, None, "closed" if self._closed else
                                 "open (await pin.state() for what it does)")
