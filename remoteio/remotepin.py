@@ -294,12 +294,14 @@ class RemotePin:
             self.missed_events += missed
             self._event_count += 1
             self._events.append((self._event_count, event))
+            # listeners (widgets, traces) hear it before waiters wake, so a
+            # wait_for_value() that returned has them up to date
+            for listener in self._subscribers:
+                try:
+                    listener(event)
+                except Exception:  # the reader thread must go on
+                    log.exception("a listener of BOARD%d raised", self.board)
             self._cond.notify_all()
-        for listener in self._subscribers:
-            try:
-                listener(event)
-            except Exception:  # the reader thread must go on
-                log.exception("a listener of BOARD%d raised", self.board)
         for kind in ("changed", "high" if event.edge == "rising" else "low"):
             callback = self._callbacks[kind]
             if callback is not None:
