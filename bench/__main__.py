@@ -12,6 +12,7 @@ serve --sim`` in its own process, 127.0.0.1, a free port):
   resources    26 pins ready, memory (PSS) with 1 and 26 pins, idle CPU
   crowd        100 clients connecting at once, commands lost
   batch_write  8-pin batch write: round trip and skew of the changes
+  asyncio      the asyncio client beside the sync one: acked write, 1,000 concurrent writes
 
 then the floors again (to show how the machine's load moved). Prints a
 table, writes results.json (everything, with raw statistics) and the table
@@ -32,7 +33,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
-from . import crowd, events, latency, resources, throughput, timing
+from . import aio, crowd, events, latency, resources, throughput, timing
 from .floors import Floor
 from .harness import ROOT
 from .plan import FULL, QUICK, SMOKE, Plan
@@ -49,6 +50,7 @@ SECTIONS: Dict[str, Section] = {
     "resources": lambda plan, floor: resources.resources(plan),
     "crowd": lambda plan, floor: crowd.connect_storm(plan),
     "batch_write": latency.batch_skew,
+    "asyncio": lambda plan, floor: aio.asyncio_client(plan),
 }
 
 

@@ -18,9 +18,11 @@ log = logging.getLogger(__name__)
 
 #: bytes the transport may hold unsent before callers wait for it to drain
 HIGH_WATER = 1 << 20
+#: one read, at most (as the sync client's reader)
+READ_SIZE = 65536
 
 
-class AsyncLink(asyncio.Protocol):
+class AsyncLink(asyncio.BufferedProtocol):
     def __init__(self, on_event: Callable[[Dict[str, Any]], None],
                  on_lost: Callable[[BaseException], None]):
         self.on_event = on_event
@@ -31,15 +33,22 @@ class AsyncLink(asyncio.Protocol):
         self._closing = False
         self._writable = asyncio.Event()
         self._writable.set()
+        # reads go into this buffer: asyncio's plain Protocol recv()s 256 KiB
+        # a time, over glibc's mmap threshold, a map and unmap per read
+        self._buffer = bytearray(READ_SIZE)
+        self._view = memoryview(self._buffer)
 
-    # ---- asyncio.Protocol ------------------------------------------------------------------
+    # ---- asyncio.BufferedProtocol ------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         transport.set_write_buffer_limits(high=HIGH_WATER)  # type: ignore[attr-defined]
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._view
+
+    def buffer_updated(self, nbytes: int) -> None:
         try:
-            items = self.conn.receive(data)
+            items = self.conn.receive(bytes(self._view[:nbytes]))
         except (ValueError, RemoteIOError) as exc:
             reason = exc if isinstance(exc, RemoteIOError) else ProtocolViolation(
                 f"the server sent a frame that is not JSON: {exc}")
@@ -86,10 +95,25 @@ class AsyncLink(asyncio.Protocol):
 
     async def call(self, op: str, fields: Mapping[str, Any], timeout: Optional[float]) -> Dict[str, Any]:
         """One request's reply fields (raises the server's error, CallTimeout,
-        ConnectionLost); cancelling it leaves the connection usable."""
-        if timeout is not None:
+        ConnectionLost); cancelling it leaves the connection usable. (The
+        path of every awaited call, so it is written out flat: settle()'s
+        timer, pipeline()'s send.)"""
+        if timeout is not None and not self._writable.is_set():
             await self.writable(timeout)
-        return await settle(self.pipeline([(op, fields)])[0], op, timeout)
+        if self.lost is not None or self.transport is None:
+            raise ConnectionLost(f"not connected: {self.lost}")
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self.transport.write(self.conn.send(((op, fields, future),)))
+        self.conn.sent()
+        if timeout is None:
+            return result(await future)
+        timer = loop.call_later(max(0.0, timeout), _expire, future, op, timeout)
+        try:
+            message = await future
+        finally:
+            timer.cancel()
+        return result(message)
 
     # ---- the end -----------------------------------------------------------------------------
     def abort(self, reason: BaseException) -> None:
@@ -121,13 +145,25 @@ class AsyncLink(asyncio.Protocol):
         self._fail(ConnectionLost("closed"))
 
 
+def _expire(future: "asyncio.Future[Any]", op: str, timeout: float) -> None:
+    if not future.done():
+        future.set_exception(CallTimeout(f"no reply to {op} within {timeout:g} s"))
+
+
 async def settle(future: "asyncio.Future[Dict[str, Any]]", op: str,
                  timeout: Optional[float]) -> Dict[str, Any]:
-    """The reply fields of *future* within *timeout* (CallTimeout after)."""
+    """The reply fields of *future* within *timeout* (CallTimeout after).
+
+    A timer that fails the future rather than asyncio.wait_for: no task and
+    no second future per call (the round trip is what a user waits for).
+    A caller cancelled while awaiting cancels the future (asyncio does)."""
+    if timeout is None or future.done():
+        return result(await future)
+    timer = asyncio.get_running_loop().call_later(max(0.0, timeout), _expire, future, op, timeout)
     try:
-        message = await asyncio.wait_for(future, timeout)
-    except asyncio.TimeoutError:
-        raise CallTimeout(f"no reply to {op} within {timeout:g} s") from None
+        message = await future
+    finally:
+        timer.cancel()
     return result(message)
 
 

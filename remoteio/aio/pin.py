@@ -82,7 +82,9 @@ class AsyncRemotePin:
         if lease_ms:
             fields.update(lease_ms=lease_ms, revert=revert)
         if not wait:
-            await self._request(op, **fields)
+            if self._closed:
+                raise PinClosed(f"BOARD{self.board} is closed; use server.pin() to open it again")
+            await self._server.request(op, pin=self.board, **fields)
         else:
             await self._until_idle([(op, dict(fields, pin=self.board))], None,
                                    floor_ms=fields.get("time_ms", 0))

@@ -214,9 +214,11 @@ class AsyncRemoteServer:
         return True
 
     async def _current_link(self) -> AsyncLink:
-        if self._closed or self._link is None:
-            raise ConnectionLost("this AsyncRemoteServer is closed (or not connected yet)")
         link = self._link
+        if link is not None and link.lost is None and not self._closed:
+            return link
+        if self._closed or link is None:
+            raise ConnectionLost("this AsyncRemoteServer is closed (or not connected yet)")
         deadline = time.monotonic() + self.timeout
         while link.lost is not None:
             left = deadline - time.monotonic()
@@ -234,7 +236,10 @@ class AsyncRemoteServer:
     # ---- requests ----------------------------------------------------------------------------
     async def request(self, op: str, **fields: Any) -> Dict[str, Any]:
         """Send one request; its reply's fields (raises on refusal)."""
-        return await (await self._current_link()).call(op, fields, self.timeout)
+        link = self._link
+        if link is None or link.lost is not None or self._closed:
+            link = await self._current_link()  # raises, or waits for a reconnect
+        return await link.call(op, fields, self.timeout)
 
     async def request_pipeline(self, requests: List[Tuple[str, Dict[str, Any]]],
                                timeout: Optional[float] = None) -> List[Dict[str, Any]]:
