@@ -173,24 +173,27 @@ def test_the_client_reconnects_and_reapplies_its_setup(connect):
     remote = connect(("127.0.0.1", port), heartbeat=0.5)
     changes = []
     remote.when_connection_changed = changes.append
-    button = remote.pin(11)
-    button.as_input(pull="up", bounce_ms=5)
+    led, button = remote.pin(7), remote.pin(11).as_input(pull="up", bounce_ms=5)
     presses = []
     button.when_low = presses.append
-    remote.pin(12).on(lease_ms=60_000)
+    pump = remote.pin(12)
+    pump.on(lease_ms=60_000)
     assert wait_until(lambda: button.watching, timeout=5)
     first.stop()
     assert wait_until(lambda: not remote.connected, timeout=5)
     with pytest.raises(ConnectionLost, match="reconnecting"):
-        remote.pin(7)
+        led.on()                                     # fails fast while disconnected
     second = Server(host="127.0.0.1", port=port, backend="sim").start()
     try:
         assert remote.wait_connected(timeout=10)
         assert wait_until(lambda: changes == [False, True], timeout=5), changes
         assert second.sim.function(11) == "input" and second.sim.pull(11) == "up"
         assert second.sim.value(12) == 1.0           # the lease it still held
+        assert button.state()["bounce_ms"] == 5
         second.sim.drive(11, 0)
         assert wait_until(lambda: presses, timeout=5)  # the watch came back too
+        led.on()
+        assert second.sim.value(7) == 1.0
     finally:
         remote.close()
         second.stop()

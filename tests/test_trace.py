@@ -56,7 +56,8 @@ def test_a_trace_becomes_a_dataframe_and_a_timing_diagram(client):
     pytest.importorskip("matplotlib")
     import matplotlib
     matplotlib.use("Agg")
-    led, other = client.pin(7), client.pin(13)
+    led = client.pin(7)
+    client.pin(13)  # claimed, never changed: an empty lane
     led.blink(on_time=0.05, off_time=0.05)
     trace = client.trace([7, 13], 0.3)
     frame = trace.to_dataframe()

@@ -6,7 +6,6 @@ import asyncio
 import pytest
 
 from conftest import wait_until
-from remoteio import RemoteServer
 from remoteio.aio import AsyncRemoteServer
 
 pytest.importorskip("ipywidgets")
