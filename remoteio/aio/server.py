@@ -322,7 +322,10 @@ class AsyncRemoteServer:
 
     async def _dispatch_loop(self) -> None:
         while True:
-            callback, args = await self._callbacks.get()
+            item = await self._callbacks.get()
+            if item is None:  # close(): the callbacks queued before it have run
+                return
+            callback, args = item
             try:
                 outcome = callback(*args)
                 if inspect.isawaitable(outcome):
@@ -336,14 +339,17 @@ class AsyncRemoteServer:
         if self._closed:
             return
         self._closed = True
-        for task in (self._keeper, self._dispatcher):
-            if task is not None:
-                task.cancel()
+        if self._keeper is not None:
+            self._keeper.cancel()
+            await asyncio.gather(self._keeper, return_exceptions=True)
         if self._link is not None:
             await self._link.close(self.timeout if timeout is None else timeout)
-        for task in (self._keeper, self._dispatcher):
-            if task is not None:
-                await asyncio.gather(task, return_exceptions=True)
+        if self._dispatcher is not None:  # as the sync client: queued callbacks still run
+            self._callbacks.put_nowait(None)
+            done, _ = await asyncio.wait([self._dispatcher], timeout=self.timeout)
+            if not done:
+                self._dispatcher.cancel()
+                await asyncio.gather(self._dispatcher, return_exceptions=True)
 
     async def __aenter__(self) -> "AsyncRemoteServer":
         return await self.connect()
