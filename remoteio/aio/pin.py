@@ -3,7 +3,7 @@
 >>> async def blink(server):                                      # doctest: +SKIP
 ...     led = await server.pin(7)
 ...     await led.blink(on_time=0.2, off_time=0.2, time_ms=2000, wait=True)
-...     button = (await server.pin(11)).as_input  # then: await button(pull="up")
+...     button = await (await server.pin(11)).as_input(pull="up")
 """
 from __future__ import annotations
 
