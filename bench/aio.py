@@ -113,12 +113,12 @@ def asyncio_client(plan: Plan) -> List[Dict[str, Any]]:
     expected = bursts * CONCURRENT
     share = async_rate / sync_rate if sync_rate else 0.0
     return [
-        row("asyncio.write.sync", "acked write, sync client (beside the async one)",
+        row("asyncio.write.sync", "sync client beside the asyncio one: acked write",
             stats=sync_stats),
-        row("asyncio.write.async", "acked write, asyncio client", stats=async_stats,
+        row("asyncio.write.async", "asyncio client: acked write", stats=async_stats,
             target=f"≤ {RATIO_TARGET}× the sync client's p50", met=ratio <= RATIO_TARGET,
             notes=f"{ratio:.2f}× the sync client's p50", ratio=round(ratio, 3)),
-        row("asyncio.concurrent", f"{CONCURRENT:,} concurrent awaited writes, one connection",
+        row("asyncio.concurrent", f"asyncio client: {CONCURRENT:,} concurrent awaited writes, one connection",
             figure=f"{async_rate:,.0f}/s vs sync pipelined {sync_rate:,.0f}/s ({share:.2f}×)",
             target=f"none lost, ≥ {THROUGHPUT_SHARE}× sync pipelined",
             met=done["async"] == expected and share >= THROUGHPUT_SHARE,
