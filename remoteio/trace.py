@@ -1,4 +1,4 @@
-"""Traces: the changes of some pins over a while, with the Pi's timestamps, as rows, a DataFrame or a timing diagram.
+"""Traces: pins' changes over a while, with the Pi's timestamps, as rows, a DataFrame or a timing diagram.
 
 >>> from remoteio.pinlogic import PinEvent
 >>> t = Trace({7: 0}, [PinEvent(7, 1, "rising", 1_500_000_000, 1, 0)], 1_000_000_000, 3_000_000_000)

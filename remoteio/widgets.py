@@ -1,4 +1,4 @@
-"""Live Jupyter widgets of pins and of the header, updated from change events (ipywidgets, the ``jupyter`` extra).
+"""Live Jupyter widgets of pins and of the header, following change events (ipywidgets: the jupyter extra).
 
 An output is a toggle button (or a slider for PWM) that drives the pin; an
 input is an LED-like indicator. Both follow the pin's change events (the

@@ -1,4 +1,4 @@
-"""Live widgets (ipywidgets, the jupyter extra): outputs drive their pin, every widget follows change events."""
+"""Live widgets (ipywidgets, the jupyter extra): outputs drive their pin, all follow change events."""
 from __future__ import annotations
 
 import asyncio

@@ -1,4 +1,4 @@
-"""remoteio for asyncio: :class:`AsyncRemoteServer` and its pins, on the same protocol code as the sync client.
+"""remoteio for asyncio: :class:`AsyncRemoteServer` and its pins, on the sync client's protocol code.
 
 >>> import asyncio                                                  # doctest: +SKIP
 >>> from remoteio.aio import AsyncRemoteServer                      # doctest: +SKIP

@@ -73,7 +73,8 @@ class AsyncLink(asyncio.BufferedProtocol):
         self._writable.set()
 
     # ---- requests ----------------------------------------------------------------------------
-    def pipeline(self, requests: Sequence[Tuple[str, Mapping[str, Any]]]) -> List["asyncio.Future[Dict[str, Any]]"]:
+    def pipeline(self, requests: Sequence[Tuple[str, Mapping[str, Any]]]
+                 ) -> List["asyncio.Future[Dict[str, Any]]"]:
         """Send ``(op, fields)`` requests in one write; their futures (the
         whole reply messages), at once."""
         if self.lost is not None or self.transport is None:
