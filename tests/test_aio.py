@@ -1,4 +1,4 @@
-"""What only the asyncio client has: cancellation, many calls at once, async iteration, coroutine callbacks."""
+"""What only the asyncio client has: cancellation, many calls at once, events(), coroutine callbacks."""
 from __future__ import annotations
 
 import asyncio
