@@ -4,16 +4,23 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 
 import pytest
 
 from conftest import ROOT
 
-nbclient = pytest.importorskip("nbclient")
-nbformat = pytest.importorskip("nbformat")
-pytest.importorskip("ipykernel")
-pytest.importorskip("ipywidgets")
-pytest.importorskip("matplotlib")
+# these import IPython, whose jedi raises the recursion limit for the whole process
+# (to 3000); the fuzz tests' deep JSON relies on the default: put it back
+_LIMIT = sys.getrecursionlimit()
+try:
+    nbclient = pytest.importorskip("nbclient")
+    nbformat = pytest.importorskip("nbformat")
+    pytest.importorskip("ipykernel")
+    pytest.importorskip("ipywidgets")
+    pytest.importorskip("matplotlib")
+finally:
+    sys.setrecursionlimit(_LIMIT)
 
 
 def _outputs(cell, kind):

@@ -2,13 +2,20 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 
 import pytest
 
 from conftest import wait_until
 from remoteio.aio import AsyncRemoteServer
 
-pytest.importorskip("ipywidgets")
+# ipywidgets imports IPython, whose jedi raises the recursion limit for the whole
+# process (to 3000); the fuzz tests' deep JSON relies on the default: put it back
+_LIMIT = sys.getrecursionlimit()
+try:
+    pytest.importorskip("ipywidgets")
+finally:
+    sys.setrecursionlimit(_LIMIT)
 
 
 def test_an_output_toggle_drives_the_pin_and_follows_other_clients(server, client):
