@@ -12,7 +12,7 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 HERE = Path(__file__).resolve().parent
-DOCS = ["README.md", "install.sh", "docs/*.md", "examples/*.py"]
+DOCS = ["README.md", "install.sh", "docs/*.md", "examples/*.py", "examples/*.ipynb"]
 
 
 class build_py_with_docs(build_py):

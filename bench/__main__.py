@@ -14,6 +14,7 @@ serve --sim`` in its own process, 127.0.0.1, a free port):
   batch_write  8-pin batch write: round trip and skew of the changes
   kernel       in the VM of tests/hw (root, QEMU): the gpiod and lgpio
                backends on a gpio-sim chip beside rgpiod, same boot
+  asyncio      the asyncio client beside the sync one: acked write, 1,000 concurrent writes
 
 then the floors again (to show how the machine's load moved). Prints a
 table, writes results.json (everything, with raw statistics) and the table
@@ -34,7 +35,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
-from . import crowd, events, kernel, latency, resources, throughput, timing
+from . import aio, crowd, events, kernel, latency, resources, throughput, timing
 from .floors import Floor
 from .harness import ROOT
 from .plan import FULL, QUICK, SMOKE, Plan
@@ -52,6 +53,7 @@ SECTIONS: Dict[str, Section] = {
     "crowd": lambda plan, floor: crowd.connect_storm(plan),
     "batch_write": latency.batch_skew,
     "kernel": lambda plan, floor: kernel.kernel(plan),
+    "asyncio": lambda plan, floor: aio.asyncio_client(plan),
 }
 #: sections a --smoke run leaves out (the kernel section boots a VM)
 NOT_IN_SMOKE = ("kernel",)

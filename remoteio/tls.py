@@ -25,7 +25,7 @@ import ssl
 import threading
 import time
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Iterable, NamedTuple, Optional
 
 from .errors import TLSVerifyFailed
 
@@ -184,6 +184,62 @@ class SecureSocket:
         self.raw.close()
 
 
+class ClientTLS(NamedTuple):
+    """A client's TLS settings, its arguments completed from the environment."""
+    enabled: bool
+    fingerprint: Optional[str]
+    cafile: Optional[str]
+    cert: Optional[str]
+    key: Optional[str]
+
+    @classmethod
+    def resolve(cls, tls: Optional[bool], fingerprint: Optional[str], cafile: Optional[str],
+                tofu: bool, cert: Optional[str], key: Optional[str]) -> "ClientTLS":
+        """REMOTEIO_FINGERPRINT, _CAFILE, _CERT, _KEY fill what is not given;
+        TLS is on when asked, or when anything of it is set (or REMOTEIO_TLS)."""
+        fingerprint = fingerprint or os.environ.get("REMOTEIO_FINGERPRINT") or None
+        cafile = cafile or os.environ.get("REMOTEIO_CAFILE") or None
+        cert = cert or os.environ.get("REMOTEIO_CERT") or None
+        key = key or os.environ.get("REMOTEIO_KEY") or None
+        if tls is None:
+            tls = bool(fingerprint or cafile or tofu or cert or
+                       os.environ.get("REMOTEIO_TLS", "") not in ("", "0"))
+        return cls(tls, fingerprint, cafile, cert, key)
+
+
+class Trust:
+    """What a client trusts at one address: the TLS context to use, the name to
+    check (None when a fingerprint is pinned instead), and :meth:`check` of the
+    certificate the server showed (the sync and the asyncio client share it)."""
+
+    def __init__(self, host: str, port: int, *, cafile: Optional[str] = None,
+                 fingerprint: Optional[str] = None, tofu: bool = False,
+                 known_hosts: str = KNOWN_HOSTS, cert: Optional[str] = None,
+                 key: Optional[str] = None):
+        self.address = f"{host}:{port}"
+        self._store = KnownHosts(known_hosts) if tofu and not fingerprint else None
+        self._pinned = fingerprint or (self._store.get(self.address) if self._store else None)
+        pinned = bool(self._pinned) or bool(self._store)
+        try:
+            self.context = client_context(cafile, pinned=pinned, cert=cert, key=key)
+        except ssl.SSLError as exc:
+            raise TLSVerifyFailed(f"TLS with {self.address} failed: {exc}") from None
+        self.server_hostname = None if pinned else host
+
+    def check(self, der: bytes) -> None:
+        """Raise TLSVerifyFailed unless the certificate *der* is the pinned one
+        (trust on first use stores it)."""
+        seen = fingerprint_of(der)
+        if self._pinned:
+            if normalize_fingerprint(seen) != normalize_fingerprint(self._pinned):
+                raise TLSVerifyFailed(f"{self.address} showed certificate {seen}, not the "
+                                      f"trusted {self._pinned}: refusing it")
+        elif self._store is not None:
+            log.warning("trusting %s on first use: certificate %s (stored in %s)",
+                        self.address, seen, self._store.path)
+            self._store.add(self.address, seen)
+
+
 def connect(raw: socket.socket, host: str, port: int, *, cafile: Optional[str] = None,
             fingerprint: Optional[str] = None, tofu: bool = False,
             known_hosts: str = KNOWN_HOSTS, cert: Optional[str] = None,
@@ -191,28 +247,21 @@ def connect(raw: socket.socket, host: str, port: int, *, cafile: Optional[str] =
     """Run the TLS handshake on *raw* (within *timeout* s) and verify the
     server, or raise :exc:`TLSVerifyFailed` (or OSError: the peer closed,
     or took too long); the socket is then closed."""
-    address = f"{host}:{port}"
-    store = KnownHosts(known_hosts) if tofu and not fingerprint else None
-    pinned = fingerprint or (store.get(address) if store else None)
     try:
-        context = client_context(cafile, pinned=bool(pinned) or bool(store), cert=cert, key=key)
-        secure = SecureSocket(raw, context, None if (pinned or store) else host, timeout)
+        trust = Trust(host, port, cafile=cafile, fingerprint=fingerprint, tofu=tofu,
+                      known_hosts=known_hosts, cert=cert, key=key)
+        secure = SecureSocket(raw, trust.context, trust.server_hostname, timeout)
     except ssl.SSLError as exc:
         raw.close()
-        raise TLSVerifyFailed(f"TLS with {address} failed: {exc}") from None
-    except OSError:
+        raise TLSVerifyFailed(f"TLS with {host}:{port} failed: {exc}") from None
+    except (OSError, TLSVerifyFailed):
         raw.close()
         raise
-    seen = fingerprint_of(secure.getpeercert(binary_form=True))
-    if pinned:
-        if normalize_fingerprint(seen) != normalize_fingerprint(pinned):
-            secure.close()
-            raise TLSVerifyFailed(
-                f"{address} showed certificate {seen}, not the trusted {pinned}: refusing it")
-    elif store is not None:
-        log.warning("trusting %s on first use: certificate %s (stored in %s)",
-                    address, seen, store.path)
-        store.add(address, seen)
+    try:
+        trust.check(secure.getpeercert(binary_form=True))
+    except TLSVerifyFailed:
+        secure.close()
+        raise
     return secure
 
 

@@ -37,6 +37,7 @@ EXPECTED = {
     "resources": ["resources.ready", "resources.pss.1", "resources.pss.26", "resources.idle_cpu"],
     "crowd": ["crowd.connect", "crowd.lost"],
     "batch_write": ["batch_write.round_trip", "batch_write.skew"],
+    "asyncio": ["asyncio.write.sync", "asyncio.write.async", "asyncio.concurrent"],
 }
 
 
@@ -96,6 +97,7 @@ def test_measurements_checked_what_they_claim(smoke):
     assert rows["crowd.lost"]["lost"] == 0
     assert rows["batch_write.skew"]["complete"]
     assert rows["edge.callback"]["missing"] == 0
+    assert rows["asyncio.concurrent"]["acked"] == rows["asyncio.concurrent"]["sent"] > 0
 
 
 def test_markdown_block_replaces_only_the_generated_part(smoke, tmp_path, monkeypatch):

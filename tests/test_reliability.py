@@ -12,7 +12,7 @@ import psutil
 import pytest
 
 from remoteio import RemoteServer
-from remoteio.errors import BadArgument, ConnectionLost, ServerBusy, WorkerFailed
+from remoteio.errors import BadArgument, ServerBusy, WorkerFailed
 from remoteio.server import Server
 
 from remoteio.testing import free_port, levels, pulses, RawClient, wait_until, worker_pid
@@ -180,39 +180,7 @@ def test_a_half_open_connection_is_noticed_by_its_heartbeat(server):
 
 # ---- client resilience ---------------------------------------------------------------
 
-def test_the_client_reconnects_and_reapplies_its_setup():
-    port = free_port()
-    servers = [Server(host="127.0.0.1", port=port, backend="sim").start()]
-    remote = None
-    try:
-        remote = RemoteServer("127.0.0.1", port, heartbeat=0.5)
-        changes = []
-        remote.when_connection_changed = changes.append
-        led, button = remote.pin(7), remote.pin(11).as_input(pull="up", bounce_ms=5)
-        presses = []
-        button.when_low = presses.append
-        pump = remote.pin(12)
-        pump.on(lease_ms=60_000)
-        servers[0].stop()
-        assert wait_until(lambda: not remote.connected, timeout=5)
-        with pytest.raises(ConnectionLost, match="reconnecting"):
-            led.on()                                     # fails fast while disconnected
-        second = Server(host="127.0.0.1", port=port, backend="sim").start()
-        servers.append(second)
-        assert remote.wait_connected(timeout=10)
-        assert wait_until(lambda: changes == [False, True], timeout=5), changes
-        assert second.sim.function(11) == "input" and second.sim.pull(11) == "up"
-        assert second.sim.value(12) == 1.0           # the lease it still held
-        assert button.state()["bounce_ms"] == 5
-        second.sim.drive(11, 0)
-        assert wait_until(lambda: presses, timeout=5)  # the watch came back too
-        led.on()
-        assert second.sim.value(7) == 1.0
-    finally:
-        if remote is not None:
-            remote.close()
-        for server in servers:
-            server.stop()
+# the client reconnects and re-applies its setup: tests/test_scenarios.py (both clients)
 
 
 def test_waiting_for_a_reconnect_when_asked():

@@ -13,9 +13,7 @@ thread, so a callback may itself call the server.
 """
 from __future__ import annotations
 
-import hmac
 import logging
-import os
 import queue
 import secrets
 import socket
@@ -23,17 +21,19 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
+from . import display, trace
 from .._version import __version__
-from ..errors import (AuthFailed, AuthRequired, ConnectFailed, ConnectionLost, LinkError,
+from ..errors import (ConnectFailed, ConnectionLost, LinkError,
                      RemoteIOError)
 from .liveness import Keeper
 from .link import Link, wait_all
 from ..pins import PinSpec, board_pin
 from ..protocol import auth
-from ..protocol.ops import PROTOCOL_VERSION
+from ..protocol.client_conn import Greeting
 from .remotepin import RemotePin
 from ..settings import DEFAULT_PORT
 from .simcontrol import SimControl
+from ..tls import ClientTLS
 from ..tls import connect as tls_connect
 from ..tokens import find_token
 
@@ -70,16 +70,12 @@ class RemoteServer:
         self.timeout = float(timeout)
         self.connect_timeout = float(connect_timeout or timeout)
         self._token = token
-        self._fingerprint = fingerprint or os.environ.get("REMOTEIO_FINGERPRINT") or None
-        self._cafile = cafile or os.environ.get("REMOTEIO_CAFILE") or None
+        settings = ClientTLS.resolve(tls, fingerprint, cafile, tofu, cert, key)
+        self._fingerprint, self._cafile = settings.fingerprint, settings.cafile
+        self._cert, self._key = settings.cert, settings.key
         self._tofu = tofu
-        self._cert = cert or os.environ.get("REMOTEIO_CERT") or None
-        self._key = key or os.environ.get("REMOTEIO_KEY") or None
         self.take_over = take_over
-        if tls is None:
-            tls = bool(self._fingerprint or self._cafile or tofu or self._cert or
-                       os.environ.get("REMOTEIO_TLS", "") not in ("", "0"))
-        self.tls = tls
+        self.tls = settings.enabled
         self._pins: Dict[int, RemotePin] = {}
         self._pins_lock = threading.Lock()
         self._dispatch_queue: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
@@ -126,40 +122,18 @@ class RemoteServer:
         return link
 
     def _greet(self, link: Link, take_over: bool) -> Dict[str, Any]:
-        """hello, and the challenge-response if the server asks for it."""
-        hello = _fields(link.call("hello", {
-            "protocol": PROTOCOL_VERSION, "client": f"remoteio-py/{__version__}",
-            "heartbeat": self.heartbeat, "session": SESSION, "take_over": take_over,
-        }).result(self.connect_timeout))
-        offer = hello.get("auth")
-        token = None if self._token is False else find_token(self._token or None)
-        if not offer:
-            if token is not None:
-                # whoever answers at this address skipped the proof a server with
-                # our token would ask for: an impostor, or a server without auth
-                raise AuthFailed(
-                    f"{self.host}:{self.port} asks for no authentication, but this client has a "
-                    "token: refusing a server that cannot prove it knows it (an impostor?). "
-                    "To use a server without authentication, pass token=False")
-            return hello
-        if token is None:
-            raise AuthRequired(f"{self.host}:{self.port} needs a token: pass token=, set "
-                               "REMOTEIO_TOKEN or put it in ~/.config/remoteio/token")
-        if offer.get("method") != auth.METHOD:
-            raise ConnectFailed(f"the server wants authentication method {offer.get('method')!r}")
-        # over TLS the proofs are bound to this channel (the certificate we saw)
+        """hello, and the challenge-response if the server asks for it
+        (the steps are protocol.client_conn.Greeting's)."""
+        greeting = Greeting(
+            where=f"{self.host}:{self.port}", client=f"remoteio-py/{__version__}",
+            heartbeat=self.heartbeat, session=SESSION, take_over=take_over,
+            token=None if self._token is False else find_token(self._token or None))
+        welcome = _fields(link.call(*greeting.hello()).result(self.connect_timeout))
         binding = auth.channel_binding(link.sock.getpeercert(binary_form=True)) if self.tls else ""
-        if bool(binding) != (offer.get("binding") == auth.BINDING):
-            raise AuthFailed("the server and this client disagree on binding the proof to TLS: "
-                             "not trusting it")
-        nonce = auth.new_nonce()
-        reply = _fields(link.call("auth", {
-            "nonce": nonce, "mac": auth.proof(token, "client", offer["nonce"], nonce, binding),
-        }).result(self.connect_timeout))
-        expected = auth.proof(token, "server", offer["nonce"], nonce, binding)
-        if not hmac.compare_digest(str(reply.pop("mac", "")), expected):
-            raise AuthFailed("the server could not prove it knows the token: not trusting it")
-        return reply
+        step = greeting.on_hello(welcome, binding)
+        if step is None:
+            return welcome
+        return greeting.on_auth(_fields(link.call(*step).result(self.connect_timeout)))
 
     def _on_lost(self, reason: BaseException) -> None:
         """The link failed (called on its reader thread, or the keeper's)."""
@@ -341,7 +315,24 @@ class RemoteServer:
 
     def info(self) -> Dict[str, Any]:
         """Uptime, pins in use and their tasks, load and memory of the server."""
-        return _fields(self.request("info"))
+        return display.Info(_fields(self.request("info")))
+
+    def trace(self, pins: Iterable[Union[PinSpec, RemotePin]], seconds: float) -> Any:
+        """Record the changes of *pins* for *seconds*, with the Pi's timestamps:
+        a :class:`remoteio.client.trace.Trace` (rows, DataFrame, ``.plot()``)."""
+        return trace.record(self, self._watched(pins), seconds)
+
+    def recording(self, pins: Iterable[Union[PinSpec, RemotePin]]) -> Any:
+        """Record *pins* while a ``with`` block runs; its ``.trace`` after."""
+        return trace.Recorder(self, self._watched(pins))
+
+    def _watched(self, pins: Iterable[Union[PinSpec, RemotePin]]) -> List[RemotePin]:
+        return [p if isinstance(p, RemotePin) else self.pin(p, claim=False) for p in pins]
+
+    def dashboard(self) -> Any:
+        """A live ipywidget of the header (``pip install 'remoteio[jupyter]'``)."""
+        from .widgets import dashboard
+        return dashboard(self)
 
     @property
     def sim(self) -> SimControl:
@@ -417,6 +408,22 @@ class RemoteServer:
     def __repr__(self) -> str:
         state = "connected" if self.connected else "closed"
         return f"<RemoteServer {self.host}:{self.port} {state}>"
+
+    # ---- notebooks (remoteio.client.display renders) ---------------------------------------
+    def view(self) -> Dict[str, Any]:
+        info, error = None, ""
+        if self.connected:
+            try:
+                info = self.info()
+            except RemoteIOError as exc:
+                error = str(exc)
+        return display.view_of(self, info, error)
+
+    def _repr_html_(self) -> str:
+        return display.server_html(self.view())
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(display.server_text(self.view()))
 
 
 def _fields(reply: Dict[str, Any]) -> Dict[str, Any]:

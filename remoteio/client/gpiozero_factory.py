@@ -38,6 +38,7 @@ from gpiozero.mixins import SharedMixin
 from gpiozero.pins.pi import PiFactory, PiPin
 from gpiozero.pins.spi import SPISoftware
 
+from . import display
 from .client import RemoteServer
 from ..errors import GPIOZERO_DETAILS, LinkError, PinClosed, ServerError
 from ..pins import BCM_TO_BOARD
@@ -100,6 +101,15 @@ class RemoteIOFactory(PiFactory):
                 self.server.close()
             except Exception:
                 pass
+
+    def __repr__(self) -> str:
+        return f"<RemoteIOFactory {self.server.host}:{self.server.port}>"
+
+    def _repr_html_(self) -> str:  # the server's header and pins, under the factory's name
+        return display.server_html(dict(self.server.view(), title="RemoteIOFactory (gpiozero)"))
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(display.server_text(dict(self.server.view(), title="RemoteIOFactory")))
 
     def _get_spi_class(self, shared: bool, hardware: bool):
         # no remote hardware SPI: gpiozero falls back to software SPI over these pins

@@ -14,25 +14,19 @@ read it.
 """
 from __future__ import annotations
 
-import itertools
-import json
 import logging
 import socket
 import threading
 import time
 from typing import Any, Callable, Dict, Iterable, List, Optional
 
-from ..errors import (BadArgument, CallTimeout, ConnectionLost, ProtocolViolation, RemoteIOError,
-                     error_for_code)
-from ..protocol import writing
-from ..protocol.framing import TOO_LARGE, FrameBuffer
+from ..errors import CallTimeout, ConnectionLost, RemoteIOError
+from ..protocol.client_conn import CLIENT_MAX_FRAME, ClientConnection, Event, result
 from ..tcp import reset, tune
 
 log = logging.getLogger(__name__)
 
-_loads = json.loads
-#: replies and events may be larger than requests (info, state, history)
-CLIENT_MAX_FRAME = 4 << 20
+__all__ = ["Call", "Link", "abandon", "wait_all", "CLIENT_MAX_FRAME"]
 
 
 class Call:
@@ -74,10 +68,7 @@ class Call:
             raise self.error
         reply = self.reply
         if not reply.get("ok"):
-            error = reply.get("error") or {}
-            code = error.get("code", "internal_error")
-            raise error_for_code(code)(error.get("message", code), code=code,
-                                       detail=error.get("detail"))
+            result(reply)  # raises the server's error as its class
         return reply
 
 
@@ -108,12 +99,8 @@ class Link:
         self.on_event = on_event
         self.on_lost = on_lost
         self.lost: Optional[BaseException] = None
-        self.last_received = time.monotonic()
-        #: when a request last went out: the server judges a client's liveness
-        #: by what it receives, so the heartbeat follows this, not last_received
-        self.last_sent = self.last_received
-        self._calls: Dict[int, Call] = {}
-        self._ids = itertools.count(1)
+        #: framing, ids and reply matching (the waiters are Calls)
+        self.conn = ClientConnection(CLIENT_MAX_FRAME)
         self._send_lock = threading.Lock()
         self._closing = False
         sock.settimeout(send_timeout)
@@ -128,27 +115,15 @@ class Link:
 
     def pipeline(self, requests: list) -> list:
         """Send several ``(op, fields)`` requests in one write."""
-        calls = []
-        frames = []
+        calls = [Call(op) for op, _ in requests]
         with self._send_lock:
             if self.lost is not None:
                 raise ConnectionLost(f"not connected: {self.lost}")
-            ids = []
-            for op, fields in requests:
-                request_id = next(self._ids)
-                try:
-                    frames.append(writing.request(request_id, op, fields))
-                except (TypeError, ValueError) as exc:  # NaN, or not JSON at all
-                    for unsent in ids:
-                        self._calls.pop(unsent, None)
-                    raise BadArgument(f"cannot send {op}: {exc}") from None
-                call = Call(op)
-                self._calls[request_id] = call
-                ids.append(request_id)
-                calls.append(call)
+            data = self.conn.send([(op, fields, call)
+                                   for (op, fields), call in zip(requests, calls)])
             try:
-                self.sock.sendall(b"".join(frames) if len(frames) > 1 else frames[0])
-                self.last_sent = time.monotonic()
+                self.sock.sendall(data)
+                self.conn.sent()
             except socket.timeout:
                 error = CallTimeout("the server did not take the request in time")
                 self._fail(error, give_up=True)
@@ -167,13 +142,21 @@ class Link:
 
     @property
     def outstanding(self) -> int:
-        return len(self._calls)
+        return self.conn.outstanding
+
+    @property
+    def last_sent(self) -> float:
+        """When a request last went out (the keeper's heartbeat follows it)."""
+        return self.conn.last_sent
+
+    @property
+    def last_received(self) -> float:
+        return self.conn.last_received
 
     # ---- receiving --------------------------------------------------------------
     def _read_loop(self) -> None:
-        frames = FrameBuffer(CLIENT_MAX_FRAME)
+        receive = self.conn.receive
         sock = self.sock
-        calls = self._calls
         reason: BaseException = ConnectionLost("the server closed the connection")
         try:
             while True:
@@ -185,22 +168,13 @@ class Link:
                     continue
                 if not data:
                     break
-                self.last_received = time.monotonic()
-                for frame in frames.feed(data):
-                    if frame is TOO_LARGE:
-                        raise ProtocolViolation("the server sent a frame over 4 MiB")
-                    message = _loads(frame)
-                    request_id = message.get("id")
-                    if request_id is not None:
-                        call = calls.pop(request_id, None)
-                        if call is not None:
-                            call._settle(message)
-                    elif "event" in message:
+                for item in receive(data):
+                    if item.__class__ is Event:
                         if self.lost is not None:
                             return  # a link given up on hands out nothing more
-                        self.on_event(message)
+                        self.on_event(item.message)
                     else:
-                        log.warning("server error without a request: %s", message.get("error"))
+                        item.waiter._settle(item.message)
         except (OSError, ValueError, AttributeError, RemoteIOError) as exc:
             if not self._closing:
                 reason = exc if isinstance(exc, RemoteIOError) else ConnectionLost(
@@ -220,10 +194,8 @@ class Link:
             self.lost = reason
             if give_up:  # before any caller hears of it and sends again elsewhere
                 reset(self.sock)
-        for request_id in list(self._calls):
-            call = self._calls.pop(request_id, None)
-            if call is not None:
-                call._settle(None, ConnectionLost(str(reason)))
+        for call in self.conn.fail():
+            call._settle(None, ConnectionLost(str(reason)))
         if first:
             if not give_up:
                 try:
@@ -237,9 +209,9 @@ class Link:
         """Close once outstanding replies are in (or *timeout* passes); calls
         nobody waits for any more (abandoned) are not waited for."""
         self._closing = True
-        if self._calls and self.lost is None:
+        if self.conn.outstanding and self.lost is None:
             deadline = time.monotonic() + timeout
-            for call in list(self._calls.values()):
+            for call in self.conn.waiting():
                 if call.abandoned:
                     continue
                 try:

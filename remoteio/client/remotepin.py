@@ -12,48 +12,24 @@ on the Pi. Pass ``wait=True`` to return only once the task has ended.
 """
 from __future__ import annotations
 
-import inspect
 import logging
 import threading
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, List, NamedTuple, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, List, Optional, Tuple
 
-from ..errors import PinClosed, ServerError, error_for_code
-from .link import abandon, wait_all
+from . import display
+from ..errors import PinClosed, RemoteIOError, ServerError
 from ..pins import BOARD_TO_BCM
+from .link import abandon, wait_all
+from .pinlogic import PinEvent, adapt, change_event, setup_requests, sync_budget, task_failure
 
 if TYPE_CHECKING:  # the server hands itself to its pins
     from .client import RemoteServer
 
+__all__ = ["RemotePin", "PinEvent"]
+
 log = logging.getLogger(__name__)
-
-
-class PinEvent(NamedTuple):
-    """A change of a watched pin, as the server saw it."""
-    pin: int        #: board number
-    value: Any      #: new level (0/1; a PWM level for outputs in PWM)
-    edge: str       #: "rising" or "falling"
-    ts_ns: int      #: server's monotonic clock, nanoseconds
-    seq: int        #: per-pin sequence number
-    missed: int     #: events lost just before this one (a slow reader)
-
-
-def _adapt(callback: Optional[Callable]) -> Optional[Callable[[PinEvent], None]]:
-    """Accept callbacks of no argument or of one (the event), like gpiozero."""
-    if callback is None:
-        return None
-    if not callable(callback):
-        raise TypeError("a callback must be callable or None")
-    try:
-        params = inspect.signature(callback).parameters.values()
-        takes = sum(1 for p in params if p.default is p.empty and
-                    p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
-    except (TypeError, ValueError):
-        takes = 1
-    if takes == 0:
-        return lambda event: callback()
-    return callback
 
 
 class RemotePin:
@@ -82,10 +58,26 @@ class RemotePin:
         #: the last queued task the Pi could not run (a ``task_failed``
         #: event); the next sync() raises it too
         self.last_task_failure: Optional[ServerError] = None
+        #: who else hears every change (traces, widgets): see subscribe()
+        self._subscribers: List[Callable[[PinEvent], None]] = []
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
         return f"<RemotePin BOARD{self.board} (GPIO{self.gpio}) {state}>"
+
+    def _shown(self) -> Tuple[Optional[Dict[str, Any]], str]:
+        if self._closed:
+            return None, "closed"
+        try:
+            return self.state(), ""
+        except RemoteIOError as exc:
+            return None, str(exc)
+
+    def _repr_html_(self) -> str:
+        return display.pin_html(self.board, self.gpio, *self._shown())
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(display.pin_text(self.board, self.gpio, *self._shown()))
 
     # ---- requests ----------------------------------------------------------------
     def _request(self, op: str, **fields: Any) -> Dict[str, Any]:
@@ -109,20 +101,9 @@ class RemotePin:
         the claim, the input configuration, a lease still held, the watch."""
         if self._closed:
             return []
-        pin = {"pin": self.board}
-        requests: List[Tuple[str, Dict[str, Any]]] = []
-        if self._claimed:
-            requests.append(("open", pin))
-        if self.setup.get("mode") == "input":
-            requests.append(("input", dict(pin, pull=self.setup["pull"],
-                                           bounce_ms=self.setup["bounce_ms"])))
-        if self.restore_setup:
-            requests.append(("setup", dict(self.restore_setup, **pin)))
-        if self._lease is not None:
-            requests.append((self._lease[0], dict(self._lease[1], **pin)))
-        if self._watching:
-            requests.append(("watch", pin))
-        return requests
+        return setup_requests(self.board, claimed=self._claimed, setup=self.setup,
+                              restore_setup=self.restore_setup, lease=self._lease,
+                              watching=self._watching)
 
     def open(self) -> "RemotePin":
         """Claim the pin for this connection (:meth:`RemoteServer.pin` does it)."""
@@ -215,10 +196,7 @@ class RemotePin:
         except BaseException:
             abandon(calls[-1:])  # nobody will wait for the sync either
             raise
-        busy_ms = state.get("busy_ms")
-        if not isinstance(busy_ms, (int, float)) or busy_ms != busy_ms:  # absent, or NaN
-            busy_ms = 0.0
-        wait_all(calls[-1:], server.timeout + max(0.0, busy_ms, floor_ms) / 1000.0)
+        wait_all(calls[-1:], sync_budget(state, server.timeout, floor_ms))
 
     def close(self) -> None:
         """Release the pin: at once (nowait) or after its queued work (wait)."""
@@ -260,7 +238,7 @@ class RemotePin:
             self._request("unwatch")
 
     def _set_callback(self, kind: str, callback: Optional[Callable]) -> None:
-        self._callbacks[kind] = _adapt(callback)
+        self._callbacks[kind] = adapt(callback)
         if callback is not None:
             self.watch()
 
@@ -314,29 +292,49 @@ class RemotePin:
     def handle_change(self, message: Dict[str, Any]) -> None:
         """An event for this pin (called on the reader thread: never blocks)."""
         with self._cond:
-            seq = message.get("seq", 0)
-            missed = max(0, seq - self._seq - 1) if self._seq else 0
-            self._seq = seq
+            event, missed = change_event(self.board, message, self._seq)
+            self._seq = event.seq
             self.missed_events += missed
-            event = PinEvent(self.board, message.get("value"), message.get("edge", ""),
-                             message.get("ts", 0), seq, missed)
             self._event_count += 1
             self._events.append((self._event_count, event))
+            # listeners (widgets, traces) hear it before waiters wake, so a
+            # wait_for_value() that returned has them up to date
+            for listener in self._subscribers:
+                try:
+                    listener(event)
+                except Exception:  # the reader thread must go on
+                    log.exception("a listener of BOARD%d raised", self.board)
             self._cond.notify_all()
         for kind in ("changed", "high" if event.edge == "rising" else "low"):
             callback = self._callbacks[kind]
             if callback is not None:
                 self._server.dispatch(callback, event)
 
+    def subscribe(self, listener: Callable[[PinEvent], None]) -> None:
+        """Hand every change from now on to *listener* too (traces and widgets
+        do): it runs on the client's reader thread, so it must not block or
+        call the server. Call :meth:`watch` for the changes to come."""
+        self._subscribers = self._subscribers + [listener]
+
+    def unsubscribe(self, listener: Callable[[PinEvent], None]) -> None:
+        self._subscribers = [s for s in self._subscribers if s is not listener]
+
+    def trace(self, seconds: float) -> Any:
+        """Record this pin's changes for *seconds* (a :class:`remoteio.client.trace.Trace`)."""
+        return self._server.trace([self.board], seconds)
+
+    def widget(self, pwm: Optional[bool] = None) -> Any:
+        """A live ipywidget of this pin (``pip install 'remoteio[jupyter]'``): an
+        output as a toggle (a slider with *pwm*, or when it is in PWM), an
+        input as an indicator; both follow change events."""
+        from .widgets import pin_widget
+        return pin_widget(self, pwm)
+
     def handle_unwatched(self) -> None:
         self._watching = False
 
     def handle_task_failed(self, message: Dict[str, Any]) -> None:
         """A task this client queued could not run (reader thread: no blocking)."""
-        error = message.get("error") or {}
-        code = error.get("code", "internal_error")
-        text = error.get("message", code)
-        failure = error_for_code(code)(f"a queued {message.get('op', 'task')} on "
-                                       f"BOARD{self.board} could not run: {text}", code=code)
+        failure = task_failure(self.board, message)
         self.last_task_failure = failure
         log.warning("%s", failure)

@@ -1,0 +1,184 @@
+"""One asyncio connection to a server: the sans-I/O ClientConnection behind an asyncio.Protocol.
+
+Each request's waiter is a future. A caller that stops awaiting (cancelled,
+or timed out) cancels its future; the late reply then finds it done and is
+dropped, so the connection goes on, in step. Events go to ``on_event`` on
+the loop, which must not block.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from ..errors import CallTimeout, ConnectionLost, ProtocolViolation, RemoteIOError
+from ..protocol.client_conn import ClientConnection, Event, result
+
+log = logging.getLogger(__name__)
+
+#: bytes the transport may hold unsent before callers wait for it to drain
+HIGH_WATER = 1 << 20
+#: one read, at most (as the sync client's reader)
+READ_SIZE = 65536
+
+
+class AsyncLink(asyncio.BufferedProtocol):
+    def __init__(self, on_event: Callable[[Dict[str, Any]], None],
+                 on_lost: Callable[[BaseException], None]):
+        self.on_event = on_event
+        self.on_lost = on_lost
+        self.conn = ClientConnection()
+        self.transport: Optional[asyncio.Transport] = None
+        self.lost: Optional[BaseException] = None
+        self._closing = False
+        self._writable = asyncio.Event()
+        self._writable.set()
+        # reads go into this buffer: asyncio's plain Protocol recv()s 256 KiB
+        # a time, over glibc's mmap threshold, a map and unmap per read
+        self._buffer = bytearray(READ_SIZE)
+        self._view = memoryview(self._buffer)
+
+    # ---- asyncio.BufferedProtocol ------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        transport.set_write_buffer_limits(high=HIGH_WATER)  # type: ignore[attr-defined]
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        try:
+            items = self.conn.receive(bytes(self._view[:nbytes]))
+        except (ValueError, RemoteIOError) as exc:
+            reason = exc if isinstance(exc, RemoteIOError) else ProtocolViolation(
+                f"the server sent a frame that is not JSON: {exc}")
+            self.abort(reason)
+            return
+        for item in items:
+            if item.__class__ is Event:
+                self.on_event(item.message)
+            else:
+                future = item.waiter
+                if not future.done():  # cancelled: nobody waits for it any more
+                    future.set_result(item.message)
+
+    def connection_lost(self, exc: Optional[Exception]) -> None:
+        self._fail(ConnectionLost("closed") if self._closing else ConnectionLost(
+            f"connection failed: {exc}" if exc else "the server closed the connection"))
+
+    def pause_writing(self) -> None:
+        self._writable.clear()
+
+    def resume_writing(self) -> None:
+        self._writable.set()
+
+    # ---- requests ----------------------------------------------------------------------------
+    def pipeline(self, requests: Sequence[Tuple[str, Mapping[str, Any]]]
+                 ) -> List["asyncio.Future[Dict[str, Any]]"]:
+        """Send ``(op, fields)`` requests in one write; their futures (the
+        whole reply messages), at once."""
+        if self.lost is not None or self.transport is None:
+            raise ConnectionLost(f"not connected: {self.lost}")
+        loop = asyncio.get_running_loop()
+        futures = [loop.create_future() for _ in requests]
+        self.transport.write(self.conn.send(
+            [(op, fields, future) for (op, fields), future in zip(requests, futures)]))
+        self.conn.sent()
+        return futures
+
+    async def writable(self, timeout: float) -> None:
+        """Wait until the transport has room (the server reads what we send)."""
+        if not self._writable.is_set():
+            try:
+                await asyncio.wait_for(self._writable.wait(), timeout)
+            except asyncio.TimeoutError:
+                raise CallTimeout("the server did not take the requests in time") from None
+
+    async def call(self, op: str, fields: Mapping[str, Any], timeout: Optional[float]) -> Dict[str, Any]:
+        """One request's reply fields (raises the server's error, CallTimeout,
+        ConnectionLost); cancelling it leaves the connection usable. (The
+        path of every awaited call, so it is written out flat: settle()'s
+        timer, pipeline()'s send.)"""
+        if timeout is not None and not self._writable.is_set():
+            await self.writable(timeout)
+        if self.lost is not None or self.transport is None:
+            raise ConnectionLost(f"not connected: {self.lost}")
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self.transport.write(self.conn.send(((op, fields, future),)))
+        self.conn.sent()
+        if timeout is None:
+            return result(await future)
+        timer = loop.call_later(max(0.0, timeout), _expire, future, op, timeout)
+        try:
+            message = await future
+        finally:
+            timer.cancel()
+        return result(message)
+
+    # ---- the end -----------------------------------------------------------------------------
+    def abort(self, reason: BaseException) -> None:
+        """Give up on this connection (e.g. a heartbeat went unanswered)."""
+        self._fail(reason)
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _fail(self, reason: BaseException) -> None:
+        first = self.lost is None
+        if first:
+            self.lost = reason
+        for future in self.conn.fail():
+            if not future.done():
+                future.set_exception(ConnectionLost(str(reason)))
+        self._writable.set()
+        if first and not self._closing:
+            self.on_lost(reason)
+
+    async def close(self, timeout: float) -> None:
+        """Close once outstanding replies are in (or *timeout* passes);
+        cancelled calls are not waited for."""
+        self._closing = True
+        waiting = [f for f in self.conn.waiting() if not f.done()]
+        if waiting and self.lost is None:
+            await asyncio.wait(waiting, timeout=timeout)
+        if self.transport is not None:
+            self.transport.close()
+        self._fail(ConnectionLost("closed"))
+
+
+def _expire(future: "asyncio.Future[Any]", op: str, timeout: float) -> None:
+    if not future.done():
+        future.set_exception(CallTimeout(f"no reply to {op} within {timeout:g} s"))
+
+
+async def settle(future: "asyncio.Future[Dict[str, Any]]", op: str,
+                 timeout: Optional[float]) -> Dict[str, Any]:
+    """The reply fields of *future* within *timeout* (CallTimeout after).
+
+    A timer that fails the future rather than asyncio.wait_for: no task and
+    no second future per call (the round trip is what a user waits for).
+    A caller cancelled while awaiting cancels the future (asyncio does)."""
+    if timeout is None or future.done():
+        return result(await future)
+    timer = asyncio.get_running_loop().call_later(max(0.0, timeout), _expire, future, op, timeout)
+    try:
+        message = await future
+    finally:
+        timer.cancel()
+    return result(message)
+
+
+async def settle_all(futures: List["asyncio.Future[Dict[str, Any]]"], ops: Sequence[str],
+                     timeout: Optional[float]) -> List[Dict[str, Any]]:
+    """The replies of *futures*, in order, within one *timeout*; if one fails
+    (or the caller is cancelled) the rest are cancelled: nobody waits for them."""
+    loop = asyncio.get_running_loop()
+    deadline = None if timeout is None else loop.time() + timeout
+    try:
+        return [await settle(future, op, None if deadline is None
+                             else max(0.0, deadline - loop.time()))
+                for future, op in zip(futures, ops)]
+    finally:
+        for future in futures:
+            if not future.done():
+                future.cancel()

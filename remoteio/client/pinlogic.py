@@ -1,0 +1,92 @@
+"""What a client-side pin decides, whichever client does the I/O (sync or asyncio).
+
+>>> setup_requests(7, claimed=True, setup={}, restore_setup={}, lease=None, watching=True)
+[('open', {'pin': 7}), ('watch', {'pin': 7})]
+>>> event, missed = change_event(7, {"event": "change", "pin": 7, "value": 1,
+...                                  "edge": "rising", "ts": 5, "seq": 3}, last_seq=1)
+>>> event.edge, missed
+('rising', 1)
+"""
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Tuple
+
+from ..errors import ServerError, error_for_code
+
+Request = Tuple[str, Dict[str, Any]]
+
+
+class PinEvent(NamedTuple):
+    """A change of a watched pin, as the server saw it."""
+    pin: int        #: board number
+    value: Any      #: new level (0/1; a PWM level for outputs in PWM)
+    edge: str       #: "rising" or "falling"
+    ts_ns: int      #: server's monotonic clock, nanoseconds
+    seq: int        #: per-pin sequence number
+    missed: int     #: events lost just before this one (a slow reader)
+
+
+def adapt(callback: Optional[Callable]) -> Optional[Callable[[PinEvent], Any]]:
+    """Accept callbacks of no argument or of one (the event), like gpiozero."""
+    if callback is None:
+        return None
+    if not callable(callback):
+        raise TypeError("a callback must be callable or None")
+    try:
+        params = inspect.signature(callback).parameters.values()
+        takes = sum(1 for p in params if p.default is p.empty and
+                    p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
+    except (TypeError, ValueError):
+        takes = 1
+    if takes == 0:
+        return lambda event: callback()
+    return callback
+
+
+def setup_requests(board: int, *, claimed: bool, setup: Mapping[str, Any],
+                   restore_setup: Mapping[str, Any], lease: Optional[Request],
+                   watching: bool) -> List[Request]:
+    """What re-creates a pin's setup on a fresh connection (a reconnect): the
+    claim, the input configuration, the raw ``setup`` fields (the gpiozero
+    factory's), a lease still held, the watch."""
+    pin = {"pin": board}
+    requests: List[Request] = []
+    if claimed:
+        requests.append(("open", pin))
+    if setup.get("mode") == "input":
+        requests.append(("input", dict(pin, pull=setup["pull"], bounce_ms=setup["bounce_ms"])))
+    if restore_setup:
+        requests.append(("setup", dict(restore_setup, **pin)))
+    if lease is not None:
+        requests.append((lease[0], dict(lease[1], **pin)))
+    if watching:
+        requests.append(("watch", pin))
+    return requests
+
+
+def change_event(board: int, message: Mapping[str, Any], last_seq: int) -> Tuple[PinEvent, int]:
+    """The PinEvent of a ``change`` event and how many were missed before it."""
+    seq = message.get("seq", 0)
+    missed = max(0, seq - last_seq - 1) if last_seq else 0
+    return PinEvent(board, message.get("value"), message.get("edge", ""),
+                    message.get("ts", 0), seq, missed), missed
+
+
+def task_failure(board: int, message: Mapping[str, Any]) -> ServerError:
+    """The error of a ``task_failed`` event (a queued task the Pi could not run)."""
+    error = message.get("error") or {}
+    code = error.get("code", "internal_error")
+    text = error.get("message", code)
+    return error_for_code(code)(f"a queued {message.get('op', 'task')} on "
+                                f"BOARD{board} could not run: {text}", code=code)
+
+
+def sync_budget(state: Mapping[str, Any], call_timeout: float, floor_ms: float = 0.0) -> float:
+    """How long to wait for a ``sync`` reply: the call timeout beyond the work
+    the Pi says is left (``busy_ms`` of ``state``; absent or NaN counts as 0,
+    *floor_ms* is a lower bound: the task just sent)."""
+    busy_ms = state.get("busy_ms")
+    if not isinstance(busy_ms, (int, float)) or busy_ms != busy_ms:
+        busy_ms = 0.0
+    return call_timeout + max(0.0, busy_ms, floor_ms) / 1000.0

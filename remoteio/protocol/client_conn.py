@@ -1,0 +1,207 @@
+"""The client's side of a connection as pure code: requests to bytes, bytes to replies and events.
+
+h11-style: :class:`ClientConnection` does no I/O and reads no clock of its
+own (one is injected). Whoever owns the socket (the sync client's reader
+thread, the asyncio client's protocol) hands it the bytes it received and
+writes the bytes it returns; replies come back matched to the *waiter*
+(a lock, a future: whatever the caller registered with the request).
+:class:`Greeting` is the hello and authentication steps, as decisions.
+
+>>> conn = ClientConnection(clock=lambda: 0.0)
+>>> conn.send([("read", {"pin": 7}, "w1")])
+b'{"id":1,"op":"read","pin":7}\\n'
+>>> conn.receive(b'{"id":1,"ok":true,"value":1}\\n{"event":"change","pin":7}\\n')
+[Reply(waiter='w1', message={'id': 1, 'ok': True, 'value': 1}), Event(message={'event': 'change', 'pin': 7})]
+>>> result({"id": 2, "ok": False, "error": {"code": "pin_busy", "message": "held"}})
+Traceback (most recent call last):
+...
+remoteio.errors.PinBusy: held
+"""
+from __future__ import annotations
+
+import hmac
+import itertools
+import json
+import logging
+import time
+from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
+
+from ..errors import (AuthFailed, AuthRequired, BadArgument, ConnectFailed, ProtocolViolation,
+                      RemoteIOError, error_for_code)
+from . import auth, writing
+from .framing import TOO_LARGE, FrameBuffer
+from .ops import PROTOCOL_VERSION
+
+log = logging.getLogger(__name__)
+
+#: replies and events may be larger than requests (info, state, history)
+CLIENT_MAX_FRAME = 4 << 20
+
+_loads = json.loads
+
+
+class Reply(NamedTuple):
+    """The reply to a request: its waiter and the whole message (``ok`` or not)."""
+    waiter: Any
+    message: Dict[str, Any]
+
+
+class Event(NamedTuple):
+    """A frame the server pushed without a request (``{"event": ...}``)."""
+    message: Dict[str, Any]
+
+
+Received = Union[Reply, Event]
+
+
+def result(message: Mapping[str, Any]) -> Dict[str, Any]:
+    """A reply's fields (``id`` and ``ok`` left out), or the server's error raised
+    as its class from remoteio.errors."""
+    if not message.get("ok"):
+        raise error_of(message)
+    return {k: v for k, v in message.items() if k not in ("id", "ok")}
+
+
+def error_of(message: Mapping[str, Any]) -> RemoteIOError:
+    """The exception a failed reply (or a ``task_failed`` event) stands for."""
+    error = message.get("error") or {}
+    code = error.get("code", "internal_error")
+    return error_for_code(code)(error.get("message", code), code=code, detail=error.get("detail"))
+
+
+class ClientConnection:
+    """Framing, request ids and reply matching of one client connection."""
+
+    __slots__ = ("_frames", "_pending", "_ids", "clock", "last_sent", "last_received")
+
+    def __init__(self, max_frame: int = CLIENT_MAX_FRAME,
+                 clock: Callable[[], float] = time.monotonic):
+        self._frames = FrameBuffer(max_frame)
+        self._pending: Dict[int, Any] = {}
+        self._ids = itertools.count(1)
+        self.clock = clock
+        #: when a request last went out: the server judges a client's liveness
+        #: by what it receives, so heartbeats follow this, not last_received
+        self.last_sent = self.last_received = clock()
+
+    # ---- requests out -----------------------------------------------------------------
+    def send(self, requests: Sequence[Tuple[str, Mapping[str, Any], Any]]) -> bytes:
+        """The bytes of ``(op, fields, waiter)`` requests, each waiter now waiting
+        for its reply. A request that cannot be encoded (NaN, not JSON) raises
+        BadArgument and registers none of them."""
+        frames = []
+        ids = []
+        try:
+            for op, fields, waiter in requests:
+                request_id = next(self._ids)
+                frames.append(writing.request(request_id, op, fields))
+                self._pending[request_id] = waiter
+                ids.append(request_id)
+        except (TypeError, ValueError) as exc:
+            for unsent in ids:
+                self._pending.pop(unsent, None)
+            raise BadArgument(f"cannot send {op}: {exc}") from None
+        return frames[0] if len(frames) == 1 else b"".join(frames)
+
+    def sent(self) -> None:
+        """The bytes :meth:`send` returned went out (the heartbeat's clock)."""
+        self.last_sent = self.clock()
+
+    def quiet(self) -> float:
+        """Seconds since a request last went out."""
+        return self.clock() - self.last_sent
+
+    # ---- bytes in -----------------------------------------------------------------------
+    def receive(self, data: bytes) -> List[Received]:
+        """Replies (to their waiters) and events in *data*; a reply to a waiter
+        no longer known (forgotten) is dropped. Raises ProtocolViolation for a
+        frame over the limit, ValueError for one that is not JSON."""
+        self.last_received = self.clock()
+        out: List[Received] = []
+        pending = self._pending
+        for frame in self._frames.feed(data):
+            if frame is TOO_LARGE:
+                raise ProtocolViolation(
+                    f"the server sent a frame over {self._frames.max_frame >> 20} MiB")
+            message = _loads(frame)
+            request_id = message.get("id")
+            if request_id is not None:
+                waiter = pending.pop(request_id, None)
+                if waiter is not None:
+                    out.append(Reply(waiter, message))
+            elif "event" in message:
+                out.append(Event(message))
+            else:
+                log.warning("server error without a request: %s", message.get("error"))
+        return out
+
+    # ---- the end --------------------------------------------------------------------------
+    def fail(self) -> List[Any]:
+        """Every waiter still waiting (the connection is gone: none will get a reply)."""
+        waiters = list(self._pending.values())
+        self._pending.clear()
+        return waiters
+
+    @property
+    def outstanding(self) -> int:
+        return len(self._pending)
+
+    def waiting(self) -> List[Any]:
+        return list(self._pending.values())
+
+
+class Greeting:
+    """hello, then the challenge-response if the server asks for it, as steps:
+    :meth:`hello` is the first request, :meth:`on_hello` judges its reply (and
+    gives the ``auth`` request, if any), :meth:`on_auth` judges that one."""
+
+    def __init__(self, *, where: str, client: str, heartbeat: float, session: str,
+                 take_over: bool, token: Optional[str]):
+        self.where = where
+        self._token = token
+        self._fields = {"protocol": PROTOCOL_VERSION, "client": client, "heartbeat": heartbeat,
+                        "session": session, "take_over": take_over}
+        self._offer: Dict[str, Any] = {}
+        self._nonce = ""
+        self._binding = ""
+
+    def hello(self) -> Tuple[str, Dict[str, Any]]:
+        return "hello", dict(self._fields)
+
+    def on_hello(self, welcome: Dict[str, Any],
+                 binding: str = "") -> Optional[Tuple[str, Dict[str, Any]]]:
+        """The ``auth`` request the server's welcome asks for, or None (done).
+        *binding* is the TLS channel's (auth.channel_binding), "" without TLS."""
+        offer = welcome.get("auth")
+        token = self._token
+        if not offer:
+            if token is not None:
+                # whoever answers at this address skipped the proof a server with
+                # our token would ask for: an impostor, or a server without auth
+                raise AuthFailed(
+                    f"{self.where} asks for no authentication, but this client has a "
+                    "token: refusing a server that cannot prove it knows it (an impostor?). "
+                    "To use a server without authentication, pass token=False")
+            return None
+        if token is None:
+            raise AuthRequired(f"{self.where} needs a token: pass token=, set "
+                               "REMOTEIO_TOKEN or put it in ~/.config/remoteio/token")
+        if offer.get("method") != auth.METHOD:
+            raise ConnectFailed(f"the server wants authentication method {offer.get('method')!r}")
+        # over TLS the proofs are bound to this channel (the certificate we saw)
+        if bool(binding) != (offer.get("binding") == auth.BINDING):
+            raise AuthFailed("the server and this client disagree on binding the proof to TLS: "
+                             "not trusting it")
+        self._offer, self._binding, self._nonce = offer, binding, auth.new_nonce()
+        return "auth", {"nonce": self._nonce,
+                        "mac": auth.proof(token, "client", offer["nonce"], self._nonce, binding)}
+
+    def on_auth(self, reply: Dict[str, Any]) -> Dict[str, Any]:
+        """The server's side of the proof, checked; the welcome after auth."""
+        assert self._token is not None and self._offer
+        expected = auth.proof(self._token, "server", self._offer["nonce"], self._nonce,
+                              self._binding)
+        reply = dict(reply)
+        if not hmac.compare_digest(str(reply.pop("mac", "")), expected):
+            raise AuthFailed("the server could not prove it knows the token: not trusting it")
+        return reply

@@ -1,0 +1,88 @@
+"""What only the asyncio client has: cancellation, many calls at once, events(), coroutine callbacks."""
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from remoteio.aio import AsyncRemoteServer
+from remoteio.errors import CallTimeout
+
+
+def _run(coroutine):
+    return asyncio.run(asyncio.wait_for(coroutine, 60))
+
+
+def test_cancelling_an_awaited_call_leaves_the_connection_usable(server):
+    async def scenario():
+        async with AsyncRemoteServer(*server.address) as remote:
+            led = await remote.pin(7)
+            task = asyncio.create_task(led.on(time_ms=400, wait=True))
+            await asyncio.sleep(0.05)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            # the task already sent still runs on the Pi; the connection is in step
+            assert await led.read() == 1
+            await led.sync()
+            assert await led.read() == 0
+            assert [await remote.ping() < 5 for _ in range(3)] == [True] * 3
+            assert remote._link.conn.outstanding == 0
+    _run(scenario())
+
+
+def test_a_thousand_concurrent_requests_on_one_connection_all_come_back(server):
+    async def scenario():
+        async with AsyncRemoteServer(*server.address, timeout=30) as remote:
+            await remote.pin(7)
+            replies = await asyncio.gather(*[remote.request("read", pin=7) for _ in range(1000)])
+            assert len(replies) == 1000 and all(r["value"] == 0 for r in replies)
+    _run(scenario())
+
+
+def test_events_iterate_and_coroutine_callbacks_are_awaited_in_order(server):
+    async def scenario():
+        async with AsyncRemoteServer(*server.address) as remote:
+            button = await remote.pin(11)
+            await button.as_input(pull="down")
+            seen = []
+
+            async def callback(event):
+                await asyncio.sleep(0.01)  # a slow one: the next still comes after it
+                seen.append(event.edge)
+            button.when_changed = callback
+
+            async def first_two():
+                got = []
+                async for event in button.events():
+                    got.append(event.edge)
+                    if len(got) == 2:
+                        return got
+            reader = asyncio.create_task(first_two())
+            await button.watch()
+            await asyncio.sleep(0)  # the reader subscribes
+            await remote.sim.drive(11, 1)
+            assert await button.wait_for_value(1, timeout=5)
+            await remote.sim.drive(11, 0)
+            assert await asyncio.wait_for(reader, 5) == ["rising", "falling"]
+            for _ in range(500):
+                if len(seen) == 2:
+                    break
+                await asyncio.sleep(0.01)
+            assert seen == ["rising", "falling"]
+    _run(scenario())
+
+
+def test_a_call_timeout_is_a_call_timeout_and_the_call_is_forgotten(server):
+    async def scenario():
+        async with AsyncRemoteServer(*server.address, timeout=0.2) as remote:
+            led = await remote.pin(7)
+            await led.on(time_ms=600)
+            await led.off()  # wait mode: queued behind the on
+            start = time.monotonic()
+            with pytest.raises(CallTimeout):
+                await led.sync(timeout=0.1)
+            assert time.monotonic() - start < 2
+            assert await led.read() in (0, 1)
+    _run(scenario())
