@@ -25,7 +25,10 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+if TYPE_CHECKING:
+    from .server.app import Server
 
 #: the folder holding the ``remoteio`` package this process imported: a child
 #: server gets it first on its path, so it runs the same code as its test
@@ -46,7 +49,7 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 5.0, interval: flo
         time.sleep(interval)
 
 
-def worker_pid(server: Any, board: int, timeout: float = 5.0) -> int:
+def worker_pid(server: "Server", board: int, timeout: float = 5.0) -> int:
     """The pid of *board*'s worker in an in-process *server*, once the server
     knows it: the zygote's word of a new worker's pid can come just after the
     worker's first reply (AssertionError if it does not within *timeout*)."""

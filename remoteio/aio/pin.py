@@ -91,7 +91,7 @@ class AsyncRemotePin:
         self._claimed = True
         self._lease = (op, fields) if lease_ms else None
 
-    def _setup_requests(self) -> List[Tuple[str, Dict[str, Any]]]:
+    def setup_requests(self) -> List[Tuple[str, Dict[str, Any]]]:
         if self._closed:
             return []
         return setup_requests(self.board, claimed=self._claimed, setup=self.setup,
@@ -289,7 +289,7 @@ class AsyncRemotePin:
             if match(event):
                 return event
 
-    def _on_event(self, message: Dict[str, Any]) -> None:
+    def handle_event(self, message: Dict[str, Any]) -> None:
         """An event for this pin (on the loop, from the link: never blocks)."""
         kind = message.get("event")
         if kind == "change":

@@ -182,7 +182,7 @@ class AsyncRemoteServer:
         link = await self._open()
         self._link = link
         for pin in list(self._pins.values()):
-            for op, fields in pin._setup_requests():
+            for op, fields in pin.setup_requests():
                 try:
                     await link.call(op, fields, self.timeout)
                 except RemoteIOError as exc:
@@ -310,7 +310,7 @@ class AsyncRemoteServer:
     def _on_event(self, message: Dict[str, Any]) -> None:
         pin = self._pins.get(message.get("pin"))
         if pin is not None:
-            pin._on_event(message)
+            pin.handle_event(message)
 
     def dispatch(self, callback: Callable[..., Any], *args: Any) -> None:
         """Run *callback* on the dispatcher task, in order; a coroutine is awaited."""

@@ -31,9 +31,12 @@ import ssl
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 
 from ..settings import DEFAULT_PORT
+
+if TYPE_CHECKING:
+    from ..server.app import Server
 
 log = logging.getLogger("remoteio.discovery")
 
@@ -145,7 +148,7 @@ class Advertiser:
     and probing take a second: the server serves meanwhile), and withdraws
     it (goodbye packets) on :meth:`stop`."""
 
-    def __init__(self, server: Any):
+    def __init__(self, server: "Server"):
         self.server = server
         self.name = ""
         self.registered = threading.Event()
@@ -202,7 +205,7 @@ def certificate_fingerprint(cert_path: str) -> Optional[str]:
         return None
 
 
-def server_txt(server: Any) -> Dict[str, str]:
+def server_txt(server: "Server") -> Dict[str, str]:
     from .._version import __version__
     from ..protocol.ops import PROTOCOL_VERSION
     return txt_record(version=__version__, protocol=PROTOCOL_VERSION,
@@ -211,7 +214,7 @@ def server_txt(server: Any) -> Dict[str, str]:
                       fingerprint=certificate_fingerprint(server.tls_cert) if server.tls_cert else None)
 
 
-def advertise_server(server: Any) -> Optional[Advertiser]:
+def advertise_server(server: "Server") -> Optional[Advertiser]:
     """Start advertising a started :class:`~remoteio.server.Server` (None for
     a server on loopback: nobody on the LAN could reach it). Cheap here:
     the rest happens on the advertiser's thread."""

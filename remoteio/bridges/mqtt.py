@@ -22,7 +22,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import replace
-from typing import Any, Callable, Deque, Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, Optional, Tuple
 
 from ..errors import (AuthFailed, AuthRequired, ConnectFailed, Forbidden, LinkError, PinBusy,
                       RemoteIOError, ServerError)
@@ -32,6 +32,9 @@ from .hass import PAYLOAD_OFFLINE, PAYLOAD_ONLINE, discovery_messages
 from .leases import Renewals
 from .settings import MqttSettings, PinSettings
 from .topics import BadPayload, Intent, Topics, parse_command, render_event, render_state, to_request
+
+if TYPE_CHECKING:
+    from ..server.app import Server
 
 log = logging.getLogger("remoteio.mqtt")
 
@@ -383,7 +386,7 @@ class MqttBridge:
         self.ready.set()
 
 
-def local_bridge(server: Any, settings: MqttSettings) -> MqttBridge:
+def local_bridge(server: "Server", settings: MqttSettings) -> MqttBridge:
     """The bridge of a daemon's ``[mqtt]`` section: a client of *server*
     (started, in this process) over loopback, with its token and TLS."""
     from ..client.client import RemoteServer

@@ -7,9 +7,12 @@ Pi in one.
 """
 from __future__ import annotations
 
-from typing import Any, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Iterator, List, Optional, Sequence, Tuple, Union
 
 from ..protocol.buses import I2C_CALLS
+
+if TYPE_CHECKING:
+    from .client import RemoteServer
 
 Part = Tuple[Any, ...]
 
@@ -68,7 +71,7 @@ class RemoteI2C:
     (``detail`` is the errno name: ``ENXIO`` for no device at the address),
     :exc:`~remoteio.errors.BadArgument` or :exc:`~remoteio.errors.Forbidden`."""
 
-    def __init__(self, server: Any, bus: int = 1):
+    def __init__(self, server: "RemoteServer", bus: int = 1):
         self.server = server
         self.bus = bus
         self.pec = 0

@@ -12,7 +12,11 @@ no pins in use
 from __future__ import annotations
 
 from html import escape
-from typing import Any, Dict, Iterable, List, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional, Union
+
+if TYPE_CHECKING:
+    from ..aio import AsyncRemoteServer
+    from .client import RemoteServer
 
 #: the columns of the pin table: (heading, how to render one info() pin entry)
 COLUMNS = (
@@ -140,7 +144,7 @@ def pin_text(board: int, gpio: int, state: Optional[Mapping[str, Any]], error: s
     return f"RemotePin {facts[0][1]}: " + ", ".join(f"{k} {v}" for k, v in facts[1:] if v != "")
 
 
-def view_of(server: Any, info: Optional[Dict[str, Any]], error: str = "",
+def view_of(server: Union["RemoteServer", "AsyncRemoteServer"], info: Optional[Dict[str, Any]], error: str = "",
             title: str = "RemoteServer") -> Dict[str, Any]:
     """What a client (sync or async) shows of itself, with *info* if it has it."""
     welcome = server.welcome or {}

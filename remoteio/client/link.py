@@ -43,7 +43,7 @@ class Call:
         #: nobody waits for the reply any more (see the module docstring)
         self.abandoned = False
 
-    def _settle(self, reply: Optional[Dict[str, Any]], error: Optional[BaseException] = None) -> None:
+    def settle(self, reply: Optional[Dict[str, Any]], error: Optional[BaseException] = None) -> None:
         self.reply, self.error = reply, error
         self._lock.release()
 
@@ -174,7 +174,7 @@ class Link:
                             return  # a link given up on hands out nothing more
                         self.on_event(item.message)
                     else:
-                        item.waiter._settle(item.message)
+                        item.waiter.settle(item.message)
         except (OSError, ValueError, AttributeError, RemoteIOError) as exc:
             if not self._closing:
                 reason = exc if isinstance(exc, RemoteIOError) else ConnectionLost(
@@ -195,7 +195,7 @@ class Link:
             if give_up:  # before any caller hears of it and sends again elsewhere
                 reset(self.sock)
         for call in self.conn.fail():
-            call._settle(None, ConnectionLost(str(reason)))
+            call.settle(None, ConnectionLost(str(reason)))
         if first:
             if not give_up:
                 try:

@@ -14,9 +14,13 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from .pinlogic import PinEvent
+
+if TYPE_CHECKING:
+    from ..aio import AsyncRemoteServer
+    from .client import RemoteServer
 
 
 class Trace:
@@ -92,7 +96,7 @@ class Recorder:
     ``with`` block runs: ``with server.recording([7, 11]) as rec: ...``,
     then ``rec.trace``."""
 
-    def __init__(self, server: Any, pins: Iterable[Any]):
+    def __init__(self, server: Union["RemoteServer", "AsyncRemoteServer"], pins: Iterable[Any]):
         self._server = server
         self._pins = list(pins)
         self._events: List[PinEvent] = []
@@ -124,14 +128,14 @@ def _trace(initial: Dict[int, Any], events: List[PinEvent], start: int, end: int
     return Trace(initial, [e for e in events if start <= e.ts_ns <= end], start, end)
 
 
-def record(server: Any, pins: Iterable[Any], seconds: float) -> Trace:
+def record(server: Union["RemoteServer", "AsyncRemoteServer"], pins: Iterable[Any], seconds: float) -> Trace:
     """Record *pins* of a sync client for *seconds*."""
     with Recorder(server, pins) as recorder:
         time.sleep(seconds)  # the pins change on the Pi meanwhile; the reader records
     return recorder.trace
 
 
-async def record_async(server: Any, pins: Iterable[Any], seconds: float) -> Trace:
+async def record_async(server: Union["RemoteServer", "AsyncRemoteServer"], pins: Iterable[Any], seconds: float) -> Trace:
     """Record *pins* of an asyncio client for *seconds*."""
     pins = list(pins)
     events: List[PinEvent] = []

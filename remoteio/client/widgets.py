@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Callable, Dict, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Union
 
 from .pinlogic import PinEvent
 from ..pins import BOARD_TO_BCM, POWER_AND_GROUND
+
+if TYPE_CHECKING:
+    from ..aio import AsyncRemoteServer
+    from .client import RemoteServer
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +95,7 @@ async def pin_widget_async(pin: Any, pwm: Any = None) -> Any:
     return _build(pin, await pin.state(), send, pwm)
 
 
-def dashboard(server: Any) -> Any:
+def dashboard(server: Union["RemoteServer", "AsyncRemoteServer"]) -> Any:
     """The 40-pin header as a grid, the pins in use (``info``) with live levels."""
     w = _widgets()
     in_use = {entry["pin"]: entry for entry in server.info().get("pins", [])}

@@ -149,7 +149,7 @@ class SimPin(PiPin):
         if watcher is not None:
             watcher.stop()
 
-    def _fire(self, level: int, t_ns: int) -> None:
+    def fire(self, level: int, t_ns: int) -> None:
         edges = self._edges
         if edges == "both" or edges == ("rising" if level else "falling"):
             self._call_when_changed(t_ns / 1e9, bool(level))
@@ -213,7 +213,7 @@ class _EdgeWatcher(threading.Thread):
     def _report(self, level: int, t_ns: int) -> None:
         self.reported = level
         try:
-            self.pin._fire(level, t_ns)
+            self.pin.fire(level, t_ns)
         except Exception:  # a broken callback must not end edge detection
             log.exception("edge callback failed on GPIO%d", self.pin._line)
 
