@@ -9,12 +9,14 @@ bus, the address and the errno.
 from __future__ import annotations
 
 import errno
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from ..errors import BusError
+from ..errors import BadArgument, BusError
 from ..protocol.buses import I2C_CALLS
 
 Message = Tuple[int, int, List[int]]
+#: id(bus) -> (bus, its whitelisted methods), made once per bus a worker opens
+_CALLS: Dict[int, Tuple[Any, Dict[str, Callable[..., Any]]]] = {}
 
 
 class KernelI2CBus:
@@ -52,10 +54,22 @@ def _fail(bus: int, addr: Optional[int], exc: OSError) -> BusError:
     return BusError(f"{where}: {exc.strerror or exc} ({name})", detail=name)
 
 
+def bound_calls(bus: Any) -> Dict[str, Callable[..., Any]]:
+    """*bus*'s method for each call of the whitelist: the names come from
+    I2C_CALLS, never from a request, which only picks one of these."""
+    return {name: getattr(bus, name) for name in I2C_CALLS}
+
+
 def run_call(bus: Any, number: int, call: str, args: Dict[str, Any]) -> Any:
     """One SMBus *call* on *bus*; its value (None for a write)."""
+    calls = _CALLS.get(id(bus))
+    if calls is None or calls[0] is not bus:
+        calls = _CALLS[id(bus)] = (bus, bound_calls(bus))
+    method = calls[1].get(call)
+    if method is None:  # validation lets only the whitelist through; never a lookup by name
+        raise BadArgument(f"I2C bus {number}: no call {call!r}")
     try:
-        value = getattr(bus, call)(*_args(call, args))
+        value = method(*_args(call, args))
     except OSError as exc:
         raise _fail(number, args["addr"], exc) from None
     return list(value) if isinstance(value, (list, bytes, bytearray)) else value
