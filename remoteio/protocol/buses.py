@@ -71,25 +71,26 @@ I2C_CALLS: Dict[str, Tuple[Tuple[Tuple[str, Validator], ...], bool]] = {
 def call_fields(call: str) -> Dict[str, Tuple[Validator, Any]]:
     """The wire fields of ``i2c_<call>`` (beside ``bus``), all required."""
     from .ops import REQUIRED
-    fields: Dict[str, Tuple[Validator, Any]] = {"addr": (_ADDR, REQUIRED)}
-    for name, check in I2C_CALLS[call][0]:
-        fields[name] = (check, REQUIRED)
-    return fields
+    return {name: (check, REQUIRED) for name, check in _CHECKS[call]}
+
+
+#: call -> its fields' (name, validator), addr first: made once, read per part
+_CHECKS: Dict[str, Tuple[Tuple[str, Validator], ...]] = {
+    call: (("addr", _ADDR),) + spec[0] for call, spec in I2C_CALLS.items()}
+_NAMES = {call: frozenset(name for name, _ in checks) for call, checks in _CHECKS.items()}
 
 
 def clean_call(call: str, args: Dict[str, Any]) -> Dict[str, Any]:
     """The validated fields of one SMBus *call* (a transaction's part)."""
-    names = ("addr",) + tuple(name for name, _ in I2C_CALLS[call][0])
-    extra = set(args) - set(names)
-    if extra:
-        raise BadArgument(f"{call} has no field {sorted(extra)[0]!r} (its fields: "
-                          f"{', '.join(names)})")
-    clean = {}
-    for name, (check, _) in call_fields(call).items():
-        if name not in args:
-            raise BadArgument(f"{call} needs the field {name!r}")
-        clean[name] = check(name, args[name])
-    return clean
+    checks = _CHECKS[call]
+    if len(args) != len(checks) or not _NAMES[call].issuperset(args):
+        extra = set(args) - _NAMES[call]
+        if extra:
+            raise BadArgument(f"{call} has no field {sorted(extra)[0]!r} (its fields: "
+                              f"{', '.join(name for name, _ in checks)})")
+        missing = next(name for name, _ in checks if name not in args)
+        raise BadArgument(f"{call} needs the field {missing!r}")
+    return {name: check(name, args[name]) for name, check in checks}
 
 
 def transaction(name: str, value: Any) -> List[Tuple[str, Dict[str, Any]]]:
