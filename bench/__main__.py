@@ -15,6 +15,7 @@ serve --sim`` in its own process, 127.0.0.1, a free port):
   kernel       in the VM of tests/hw (root, QEMU): the gpiod and lgpio
                backends on a gpio-sim chip beside rgpiod, same boot
   asyncio      the asyncio client beside the sync one: acked write, 1,000 concurrent writes
+  scale        an I2C call's round trip, idle and with 26 pins blinking at 100 Hz
 
 then the floors again (to show how the machine's load moved). Prints a
 table, writes results.json (everything, with raw statistics) and the table
@@ -35,7 +36,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
-from . import aio, crowd, events, kernel, latency, resources, throughput, timing
+from . import aio, crowd, events, kernel, latency, resources, scale, throughput, timing
 from .floors import Floor
 from .harness import ROOT
 from .plan import FULL, QUICK, SMOKE, Plan
@@ -54,6 +55,7 @@ SECTIONS: Dict[str, Section] = {
     "batch_write": latency.batch_skew,
     "kernel": lambda plan, floor: kernel.kernel(plan),
     "asyncio": lambda plan, floor: aio.asyncio_client(plan),
+    "scale": lambda plan, floor: scale.scale(plan),
 }
 #: sections a --smoke run leaves out (the kernel section boots a VM)
 NOT_IN_SMOKE = ("kernel",)
