@@ -19,6 +19,7 @@ class Plan:
     ready_rounds: int       # fresh servers timed for "26 pins ready"
     crowd_rounds: int       # rounds of 100 clients connecting at once
     skew_writes: int        # 8-pin batch writes (at most 4000: the board keeps 4096 changes)
+    pipeline_runs: int = 3  # runs of every pipelined case (the target holds in each)
     crowd_clients: int = 100
     crowd_commands: int = 10
 
@@ -28,7 +29,7 @@ class Plan:
 
 SMOKE = Plan("smoke", floor=50, latency=50, lib_latency=50, pipeline_commands=2048,
              pipeline_seconds=2.0, timed_reps=3, edges=20, idle_seconds=0.5, ready_rounds=1,
-             crowd_rounds=1, skew_writes=20)
+             crowd_rounds=1, skew_writes=20, pipeline_runs=1)
 QUICK = Plan("quick", floor=2000, latency=2000, lib_latency=1000, pipeline_commands=60_000,
              pipeline_seconds=4.0, timed_reps=30, edges=300, idle_seconds=3.0, ready_rounds=2,
              crowd_rounds=3, skew_writes=400)

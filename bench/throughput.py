@@ -18,7 +18,7 @@ from .plan import Plan
 
 BATCH = 256      # frames per send()
 WINDOW = 2048    # commands in flight per connection (the server allows 4000 per pin)
-TARGET = 150_000
+TARGET = 200_000
 
 
 class _Conn:
@@ -136,30 +136,39 @@ def drive(address, pin_sets: Sequence[Sequence[int]], total: int, seconds: float
 
 
 def pipelined(plan: Plan) -> List[Dict[str, Any]]:
-    """1 connection on 1 pin, on 8 pins; 4 connections on 2 pins each. Pins
-    are not reused between cases (a closed connection's pins are released
-    asynchronously)."""
+    """1 connection on 1 pin, on 8 pins; 4 connections on 2 pins each; each
+    case *plan.pipeline_runs* times, the row shows the worst run (the target
+    holds in every one). Pins are not reused between cases (a closed
+    connection's pins are released asynchronously), nor between runs."""
     cases = [
-        ("pipelined.1conn.1pin", "pipelined, 1 connection, 1 pin", [PINS_26[:1]]),
-        ("pipelined.1conn.8pins", "pipelined, 1 connection, 8 pins", [PINS_26[1:9]]),
+        ("pipelined.1conn.1pin", "pipelined, 1 connection, 1 pin", [[0]]),
+        ("pipelined.1conn.8pins", "pipelined, 1 connection, 8 pins", [list(range(1, 9))]),
         ("pipelined.4conn.8pins", "pipelined, 4 connections × 2 pins (one client loop)",
-         [PINS_26[9 + 2 * c:11 + 2 * c] for c in range(4)]),
+         [[9 + 2 * c, 10 + 2 * c] for c in range(4)]),
     ]
+    runs: Dict[str, List[Dict[str, Any]]] = {key: [] for key, _, _ in cases}
+    for _ in range(plan.pipeline_runs):
+        with ServerProcess() as server:  # a fresh server per run: every case gets fresh pins
+            for key, _, pin_sets in cases:
+                runs[key].append(drive(server.address, [[PINS_26[i] for i in pins]
+                                                        for pins in pin_sets],
+                                       plan.pipeline_commands, plan.pipeline_seconds,
+                                       server.cpu_seconds))
     rows = []
-    with ServerProcess() as server:
-        for key, name, pin_sets in cases:
-            result = drive(server.address, pin_sets, plan.pipeline_commands, plan.pipeline_seconds,
-                           server.cpu_seconds)
-            lost = result["sent"] - result["acked"]
-            refused = result["acked"] - result["ok"]
-            honest = lost == 0 and refused == 0
-            one_conn = len(pin_sets) == 1
-            rows.append(row(
-                key, name, figure=f"{result['per_s']:,} /s",
-                target=f"≥ {TARGET:,} /s" if one_conn else "", met=(
-                    result["per_s"] >= TARGET and honest if one_conn else None if honest else False),
-                notes=(f"client used {result['client_cpu_percent']} % of a core, "
-                       f"the server {result['server_cpu_percent']} %"
-                       + ("" if honest else f"; CHECK FAILED: {lost} unanswered, {refused} refused")),
-                **result))
+    for key, name, _ in cases:
+        results = runs[key]
+        worst = min(results, key=lambda r: r["per_s"])
+        lost = sum(r["sent"] - r["acked"] for r in results)
+        refused = sum(r["acked"] - r["ok"] for r in results)
+        honest = lost == 0 and refused == 0
+        rows.append(row(
+            key, name, figure=f"{worst['per_s']:,} /s",
+            target=f"≥ {TARGET:,} /s in every run", met=(
+                all(r["per_s"] >= TARGET for r in results) and honest),
+            notes=(f"worst of {len(results)} run{'s' if len(results) > 1 else ''}: "
+                   + ", ".join(f"{r['per_s']:,}" for r in results) + " /s; "
+                   f"client used {worst['client_cpu_percent']} % of a core, "
+                   f"the server {worst['server_cpu_percent']} %"
+                   + ("" if honest else f"; CHECK FAILED: {lost} unanswered, {refused} refused")),
+            runs=results, **worst))
     return rows

@@ -34,7 +34,8 @@ EXPECTED = {
                    ["timing.on100.rt.idle", "timing.on100.rt.busy"] if _realtime_allowed()
                    else ["timing.on100.rt"]),
     "edge": ["edge.raw", "edge.callback"],
-    "resources": ["resources.ready", "resources.pss.1", "resources.pss.26", "resources.idle_cpu"],
+    "resources": ["resources.ready", "resources.pss.1", "resources.pss.26",
+                  "resources.worker_private", "resources.idle_cpu"],
     "crowd": ["crowd.connect", "crowd.lost"],
     "batch_write": ["batch_write.round_trip", "batch_write.skew"],
     "asyncio": ["asyncio.write.sync", "asyncio.write.async", "asyncio.concurrent"],
