@@ -29,7 +29,8 @@ def mcp3008_calls() -> List[tuple]:
         calls.append(("xfer2", [0x18 | channel, 0x00, 0x00]))             # start bit earlier
         calls.append(("xfer2", [0x01, 0x80 | channel << 4, 0, 0, 0, 0]))  # LSB first, zeros
     calls += [("readbytes", 3), ("writebytes", [0x01, 0x80, 0x00]), ("xfer2", [0x00] * 8),
-              ("xfer3", [0x01, 0x90, 0x00] * 3000)]
+              ("xfer3", [0x01, 0x90, 0x00] * 3000), ("writebytes2", bytes(range(256)) * 20),
+              ("xfer", (0x01, 0xF0, 0x00))]
     return calls
 
 
@@ -54,9 +55,18 @@ def spi(client: RemoteServer):
         yield device
 
 
-def test_every_spidev_call_answers_as_the_local_model_of_the_same_mcp3008(spi):
-    calls = mcp3008_calls()
-    assert run(spi, calls) == run(local_mcp3008(), calls)
+def test_every_spidev_call_answers_as_the_local_model_of_the_same_mcp3008(spi, client):
+    calls, local = mcp3008_calls(), local_mcp3008()
+    assert run(spi, calls) == run(local, calls)
+    # and the chip saw the same chip-select periods (xfer3/writebytes2: 4,096-byte blocks)
+    seen = [sent for _, sent, _ in client.sim.spi_history()]
+    assert seen[-len(local.history):] == [sent for _, sent, _ in local.history]
+
+
+def test_results_come_back_in_spidevs_types(spi):
+    assert isinstance(spi.xfer([1, 0x80, 0]), list) and isinstance(spi.xfer2((1, 0x80, 0)), tuple)
+    assert isinstance(spi.xfer3([1, 0x80, 0]), tuple) and isinstance(spi.readbytes(2), list)
+    assert spi.writebytes([1]) is None and spi.writebytes2(bytes(5000)) is None
 
 
 def test_the_model_reads_what_the_datasheet_says():
@@ -71,6 +81,19 @@ def test_the_model_reads_what_the_datasheet_says():
     assert rx[1] & 0x04 == 0                            # the null bit
     assert rx[3:] == [0x00, 0x80]   # B1..B8 LSB first (all 0), then B9
     assert spi.xfer2([0x00, 0x00]) == [0, 0]
+
+
+def test_the_models_fast_transfer_clocks_the_same_bits_as_its_bit_by_bit_reading():
+    import random
+    chip, rng = MCP3008(), random.Random(16)
+    chip.volts[:] = VOLTS
+    for _ in range(2000):
+        data = bytes(rng.choice((0, 1, rng.randrange(256))) for _ in range(rng.randrange(1, 7)))
+        bits = [byte >> (7 - n) & 1 for byte in data for n in range(8)]
+        out = chip.exchange(bits)
+        expected = bytes(sum(b << (7 - n) for n, b in enumerate(out[i:i + 8]))
+                         for i in range(0, len(out), 8))
+        assert chip.transfer(data, 0) == expected, data.hex()
 
 
 def test_gpiozeros_mcp3008_reads_the_simulated_chip_over_the_network(server, client):

@@ -37,6 +37,12 @@ def _hex(values: Data, limit: Optional[int] = MAX_TRANSFER) -> str:
     return data.hex()
 
 
+def _overrides(speed_hz: int, delay_usecs: int, bits_per_word: int) -> Dict[str, int]:
+    """xfer's per-transfer arguments, as the wire names them; 0 (the device's own) left out."""
+    fields = {"speed_hz": speed_hz, "delay_usecs": delay_usecs, "transfer_bits": bits_per_word}
+    return {name: value for name, value in fields.items() if value}
+
+
 def _flag(name: str) -> property:
     bit = MODE_FLAGS[name]
 
@@ -164,8 +170,8 @@ class RemoteSPI:
     # ---- transfers ---------------------------------------------------------------------------
     def _xfer(self, op: str, values: Data, speed_hz: int, delay_usecs: int,
               bits_per_word: int) -> List[int]:
-        reply = self._request(op, data=_hex(values), speed_hz=speed_hz,
-                              delay_usecs=delay_usecs, transfer_bits=bits_per_word)
+        reply = self._request(op, data=_hex(values), **_overrides(speed_hz, delay_usecs,
+                                                                   bits_per_word))
         return list(bytes.fromhex(reply["data"]))
 
     def xfer(self, values: Data, speed_hz: int = 0, delay_usecs: int = 0,
@@ -186,8 +192,8 @@ class RemoteSPI:
         """Any length, as spidev's xfer3: blocks of 4096 bytes (CS released between
         them), sent in one pipelined write; a tuple of the bytes read."""
         blocks = self._blocks(values)
-        fields = dict(bus=self.bus, device=self.device, **self._settings(), speed_hz=speed_hz,
-                      delay_usecs=delay_usecs, transfer_bits=bits_per_word)
+        fields = dict(bus=self.bus, device=self.device, **self._settings(),
+                      **_overrides(speed_hz, delay_usecs, bits_per_word))
         replies = self._pipeline([("spi_xfer2", dict(fields, data=b)) for b in blocks])
         return tuple(b for reply in replies for b in bytes.fromhex(reply["data"]))
 

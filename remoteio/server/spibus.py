@@ -33,6 +33,7 @@ class SpiDevice:
         self.make = make
         self.sim = sim
         self.dev: Any = None
+        self._applied: Any = None   # the settings last applied (each change is an ioctl)
 
     def opened(self) -> Any:
         if self.dev is None:
@@ -46,7 +47,7 @@ class SpiDevice:
 
     def close(self) -> None:
         if self.dev is not None:
-            dev, self.dev = self.dev, None
+            dev, self.dev, self._applied = self.dev, None, None
             try:
                 dev.close()
             except OSError:
@@ -69,7 +70,11 @@ class SpiDevice:
     def apply(self, args: Dict[str, Any]) -> None:
         """The settings a request carries (None: as they are), changing only what differs."""
         dev = self.opened()
-        bits = args.get("mode_bits")
+        wanted = (args.get("mode_bits"), args.get("bits_per_word"), args.get("max_speed_hz"))
+        if wanted == self._applied:
+            return
+        self._applied = None   # a setting that fails leaves the device as it then is
+        bits = wanted[0]
         if bits is not None:
             if dev.mode != bits & (CPOL | CPHA):
                 dev.mode = bits & (CPOL | CPHA)
@@ -80,6 +85,7 @@ class SpiDevice:
             value = args.get(field)
             if value is not None and getattr(dev, field) != value:
                 setattr(dev, field, value)
+        self._applied = wanted if None not in wanted else None
 
     # ---- the operations ------------------------------------------------------------------
     def perform(self, op: str, args: Dict[str, Any]) -> Dict[str, Any]:

@@ -91,13 +91,20 @@ class MCP3008:
 
     def transfer(self, data: bytes, mode: int) -> bytes:
         """Bytes clocked MSB first in SPI mode *mode*: the chip works in modes 0
-        and 3 (datasheet 6.1); in modes 1 and 2 it is not read (zeros)."""
-        if mode not in (0, 3):
-            return bytes(len(data))
-        bits = [byte >> (7 - n) & 1 for byte in data for n in range(8)]
-        out = self.exchange(bits)
-        return bytes(sum(bit << (7 - n) for n, bit in enumerate(out[i:i + 8]))
-                     for i in range(0, len(out), 8))
+        and 3 (datasheet 6.1); in modes 1 and 2 it is not read (zeros). The
+        same bits as :meth:`exchange`, with integers instead of a loop a bit."""
+        total = len(data) * 8
+        value = int.from_bytes(data, "big")
+        start = total - value.bit_length()      # the start bit: the first 1 on MOSI
+        if mode not in (0, 3) or not value or start + 4 >= total:
+            return bytes(len(data))             # no complete command: DOUT stays high-Z
+        command = value >> (total - start - 5) & 0xF
+        result = self.code(bool(command >> 3), command & 7)
+        lsb_first = sum((result >> bit & 1) << (9 - bit) for bit in range(1, 10))
+        pattern = result << 9 | lsb_first        # B9..B0, then B1..B9: 19 bits from k = 7
+        shift = total - (start + 7) - 19
+        out = pattern << shift if shift >= 0 else pattern >> -shift
+        return (out & ((1 << total) - 1)).to_bytes(len(data), "big")
 
 
 class Loopback:
