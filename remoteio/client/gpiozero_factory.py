@@ -143,6 +143,7 @@ class RemoteIOHardwareSPI(SPI):
         return True
 
     def close(self) -> None:
+        """Close the remote device (its pins are free once its last user closes it)."""
         bus, self._bus = self._bus, None
         if bus is not None:
             try:
@@ -154,6 +155,7 @@ class RemoteIOHardwareSPI(SPI):
 
     @property
     def closed(self) -> bool:
+        """Is it closed?"""
         return self._bus is None
 
     def __repr__(self) -> str:
@@ -168,6 +170,7 @@ class RemoteIOHardwareSPI(SPI):
             raise _gpiozero_error(exc) from None
 
     def transfer(self, data):
+        """Write *data*, read as many words: one xfer2 on the Pi."""
         return self._call(lambda: self._bus.xfer2(list(data)))
 
     def _get_clock_mode(self) -> int:
