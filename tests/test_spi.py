@@ -265,3 +265,12 @@ def test_spi_sim_is_refused_on_real_hardware_and_needs_an_mcp3008(client):
     assert client.sim.adc_voltages() == [0.0] * 8
     with pytest.raises(BadArgument):
         client.request("spi_sim", action="set_voltage", channel=8, volts=1.0)
+
+
+def test_spi_sim_on_real_hardware_is_not_supported_and_holds_nothing():
+    from remoteio.server.ownership import Ownership
+    from remoteio.server.spiusers import SpiUsers
+    ownership = Ownership()
+    with pytest.raises(NotSupported, match="simulated board"):
+        SpiUsers(ownership).admit(1, ("spi", 0, 0), "spi_sim", sim=False)
+    assert SpiUsers(ownership).admit(1, ("spi", 0, 0), "spi_sim") and not ownership.bus_held

@@ -180,7 +180,9 @@ class Router:
         """A bus call: the gate, then the bus's worker (started on first use)."""
         key = request_bus(req.op, req.args)
         self.buses.check(key, req.op, req.args)
-        if key[0] == "spi" and not self._spi_admit(conn, key, req):
+        if key[0] == "spi" and not self.spi.admit(conn, key, req.op, self.backend.sim is not None,
+                                                  key in self.pool):
+            self.outlet.reply(conn, writing.ok(req.id_json, {}))   # a close that closes nothing
             return
         handle = self.pool.get(key)
         if handle is None:
@@ -197,17 +199,6 @@ class Router:
         if len(handle.inflight) >= MAX_INFLIGHT:
             raise ServerBusy(f"{bus_name(key)} has {MAX_INFLIGHT} requests in progress")
         self._dispatch(handle, conn, req.id_json, req.op, req.args, None)
-
-    def _spi_admit(self, conn: int, key: Any, req: Request) -> bool:
-        """SPI: the device is open while a connection uses it (spiusers.py); a close
-        that closes nothing, or a device whose worker is gone, is answered here."""
-        if req.op == "spi_sim" and self.backend.sim is None:
-            raise NotSupported(f"spi_sim needs the simulated board; this server runs "
-                               f"{self.backend.name}")
-        if self.spi.admit(conn, key, req.op) and (req.op != "spi_close" or key in self.pool):
-            return True
-        self.outlet.reply(conn, writing.ok(req.id_json, {}))
-        return False
 
     def _close_spi(self, key: Any) -> None:
         handle = self.pool.get(key)

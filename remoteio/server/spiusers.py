@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from typing import Dict, List, Set, Tuple
 
+from ..errors import NotSupported
 from ..protocol.buses import BUS_PINS, bus_name
 from .ownership import Ownership
 
@@ -35,12 +36,16 @@ class SpiUsers:
         self.ownership = ownership
         self.users: Dict[Key, Set[int]] = {}
 
-    def admit(self, conn: int, key: Key, op: str) -> bool:
+    def admit(self, conn: int, key: Key, op: str, sim: bool = True, running: bool = True) -> bool:
         """Before an ``spi_*`` request of *conn* goes on: should it reach the device's
-        worker? A close goes on only from its last user (the worker then closes
-        the device file); any other call opens the device for *conn*, holding its
-        pins if they are not held (PinBusy if a connection holds one as a pin)."""
+        worker (*running*: is there one)? A close goes on only from its last user
+        (the worker then closes the device file); any other call opens the device
+        for *conn*, holding its pins if they are not held (PinBusy if a connection
+        holds one as a pin). ``spi_sim`` needs the simulated board (*sim*)."""
         if op == "spi_sim":   # the simulated board's controls open nothing, hold nothing
+            if not sim:
+                raise NotSupported("spi_sim needs the simulated board; this server has real "
+                                   "hardware")
             return True
         users = self.users.get(key)
         if op == "spi_close":
@@ -50,7 +55,7 @@ class SpiUsers:
             if users:
                 return False
             self._release(key)
-            return True
+            return running
         name = bus_name(key)
         if not self.ownership.holds(name):
             self.ownership.hold_for_bus(name, BUS_PINS.get(key, ()))
