@@ -40,6 +40,8 @@ EXPECTED = {
     "batch_write": ["batch_write.round_trip", "batch_write.skew"],
     "asyncio": ["asyncio.write.sync", "asyncio.write.async", "asyncio.concurrent"],
     "scale": ["scale.i2c.idle", "scale.i2c.busy"],
+    "buses": ["buses.pin_write", "buses.i2c.read_byte_data", "buses.i2c.transaction32",
+              "buses.spi.xfer2"],
 }
 
 

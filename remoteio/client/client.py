@@ -39,6 +39,7 @@ from ..tokens import find_token
 
 if TYPE_CHECKING:
     from .buses import RemoteI2C
+    from .spi import RemoteSPI
 
 log = logging.getLogger(__name__)
 
@@ -306,6 +307,14 @@ class RemoteServer:
         """I2C bus *bus* of the Pi, with smbus2's ``SMBus`` methods (docs/buses.md)."""
         from .buses import RemoteI2C
         return RemoteI2C(self, bus)
+
+    def spi(self, bus: int = 0, device: int = 0, *, mode: Optional[int] = None,
+            max_speed_hz: Optional[int] = None, bits_per_word: Optional[int] = None) -> "RemoteSPI":
+        """SPI device /dev/spidev<bus>.<device> of the Pi, opened, with spidev's calls
+        and attributes (docs/buses.md); its header pins are held until it is closed."""
+        from .spi import RemoteSPI
+        return RemoteSPI(self, bus, device, mode=mode, max_speed_hz=max_speed_hz,
+                         bits_per_word=bits_per_word)
 
     def ping(self) -> float:
         """One round trip to the server, in seconds."""

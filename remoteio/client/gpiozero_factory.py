@@ -35,7 +35,8 @@ from gpiozero.exc import (
     PinInvalidPull, PinInvalidState, PinPWMFixedValue, PinPWMUnsupported, PinSetInput,
 )
 from gpiozero.mixins import SharedMixin
-from gpiozero.pins.pi import PiFactory, PiPin
+from gpiozero.pins import SPI
+from gpiozero.pins.pi import PiFactory, PiPin, spi_port_device
 from gpiozero.pins.spi import SPISoftware
 
 from . import display
@@ -112,10 +113,101 @@ class RemoteIOFactory(PiFactory):
         printer.text(display.server_text(dict(self.server.view(), title="RemoteIOFactory")))
 
     def _get_spi_class(self, shared: bool, hardware: bool):
-        # no remote hardware SPI: gpiozero falls back to software SPI over these pins
+        # the hardware SPI pins: the Pi's own /dev/spidevB.C over the network
+        # (one round trip a transfer); other pins: software SPI over remote pins
         if hardware:
-            raise PinPWMUnsupported("remoteio has no hardware SPI; using software SPI")
+            return RemoteIOHardwareSPIShared if shared else RemoteIOHardwareSPI
         return RemoteIOSoftwareSPIShared if shared else RemoteIOSoftwareSPI
+
+
+class RemoteIOHardwareSPI(SPI):
+    """gpiozero's hardware SPI interface on the remote Pi's spidev (``server.spi``):
+    ``transfer`` is one ``xfer2`` round trip. Pins are reserved here (gpiozero's
+    rule within this factory) and held on the Pi (``pin_busy`` across clients)."""
+
+    def __init__(self, clock_pin, mosi_pin, miso_pin, select_pin, pin_factory):
+        self._port, self._device = spi_port_device(clock_pin, mosi_pin, miso_pin, select_pin)
+        self._bus = None
+        super().__init__(pin_factory=pin_factory)
+        to_reserve = {clock_pin, select_pin} | {p for p in (mosi_pin, miso_pin) if p is not None}
+        self.pin_factory.reserve_pins(self, *to_reserve)
+        try:
+            self._bus = pin_factory.server.spi(self._port, self._device, max_speed_hz=500000)
+        except ServerError as exc:
+            self.pin_factory.release_all(self)
+            raise _gpiozero_error(exc) from None
+
+    def _conflicts_with(self, other) -> bool:
+        if isinstance(other, RemoteIOHardwareSPI):
+            return (self._port, self._device) == (other._port, other._device)
+        return True
+
+    def close(self) -> None:
+        """Close the remote device (its pins are free once its last user closes it)."""
+        bus, self._bus = self._bus, None
+        if bus is not None:
+            try:
+                bus.close()
+            except Exception:
+                pass  # the link may be dead already: closing must not raise
+        self.pin_factory.release_all(self)
+        super().close()
+
+    @property
+    def closed(self) -> bool:
+        """Is it closed?"""
+        return self._bus is None
+
+    def __repr__(self) -> str:
+        if self._bus is None:
+            return "SPI(closed)"
+        return f"SPI(port={self._port}, device={self._device})"
+
+    def _call(self, action: Callable[[], Any]) -> Any:
+        try:
+            return action()
+        except ServerError as exc:
+            raise _gpiozero_error(exc) from None
+
+    def transfer(self, data):
+        """Write *data*, read as many words: one xfer2 on the Pi."""
+        return self._call(lambda: self._bus.xfer2(list(data)))
+
+    def _get_clock_mode(self) -> int:
+        return self._bus.mode
+
+    def _set_clock_mode(self, value: int) -> None:
+        self._call(lambda: setattr(self._bus, "mode", value))
+
+    def _get_lsb_first(self) -> bool:
+        return self._bus.lsbfirst
+
+    def _set_lsb_first(self, value) -> None:
+        self._call(lambda: setattr(self._bus, "lsbfirst", bool(value)))
+
+    def _get_select_high(self) -> bool:
+        return self._bus.cshigh
+
+    def _set_select_high(self, value) -> None:
+        self._call(lambda: setattr(self._bus, "cshigh", bool(value)))
+
+    def _get_bits_per_word(self) -> int:
+        return self._bus.bits_per_word
+
+    def _set_bits_per_word(self, value: int) -> None:
+        self._call(lambda: setattr(self._bus, "bits_per_word", value))
+
+    def _get_rate(self) -> int:
+        return self._bus.max_speed_hz
+
+    def _set_rate(self, value) -> None:
+        self._call(lambda: setattr(self._bus, "max_speed_hz", int(value)))
+
+
+class RemoteIOHardwareSPIShared(SharedMixin, RemoteIOHardwareSPI):
+    @classmethod
+    def _shared_key(cls, clock_pin, mosi_pin, miso_pin, select_pin, pin_factory):
+        return (clock_pin, select_pin)
 
 
 class RemoteIOSoftwareSPI(SPISoftware):

@@ -45,3 +45,22 @@ class SimControl:
     def history(self, pin: PinSpec, since_ns: int = 0) -> List[Tuple[int, float]]:
         """What the pin's output did: ``[(t_ns, value), ...]``."""
         return [tuple(entry) for entry in self._sim("history", pin=pin, since_ns=since_ns)["history"]]
+
+    # ---- the simulated SPI devices (an MCP3008 on SPI0 CE0 by default) -----------------
+    def _spi(self, bus: int, device: int, action: str, **fields: Any) -> Dict[str, Any]:
+        return self._server.request("spi_sim", bus=bus, device=device, action=action, **fields)
+
+    def set_adc_voltage(self, channel: int, volts: float, bus: int = 0, device: int = 0) -> None:
+        """Apply *volts* to input CH<channel> of the simulated MCP3008 on SPI
+        *bus*/*device* (Vref is 3.3 V: 1.65 V reads 512)."""
+        self._spi(bus, device, "set_voltage", channel=channel, volts=volts)
+
+    def adc_voltages(self, bus: int = 0, device: int = 0) -> List[float]:
+        """The simulated MCP3008's eight input voltages, CH0..CH7."""
+        return self._spi(bus, device, "voltages")["volts"]
+
+    def spi_history(self, bus: int = 0, device: int = 0) -> List[Tuple[int, bytes, bytes]]:
+        """What the simulated device saw, oldest first: ``(t_ns, sent, read)`` per
+        chip-select period (the last 1,000)."""
+        return [(t, bytes.fromhex(tx), bytes.fromhex(rx))
+                for t, tx, rx in self._spi(bus, device, "history")["history"]]

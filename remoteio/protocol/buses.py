@@ -17,6 +17,7 @@ from typing import Any, Callable, Dict, List, Tuple
 
 from ..errors import BadArgument
 from . import fields as f
+from .spi import SPI_PINS
 
 #: SMBus blocks carry at most 32 bytes (the SMBus specification's limit)
 MAX_BLOCK = 32
@@ -131,12 +132,22 @@ def messages(name: str, value: Any) -> List[Tuple[int, int, List[int]]]:
 
 
 #: header pins (board numbers) a bus holds while its worker runs
-BUS_PINS: Dict[Tuple[str, Any], Tuple[int, ...]] = {
+BUS_PINS: Dict[Tuple[Any, ...], Tuple[int, ...]] = {
     ("i2c", 1): (3, 5),           # GPIO2 (SDA1), GPIO3 (SCL1)
 }
+BUS_PINS.update({("spi", bus, device): pins for (bus, device), pins in SPI_PINS.items()})
 
 
-def bus_name(key: Tuple[str, Any]) -> str:
-    """``("i2c", 1)`` -> ``"I2C bus 1"``."""
+def request_bus(op: str, args: Dict[str, Any]) -> Tuple[Any, ...]:
+    """The bus a validated bus request is for: ``("i2c", 1)``, ``("spi", 0, 0)``."""
+    if op.startswith("spi_"):
+        return ("spi", args["bus"], args["device"])
+    return ("i2c", args["bus"])
+
+
+def bus_name(key: Tuple[Any, ...]) -> str:
+    """``("i2c", 1)`` -> ``"I2C bus 1"``; ``("spi", 0, 1)`` -> ``"SPI bus 0 device 1"``."""
+    if key[0] == "spi":
+        return f"SPI bus {key[1]} device {key[2]}"
     kind, number = key
     return f"{kind.upper()} bus {number}"

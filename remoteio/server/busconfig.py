@@ -69,10 +69,11 @@ def parse_bus_rule(table: Dict[str, Any], fail: Callable[[Optional[str], str], E
 
 
 def parse_buses(data: Dict[str, Any], fail: Callable[[str, Optional[str], str], Exception]
-                ) -> Tuple[str, Dict[Tuple[str, int], BusRule]]:
+                ) -> Tuple[str, Dict[Tuple[Any, ...], BusRule]]:
     """The ``[buses]`` section -> (default access, rule per bus)."""
+    from .spiconfig import flatten_spi, parse_spi_rule, spi_key
     default, rules = "write", {}
-    for name, value in data.items():
+    for name, value in flatten_spi(data).items():
         if not isinstance(value, dict):
             if name != "default_access":
                 raise fail("buses", name, f"{name} is not a bus table ([buses.i2c1]) "
@@ -81,20 +82,24 @@ def parse_buses(data: Dict[str, Any], fail: Callable[[str, Optional[str], str], 
                 raise fail("buses", name, f"default_access must be one of {', '.join(ACCESS)}")
             default = value
             continue
-        key = bus_key(name)
+        key = bus_key(name) or spi_key(name)
         if key is None:
-            raise fail(f"buses.{name}", None, f"{name} is not a bus (i2c0 .. i2c255)")
-        rules[key] = parse_bus_rule(value, lambda k, m, t=f"buses.{name}": fail(t, k, m))
+            raise fail(f"buses.{name}", None,
+                       f"{name} is not a bus (i2c0 .. i2c255, spi0.0 .. spi255.255)")
+        parse = parse_spi_rule if key[0] == "spi" else parse_bus_rule
+        rules[key] = parse(value, lambda k, m, t=f"buses.{name}": fail(t, k, m))
     return default, rules
 
 
-def bus_rules(rules: Dict[Any, Any]) -> Dict[Tuple[str, int], BusRule]:
+def bus_rules(rules: Dict[Any, Any]) -> Dict[Tuple[Any, ...], BusRule]:
     """Rules as a program gives them (``{"i2c1": {"access": "read"}}``) -> rules by bus key."""
+    from .spiconfig import parse_spi_rule, spi_key
     clean = {}
     for name, rule in rules.items():
-        key = bus_key(name) if isinstance(name, str) else tuple(name)
+        key = (bus_key(name) or spi_key(name)) if isinstance(name, str) else tuple(name)
         if key is None:
-            raise ValueError(f"{name!r} is not a bus (i2c0 .. i2c255)")
-        clean[key] = rule if isinstance(rule, BusRule) else parse_bus_rule(
+            raise ValueError(f"{name!r} is not a bus (i2c0 .. i2c255, spi0.0 .. spi255.255)")
+        parse = parse_spi_rule if key[0] == "spi" else parse_bus_rule
+        clean[key] = rule if isinstance(rule, BusRule) else parse(
             rule, lambda k, m: ValueError(f"{name}: {m}"))
     return clean

@@ -14,9 +14,11 @@ from typing import Any, Dict, Iterable, Optional, Tuple
 from .busconfig import BusRule
 from ..errors import Forbidden
 from ..protocol.buses import bus_name
+from ..protocol.spi import WRITE_OPS as SPI_WRITE_OPS
 from ..server.simdevices import DEFAULT_I2C_DEVICES
+from .spiconfig import spi_settings
 
-Key = Tuple[str, Any]
+Key = Tuple[Any, ...]
 #: SMBus calls that only read (everything else may change a device)
 READ_CALLS = frozenset(("read_byte", "read_byte_data", "read_word_data", "read_block_data",
                         "read_i2c_block_data"))
@@ -36,6 +38,10 @@ class BusGate:
         rule, name = self.rule(key), bus_name(key)
         if rule.access == "none":
             raise Forbidden(f"{name} is not served (access none)")
+        if key[0] == "spi":
+            if rule.access == "read" and spi_writes(op, args):
+                raise Forbidden(f"{name} is read-only: {op} is refused (readbytes only)")
+            return
         for call, addr, reads in _parts(op, args):
             if rule.access == "read" and not reads:
                 raise Forbidden(f"{name} is read-only: {call} is refused")
@@ -44,9 +50,18 @@ class BusGate:
 
     def settings(self, key: Key, sim: bool) -> Dict[str, Any]:
         """What the bus's worker is told when it starts (plain data)."""
+        if key[0] == "spi":
+            return spi_settings(self.rule(key), key, sim)
         devices = self.rule(key).devices
         return {"sim": sim, "devices": [list(d) for d in (
             DEFAULT_I2C_DEVICES if devices is None else devices)]}
+
+
+def spi_writes(op: str, args: Dict[str, Any]) -> bool:
+    """Does an SPI request send data to the device (or drive its simulated inputs)?
+    Full duplex, every transfer writes: a read-only device takes readbytes
+    (which clocks out zeros), configure, close, and sim's readings."""
+    return op in SPI_WRITE_OPS or (op == "spi_sim" and args["action"] == "set_voltage")
 
 
 def _parts(op: str, args: Dict[str, Any]) -> Iterable[Tuple[str, int, bool]]:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from typing import Dict, Iterable, NamedTuple, Optional, Set, Tuple
+from typing import Dict, Iterable, List, NamedTuple, Optional, Set, Tuple
 
 from ..errors import PinBusy, PinClosed
 from ..pins import describe
@@ -51,7 +51,7 @@ class Ownership:
         self.watching: Dict[int, Set[int]] = defaultdict(set)
         self.peers: Dict[int, str] = {}
         self.sessions: Dict[int, Tuple[str, bool]] = {}
-        self.bus_held: Dict[int, str] = {}   # board -> the bus whose worker holds it
+        self.bus_held: Dict[int, List[str]] = {}   # board -> the buses that hold it
 
     # ---- connections ---------------------------------------------------------------
     def opened(self, conn: int, peer: str) -> None:
@@ -84,25 +84,36 @@ class Ownership:
     def connections(self) -> int:
         return len(self.peers)
 
-    # ---- pins a bus holds (I2C1's GPIO2/3...) -------------------------------------------
+    # ---- pins a bus holds (I2C1's GPIO2/3, SPI0's...) --------------------------------------
     def hold_for_bus(self, bus: str, boards: Iterable[int]) -> None:
-        """*bus* starts: its header pins are its own (PinBusy if a connection holds one)."""
+        """*bus* starts: its header pins are its own (PinBusy if a connection holds one).
+        Buses may share pins (SPI0's CE0 and CE1 devices share MOSI/MISO/SCLK): a pin
+        is free again when the last bus holding it lets go."""
         boards = tuple(boards)
         for board in boards:
             if self.owners.get(board) is not None:
                 raise PinBusy(f"{bus} needs {describe(board)}, which a connection holds as a pin")
         for board in boards:
-            self.bus_held[board] = bus
+            holders = self.bus_held.setdefault(board, [])
+            if bus not in holders:
+                holders.append(bus)
 
     def release_bus(self, bus: str) -> None:
-        for board in [b for b, name in self.bus_held.items() if name == bus]:
-            del self.bus_held[board]
+        for board, holders in list(self.bus_held.items()):
+            if bus in holders:
+                holders.remove(bus)
+                if not holders:
+                    del self.bus_held[board]
+
+    def holds(self, bus: str) -> bool:
+        """Does *bus* hold pins now?"""
+        return any(bus in holders for holders in self.bus_held.values())
 
     def check_bus(self, board: int) -> None:
         """PinBusy if a bus holds *board* (every pin operation asks)."""
-        bus = self.bus_held.get(board)
-        if bus is not None:
-            raise PinBusy(f"{describe(board)} is held by {bus}")
+        holders = self.bus_held.get(board)
+        if holders:
+            raise PinBusy(f"{describe(board)} is held by {' and '.join(holders)}")
 
     # ---- the rule ----------------------------------------------------------------------
     def check(self, conn: int, board: int, op: str) -> None:

@@ -36,7 +36,7 @@ except ImportError:  # Python < 3.8
 from ..errors import NotSupported, ServerBusy, ServerError, ShuttingDown, WorkerFailed
 from ..pins import BOARD_TO_BCM, board_pin, describe
 from ..protocol import writing
-from ..protocol.buses import BUS_PINS, bus_name
+from ..protocol.buses import BUS_PINS, bus_name, request_bus
 from ..protocol.ops import BATCH, BUS, SERVER
 from ..protocol.reading import Request
 from .admin import sim_operation
@@ -49,6 +49,7 @@ from .ownership import Ownership
 from .pool import WorkerEnded, WorkerHandle, WorkerPool
 from .rules import Rules
 from .spawn import pin_settings
+from .spiusers import SpiUsers
 from .status import StatusTable
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,7 @@ class Router:
         self.disconnect_policy = disconnect_policy
         self.ownership = Ownership(show_peers)
         self.buses = buses or BusGate()
+        self.spi = SpiUsers(self.ownership)
         self.info = InfoService(self._snapshot, outlet.reply)
         selector.register(self.info.fileno(), selectors.EVENT_READ, ("info", None))
         self.stopping = False
@@ -118,6 +120,8 @@ class Router:
             if handle is not None:
                 policy = self.rules.rule(board).on_disconnect or self.disconnect_policy
                 self._queue(handle, Gone(conn, board in left.owned, policy))
+        for key in self.spi.closed(conn):   # its last user went: the worker closes the device
+            self._close_spi(key)
         self._send_batches()
 
     def route(self, conn: int, requests: List[Request]) -> None:
@@ -173,16 +177,21 @@ class Router:
         self._dispatch(handle, conn, req.id_json, op, req.args, None)
 
     def _to_bus(self, conn: int, req: Request) -> None:
-        """An I2C call: the gate, then the bus's worker (started on first use)."""
-        key = ("i2c", req.args["bus"])
+        """A bus call: the gate, then the bus's worker (started on first use)."""
+        key = request_bus(req.op, req.args)
         self.buses.check(key, req.op, req.args)
+        if key[0] == "spi" and not self.spi.admit(conn, key, req.op, self.backend.sim is not None,
+                                                  key in self.pool):
+            self.outlet.reply(conn, writing.ok(req.id_json, {}))   # a close that closes nothing
+            return
         handle = self.pool.get(key)
         if handle is None:
             if self.stopping:
                 raise ShuttingDown("the server is stopping")
-            self.ownership.hold_for_bus(bus_name(key), BUS_PINS.get(key, ()))
+            if key[0] != "spi":   # I2C holds its pins while its worker runs; SPI while open
+                self.ownership.hold_for_bus(bus_name(key), BUS_PINS.get(key, ()))
             try:
-                handle = self.pool.start("i2c", key, self.buses.settings(
+                handle = self.pool.start(key[0], key, self.buses.settings(
                     key, self.backend.sim is not None))
             except WorkerFailed:
                 self.ownership.release_bus(bus_name(key))
@@ -190,6 +199,13 @@ class Router:
         if len(handle.inflight) >= MAX_INFLIGHT:
             raise ServerBusy(f"{bus_name(key)} has {MAX_INFLIGHT} requests in progress")
         self._dispatch(handle, conn, req.id_json, req.op, req.args, None)
+
+    def _close_spi(self, key: Any) -> None:
+        handle = self.pool.get(key)
+        if handle is not None:   # nobody waits for its reply (no in-flight entry)
+            self._seq += 1
+            self._queue(handle, Task(self._seq, 0, "0", "spi_close",
+                                     {"bus": key[1], "device": key[2]}, False))
 
     def _handle(self, board: int) -> WorkerHandle:
         self.ownership.check_bus(board)
