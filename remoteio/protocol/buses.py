@@ -139,4 +139,6 @@ BUS_PINS: Dict[Tuple[str, Any], Tuple[int, ...]] = {
 def bus_name(key: Tuple[str, Any]) -> str:
     """``("i2c", 1)`` -> ``"I2C bus 1"``."""
     kind, number = key
+    if kind == "serial":
+        return f"serial port {number}"
     return f"{kind.upper()} bus {number}"

@@ -12,6 +12,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 from ..errors import BadArgument
 from . import buses as b
 from . import fields as f
+from . import serial as s
 
 REQUIRED = object()
 
@@ -122,6 +123,7 @@ _OP_LIST += tuple(_spec("i2c_" + call, BUS, QUERY, **_BUS, **b.call_fields(call)
     _spec("i2c_rdwr", BUS, QUERY, **_BUS, msgs=(b.messages, REQUIRED)),
     _spec("i2c_transaction", BUS, QUERY, **_BUS, calls=(b.transaction, REQUIRED)),
 )
+_OP_LIST += tuple(_spec(name, BUS, QUERY, **fields) for name, fields in s.serial_ops(REQUIRED))
 
 #: op name -> spec; the whole whitelist
 OPS: Dict[str, OpSpec] = {spec.name: spec for spec in _OP_LIST}
