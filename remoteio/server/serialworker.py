@@ -6,8 +6,9 @@ the pool on the port's first use, probed and replaced like the others. Its
 no helper thread, nothing spins. What the tty gives is pushed at once as a
 ``serial_data`` event (at most :data:`~remoteio.protocol.serial.CHUNK`
 bytes each, a per-port ``seq`` and the byte ``offset`` of its first byte)
-to every connection that opened the port; with none, the bytes are counted
-as unheard and dropped. While the server is slow to take the worker's
+to every connection that opened the port; with none, the last
+:data:`BACKLOG` bytes are kept for the next to open it and older ones are
+dropped and counted (``unheard``). While the server is slow to take the worker's
 output the worker stops reading, so the tty's own buffer (and its flow
 control, if any) holds the rest: the worker never drops data it read.
 """
@@ -31,6 +32,10 @@ log = logging.getLogger(__name__)
 
 #: bytes of output waiting for the server before the worker stops reading the tty
 READ_PAUSE = 256 << 10
+#: bytes kept while no connection has the port open, for the next to open it
+#: (as a tty's buffer keeps what came before a program opened it); past it the
+#: oldest are dropped and counted (``unheard``)
+BACKLOG = 64 << 10
 #: how often a waiting ``serial_flush`` looks at the tty's output queue (the
 #: kernel tells no descriptor when a tty's output has drained)
 FLUSH_POLL = 0.002
@@ -54,7 +59,9 @@ class SerialWorker(Worker):
         self.receivers: Set[int] = set()
         self.seq = 0                 # serial_data events sent
         self.offset = 0              # bytes read from the port
-        self.unheard = 0             # bytes read while no connection had the port open
+        self.unheard = 0             # bytes dropped while no connection had the port open
+        self.backlog = bytearray()   # what came while nobody listened, from backlog_offset
+        self.backlog_offset = 0
         self.hung_up = False
         self.writes: Deque[_Write] = deque()
         self.flushes: List[Tuple[int, str, float]] = []
@@ -84,12 +91,17 @@ class SerialWorker(Worker):
         elif isinstance(message, Stop):
             self.running = False
 
-    def _open(self, task: Task) -> Dict[str, Any]:
+    def _open(self, task: Task) -> None:
         if task.args.get("baudrate") is not None:
             self._set_baudrate(task.args["baudrate"])
         self.receivers.add(task.conn)
-        return {"port": self.name, "baudrate": self.port.baudrate, "seq": self.seq,
-                "offset": self.offset, "unheard": self.unheard}
+        self.reply(task.seq, writing.ok(task.id_json, {
+            "port": self.name, "baudrate": self.port.baudrate, "seq": self.seq,
+            "offset": self.offset, "unheard": self.unheard}))
+        backlog, self.backlog = self.backlog, bytearray()
+        for start in range(0, len(backlog), CHUNK):   # the first to open gets what came before
+            self._push(self.backlog_offset + start, bytes(backlog[start:start + CHUNK]))
+        return None
 
     def _close(self, task: Task) -> Dict[str, Any]:
         self.receivers.discard(task.conn)
@@ -148,9 +160,19 @@ class SerialWorker(Worker):
         if not data:
             return
         offset, self.offset = self.offset, self.offset + len(data)
-        if not self.receivers:
-            self.unheard += len(data)
+        if self.receivers:
+            self._push(offset, data)
             return
+        if not self.backlog:
+            self.backlog_offset = offset
+        self.backlog += data
+        over = len(self.backlog) - BACKLOG
+        if over > 0:
+            del self.backlog[:over]
+            self.backlog_offset += over
+            self.unheard += over
+
+    def _push(self, offset: int, data: bytes) -> None:
         self.seq += 1
         self.event(tuple(self.receivers), writing.event("serial_data", {
             "port": self.name, "seq": self.seq, "offset": offset, "data": encode_data(data)}))
