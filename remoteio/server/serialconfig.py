@@ -15,7 +15,7 @@
 
 >>> rule = parse_serial_rule({"device": "sim:echo"}, lambda k, m: ValueError(m))
 >>> rule.device, rule.access, rule.holds_header()   # access None: [buses] default_access
-('sim:echo', 'write', False)
+('sim:echo', None, False)
 >>> parse_serial_rule({"device": "/dev/ttyAMA0"}, lambda k, m: ValueError(m)).holds_header()
 True
 """
