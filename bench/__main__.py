@@ -16,6 +16,7 @@ serve --sim`` in its own process, 127.0.0.1, a free port):
                backends on a gpio-sim chip beside rgpiod, same boot
   asyncio      the asyncio client beside the sync one: acked write, 1,000 concurrent writes
   scale        an I2C call's round trip, idle and with 26 pins blinking at 100 Hz
+  serial       115,200 baud sustained from the Pi to a client over a pty: bytes/s, bytes lost
 
 then the floors again (to show how the machine's load moved). Prints a
 table, writes results.json (everything, with raw statistics) and the table
@@ -36,7 +37,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
-from . import aio, crowd, events, kernel, latency, resources, scale, throughput, timing
+from . import aio, crowd, events, kernel, latency, resources, scale, serialbench, throughput, timing
 from .floors import Floor
 from .harness import ROOT
 from .plan import FULL, QUICK, SMOKE, Plan
@@ -56,6 +57,7 @@ SECTIONS: Dict[str, Section] = {
     "kernel": lambda plan, floor: kernel.kernel(plan),
     "asyncio": lambda plan, floor: aio.asyncio_client(plan),
     "scale": lambda plan, floor: scale.scale(plan),
+    "serial": lambda plan, floor: serialbench.serial(plan),
 }
 #: sections a --smoke run leaves out (the kernel section boots a VM)
 NOT_IN_SMOKE = ("kernel",)

@@ -40,6 +40,7 @@ EXPECTED = {
     "batch_write": ["batch_write.round_trip", "batch_write.skew"],
     "asyncio": ["asyncio.write.sync", "asyncio.write.async", "asyncio.concurrent"],
     "scale": ["scale.i2c.idle", "scale.i2c.busy"],
+    "serial": ["serial.115200.rate", "serial.115200.lost"],
 }
 
 
