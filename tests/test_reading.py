@@ -100,6 +100,9 @@ def test_every_op_accepts_its_documented_defaults():
             samples = {"addr": 0x20, "register": 0, "value": 0, "length": 1, "data": [0],
                        "msgs": [{"addr": 0x20, "read": 1}],
                        "calls": [{"call": "read_byte", "addr": 0x20}]}
+            if name.startswith("serial_"):  # a serial port's fields (protocol/serial.py)
+                samples.update(port="serial0", data="aGk=", baudrate=9600, timeout=1.0,
+                               input=True, output=False)
             message.update({k: samples[k] for k in spec.fields if k != "bus"})
         assert parse_request(json.dumps(message).encode()).op == name
 
