@@ -66,6 +66,9 @@ def test_the_bus_examples_run_against_remoteio_serve_sim(tmp_path):
             assert len(dump) == 22 and dump[0].startswith("0x00: 0xff")   # IODIRA after reset
             chase = example("examples/mcp23017_chaser.py", "2")
             assert chase == [f"bell {b}: GPIOA = {format(1 << b, '04b')}" for b in range(4)] * 2
+            echo = example("examples/serial_echo.py", "serial0", "one", "two")
+            assert echo == ["sent 'one', got back 'one'", "sent 'two', got back 'two'",
+                            "data pushed: True | bytes lost: 0"]
         finally:
             server.terminate()
             assert server.wait(20) == 0
