@@ -282,3 +282,40 @@ def test_a_serial_table_in_the_configuration_declares_a_port():
         parse_config('[buses.serial0]\naccess = "read"\n')
     with pytest.raises(ConfigError, match="baudrate"):
         parse_config('[buses.serial0]\ndevice = "sim:echo"\nbaudrate = 3\n')
+
+
+def test_a_reconnected_client_opens_its_port_again_and_loses_nothing_silently(served, remote):
+    import socket
+    master = served[1]
+    port = remote.serial("serial0", timeout=5.0)
+    to_master(master, b"before\n")
+    assert port.readline() == b"before\n"
+    old = remote.link
+    old.sock.shutdown(socket.SHUT_RDWR)          # the network drops the connection
+    to_master(master, b"during\n")
+    assert wait_until(lambda: remote.link is not old and remote.connected, 10.0)
+    to_master(master, b"after\n")
+    # what was written while the link was down was delivered, or counted lost: never hidden
+    total = len(b"before\nduring\nafter\n")
+    assert wait_until(lambda: port.bytes_received + port.bytes_lost == total, 10.0)
+    got = port.read(port.in_waiting)
+    assert got.endswith(b"after\n") and len(got) + port.bytes_lost == len(b"during\nafter\n")
+
+
+def test_a_device_that_hangs_up_is_reported_and_its_writes_fail_with_the_errno(
+        server_process, tmp_path):
+    master, slave = os.openpty()
+    config = tmp_path / "serial.toml"
+    config.write_text(f'[buses.serial0]\ndevice = "{os.ttyname(slave)}"\n')
+    os.close(slave)
+    # its own process: a zygote forked from this one would keep the master open
+    proc = server_process("--config", str(config))
+    with RemoteServer(*proc.address) as client:
+        port = client.serial("serial0", timeout=5.0)
+        to_master(master, b"last words\n")
+        assert port.readline() == b"last words\n"
+        os.close(master)                      # the device is unplugged
+        with pytest.raises(BusError) as caught:
+            wait_until(lambda: port.write(b"anyone?") and False, 5.0)
+        assert caught.value.detail == "EIO"
+        assert client.pin(7).read() in (0, 1)
