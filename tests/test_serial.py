@@ -1,9 +1,12 @@
 """Serial ports over the network: pyserial's calls on a remote tty (a real pty pair), data pushed."""
 from __future__ import annotations
 
+import base64
+import json
 import os
 import select
 import signal
+import socket
 import threading
 import time
 from typing import Iterator, Tuple
@@ -181,7 +184,6 @@ def test_access_read_refuses_writes_and_access_none_refuses_everything(remote):
 def test_an_oversized_write_and_a_bad_baudrate_are_bad_arguments(served, remote):
     raw = RawClient(served[0].address)
     raw.hello()
-    import base64
     too_big = base64.b64encode(b"x" * 8193).decode()
     reply = raw.call({"id": 1, "op": "serial_write", "port": "serial0", "data": too_big})
     assert reply["error"]["code"] in ("bad_argument", "frame_too_large")
@@ -285,7 +287,6 @@ def test_a_serial_table_in_the_configuration_declares_a_port():
 
 
 def test_a_reconnected_client_opens_its_port_again_and_loses_nothing_silently(served, remote):
-    import socket
     master = served[1]
     port = remote.serial("serial0", timeout=5.0)
     to_master(master, b"before\n")
@@ -319,3 +320,39 @@ def test_a_device_that_hangs_up_is_reported_and_its_writes_fail_with_the_errno(
             wait_until(lambda: port.write(b"anyone?") and False, 5.0)
         assert caught.value.detail == "EIO"
         assert client.pin(7).read() in (0, 1)
+
+
+def test_a_connection_that_does_not_read_sees_exactly_how_many_bytes_it_missed(pty):
+    master, path = pty
+    with Server(host="127.0.0.1", port=0, backend="sim", event_buffer=16 << 10,
+                buses={"serial0": {"device": path}}) as srv:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)   # a slow reader's small window
+        sock.settimeout(10.0)
+        sock.connect(srv.address)
+        sock.sendall(b'{"id":1,"op":"hello"}\n{"id":2,"op":"serial_open","port":"serial0"}\n')
+        lines = sock.makefile("rb")
+        assert json.loads(lines.readline())["ok"] and json.loads(lines.readline())["ok"]
+        total = 4 << 20
+        writer = threading.Thread(target=to_master, args=(master, b"m" * total))
+        writer.start()                           # while this connection reads nothing
+        writer.join(60.0)
+        sock.sendall(b'{"id":3,"op":"ping"}\n')  # a reply is never dropped: read up to it, then
+        received, missed, expected_offset, seqs, end_sent = 0, 0, 0, [], False
+        while True:
+            event = json.loads(lines.readline())
+            if "id" in event:                    # the queue has drained: a last word, kept
+                to_master(master, b"END")
+                end_sent = True
+                continue
+            data = base64.b64decode(event["data"])
+            missed += event["offset"] - expected_offset
+            expected_offset = event["offset"] + len(data)
+            received += len(data)
+            seqs.append(event["seq"])
+            if end_sent and data.endswith(b"END"):
+                break
+        sock.close()
+    assert missed > 0                            # the server dropped events for it ...
+    assert received + missed == total + 3        # ... and the offsets account for every byte
+    assert seqs[-1] - len(seqs) > 0              # the gaps show in seq too
