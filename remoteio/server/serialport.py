@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import termios
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -63,10 +64,13 @@ class TtyPort:
         return self.serial.out_waiting
 
     def reset(self, input: bool, output: bool) -> None:
-        if input:
-            self.serial.reset_input_buffer()
-        if output:
-            self.serial.reset_output_buffer()
+        try:
+            if input:
+                self.serial.reset_input_buffer()
+            if output:
+                self.serial.reset_output_buffer()
+        except termios.error as exc:   # tcflush's own error type, not an OSError
+            raise OSError(*exc.args) from None
 
     def close(self) -> None:
         self.serial.close()

@@ -84,6 +84,11 @@ class SerialWorker(Worker):
                 self.reply(message.seq, writing.error_from(exc, message.id_json))
             except OSError as exc:
                 self.reply(message.seq, writing.error_from(self._fail(exc), message.id_json))
+            except Exception:   # a bug: answer it, log it, and keep the port
+                log.exception("serial port %s: %s failed", self.name, message.op)
+                self.reply(message.seq, writing.error_from(ServerError(
+                    f"serial port {self.name}: {message.op} failed; see the server log"),
+                    message.id_json))
         elif isinstance(message, Gone):
             self.receivers.discard(message.conn)
         elif isinstance(message, Probe):
