@@ -18,6 +18,7 @@ import time
 from collections import defaultdict, deque
 from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, List, Optional, Tuple, Union
 
+from ..errors import RemoteIOError
 from ..protocol.serial import MAX_WRITE, decode_data, encode_data
 
 if TYPE_CHECKING:
@@ -238,9 +239,17 @@ class RemoteSerial:
             self._next_offset = self._last_seq = None
             if self.is_open:
                 self.reopened += 1
-                self.server.live_link().call("serial_open", self._open_fields())
+                call = self.server.live_link().call("serial_open", self._open_fields())
+                self.server.dispatch(self._reopened, call)   # not on the reader thread
         elif kind == "serial_error":
             log.warning("server: %s", message.get("message"))
+
+    def _reopened(self, call: Any) -> None:
+        """The answer to opening the port again (on the callback thread)."""
+        try:
+            self._opened(call.result(self.server.timeout))
+        except RemoteIOError as exc:
+            log.warning("opening %s again failed: %s", self.name, exc)
 
     def _data(self, message: Dict[str, Any]) -> None:
         data, offset, seq = decode_data(message["data"]), message["offset"], message["seq"]
