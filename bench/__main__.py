@@ -18,6 +18,7 @@ serve --sim`` in its own process, 127.0.0.1, a free port):
   scale        an I2C call's round trip, idle and with 26 pins blinking at 100 Hz
   buses        I2C calls, a 32-call transaction and an SPI xfer2 (MCP3008) beside an
                acked pin write (bench/buses.py)
+  serial       115,200 baud sustained from the Pi to a client over a pty: bytes/s, bytes lost
 
 then the floors again (to show how the machine's load moved). Prints a
 table, writes results.json (everything, with raw statistics) and the table
@@ -38,7 +39,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
-from . import aio, buses, crowd, events, kernel, latency, resources, scale, throughput, timing
+from . import aio, buses, crowd, events, kernel, latency, resources, scale, serialbench, throughput, timing
 from .floors import Floor
 from .harness import ROOT
 from .plan import FULL, QUICK, SMOKE, Plan
@@ -59,6 +60,7 @@ SECTIONS: Dict[str, Section] = {
     "asyncio": lambda plan, floor: aio.asyncio_client(plan),
     "scale": lambda plan, floor: scale.scale(plan),
     "buses": lambda plan, floor: buses.section(plan.lib_latency),
+    "serial": lambda plan, floor: serialbench.serial(plan),
 }
 #: sections a --smoke run leaves out (the kernel section boots a VM)
 NOT_IN_SMOKE = ("kernel",)

@@ -42,6 +42,7 @@ EXPECTED = {
     "scale": ["scale.i2c.idle", "scale.i2c.busy"],
     "buses": ["buses.pin_write", "buses.i2c.read_byte_data", "buses.i2c.transaction32",
               "buses.spi.xfer2"],
+    "serial": ["serial.115200.rate", "serial.115200.lost"],
 }
 
 

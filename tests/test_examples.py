@@ -69,6 +69,9 @@ def test_the_bus_examples_run_against_remoteio_serve_sim(tmp_path):
             adc = example("examples/mcp3008.py", "--sim")   # gpiozero over the network
             assert [line.split()[:2] for line in adc] == [
                 [f"CH{c}:", str(int(1024 * c * 0.4 / 3.3))] for c in range(8)]
+            echo = example("examples/serial_echo.py", "serial0", "one", "two")
+            assert echo == ["sent 'one', got back 'one'", "sent 'two', got back 'two'",
+                            "data pushed: True | bytes lost: 0"]
         finally:
             server.terminate()
             assert server.wait(20) == 0

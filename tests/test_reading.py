@@ -102,6 +102,9 @@ def test_every_op_accepts_its_documented_defaults():
                        "calls": [{"call": "read_byte", "addr": 0x20}]}
             if name.startswith("spi_"):   # SPI bytes travel as hex text
                 samples.update(data="00", count=1, action="voltages")
+            if name.startswith("serial_"):  # a serial port's fields (protocol/serial.py)
+                samples.update(port="serial0", data="aGk=", baudrate=9600, timeout=1.0,
+                               input=True, output=False)
             message.update({k: samples[k] for k, (_, default) in spec.fields.items()
                             if default is REQUIRED})
         assert parse_request(json.dumps(message).encode()).op == name

@@ -31,6 +31,7 @@ from ..pins import PinSpec, board_pin
 from ..protocol import auth
 from ..protocol.client_conn import Greeting
 from .remotepin import RemotePin
+from .serial import SerialPorts
 from ..settings import DEFAULT_PORT
 from .simcontrol import SimControl
 from ..tls import ClientTLS
@@ -40,6 +41,7 @@ from ..tokens import find_token
 if TYPE_CHECKING:
     from .buses import RemoteI2C
     from .spi import RemoteSPI
+    from .serial import RemoteSerial
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +80,8 @@ class RemoteServer:
         self.take_over = take_over
         self.tls = settings.enabled
         self._pins: Dict[int, RemotePin] = {}
+        #: the serial ports opened through this client (where their events go)
+        self.serial_ports = SerialPorts()
         self._pins_lock = threading.Lock()
         self._dispatch_queue: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
         self._dispatcher: Optional[threading.Thread] = None
@@ -159,6 +163,11 @@ class RemoteServer:
                     link.call(op, fields).result(self.timeout)
                 except RemoteIOError as exc:
                     log.warning("after reconnecting, %s on BOARD%d failed: %s", op, pin.board, exc)
+        for op, fields in self.serial_ports.setup_requests():
+            try:
+                link.call(op, fields).result(self.timeout)
+            except RemoteIOError as exc:
+                log.warning("after reconnecting, %s of %s failed: %s", op, fields["port"], exc)
         log.info("reconnected to %s:%d; pin setup re-applied", self.host, self.port)
         self._connected.set()
         self._notify_connection(True)
@@ -315,6 +324,12 @@ class RemoteServer:
         from .spi import RemoteSPI
         return RemoteSPI(self, bus, device, mode=mode, max_speed_hz=max_speed_hz,
                          bits_per_word=bits_per_word)
+    def serial(self, port: str = "serial0", baudrate: Optional[int] = None,
+               timeout: Optional[float] = None, **options: Any) -> "RemoteSerial":
+        """Serial port *port* of the Pi (its configured name, or that port's
+        device path), with pyserial's methods and its data pushed (docs/buses.md)."""
+        from .serial import RemoteSerial
+        return RemoteSerial(self, port, baudrate, timeout, **options)
 
     def ping(self) -> float:
         """One round trip to the server, in seconds."""
@@ -359,6 +374,9 @@ class RemoteServer:
 
     # ---- events and callbacks ------------------------------------------------------
     def _on_event(self, message: Dict[str, Any]) -> None:
+        if "port" in message:   # a serial port's data or failure (client/serial.py)
+            self.serial_ports.handle(message)
+            return
         kind = message.get("event")
         pin = self._pins.get(message.get("pin"))
         if pin is None:

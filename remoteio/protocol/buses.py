@@ -150,4 +150,6 @@ def bus_name(key: Tuple[Any, ...]) -> str:
     if key[0] == "spi":
         return f"SPI bus {key[1]} device {key[2]}"
     kind, number = key
+    if kind == "serial":
+        return f"serial port {number}"
     return f"{kind.upper()} bus {number}"

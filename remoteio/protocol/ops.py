@@ -13,6 +13,7 @@ from ..errors import BadArgument
 from . import buses as b
 from . import fields as f
 from . import spi as s
+from . import serial as serial_ops
 
 REQUIRED = object()
 
@@ -124,6 +125,7 @@ _OP_LIST += tuple(_spec("i2c_" + call, BUS, QUERY, **_BUS, **b.call_fields(call)
     _spec("i2c_transaction", BUS, QUERY, **_BUS, calls=(b.transaction, REQUIRED)),
 )
 _OP_LIST += tuple(_spec("spi_" + op, BUS, QUERY, **s.spi_fields(op)) for op in s.SPI_OPS)
+_OP_LIST += tuple(_spec(name, BUS, QUERY, **fields) for name, fields in serial_ops.serial_ops(REQUIRED))
 
 #: op name -> spec; the whole whitelist
 OPS: Dict[str, OpSpec] = {spec.name: spec for spec in _OP_LIST}

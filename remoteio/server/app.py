@@ -38,6 +38,7 @@ from .backends.simboard import SimHeader
 from .busgate import BusGate
 from .busworker import run_i2c_worker
 from .spiworker import run_spi_worker
+from .serialworker import run_serial_worker
 from .spawn import run_pin_worker
 from .status import StatusTable
 from .transport import certificate_der, server_context
@@ -141,7 +142,7 @@ class Server:
         kinds = {"pin": functools.partial(run_pin_worker, mode=self.mode, backend=self.backend,
                                           status=self.status,
                                           realtime_priority=self.realtime_priority),
-                 "i2c": run_i2c_worker, "spi": run_spi_worker}
+                 "i2c": run_i2c_worker, "spi": run_spi_worker, "serial": run_serial_worker}
         self._zygote = Zygote(kinds).start()
         try:
             family = socket.AF_INET6 if ":" in self.host else socket.AF_INET

@@ -20,6 +20,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional, Tuple
 
+from .serialconfig import SerialRule, parse_serial_rule, serial_key
+
 ACCESS = ("none", "read", "write")
 _NAME = re.compile(r"^i2c(\d{1,3})$")
 _DEVICE = re.compile(r"^(mcp23017|registers|stuck)@(0x[0-9a-fA-F]{1,2}|\d{1,3})$")
@@ -82,10 +84,15 @@ def parse_buses(data: Dict[str, Any], fail: Callable[[str, Optional[str], str], 
                 raise fail("buses", name, f"default_access must be one of {', '.join(ACCESS)}")
             default = value
             continue
+        if serial_key(name) is not None:   # a serial port's table (serialconfig.py)
+            rules[serial_key(name)] = parse_serial_rule(
+                value, lambda k, m, t=f"buses.{name}": fail(t, k, m))
+            continue
         key = bus_key(name) or spi_key(name)
         if key is None:
             raise fail(f"buses.{name}", None,
-                       f"{name} is not a bus (i2c0 .. i2c255, spi0.0 .. spi255.255)")
+                       f"{name} is not a bus (i2c0 .. i2c255, spi0.0 .. spi255.255) "
+                       "or a serial port (serial...)")
         parse = parse_spi_rule if key[0] == "spi" else parse_bus_rule
         rules[key] = parse(value, lambda k, m, t=f"buses.{name}": fail(t, k, m))
     return default, rules
@@ -96,10 +103,15 @@ def bus_rules(rules: Dict[Any, Any]) -> Dict[Tuple[Any, ...], BusRule]:
     from .spiconfig import parse_spi_rule, spi_key
     clean = {}
     for name, rule in rules.items():
+        if isinstance(name, str) and serial_key(name) is not None:
+            clean[serial_key(name)] = rule if isinstance(rule, SerialRule) else parse_serial_rule(
+                rule, lambda k, m: ValueError(f"{name}: {m}"))
+            continue
         key = (bus_key(name) or spi_key(name)) if isinstance(name, str) else tuple(name)
         if key is None:
-            raise ValueError(f"{name!r} is not a bus (i2c0 .. i2c255, spi0.0 .. spi255.255)")
+            raise ValueError(f"{name!r} is not a bus (i2c0 .. i2c255, spi0.0 .. spi255.255) "
+                             "or a serial port (serial...)")
         parse = parse_spi_rule if key[0] == "spi" else parse_bus_rule
-        clean[key] = rule if isinstance(rule, BusRule) else parse(
+        clean[key] = rule if isinstance(rule, (BusRule, SerialRule)) else parse(
             rule, lambda k, m: ValueError(f"{name}: {m}"))
     return clean

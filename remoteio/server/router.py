@@ -48,6 +48,7 @@ from .messages import Event, Gone, MakeSafe, PartReply, Pong, Reply, Settings, T
 from .ownership import Ownership
 from .pool import WorkerEnded, WorkerHandle, WorkerPool
 from .rules import Rules
+from .serialgate import SerialGate
 from .spawn import pin_settings
 from .spiusers import SpiUsers
 from .status import StatusTable
@@ -97,6 +98,8 @@ class Router:
         self.ownership = Ownership(show_peers)
         self.buses = buses or BusGate()
         self.spi = SpiUsers(self.ownership)
+        self.serial = SerialGate(self.buses.default.access, self.buses.rules,
+                                 sim=backend.sim is not None)
         self.info = InfoService(self._snapshot, outlet.reply)
         selector.register(self.info.fileno(), selectors.EVENT_READ, ("info", None))
         self.stopping = False
@@ -122,6 +125,10 @@ class Router:
                 self._queue(handle, Gone(conn, board in left.owned, policy))
         for key in self.spi.closed(conn):   # its last user went: the worker closes the device
             self._close_spi(key)
+        for key in self.serial.closed(conn):   # the ports it received from stop pushing to it
+            handle = self.pool.get(key)
+            if handle is not None:
+                self._queue(handle, Gone(conn, False, "finish"))
         self._send_batches()
 
     def route(self, conn: int, requests: List[Request]) -> None:
@@ -178,6 +185,9 @@ class Router:
 
     def _to_bus(self, conn: int, req: Request) -> None:
         """A bus call: the gate, then the bus's worker (started on first use)."""
+        if req.op.startswith("serial_"):
+            self._to_serial(conn, req)
+            return
         key = request_bus(req.op, req.args)
         self.buses.check(key, req.op, req.args)
         if key[0] == "spi" and not self.spi.admit(conn, key, req.op, self.backend.sim is not None,
@@ -206,6 +216,25 @@ class Router:
             self._seq += 1
             self._queue(handle, Task(self._seq, 0, "0", "spi_close",
                                      {"bus": key[1], "device": key[2]}, False))
+    def _to_serial(self, conn: int, req: Request) -> None:
+        """A serial port's request: the port it names, its access, then its worker."""
+        key = self.serial.resolve(req.args["port"])
+        self.serial.check(key, req.op, req.args)
+        handle = self.pool.get(key)
+        if handle is None:
+            if self.stopping:
+                raise ShuttingDown("the server is stopping")
+            self.ownership.hold_for_bus(bus_name(key), self.serial.pins(key))
+            try:
+                handle = self.pool.start("serial", key, self.serial.settings(key))
+            except WorkerFailed:
+                self.ownership.release_bus(bus_name(key))
+                raise
+        if len(handle.inflight) >= MAX_INFLIGHT:
+            raise ServerBusy(f"{bus_name(key)} has {MAX_INFLIGHT} requests in progress")
+        if req.op in ("serial_open", "serial_close"):
+            self.serial.opened(conn, key, req.op == "serial_open")
+        self._dispatch(handle, conn, req.id_json, req.op, req.args, None)
 
     def _handle(self, board: int) -> WorkerHandle:
         self.ownership.check_bus(board)
@@ -352,6 +381,9 @@ class Router:
             self._fail_inflight(handle, WorkerFailed(
                 f"the worker of {name} died (a stuck bus?); the next call starts a fresh one"))
             self.ownership.release_bus(name)
+            if handle.kind == "serial":   # its receivers open it again (client/serial.py)
+                self.outlet.event(self.serial.users(board), writing.event(
+                    "worker_failed", {"port": board[1], "message": f"the worker of {name} died"}))
             return
         log.warning("%s: worker %s ended (exit status %s); pin made safe",
                     describe(board), handle.pid, handle.exit_status)

@@ -73,6 +73,14 @@ class Worker:
     def service(self, fd: int) -> None:
         """One of :meth:`event_fds` is readable."""
 
+    def write_fds(self) -> Tuple[int, ...]:
+        """Descriptors of the resource the loop waits on for writing (a tty's
+        output waiting for room), so that no write of the resource blocks."""
+        return ()
+
+    def service_writable(self, fd: int) -> None:
+        """One of :meth:`write_fds` is writable."""
+
     # ---- the loop ----------------------------------------------------------------
     def run(self) -> None:
         tasks, replies, wake = self.tasks.fileno(), self.replies.fileno(), self._wake.fileno()
@@ -80,13 +88,16 @@ class Worker:
             while self.running:
                 wake_at = self.next_wake()
                 timeout = None if wake_at is None else max(0.0, wake_at - time.monotonic())
-                sources = self.event_fds()
+                sources, sinks = self.event_fds(), self.write_fds()
                 readable, writable, _ = select.select(
-                    (tasks, wake) + sources, (replies,) if self.replies.pending else (), (),
-                    timeout)
+                    (tasks, wake) + sources, ((replies,) if self.replies.pending else ()) + sinks,
+                    (), timeout)
                 for fd in sources:
                     if fd in readable:
                         self.service(fd)
+                for fd in sinks:
+                    if fd in writable:
+                        self.service_writable(fd)
                 if wake in readable:
                     self._wake.drain()
                 if writable:
