@@ -1,6 +1,8 @@
 """SPI over the network: spidev's calls on a remote device, compared with a local model."""
 from __future__ import annotations
 
+import errno
+import importlib.util
 import os
 import signal
 from typing import Any, Iterator, List
@@ -274,3 +276,27 @@ def test_spi_sim_on_real_hardware_is_not_supported_and_holds_nothing():
     with pytest.raises(NotSupported, match="simulated board"):
         SpiUsers(ownership).admit(1, ("spi", 0, 0), "spi_sim", sim=False)
     assert SpiUsers(ownership).admit(1, ("spi", 0, 0), "spi_sim") and not ownership.bus_held
+
+
+def test_a_closed_device_refuses_calls_as_spidev_does_and_closing_twice_is_fine(client):
+    spi = client.spi(0, 0)
+    spi.close()
+    spi.close()
+    with pytest.raises(OSError) as caught:
+        spi.xfer2([1, 0x80, 0])
+    assert caught.value.errno == errno.EBADF
+    spi.open(0, 0)
+    assert len(spi.xfer2([1, 0x80, 0])) == 3
+    spi.close()
+
+
+def test_a_real_device_that_cannot_be_opened_says_why_naming_it():
+    from remoteio.server.spibus import SpiDevice
+    device = SpiDevice(250, 250)   # the kernel's spidev path: no such device here
+    if importlib.util.find_spec("spidev") is None:   # the worker says how to get it
+        with pytest.raises(NotSupported, match=r"remoteio\[pi\]"):
+            device.perform("spi_xfer2", {"data": b"\x01"})
+        return
+    with pytest.raises(BusError) as caught:
+        device.perform("spi_xfer2", {"data": b"\x01"})
+    assert caught.value.detail == "ENOENT" and "SPI bus 250 device 250" in caught.value.message

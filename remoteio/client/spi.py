@@ -8,6 +8,8 @@ so another client of the same device keeps its own.
 """
 from __future__ import annotations
 
+import errno
+import os
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from ..errors import BadArgument
@@ -88,8 +90,8 @@ class RemoteSPI:
                 "max_speed_hz": self._max_speed_hz}
 
     def _request(self, op: str, **fields: Any) -> Dict[str, Any]:
-        if self.closed:
-            raise ValueError(f"{self!r} is closed; open() it first")  # spidev: I/O on closed file
+        if self.closed:   # as spidev's calls on a closed device (its fd is -1)
+            raise OSError(errno.EBADF, f"{os.strerror(errno.EBADF)}: {self!r} is closed")
         return self.server.request("spi_" + op, bus=self.bus, device=self.device,
                                    **self._settings(), **fields)
 
@@ -218,7 +220,7 @@ class RemoteSPI:
 
     def _pipeline(self, requests: List[Tuple[str, Dict[str, Any]]]) -> List[Dict[str, Any]]:
         if self.closed:
-            raise ValueError(f"{self!r} is closed; open() it first")
+            raise OSError(errno.EBADF, f"{os.strerror(errno.EBADF)}: {self!r} is closed")
         return self.server.request_pipeline(requests)
 
     def __repr__(self) -> str:

@@ -19,7 +19,10 @@ from .spidevices import MCP3008, SPI_DEVICE_KINDS, SimSpiDev
 
 
 def kernel_spidev() -> Any:
-    import spidev  # the SPI worker's import only: the server needs none of it
+    try:
+        import spidev  # the SPI worker's import only: the server needs none of it
+    except ImportError:
+        raise NotSupported("SPI needs spidev on the Pi: pip install 'remoteio[pi]'") from None
     return spidev.SpiDev()
 
 
