@@ -299,7 +299,8 @@ def test_a_reconnected_client_opens_its_port_again_and_loses_nothing_silently(se
     to_master(master, b"after\n")
     # what was written while the link was down was delivered, or counted lost: never hidden
     total = len(b"before\nduring\nafter\n")
-    assert wait_until(lambda: port.bytes_received + port.bytes_lost == total, 10.0)
+    assert wait_until(lambda: port.bytes_received + port.bytes_lost == total, 10.0), (
+        port.bytes_received, port.bytes_lost, port.events_lost, port.unheard, port.read_all())
     got = port.read(port.in_waiting)
     assert got.endswith(b"after\n") and len(got) + port.bytes_lost == len(b"during\nafter\n")
 
