@@ -26,7 +26,7 @@ import os
 import selectors
 import time
 from collections import defaultdict
-from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Set
+from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Set, Tuple
 
 try:
     from typing import Protocol
@@ -194,20 +194,9 @@ class Router:
                                                   key in self.pool):
             self.outlet.reply(conn, writing.ok(req.id_json, {}))   # a close that closes nothing
             return
-        handle = self.pool.get(key)
-        if handle is None:
-            if self.stopping:
-                raise ShuttingDown("the server is stopping")
-            if key[0] != "spi":   # I2C holds its pins while its worker runs; SPI while open
-                self.ownership.hold_for_bus(bus_name(key), BUS_PINS.get(key, ()))
-            try:
-                handle = self.pool.start(key[0], key, self.buses.settings(
-                    key, self.backend.sim is not None))
-            except WorkerFailed:
-                self.ownership.release_bus(bus_name(key))
-                raise
-        if len(handle.inflight) >= MAX_INFLIGHT:
-            raise ServerBusy(f"{bus_name(key)} has {MAX_INFLIGHT} requests in progress")
+        # I2C holds its pins while its worker runs; SPI while a connection has it open
+        handle = self._bus_handle(key, () if key[0] == "spi" else BUS_PINS.get(key, ()),
+                                  lambda: self.buses.settings(key, self.backend.sim is not None))
         self._dispatch(handle, conn, req.id_json, req.op, req.args, None)
 
     def _close_spi(self, key: Any) -> None:
@@ -216,22 +205,29 @@ class Router:
             self._seq += 1
             self._queue(handle, Task(self._seq, 0, "0", "spi_close",
                                      {"bus": key[1], "device": key[2]}, False))
-    def _to_serial(self, conn: int, req: Request) -> None:
-        """A serial port's request: the port it names, its access, then its worker."""
-        key = self.serial.resolve(req.args["port"])
-        self.serial.check(key, req.op, req.args)
+
+    def _bus_handle(self, key: Tuple[Any, ...], pins: Iterable[int],
+                    settings: Callable[[], Dict[str, Any]]) -> WorkerHandle:
+        """The worker of bus *key* (kind ``key[0]``), started on first use holding *pins*."""
         handle = self.pool.get(key)
         if handle is None:
             if self.stopping:
                 raise ShuttingDown("the server is stopping")
-            self.ownership.hold_for_bus(bus_name(key), self.serial.pins(key))
+            self.ownership.hold_for_bus(bus_name(key), pins)
             try:
-                handle = self.pool.start("serial", key, self.serial.settings(key))
+                handle = self.pool.start(key[0], key, settings())
             except WorkerFailed:
                 self.ownership.release_bus(bus_name(key))
                 raise
         if len(handle.inflight) >= MAX_INFLIGHT:
             raise ServerBusy(f"{bus_name(key)} has {MAX_INFLIGHT} requests in progress")
+        return handle
+
+    def _to_serial(self, conn: int, req: Request) -> None:
+        """A serial port's request: the port it names, its access, then its worker."""
+        key = self.serial.resolve(req.args["port"])
+        self.serial.check(key, req.op, req.args)
+        handle = self._bus_handle(key, self.serial.pins(key), lambda: self.serial.settings(key))
         if req.op in ("serial_open", "serial_close"):
             self.serial.opened(conn, key, req.op == "serial_open")
         self._dispatch(handle, conn, req.id_json, req.op, req.args, None)
