@@ -34,7 +34,7 @@ except ImportError:  # Python < 3.8
     Protocol = object  # type: ignore
 
 from ..errors import NotSupported, ServerBusy, ServerError, ShuttingDown, WorkerFailed
-from ..pins import BOARD_TO_BCM, board_pin, describe
+from ..pins import BOARD_TO_BCM, describe, pin_key
 from ..protocol import writing
 from ..protocol.buses import BUS_PINS, bus_name
 from ..protocol.ops import BATCH, BUS, SERVER
@@ -42,6 +42,7 @@ from ..protocol.reading import Request
 from .admin import sim_operation
 from .backends import Backend
 from .busgate import BusGate
+from .expanderroute import Expanders
 from .gather import Gather, GatherPart, PartError
 from .info import InfoService
 from .messages import Event, Gone, MakeSafe, PartReply, Pong, Reply, Settings, Task, ToWorker
@@ -83,7 +84,7 @@ class Router:
     def __init__(self, *, backend: Backend, mode: str, status: StatusTable, rules: Rules, pool: WorkerPool,
                  outlet: Outlet, selector: selectors.BaseSelector, version: str, started: float,
                  disconnect_policy: str = "finish", show_peers: bool = True,
-                 buses: Optional[BusGate] = None):
+                 buses: Optional[BusGate] = None, expanders: Optional[Expanders] = None):
         self.backend = backend
         self.mode = mode
         self.status = status
@@ -95,6 +96,7 @@ class Router:
         self.disconnect_policy = disconnect_policy
         self.ownership = Ownership(show_peers)
         self.buses = buses or BusGate()
+        self.expanders = expanders or Expanders({})
         self.info = InfoService(self._snapshot, outlet.reply)
         selector.register(self.info.fileno(), selectors.EVENT_READ, ("info", None))
         self.stopping = False
@@ -114,10 +116,11 @@ class Router:
         left = self.ownership.closed(conn)
         self._feeding.pop(conn, None)
         for board in left.owned | left.watched:
-            handle = self.pool.get(board)
+            handle = self.pool.get(self._worker_key(board))
             if handle is not None:
                 policy = self.rules.rule(board).on_disconnect or self.disconnect_policy
-                self._queue(handle, Gone(conn, board in left.owned, policy))
+                self._queue(handle, self._for(handle, board, Gone(conn, board in left.owned,
+                                                                   policy)))
         self._send_batches()
 
     def route(self, conn: int, requests: List[Request]) -> None:
@@ -170,12 +173,13 @@ class Router:
             self.ownership.claim(conn, board, op)
         elif op in ("watch", "unwatch"):
             self.ownership.watch(conn, board, op == "watch")
-        self._dispatch(handle, conn, req.id_json, op, req.args, None)
+        self._dispatch(handle, conn, req.id_json, op, req.args, None, board)
 
     def _to_bus(self, conn: int, req: Request) -> None:
         """An I2C call: the gate, then the bus's worker (started on first use)."""
         key = ("i2c", req.args["bus"])
         self.buses.check(key, req.op, req.args)
+        self.expanders.check_address(key, req.op, req.args)
         handle = self.pool.get(key)
         if handle is None:
             if self.stopping:
@@ -191,7 +195,38 @@ class Router:
             raise ServerBusy(f"{bus_name(key)} has {MAX_INFLIGHT} requests in progress")
         self._dispatch(handle, conn, req.id_json, req.op, req.args, None)
 
-    def _handle(self, board: int) -> WorkerHandle:
+    def _worker_key(self, board: Any) -> Any:
+        """The pool's key of the worker that runs *board* (an expander's pin: its chip's)."""
+        return self.expanders.spec_of(board).key if isinstance(board, str) else board
+
+    def _for(self, handle: WorkerHandle, board: Any, message: ToWorker) -> ToWorker:
+        """*message* as *board*'s worker takes it (an expander's: for one of its pins)."""
+        return self.expanders.wrap(board, message) if handle.kind == "expander" else message
+
+    def _expander_handle(self, pin: str) -> WorkerHandle:
+        """The worker of the expander of *pin*, started on first use."""
+        spec = self.expanders.spec_of(pin)
+        handle = self.pool.get(spec.key)
+        if handle is None:
+            if self.stopping:
+                raise ShuttingDown("the server is stopping")
+            # its bus's header pins (I2C1: BOARD3/5) are held as for the bus's own worker
+            held = f"expander {spec.name} (I2C bus {spec.bus})"
+            self.ownership.hold_for_bus(held, [b for b in BUS_PINS.get(("i2c", spec.bus), ())
+                                               if b not in self.ownership.bus_held])
+            try:
+                handle = self.pool.start("expander", spec.key,
+                                         self.expanders.settings(spec, self.rules.rule))
+            except WorkerFailed:
+                self.ownership.release_bus(held)
+                raise
+        if len(handle.inflight) >= MAX_INFLIGHT:
+            raise ServerBusy(f"expander {spec.name} has {MAX_INFLIGHT} requests in progress")
+        return handle
+
+    def _handle(self, board: Any) -> WorkerHandle:
+        if isinstance(board, str):
+            return self._expander_handle(board)
         self.ownership.check_bus(board)
         handle = self.pool.get(board)
         if handle is None:
@@ -203,10 +238,12 @@ class Router:
         return handle
 
     def _dispatch(self, handle: WorkerHandle, conn: int, id_json: str, op: str,
-                  args: Dict[str, Any], part: Optional[GatherPart]) -> None:
+                  args: Dict[str, Any], part: Optional[GatherPart], board: Any = None) -> None:
         self._seq += 1
         handle.inflight[self._seq] = Inflight(conn, id_json, part)
-        self._queue(handle, Task(self._seq, conn, id_json, op, args, part is not None))
+        task = Task(self._seq, conn, id_json, op, args, part is not None)
+        self._queue(handle, self.expanders.wrap(board, task) if handle.kind == "expander"
+                    else task)
         if self.pool.congested(handle):
             self._feeding[conn].add(handle)
 
@@ -244,7 +281,7 @@ class Router:
             self.ownership.claim_all(conn, boards, "write")
         gather = Gather(conn, req.id_json, "write" if req.op == "write" else "read", len(parts))
         for board, (op, args) in parts.items():
-            self._dispatch(handles[board], conn, "0", op, args, GatherPart(gather, board))
+            self._dispatch(handles[board], conn, "0", op, args, GatherPart(gather, board), board)
 
     def _server_op(self, conn: int, req: Request) -> None:
         if req.op == "info":
@@ -253,7 +290,7 @@ class Router:
             args = req.args
             for spec in (args["pin"], args["to"]):
                 if spec is not None:
-                    self.rules.check_sim(board_pin(spec), args["action"])
+                    self.rules.check_sim(pin_key(spec), args["action"])
             self.outlet.reply(conn, writing.ok(req.id_json, sim_operation(
                 self.backend, args, self.rules.served)))
         else:  # pragma: no cover - the whitelist has no other server op
@@ -329,6 +366,9 @@ class Router:
         if self.stopping:
             self._fail_inflight(handle, ShuttingDown("the server is stopping"))
             return
+        if handle.kind == "expander":
+            self._expander_ended(handle)
+            return
         if handle.kind != "pin":  # a bus: its next use starts a fresh worker
             name = bus_name(board)
             log.warning("%s: worker %s ended (exit status %s)", name, handle.pid,
@@ -357,6 +397,25 @@ class Router:
         self._queue(fresh, MakeSafe(was_output))
         self._send_batches()
 
+    def _expander_ended(self, handle: WorkerHandle) -> None:
+        """An expander's worker died: its requests fail, its pins' holders and
+        watchers are told, and a fresh worker takes the chip (every pin released)."""
+        spec = self.expanders.specs[handle.key[1]]
+        log.warning("expander %s: worker %s ended (exit status %s); its pins made safe",
+                    spec.name, handle.pid, handle.exit_status)
+        failure = WorkerFailed(f"the worker of expander {spec.name} died; its pins were made "
+                               "safe")
+        self._fail_inflight(handle, failure)
+        for pin in self.expanders.pins(spec):
+            told = self.ownership.worker_died(pin)
+            if told:
+                self.outlet.event(tuple(told), writing.event(
+                    "worker_failed", {"pin": pin, "message": failure.message}))
+        try:  # the fresh worker resets the chip: every pin an input, as at the start
+            self.pool.start("expander", spec.key, self.expanders.settings(spec, self.rules.rule))
+        except WorkerFailed as exc:
+            log.error("expander %s: %s", spec.name, exc.message)
+
     def reload_rules(self, rules: Rules) -> None:
         """New pin rules: checked from the next request on, and told to every
         running worker (each judges its next change by them)."""
@@ -364,6 +423,10 @@ class Router:
         for handle in self.pool:
             if handle.kind == "pin":
                 self._queue(handle, Settings(pin_settings(rules.rule(handle.key))))
+            elif handle.kind == "expander":
+                for pin in self.expanders.pins(self.expanders.specs[handle.key[1]]):
+                    self._queue(handle, self.expanders.wrap(
+                        pin, Settings(pin_settings(rules.rule(pin)))))
         self._send_batches()
 
     # ---- time and the end ------------------------------------------------------------------
