@@ -37,7 +37,7 @@ try:
 except ImportError:  # Python < 3.11
     import tomli as tomllib  # type: ignore[no-redef]
 
-from ..pins import pin_key
+from ..pins import pin_key as parse_pin
 from ..settings import BACKEND_NAMES, DEFAULT_PORT, DISCONNECT_POLICIES, MODES
 from ..tokens import check_token
 from ..errors import ConfigError  # noqa: F401 (defined in errors.py)
@@ -162,7 +162,7 @@ def parse_config(text: str, name: str = "<config>") -> ServerConfig:
             continue
         table = f"pins.{key}"
         try:
-            board = pin_key(key)
+            board = parse_pin(key)
         except ValueError as exc:
             raise fail(table, None, str(exc)) from None
         if board in tables:  # "7", "b7" and "GPIO4" are one pin: one rule, never a silent swap

@@ -189,8 +189,7 @@ class ExpanderPinDriver:
         self.open()
         if self.mode == "output":
             return int(self.level >= 0.5)
-        self.seen = self.chip.read_inputs() >> self.bit & 1
-        return self.seen
+        return self.chip.read_inputs() >> self.bit & 1   # never `seen`: that is the poll's
 
     # ---- change events: the worker polls the chip and tells each watched input --------------
     def watch(self, on: bool) -> None:
