@@ -43,6 +43,7 @@ from .admin import sim_operation
 from .backends import Backend
 from .busgate import BusGate
 from .expanderroute import Expanders
+from .routeexpanders import ExpanderRouting
 from .gather import Gather, GatherPart, PartError
 from .info import InfoService
 from .messages import Event, Gone, MakeSafe, PartReply, Pong, Reply, Settings, Task, ToWorker
@@ -80,7 +81,7 @@ class Inflight(NamedTuple):
     part: Optional[GatherPart]
 
 
-class Router:
+class Router(ExpanderRouting):
     def __init__(self, *, backend: Backend, mode: str, status: StatusTable, rules: Rules, pool: WorkerPool,
                  outlet: Outlet, selector: selectors.BaseSelector, version: str, started: float,
                  disconnect_policy: str = "finish", show_peers: bool = True,
@@ -202,27 +203,6 @@ class Router:
     def _for(self, handle: WorkerHandle, board: Any, message: ToWorker) -> ToWorker:
         """*message* as *board*'s worker takes it (an expander's: for one of its pins)."""
         return self.expanders.wrap(board, message) if handle.kind == "expander" else message
-
-    def _expander_handle(self, pin: str) -> WorkerHandle:
-        """The worker of the expander of *pin*, started on first use."""
-        spec = self.expanders.spec_of(pin)
-        handle = self.pool.get(spec.key)
-        if handle is None:
-            if self.stopping:
-                raise ShuttingDown("the server is stopping")
-            # its bus's header pins (I2C1: BOARD3/5) are held as for the bus's own worker
-            held = f"expander {spec.name} (I2C bus {spec.bus})"
-            self.ownership.hold_for_bus(held, [b for b in BUS_PINS.get(("i2c", spec.bus), ())
-                                               if b not in self.ownership.bus_held])
-            try:
-                handle = self.pool.start("expander", spec.key,
-                                         self.expanders.settings(spec, self.rules.rule))
-            except WorkerFailed:
-                self.ownership.release_bus(held)
-                raise
-        if len(handle.inflight) >= MAX_INFLIGHT:
-            raise ServerBusy(f"expander {spec.name} has {MAX_INFLIGHT} requests in progress")
-        return handle
 
     def _handle(self, board: Any) -> WorkerHandle:
         if isinstance(board, str):
@@ -396,25 +376,6 @@ class Router:
             return
         self._queue(fresh, MakeSafe(was_output))
         self._send_batches()
-
-    def _expander_ended(self, handle: WorkerHandle) -> None:
-        """An expander's worker died: its requests fail, its pins' holders and
-        watchers are told, and a fresh worker takes the chip (every pin released)."""
-        spec = self.expanders.specs[handle.key[1]]
-        log.warning("expander %s: worker %s ended (exit status %s); its pins made safe",
-                    spec.name, handle.pid, handle.exit_status)
-        failure = WorkerFailed(f"the worker of expander {spec.name} died; its pins were made "
-                               "safe")
-        self._fail_inflight(handle, failure)
-        for pin in self.expanders.pins(spec):
-            told = self.ownership.worker_died(pin)
-            if told:
-                self.outlet.event(tuple(told), writing.event(
-                    "worker_failed", {"pin": pin, "message": failure.message}))
-        try:  # the fresh worker resets the chip: every pin an input, as at the start
-            self.pool.start("expander", spec.key, self.expanders.settings(spec, self.rules.rule))
-        except WorkerFailed as exc:
-            log.error("expander %s: %s", spec.name, exc.message)
 
     def reload_rules(self, rules: Rules) -> None:
         """New pin rules: checked from the next request on, and told to every
