@@ -208,3 +208,13 @@ def test_expanders_are_declared_in_the_configuration_file():
 def test_a_wrong_expander_table_is_a_located_config_error(table, says):
     with pytest.raises(ConfigError, match=says):
         parse_config(f"[expanders.mcp0]\n{table}\n", "remoteio.toml")
+
+
+def test_a_failed_register_write_is_a_bus_error_naming_the_expander_and_changes_nothing():
+    from remoteio.errors import BusError
+    from remoteio.server.expanderdriver import ExpanderChip
+    from remoteio.server.simdevices import B_OLAT, SimI2CBus
+    chip = ExpanderChip(SimI2CBus(()), "mcp9", 1, 0x27, ports=2)   # nothing at 0x27: a NAK
+    with pytest.raises(BusError, match=r"expander mcp9 \(I2C bus 1, address 0x27\).*ENXIO"):
+        chip.set_bit(B_OLAT, 3, 1)
+    assert chip.bit(B_OLAT, 3) == 0 and chip.flush() == 0

@@ -38,6 +38,7 @@ class ExpanderChip:
         self.bus, self.name, self.number, self.address, self.ports = bus, name, number, address, ports
         self.image: Dict[int, List[int]] = {B_IODIR: [0xFF] * ports, B_GPPU: [0] * ports,
                                             B_OLAT: [0] * ports}
+        self.written = {base: list(values) for base, values in self.image.items()}
         self.dirty: Dict[int, set] = {base: set() for base in _FLUSH_ORDER}
         self.deferring = False
         self.writes = 0          # register write transactions made (for the log and tests)
@@ -54,6 +55,7 @@ class ExpanderChip:
             self._write(base, [value] * self.ports)
         for base in _FLUSH_ORDER:
             self.image[base] = [0xFF if base == B_IODIR else 0] * self.ports
+            self.written[base] = list(self.image[base])
             self.dirty[base].clear()
 
     def _write(self, base: int, values: List[int], first_port: int = 0) -> None:
@@ -81,19 +83,25 @@ class ExpanderChip:
         return self.image[base][bit // 8] >> bit % 8 & 1
 
     def flush(self) -> int:
-        """Write what changed; the number of write transactions it took."""
+        """Write what changed; the number of write transactions it took. A
+        write that fails (BusError) changes nothing: the image goes back to
+        what the chip was last given."""
         made = 0
-        for base in _FLUSH_ORDER:
-            ports = sorted(self.dirty[base])
-            if not ports:
-                continue
-            values = [self.image[base][port] for port in ports]
-            if len(ports) == 2:
-                self._write(base, values)
-            else:
-                self._write(base, values, ports[0])
-            self.dirty[base].clear()   # only once written: a failed write is tried again
-            made += 1
+        try:
+            for base in _FLUSH_ORDER:
+                ports = sorted(self.dirty[base])
+                if not ports:
+                    continue
+                values = [self.image[base][port] for port in ports]
+                self._write(base, values, 0 if len(ports) == 2 else ports[0])
+                self.written[base] = list(self.image[base])
+                self.dirty[base].clear()
+                made += 1
+        except BusError:
+            for base in _FLUSH_ORDER:
+                self.image[base] = list(self.written[base])
+                self.dirty[base].clear()
+            raise
         return made
 
     def read_inputs(self) -> int:

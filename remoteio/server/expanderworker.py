@@ -111,7 +111,7 @@ class ExpanderWorker(Worker):
         try:
             self.chip.flush()
         except ServerError as exc:
-            log.warning("%s: a register write failed (tried again at the next change): %s",
+            log.warning("%s: a register write failed (the pins keep what the chip had): %s",
                         self, exc.message)
 
     def _poll(self) -> None:
