@@ -112,6 +112,7 @@ def test_a_batch_write_to_one_port_is_one_register_write(server, remote):
     remote.write({7: 1, "mcp0:A0": 0, "mcp0:A7": 0})  # header and expander pins in one batch
     assert chip.writes - before == 1 and chip.read(0x14) == 0x7E
     assert server.sim.value(7) == 1.0
+    assert remote.read_pins(["mcp0:A0", "mcp0:A1", 7]) == {"mcp0:A0": 0, "mcp0:A1": 1, 7: 1}
 
 
 def test_an_expander_input_has_the_chips_pull_up_and_change_events(server, remote):

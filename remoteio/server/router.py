@@ -222,8 +222,7 @@ class Router(ExpanderRouting):
         self._seq += 1
         handle.inflight[self._seq] = Inflight(conn, id_json, part)
         task = Task(self._seq, conn, id_json, op, args, part is not None)
-        self._queue(handle, self.expanders.wrap(board, task) if handle.kind == "expander"
-                    else task)
+        self._queue(handle, self._for(handle, board, task))
         if self.pool.congested(handle):
             self._feeding[conn].add(handle)
 
