@@ -12,10 +12,19 @@ translated at the edge.
 7
 >>> bcm_of(7)
 4
+>>> pin_key("MCP0:gpb7"), pin_key("mcp0:3"), pin_key("GPIO4")
+('mcp0:B7', 'mcp0:A3', 7)
+
+A pin of an I/O expander the server declares (docs/expanders.md) is named
+``"<expander>:<port><bit>"``: ``"mcp0:A3"``, ``"mcp0:B7"`` (an MCP23008 has
+port A only); ``"mcp0:GPA3"`` (the datasheet's name) and the bit number
+``"mcp0:11"`` (0-7 port A, 8-15 port B) are read too. Case does not matter;
+the canonical spelling is ``"mcp0:A3"``.
 """
 from __future__ import annotations
 
-from typing import Dict, Union
+import re
+from typing import Any, Dict, Tuple, Union
 
 from .errors import BadPin
 
@@ -103,6 +112,50 @@ def bcm_of(board: int) -> int:
     return BOARD_TO_BCM[_check_board(board)]
 
 
-def describe(board: int) -> str:
-    """A human name for a board pin: ``'BOARD7 (GPIO4)'``."""
+def describe(board: Union[int, str]) -> str:
+    """A human name for a board pin: ``'BOARD7 (GPIO4)'`` (an expander's pin: its name)."""
+    if isinstance(board, str):
+        return board
     return f"BOARD{board} (GPIO{BOARD_TO_BCM[board]})"
+
+
+# ---- pins of I/O expanders (docs/expanders.md) --------------------------------------------
+#: an expander's name as a configuration declares it: a letter, then letters, digits, _
+EXPANDER_NAME = re.compile(r"^[a-z][a-z0-9_]{0,15}$")
+_EXPANDER_PIN = re.compile(r"^([A-Za-z][A-Za-z0-9_]{0,15}):(?:[Gg][Pp])?([ABab])([0-7])$|"
+                           r"^([A-Za-z][A-Za-z0-9_]{0,15}):(1[0-5]|[0-9])$")
+
+#: a pin as the server names it: a board number, or an expander pin's name
+PinKey = Union[int, str]
+
+
+def expander_pin(spec: Any) -> Tuple[str, int]:
+    """``"mcp0:B3"`` -> ``("mcp0", 11)`` (the bit, 0-15); BadPin if it is not such a name."""
+    match = _EXPANDER_PIN.match(spec.strip()) if isinstance(spec, str) else None
+    if match is None:
+        raise BadPin(f"cannot read pin {spec!r}: an expander's pin is named like 'mcp0:A3'")
+    if match.group(1):
+        return match.group(1).lower(), "AB".index(match.group(2).upper()) * 8 + int(match.group(3))
+    return match.group(4).lower(), int(match.group(5))
+
+
+def expander_pin_name(expander: str, bit: int) -> str:
+    """The canonical name of bit *bit* (0-15) of *expander*: ``"mcp0:B3"``."""
+    return f"{expander}:{'AB'[bit // 8]}{bit % 8}"
+
+
+def is_expander_spec(spec: Any) -> bool:
+    return isinstance(spec, str) and ":" in spec and not spec.strip().upper().startswith("J8:")
+
+
+def pin_key(spec: PinSpec, numbering: str = "b") -> PinKey:
+    """A header pin's board number (see :func:`board_pin`), or an expander
+    pin's canonical name (``"mcp0:A3"``); BadPin for anything else."""
+    if is_expander_spec(spec):
+        return expander_pin_name(*expander_pin(spec))
+    return board_pin(spec, numbering)
+
+
+def pin_order(key: PinKey) -> Tuple[int, Any]:
+    """A sort key putting header pins (by number) before expander pins (by name)."""
+    return (1, key) if isinstance(key, str) else (0, key)

@@ -39,7 +39,7 @@ EXPECTED = {
     "crowd": ["crowd.connect", "crowd.lost"],
     "batch_write": ["batch_write.round_trip", "batch_write.skew"],
     "asyncio": ["asyncio.write.sync", "asyncio.write.async", "asyncio.concurrent"],
-    "scale": ["scale.i2c.idle", "scale.i2c.busy"],
+    "scale": ["scale.i2c.idle", "scale.i2c.busy", "scale.expander.idle", "scale.expander.busy"],
     "buses": ["buses.pin_write", "buses.i2c.read_byte_data", "buses.i2c.transaction32",
               "buses.spi.xfer2"],
     "serial": ["serial.115200.rate", "serial.115200.lost"],

@@ -75,3 +75,28 @@ def test_the_bus_examples_run_against_remoteio_serve_sim(tmp_path):
         finally:
             server.terminate()
             assert server.wait(20) == 0
+
+
+def test_the_bell_tower_rings_an_expanders_pins_timed_on_the_pi(tmp_path):
+    port = free_port()
+    config = tmp_path / "remoteio.toml"
+    config.write_text('[expanders.mcp0]\nchip = "mcp23017"\nbus = 1\naddress = 0x20\n')
+    env = dict(os.environ, REMOTEIO_PORT=str(port), REMOTEIO_HOST="127.0.0.1", PYTHONUNBUFFERED="1",
+               PYTHONPATH=str(ROOT))
+    log_path = tmp_path / "server.log"
+    with open(log_path, "wb") as log:
+        server = subprocess.Popen([sys.executable, "-m", "remoteio", "serve", "--sim", "--host",
+                                   "127.0.0.1", "--port", str(port), "--config", str(config)],
+                                  cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            assert wait_until(lambda: re.search(rb"serving on", log_path.read_bytes()), timeout=20), \
+                log_path.read_text()
+            done = subprocess.run([sys.executable, "examples/bell_tower.py", "1"], cwd=ROOT,
+                                  env=env, capture_output=True, timeout=60)
+            assert done.returncode == 0, done.stderr.decode()
+            rung = [line.split() for line in done.stdout.decode().splitlines()]
+            assert [int(bell.rstrip(":")) for _, bell, _, _ in rung] == [0, 1, 2, 3, 2, 1]
+            assert all(499 <= float(width) <= 700 for _, _, width, _ in rung), rung
+        finally:
+            server.terminate()
+            assert server.wait(20) == 0

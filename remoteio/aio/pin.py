@@ -14,7 +14,7 @@ from typing import Any, AsyncIterator, Callable, Dict, List, Optional, Set, Tupl
 from ..client import display
 from ..errors import PinClosed, ServerError
 from ..client.pinlogic import PinEvent, adapt, change_event, setup_requests, sync_budget, task_failure
-from ..pins import BOARD_TO_BCM, PinSpec
+from ..pins import BOARD_TO_BCM, describe, PinSpec
 from .link import settle_all
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ class AsyncRemotePin:
     def __init__(self, server: Any, board: int):
         self._server = server
         self.board = board
-        self.gpio = BOARD_TO_BCM[board]
+        self.gpio = BOARD_TO_BCM.get(board)  # None for an expander's pin ("mcp0:A3")
         self._closed = False
         self._watching = False
         self._claimed = False
@@ -69,13 +69,13 @@ class AsyncRemotePin:
                                       else "open"))
 
     def __repr__(self) -> str:
-        return f"<AsyncRemotePin BOARD{self.board} (GPIO{self.gpio}) " \
+        return f"<AsyncRemotePin {describe(self.board)} " \
                f"{'closed' if self._closed else 'open'}>"
 
     # ---- requests ----------------------------------------------------------------------------
     async def _request(self, op: str, **fields: Any) -> Dict[str, Any]:
         if self._closed:
-            raise PinClosed(f"BOARD{self.board} is closed; use server.pin() to open it again")
+            raise PinClosed(f"{describe(self.board)} is closed; use server.pin() to open it again")
         return await self._server.request(op, pin=self.board, **fields)
 
     async def _task(self, op: str, wait: bool, lease_ms: float, revert: str, **fields: Any) -> None:
@@ -83,7 +83,7 @@ class AsyncRemotePin:
             fields.update(lease_ms=lease_ms, revert=revert)
         if not wait:
             if self._closed:
-                raise PinClosed(f"BOARD{self.board} is closed; use server.pin() to open it again")
+                raise PinClosed(f"{describe(self.board)} is closed; use server.pin() to open it again")
             await self._server.request(op, pin=self.board, **fields)
         else:
             await self._until_idle([(op, dict(fields, pin=self.board))], None,
@@ -161,7 +161,7 @@ class AsyncRemotePin:
     async def _until_idle(self, before: List[Tuple[str, Dict[str, Any]]],
                           timeout: Optional[float], floor_ms: float = 0.0) -> None:
         if self._closed:
-            raise PinClosed(f"BOARD{self.board} is closed; use server.pin() to open it again")
+            raise PinClosed(f"{describe(self.board)} is closed; use server.pin() to open it again")
         server = self._server
         pin = {"pin": self.board}
         requests = before + [("state", pin), ("sync", pin)]

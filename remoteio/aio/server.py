@@ -22,7 +22,7 @@ from .._version import __version__
 from ..client.client import DEFAULT_PORT, SESSION
 from ..errors import ConnectFailed, ConnectionLost, LinkError, RemoteIOError
 from ..client.liveness import FIRST_BACKOFF, MAX_BACKOFF
-from ..pins import PinSpec, board_pin
+from ..pins import PinSpec, pin_key
 from ..protocol import auth
 from ..protocol.client_conn import Greeting
 from ..tls import ClientTLS, TLSVerifyFailed, Trust
@@ -253,7 +253,7 @@ class AsyncRemoteServer:
     async def pin(self, number: PinSpec, numbering: str = "b", *,
                   claim: bool = True) -> AsyncRemotePin:
         """The pin *number* (see RemoteServer.pin), claimed unless *claim* is False."""
-        board = board_pin(number, numbering)
+        board = pin_key(number, numbering)
         pin = self._pins.get(board)
         fresh = pin is None or pin.closed
         if fresh:
@@ -276,13 +276,14 @@ class AsyncRemoteServer:
 
     async def write(self, levels: Dict[PinSpec, float], numbering: str = "b") -> None:
         """Set several outputs in one request: ``{7: 1, 11: 0, 13: 0.5}``."""
-        await self.request("write", pins={str(board_pin(p, numbering)): level
+        await self.request("write", pins={str(pin_key(p, numbering)): level
                                           for p, level in levels.items()})
 
-    async def read_pins(self, pins: Iterable[PinSpec], numbering: str = "b") -> Dict[int, Any]:
-        """Read several pins in one request: ``{board: level}``."""
-        values = (await self.request("read_many", pins=[board_pin(p, numbering) for p in pins]))["values"]
-        return {int(board): value for board, value in values.items()}
+    async def read_pins(self, pins: Iterable[PinSpec], numbering: str = "b") -> Dict[Any, Any]:
+        """Read several pins in one request: ``{board: level}`` (an expander's
+        pin by its name)."""
+        values = (await self.request("read_many", pins=[pin_key(p, numbering) for p in pins]))["values"]
+        return {key if ':' in key else int(key): value for key, value in values.items()}
 
     async def ping(self) -> float:
         """One round trip to the server, in seconds."""

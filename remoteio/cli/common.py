@@ -109,6 +109,16 @@ def pin_arg(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def any_pin_arg(text: str) -> Any:
+    """:func:`pin_arg`, or an expander pin's name (``mcp0:A3``, docs/expanders.md)."""
+    from ..errors import BadPin
+    from ..pins import pin_key
+    try:
+        return pin_key(text)
+    except BadPin as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def unique(boards: List[int]) -> List[int]:
     """The pins, each once (UsageError if one is named twice)."""
     for n, board in enumerate(boards):

@@ -21,7 +21,7 @@ import re
 from typing import Iterable, List
 
 from ..errors import BadPin
-from ..pins import ALL_BOARD_PINS, BOARD_TO_BCM, POWER_AND_GROUND, board_pin
+from ..pins import ALL_BOARD_PINS, BOARD_TO_BCM, POWER_AND_GROUND, board_pin, pin_key
 from ..errors import PinListError  # noqa: F401 (defined in errors.py)
 
 _END = re.compile(r"^(BOARD|GPIO|BCM|J8:|B|G)?(\d{1,3})$", re.I)
@@ -71,7 +71,7 @@ def pin_list(text: str) -> List[int]:
         elif "-" in item.strip("-"):
             boards.extend(_range(item))
         else:
-            boards.append(board_pin(item))
+            boards.append(pin_key(item))   # an expander pin too: "mcp0:A3"
     return boards
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from . import output
 from .common import (EXIT_OK, ArgParser, add_connection_options, client_verb, examples,
-                     pin_arg, pin_name)
+                     pin_arg, pin_name, any_pin_arg)
 from ..pins import BOARD_TO_BCM
 
 
@@ -76,7 +76,7 @@ def add_parsers(verbs: "argparse._SubParsersAction") -> None:
         parser = actions.add_parser(action, help=summary, description=summary[0].upper()
                                     + summary[1:] + ".", epilog=examples(*lines))
         if action != "levels":
-            parser.add_argument("pin", metavar="PIN", type=pin_arg,
+            parser.add_argument("pin", metavar="PIN", type=any_pin_arg,
                                 help="7, b7, BOARD7 (board numbers) or g4, GPIO4")
         if action == "drive":
             parser.add_argument("level", metavar="LEVEL", type=int, choices=(0, 1),

@@ -27,7 +27,7 @@ from ..errors import (ConnectFailed, ConnectionLost, LinkError,
                      RemoteIOError)
 from .liveness import Keeper
 from .link import Link, wait_all
-from ..pins import PinSpec, board_pin
+from ..pins import PinSpec, pin_key
 from ..protocol import auth
 from ..protocol.client_conn import Greeting
 from .remotepin import RemotePin
@@ -272,7 +272,7 @@ class RemoteServer:
         pin. With *claim* (the default) the pin is claimed for this connection
         at once, so a pin held by someone else fails here with PinBusy; use
         ``claim=False`` to read or watch a pin another client drives."""
-        board = board_pin(number, numbering)
+        board = pin_key(number, numbering)
         with self._pins_lock:
             pin = self._pins.get(board)
             fresh = pin is None or pin.closed
@@ -302,14 +302,15 @@ class RemoteServer:
 
         One round trip; applied in the order given, each pin by its own
         worker (not at the same instant: see docs/inputs.md)."""
-        pins = {str(board_pin(p, numbering)): level for p, level in levels.items()}
+        pins = {str(pin_key(p, numbering)): level for p, level in levels.items()}
         self.request("write", pins=pins)
 
-    def read_pins(self, pins: Iterable[PinSpec], numbering: str = "b") -> Dict[int, Any]:
-        """Read several pins in one request: ``{board: level}``."""
-        boards = [board_pin(p, numbering) for p in pins]
+    def read_pins(self, pins: Iterable[PinSpec], numbering: str = "b") -> Dict[Any, Any]:
+        """Read several pins in one request: ``{board: level}`` (an expander's
+        pin by its name)."""
+        boards = [pin_key(p, numbering) for p in pins]
         values = self.request("read_many", pins=boards)["values"]
-        return {int(board): value for board, value in values.items()}
+        return {key if ':' in key else int(key): value for key, value in values.items()}
 
     # ---- the server ----------------------------------------------------------------
     def i2c(self, bus: int = 1) -> "RemoteI2C":

@@ -26,6 +26,7 @@ its echoes with the Pi's timestamps.
 from __future__ import annotations
 
 import os
+from threading import RLock
 import time
 from typing import Any, Callable, Dict, Optional
 
@@ -35,14 +36,14 @@ from gpiozero.exc import (
     PinInvalidPull, PinInvalidState, PinPWMFixedValue, PinPWMUnsupported, PinSetInput,
 )
 from gpiozero.mixins import SharedMixin
-from gpiozero.pins import SPI
+from gpiozero.pins import SPI, Pin, PinInfo
 from gpiozero.pins.pi import PiFactory, PiPin, spi_port_device
 from gpiozero.pins.spi import SPISoftware
 
 from . import display
 from .client import RemoteServer
 from ..errors import GPIOZERO_DETAILS, LinkError, PinClosed, ServerError
-from ..pins import BCM_TO_BOARD
+from ..pins import BCM_TO_BOARD, is_expander_spec, pin_key
 from ..settings import DEFAULT_PORT
 
 #: a server error's detail -> the gpiozero exception to raise (a fixed table)
@@ -91,6 +92,18 @@ class RemoteIOFactory(PiFactory):
     @staticmethod
     def ticks_diff(later: float, earlier: float) -> float:
         return later - earlier
+
+    def pin(self, name: Any) -> "RemoteIOPin":
+        """gpiozero's pin lookup, plus the server's expander pins (``LED("mcp0:A3")``)."""
+        if not is_expander_spec(name):
+            return super().pin(name)
+        key = pin_key(name)
+        info = PinInfo(number=0, name=key, names=frozenset((key,)), pull="", row=0, col=0,
+                       interfaces=frozenset(("gpio",)))
+        pin = self.pins.get(info)
+        if pin is None:
+            pin = self.pins[info] = RemoteIOPin(self, info)
+        return pin
 
     def close(self) -> None:
         """Close every pin and the connection; never hangs or raises, even
@@ -224,8 +237,14 @@ class RemoteIOPin(PiPin):
     """One pin of the remote Pi, as gpiozero sees it."""
 
     def __init__(self, factory: RemoteIOFactory, info):
-        super().__init__(factory, info)
-        self._remote = factory.server.pin(BCM_TO_BOARD[self._number], claim=False)
+        if is_expander_spec(info.name):  # an expander's pin: no GPIO number to read
+            Pin.__init__(self)
+            self._factory, self._info, self._number = factory, info, None
+            self._when_changed_lock, self._when_changed = RLock(), None
+            self._remote = factory.server.pin(info.name, claim=False)
+        else:
+            super().__init__(factory, info)
+            self._remote = factory.server.pin(BCM_TO_BOARD[self._number], claim=False)
         # what we set, remembered: only the holder changes an output
         self._function = "input"
         self._pull = info.pull or "floating"

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, List, Optional, Tu
 
 from . import display
 from ..errors import PinClosed, RemoteIOError, ServerError
-from ..pins import BOARD_TO_BCM
+from ..pins import BOARD_TO_BCM, describe
 from .link import abandon, wait_all
 from .pinlogic import PinEvent, adapt, change_event, setup_requests, sync_budget, task_failure
 
@@ -38,7 +38,7 @@ class RemotePin:
     def __init__(self, server: "RemoteServer", board: int):
         self._server = server
         self.board = board
-        self.gpio = BOARD_TO_BCM[board]
+        self.gpio = BOARD_TO_BCM.get(board)  # None for an expander's pin ("mcp0:A3")
         self._closed = False
         self._watching = False
         self._seq = 0
@@ -63,7 +63,7 @@ class RemotePin:
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
-        return f"<RemotePin BOARD{self.board} (GPIO{self.gpio}) {state}>"
+        return f"<RemotePin {describe(self.board)} {state}>"
 
     def _shown(self) -> Tuple[Optional[Dict[str, Any]], str]:
         if self._closed:
@@ -82,7 +82,7 @@ class RemotePin:
     # ---- requests ----------------------------------------------------------------
     def _request(self, op: str, **fields: Any) -> Dict[str, Any]:
         if self._closed:
-            raise PinClosed(f"BOARD{self.board} is closed; use server.pin() to open it again")
+            raise PinClosed(f"{describe(self.board)} is closed; use server.pin() to open it again")
         return self._server.request(op, pin=self.board, **fields)
 
     def _task(self, op: str, wait: bool, lease_ms: float, revert: str, **fields: Any) -> None:
@@ -184,7 +184,7 @@ class RemotePin:
         and *floor_ms* as a lower bound: the task just sent), so the sync is
         given the call timeout beyond that, unless *timeout* bounds it all."""
         if self._closed:
-            raise PinClosed(f"BOARD{self.board} is closed; use server.pin() to open it again")
+            raise PinClosed(f"{describe(self.board)} is closed; use server.pin() to open it again")
         server = self._server
         pin = {"pin": self.board}
         calls = server.live_link().pipeline(before + [("state", pin), ("sync", pin)])

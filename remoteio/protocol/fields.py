@@ -20,6 +20,8 @@ MAX_DURATION_MS = 86_400_000.0
 MAX_PHASE_S = 3600.0
 #: shortest blink/pulse phase (1 ms): below that no backend keeps time
 MIN_PHASE_S = 0.001
+#: pins of one batch (write, read_many): the header's 28 and expanders' pins
+MAX_BATCH = 64
 
 
 def _number(name: str, value: Any) -> float:
@@ -146,25 +148,26 @@ def any_json(name: str, value: Any) -> Any:
 
 
 def pin_levels(name: str, value: Any) -> dict:
-    """``{pin: level}`` for a batch write: at most 28 pins, levels 0..1."""
-    from ..pins import board_pin
-    if not isinstance(value, dict) or not 0 < len(value) <= 28:
-        raise BadArgument(f"{name} must be an object of 1 to 28 pin: level pairs")
+    """``{pin: level}`` for a batch write: at most 64 pins (the header's and
+    expanders'), levels 0..1."""
+    from ..pins import describe, pin_key
+    if not isinstance(value, dict) or not 0 < len(value) <= MAX_BATCH:
+        raise BadArgument(f"{name} must be an object of 1 to {MAX_BATCH} pin: level pairs")
     levels = {}
     for spec, level in value.items():
-        board = board_pin(spec)
+        board = pin_key(spec)
         if board in levels:
-            raise BadArgument(f"{name} names BOARD{board} twice")
+            raise BadArgument(f"{name} names {describe(board)} twice")
         levels[board] = 1.0 if level is True else 0.0 if level is False else fraction(f"{name}[{spec}]", level)
     return levels
 
 
 def pin_list(name: str, value: Any) -> list:
-    """A list of 1 to 28 distinct pins (board numbers or pin strings)."""
-    from ..pins import board_pin
-    if not isinstance(value, list) or not 0 < len(value) <= 28:
-        raise BadArgument(f"{name} must be a list of 1 to 28 pins")
-    boards = [board_pin(spec) for spec in value]
+    """A list of 1 to 64 distinct pins (board numbers or pin strings)."""
+    from ..pins import pin_key
+    if not isinstance(value, list) or not 0 < len(value) <= MAX_BATCH:
+        raise BadArgument(f"{name} must be a list of 1 to {MAX_BATCH} pins")
+    boards = [pin_key(spec) for spec in value]
     if len(set(boards)) != len(boards):
         raise BadArgument(f"{name} names a pin twice")
     return boards

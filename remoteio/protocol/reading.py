@@ -18,7 +18,7 @@ import json
 from typing import Any, Dict, Optional, Union
 
 from ..errors import BadArgument, BadFrame, BadPin, ServerError, UnknownOp
-from ..pins import board_pin
+from ..pins import pin_key
 from .ops import OPS, PIN, REQUIRED, OpSpec
 from ..errors import Rejected  # noqa: F401 (defined in errors.py)
 
@@ -31,7 +31,8 @@ _RESERVED = frozenset(("id", "op", "pin"))
 
 
 class Request:
-    """A validated request. ``pin`` is a board number (or None)."""
+    """A validated request. ``pin`` is a board number, an expander pin's
+    canonical name (``"mcp0:A3"``), or None."""
 
     __slots__ = ("id_json", "op", "spec", "pin", "args")
 
@@ -106,7 +107,7 @@ def _parse_fields(message: Dict[str, Any], id_json: str) -> Request:
     if spec.scope == PIN:
         if "pin" not in message:
             raise BadPin(f"{op} needs a pin")
-        pin = board_pin(message["pin"])
+        pin = pin_key(message["pin"])
     elif "pin" in message and "pin" not in spec.fields:
         raise BadArgument(f"{op} takes no pin")
     args: Dict[str, Any] = {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Callable, Dict
 
 from ..errors import BadArgument, NotSupported
-from ..pins import BOARD_TO_BCM, board_pin
+from ..pins import BOARD_TO_BCM, board_pin, is_expander_spec
 from .backends import Backend
 
 
@@ -23,6 +23,8 @@ def sim_operation(backend: Backend, args: Dict[str, Any],
                 "values": {str(b): sim.value(g) for b, g in lines.items()}}
     if args["pin"] is None:
         raise BadArgument(f"sim {action} needs a pin")
+    if is_expander_spec(args["pin"]):
+        return _expander_pin(sim, action, args)
     line = BOARD_TO_BCM[board_pin(args["pin"])]
     if action == "drive":
         if args["level"] is None:
@@ -43,3 +45,18 @@ def sim_operation(backend: Backend, args: Dict[str, Any],
     elif action == "history":
         return {"history": [list(e) for e in sim.history(line, args["since_ns"])]}
     return {"level": sim.level(line)}
+
+
+def _expander_pin(sim: Any, action: str, args: Dict[str, Any]) -> Dict[str, Any]:
+    """``sim`` on an expander's pin (``"mcp0:A3"``): its chip in the board's shared memory."""
+    chip, bit = sim.chips.pin(args["pin"])
+    if action in ("drive", "release"):
+        if action == "drive" and args["level"] is None:
+            raise BadArgument("sim drive needs a level (0 or 1)")
+        chip.drive_input(bit // 8, bit % 8, args["level"] if action == "drive" else None)
+    elif action == "history":
+        return {"history": [list(e) for e in sim.chips.history(args["pin"], args["since_ns"])]}
+    elif action != "levels":
+        raise NotSupported(f"sim {action} is for header pins; an expander's pin can be driven, "
+                           "released and watched (history)")
+    return {"level": chip.pin_levels()[bit]}

@@ -22,7 +22,7 @@ from .._version import __version__
 from ..settings import DEFAULT_PORT, DISCONNECT_POLICIES, MODES
 from .busconfig import bus_rules
 from .config import PinRule, ServerConfig
-from ..pins import board_pin
+from ..pins import pin_key
 from ..protocol.auth import Authenticator, channel_binding
 from ..tokens import check_token, read_token_file
 from ..protocol.framing import MAX_FRAME
@@ -39,6 +39,9 @@ from .busgate import BusGate
 from .busworker import run_i2c_worker
 from .spiworker import run_spi_worker
 from .serialworker import run_serial_worker
+from .expanderconfig import expanders_from_program
+from .expanderroute import Expanders
+from .expanderworker import run_expander_worker
 from .spawn import run_pin_worker
 from .status import StatusTable
 from .transport import certificate_der, server_context
@@ -69,7 +72,8 @@ class Server:
                  event_buffer: int = 1 << 20, max_buffer: int = 16 << 20,
                  on_housekeeping: Optional[Callable[[float], None]] = None,
                  advertise: bool = False, realtime_priority: int = 0,
-                 buses: Optional[Dict[Any, Any]] = None, bus_default_access: str = "write"):
+                 buses: Optional[Dict[Any, Any]] = None, bus_default_access: str = "write",
+                 expanders: Optional[Dict[str, Any]] = None):
         if isinstance(host, ServerConfig):  # Server(config): what the file and options say
             self.__init__(**config_settings(host))  # type: ignore[misc]
             return
@@ -91,10 +95,12 @@ class Server:
         #: only when they had to authenticate, or all are on this machine
         self.show_peers = bool(token) or _loopback(host) if show_peers is None else show_peers
         self.rules = Rules(ServerConfig(default_access=default_access, pins={
-            board_pin(spec): rule if isinstance(rule, PinRule) else PinRule(**rule)
+            pin_key(spec): rule if isinstance(rule, PinRule) else PinRule(**rule)
             for spec, rule in (pins or {}).items()}))
         #: [buses]: ("i2c", 1) -> BusRule (docs/buses.md)
         self.buses = BusGate(bus_default_access, bus_rules(buses or {}))
+        #: [expanders]: name -> ExpanderSpec (docs/expanders.md)
+        self.expanders = expanders_from_program(expanders)
         self.max_frame = max_frame
         self.max_connections = max_connections
         self.disconnect_policy = disconnect_policy
@@ -139,10 +145,17 @@ class Server:
         # the zygote first: it must be forked before this server has any thread
         # (and before its listening socket exists, which it must not hold)
         self.status = StatusTable()
+        chips = self.backend.sim.chips if self.backend.sim is not None else None
+        for spec in self.expanders.values():  # the simulated chips, shared before the fork
+            if chips is not None:
+                chips.declare(spec.name, spec.bus, spec.address, spec.chip)
         kinds = {"pin": functools.partial(run_pin_worker, mode=self.mode, backend=self.backend,
                                           status=self.status,
                                           realtime_priority=self.realtime_priority),
-                 "i2c": run_i2c_worker, "spi": run_spi_worker, "serial": run_serial_worker}
+                 "i2c": functools.partial(run_i2c_worker, chips=chips),
+                 "spi": run_spi_worker, "serial": run_serial_worker,
+                 "expander": functools.partial(run_expander_worker, mode=self.mode,
+                                               chips=chips)}
         self._zygote = Zygote(kinds).start()
         try:
             family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
@@ -171,7 +184,8 @@ class Server:
             backend=self.backend, mode=self.mode, status=self.status, rules=self.rules,
             pool=self.pool, outlet=self.listener, selector=selector, version=__version__,
             started=time.monotonic(), disconnect_policy=self.disconnect_policy,
-            show_peers=self.show_peers, buses=self.buses)
+            show_peers=self.show_peers, buses=self.buses,
+            expanders=Expanders(self.expanders))
         self._threads = (threading.Thread(target=self.listener.serve, args=(self.router,),
                                           name="remoteio-listener", daemon=True),)
         for thread in self._threads:
@@ -252,7 +266,7 @@ class Server:
         next request and every running worker's next change are judged by
         them. Connections, pins held and tasks running are kept."""
         rules = Rules(ServerConfig(default_access=default_access, pins={
-            board_pin(spec): rule if isinstance(rule, PinRule) else PinRule(**rule)
+            pin_key(spec): rule if isinstance(rule, PinRule) else PinRule(**rule)
             for spec, rule in (pins or {}).items()}))
         self.rules = rules
         if self._threads:
@@ -274,8 +288,14 @@ class Server:
         return {h.key: h.pid for h in self.pool if h.pid is not None and isinstance(h.key, int)}
 
     def bus_worker_pids(self) -> dict:
-        """bus (``("i2c", 1)``) -> pid of its worker process."""
-        return {h.key: h.pid for h in self.pool if h.pid is not None and isinstance(h.key, tuple)}
+        """bus (``("i2c", 1)``, ``("spi", 0, 0)``, ``("serial", "serial0")``) -> pid of its
+        worker process."""
+        return {h.key: h.pid for h in self.pool
+                if h.pid is not None and h.kind in ("i2c", "spi", "serial")}
+
+    def expander_worker_pids(self) -> dict:
+        """expander name (``"mcp0"``) -> pid of its worker process."""
+        return {h.key[1]: h.pid for h in self.pool if h.pid is not None and h.kind == "expander"}
 
 
 def config_settings(config: ServerConfig) -> Dict[str, Any]:
@@ -293,7 +313,7 @@ def config_settings(config: ServerConfig) -> Dict[str, Any]:
         max_connections=config.max_connections,
         heartbeat_timeout=config.heartbeat_timeout_s, advertise=config.advertise,
         realtime_priority=config.realtime_priority, buses=config.buses,
-        bus_default_access=config.bus_default_access)
+        bus_default_access=config.bus_default_access, expanders=config.expanders)
 
 
 def _loopback(host: str) -> bool:

@@ -24,7 +24,7 @@ from .serialconfig import SerialRule, parse_serial_rule, serial_key
 
 ACCESS = ("none", "read", "write")
 _NAME = re.compile(r"^i2c(\d{1,3})$")
-_DEVICE = re.compile(r"^(mcp23017|registers|stuck)@(0x[0-9a-fA-F]{1,2}|\d{1,3})$")
+_DEVICE = re.compile(r"^(mcp23017|mcp23008|registers|stuck)@(0x[0-9a-fA-F]{1,2}|\d{1,3})$")
 
 
 @dataclass(frozen=True)

@@ -56,21 +56,24 @@ class I2CWorker(Worker):
         return f"I2C bus {self.number}"
 
 
-def open_i2c(number: int, settings: Dict[str, Any]) -> Any:
-    """The bus a worker runs on: simulated chips, or the kernel's /dev/i2c-N."""
+def open_i2c(number: int, settings: Dict[str, Any], chips: Any = None) -> Any:
+    """The bus a worker runs on: simulated chips (those an expander's worker
+    drives too from the board's shared *chips*), or the kernel's /dev/i2c-N."""
     if settings.get("sim"):
-        return SimI2CBus(tuple(tuple(d) for d in settings["devices"]))
+        return SimI2CBus(tuple(tuple(d) for d in settings["devices"]),
+                         shared=chips.models(number) if chips is not None else None)
     return KernelI2CBus(number)
 
 
-def run_i2c_worker(key: Any, task_fd: int, reply_fd: int, settings: Dict[str, Any]) -> None:
+def run_i2c_worker(key: Any, task_fd: int, reply_fd: int, settings: Dict[str, Any],
+                   chips: Any = None) -> None:
     """An I2C bus worker's process, from the zygote's fork to its end."""
     from .spawn import worker_signals
     worker_signals()
     tasks, replies = Channel(task_fd, reader=True), Channel(reply_fd, reader=False)
     number = key[1]
     try:
-        bus = open_i2c(number, settings)
+        bus = open_i2c(number, settings, chips)
     except OSError as exc:
         # answer what comes with the reason, until the server lets go of us
         log.error("I2C bus %d cannot be opened: %s", number, exc)

@@ -37,7 +37,7 @@ try:
 except ImportError:  # Python < 3.11
     import tomli as tomllib  # type: ignore[no-redef]
 
-from ..pins import board_pin
+from ..pins import pin_key as parse_pin
 from ..settings import BACKEND_NAMES, DEFAULT_PORT, DISCONNECT_POLICIES, MODES
 from ..tokens import check_token
 from ..errors import ConfigError  # noqa: F401 (defined in errors.py)
@@ -80,6 +80,8 @@ class ServerConfig:
     # -- buses (docs/buses.md) --
     bus_default_access: str = "write"
     buses: Dict[Any, Any] = field(default_factory=dict)   # ("i2c", 1) -> busconfig.BusRule
+    # -- I/O expanders (docs/expanders.md) --
+    expanders: Dict[str, Any] = field(default_factory=dict)  # "mcp0" -> ExpanderSpec
 
     def rule(self, board: int) -> PinRule:
         rule = self.pins.get(board)
@@ -120,9 +122,9 @@ def parse_config(text: str, name: str = "<config>") -> ServerConfig:
 
     config = ServerConfig()
     for table in data:
-        if table not in ("server", "pins", "mqtt", "buses"):
-            raise fail(table, None,
-                       "is not a section remoteio knows ([server], [pins], [mqtt], [buses])")
+        if table not in ("server", "pins", "mqtt", "buses", "expanders"):
+            raise fail(table, None, "is not a section remoteio knows ([server], [pins], "
+                                    "[mqtt], [buses], [expanders])")
     values = {}
     for key, value in data.get("server", {}).items():
         _check(key, value, _SERVER_KEYS, lambda msg: fail("server", key, msg))
@@ -160,7 +162,7 @@ def parse_config(text: str, name: str = "<config>") -> ServerConfig:
             continue
         table = f"pins.{key}"
         try:
-            board = board_pin(key)
+            board = parse_pin(key)
         except ValueError as exc:
             raise fail(table, None, str(exc)) from None
         if board in tables:  # "7", "b7" and "GPIO4" are one pin: one rule, never a silent swap
@@ -194,6 +196,9 @@ def _parse_bridges(config: ServerConfig, data: Dict[str, Any], fail) -> None:
     if "buses" in data:
         from .busconfig import parse_buses
         config.bus_default_access, config.buses = parse_buses(data["buses"], fail)
+    if "expanders" in data:
+        from .expanderconfig import parse_expanders
+        config.expanders = parse_expanders(data["expanders"], fail)
 
 
 def _check(key: str, value: Any, known: Dict[str, Any], fail) -> None:

@@ -83,6 +83,11 @@ class PinDriver:
         self._frequency: Optional[float] = None  # PWM frequency asked for explicitly
         self._watching = False
 
+    @property
+    def label(self) -> str:
+        """The line's name in messages."""
+        return f"GPIO{self.bcm}"
+
     # ---- holding the line ------------------------------------------------
     def open(self):
         if self._pin is None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional, Tuple
 
+from ..pins import pin_order
 from ..protocol import writing
 
 PartError = Optional[Tuple[str, str, Optional[str]]]  # (code, message, detail)
@@ -31,7 +32,7 @@ class Gather:
         self.errors: Dict[int, Tuple[str, str, Optional[str]]] = {}
         self.values: Dict[int, Any] = {}
 
-    def add(self, board: int, error: PartError, value: Any = None) -> Optional[bytes]:
+    def add(self, board: Any, error: PartError, value: Any = None) -> Optional[bytes]:
         """Add one pin's answer; the batch's reply once every pin has answered."""
         if error is not None:
             self.errors[board] = error
@@ -42,16 +43,21 @@ class Gather:
 
     def _reply(self) -> bytes:
         if self.errors:
-            boards = sorted(set(self.errors) | set(self.values))
-            code = self.errors[min(self.errors)][0]
-            message = "; ".join(f"BOARD{b}: {self.errors[b][1]}" for b in sorted(self.errors))
+            boards = sorted(set(self.errors) | set(self.values), key=pin_order)
+            code = self.errors[min(self.errors, key=pin_order)][0]
+            message = "; ".join(f"{_label(b)}: {self.errors[b][1]}"
+                                for b in sorted(self.errors, key=pin_order))
             results = {str(b): {"ok": True} if b not in self.errors else
                        {"ok": False, "error": _error(self.errors[b])} for b in boards}
             return writing.error(self.id_json, code, message, extra={"results": results})
         if self.kind == "read":
             return writing.ok(self.id_json, {"values": {
-                str(b): self.values[b] for b in sorted(self.values)}})
+                str(b): self.values[b] for b in sorted(self.values, key=pin_order)}})
         return writing.ok(self.id_json)
+
+
+def _label(board: Any) -> str:
+    return board if isinstance(board, str) else f"BOARD{board}"
 
 
 def _error(error: Tuple[str, str, Optional[str]]) -> Dict[str, Any]:

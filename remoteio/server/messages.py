@@ -51,6 +51,12 @@ class Settings(NamedTuple):
     settings: Dict[str, Any]
 
 
+class ForPin(NamedTuple):
+    """A message for one pin of a worker that owns several (an expander's)."""
+    pin: str                 # the pin's name ("mcp0:A3")
+    message: tuple           # the message, encoded (a Task, Gone, Settings...)
+
+
 # ---- worker -> router ----------------------------------------------------------------
 class Reply(NamedTuple):
     """The answer to a Task: a frame for the connection that asked."""
@@ -104,13 +110,13 @@ class Exited(NamedTuple):
     status: int              # the exit code, or -signal
 
 
-ToWorker = Union[Task, Gone, MakeSafe, Probe, Stop, Settings]
+ToWorker = Union[Task, Gone, MakeSafe, Probe, Stop, Settings, ForPin]
 FromWorker = Union[Reply, PartReply, Event, Pong]
 ToZygote = Union[Spawn, Kill, Quit]
 FromZygote = Union[Spawned, Exited]
 
 _KINDS = (Task, Gone, MakeSafe, Probe, Stop, Reply, PartReply, Event, Pong,
-          Spawn, Kill, Quit, Spawned, Exited, Settings)
+          Spawn, Kill, Quit, Spawned, Exited, Settings, ForPin)
 _TAG = {kind: n for n, kind in enumerate(_KINDS)}
 _MAKE = tuple(kind._make for kind in _KINDS)
 

@@ -44,18 +44,31 @@ QUEUED_OPS = TASK_OPS + ("close", "input", "output", "setup")
 Queued = Tuple[str, Dict[str, Any], int]  # (op, args, conn)
 
 
-class PinWorker(Worker):
-    def __init__(self, board: int, bcm: int, mode: str, backend, status, tasks, replies,
+class PinMachine:
+    """One pin's queue, jobs, lease and gate: the state machine of a pin worker,
+    which a worker owning several pins (an expander's) runs once per pin.
+
+    The worker it runs in provides :meth:`~.worker.Worker.reply`,
+    ``part_reply``, ``event`` and ``message`` (a :class:`PinWorker` is its own;
+    an expander's pins are given their worker's); *pin* is a board number or
+    an expander pin's name, *driver* a :class:`~.driver.PinDriver` or
+    anything with its methods."""
+
+    reply: Callable[[int, bytes], None]
+    part_reply: Callable[..., None]
+    event: Callable[..., None]
+    message: Callable[[Any], None]
+
+    def __init__(self, pin: Any, driver: Any, mode: str, status: Any,
                  rule: PinRule = PinRule(), max_queue: int = 1000):
-        super().__init__(tasks, replies)
-        self.board = board
-        self.where = describe(board)
+        self.board = pin
+        self.where = describe(pin)
         self.mode = mode
         self.status = status
         self.hold = HoldClock()
         self._set_rule(rule)
         self.max_queue = max_queue
-        self.driver = PinDriver(backend, bcm, self._on_edge)
+        self.driver = driver
         self.job: Optional[Job] = None
         self.lease: Optional[Lease] = None
         self.pending: Deque[Queued] = deque()
@@ -64,6 +77,7 @@ class PinWorker(Worker):
         self.watchers: Dict[int, None] = {}
         self.event_seq = 0
         self.pid = os.getpid()
+        self.running = True
         self._current: Tuple[int, int, str] = (0, 0, "null")
         self.handlers: Dict[str, Callable[[str, Dict[str, Any]], Any]] = {
             "open": self._open, "read": self._read, "state": self._state,
@@ -72,7 +86,7 @@ class PinWorker(Worker):
         }
 
     def __str__(self) -> str:
-        return f"pin {self.board}"
+        return self.where
 
     def _set_rule(self, rule: PinRule) -> None:
         self.rule = rule
@@ -80,7 +94,7 @@ class PinWorker(Worker):
         self.bounded = bounded(rule)
         self.hold.rest = min(REST_S, rule.max_hold_ms / 1000.0) if rule.max_hold_ms else REST_S
 
-    # ---- the Worker contract ---------------------------------------------------
+    # ---- what its worker calls ---------------------------------------------------
     def next_wake(self) -> Optional[float]:
         wake = self.lease.deadline if self.lease else None
         if self.job is not None:
@@ -127,7 +141,7 @@ class PinWorker(Worker):
             try:
                 self._apply(self.safe_value, False)
             except Exception:
-                log.exception("pin %d: could not drive the safe value", self.board)
+                log.exception("pin %s: could not drive the safe value", self.board)
         self.driver.release()
 
     def _request(self, task: Task) -> None:
@@ -137,7 +151,7 @@ class PinWorker(Worker):
         except Exception as exc:
             error = exc if isinstance(exc, ServerError) else translate(exc)
             if not isinstance(exc, ServerError):
-                log.exception("pin %d: %s failed", self.board, task.op)
+                log.exception("pin %s: %s failed", self.board, task.op)
             if task.part:
                 self.part_reply(task.seq, (error.code, error.message or error.code,
                                            getattr(error, "detail", None)))
@@ -189,7 +203,7 @@ class PinWorker(Worker):
             if bound and len(self.pending) >= self.max_queue:
                 raise ServerBusy(f"pin {self.board} has {len(self.pending)} tasks queued")
             if op in TASK_OPS and self._mode_after_queue() == "input":
-                raise WrongMode(f"GPIO{self.driver.bcm} will be an input when this {op} runs "
+                raise WrongMode(f"{self.driver.label} will be an input when this {op} runs "
                                 "(an input is queued before it); queue 'output' first",
                                 detail="PinSetInput")
             self.pending.append((op, args, conn))
@@ -286,7 +300,7 @@ class PinWorker(Worker):
                     else:
                         self._apply(job.level_at(now), job.pwm)
                 except Exception as exc:  # the pin refused: drop the job, keep serving
-                    log.warning("pin %d: %s stopped: %s", self.board, job.name, exc)
+                    log.warning("pin %s: %s stopped: %s", self.board, job.name, exc)
                     self.job = None
             if self._holding() or not self.pending:
                 break
@@ -306,7 +320,7 @@ class PinWorker(Worker):
         """Queued work that cannot run: its sender hears of it twice (an event
         now, and its next sync)."""
         error = exc if isinstance(exc, ServerError) else translate(exc)
-        log.warning("pin %d: queued %s could not run: %s", self.board, op, error.message)
+        log.warning("pin %s: queued %s could not run: %s", self.board, op, error.message)
         failure = type(error)(f"a queued {op} on {self.where} could not run: {error.message}",
                               detail=getattr(error, "detail", None))
         self.failures[conn] = failure
@@ -320,11 +334,11 @@ class PinWorker(Worker):
         self.pending.clear()
         self.job = None
         level = self.safe_value if self.bounded else lease.revert_to
-        log.warning("pin %d: lease ran out; reverting to %g", self.board, level)
+        log.warning("pin %s: lease ran out; reverting to %g", self.board, level)
         try:
             self._apply(level, 0.0 < level < 1.0)
         except Exception as exc:
-            log.warning("pin %d: revert failed (%s); releasing it", self.board, exc)
+            log.warning("pin %s: revert failed (%s); releasing it", self.board, exc)
             self._close()
         targets = tuple(set(self.watchers) | {lease.conn})
         self.event(targets, writing.event("lease_expired", {"pin": self.board, "value": level}))
@@ -347,6 +361,10 @@ class PinWorker(Worker):
     def _safe_now(self, tell_watchers: bool = True) -> None:
         self.pending.clear()
         self._close(tell_watchers)
+
+    def stop(self) -> None:
+        """The server is stopping: answer what waits, make the pin safe."""
+        self._stop()
 
     def _stop(self) -> None:
         for seq, conn, id_json in self.syncs:
@@ -438,3 +456,16 @@ class PinWorker(Worker):
             queue=len(self.pending), value=value,
             ends_ns=int(job.until * 1e9) if job and job.until else 0,
             lease_ns=int(lease.deadline * 1e9) if lease else 0)
+
+
+class PinWorker(PinMachine, Worker):
+    """The worker process of one header pin: a :class:`PinMachine` in a :class:`Worker`."""
+
+    def __init__(self, board: int, bcm: int, mode: str, backend, status, tasks, replies,
+                 rule: PinRule = PinRule(), max_queue: int = 1000):
+        Worker.__init__(self, tasks, replies)
+        PinMachine.__init__(self, board, PinDriver(backend, bcm, self._on_edge), mode, status,
+                            rule, max_queue)
+
+    def __str__(self) -> str:
+        return f"pin {self.board}"

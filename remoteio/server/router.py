@@ -34,7 +34,7 @@ except ImportError:  # Python < 3.8
     Protocol = object  # type: ignore
 
 from ..errors import NotSupported, ServerBusy, ServerError, ShuttingDown, WorkerFailed
-from ..pins import BOARD_TO_BCM, board_pin, describe
+from ..pins import BOARD_TO_BCM, describe, pin_key
 from ..protocol import writing
 from ..protocol.buses import BUS_PINS, bus_name, request_bus
 from ..protocol.ops import BATCH, BUS, SERVER
@@ -42,6 +42,8 @@ from ..protocol.reading import Request
 from .admin import sim_operation
 from .backends import Backend
 from .busgate import BusGate
+from .expanderroute import Expanders
+from .routeexpanders import ExpanderRouting
 from .gather import Gather, GatherPart, PartError
 from .info import InfoService
 from .messages import Event, Gone, MakeSafe, PartReply, Pong, Reply, Settings, Task, ToWorker
@@ -81,11 +83,11 @@ class Inflight(NamedTuple):
     part: Optional[GatherPart]
 
 
-class Router:
+class Router(ExpanderRouting):
     def __init__(self, *, backend: Backend, mode: str, status: StatusTable, rules: Rules, pool: WorkerPool,
                  outlet: Outlet, selector: selectors.BaseSelector, version: str, started: float,
                  disconnect_policy: str = "finish", show_peers: bool = True,
-                 buses: Optional[BusGate] = None):
+                 buses: Optional[BusGate] = None, expanders: Optional[Expanders] = None):
         self.backend = backend
         self.mode = mode
         self.status = status
@@ -100,6 +102,7 @@ class Router:
         self.spi = SpiUsers(self.ownership)
         self.serial = SerialGate(self.buses.default.access, self.buses.rules,
                                  sim=backend.sim is not None)
+        self.expanders = expanders or Expanders({})
         self.info = InfoService(self._snapshot, outlet.reply)
         selector.register(self.info.fileno(), selectors.EVENT_READ, ("info", None))
         self.stopping = False
@@ -119,10 +122,11 @@ class Router:
         left = self.ownership.closed(conn)
         self._feeding.pop(conn, None)
         for board in left.owned | left.watched:
-            handle = self.pool.get(board)
+            handle = self.pool.get(self._worker_key(board))
             if handle is not None:
                 policy = self.rules.rule(board).on_disconnect or self.disconnect_policy
-                self._queue(handle, Gone(conn, board in left.owned, policy))
+                self._queue(handle, self._for(handle, board, Gone(conn, board in left.owned,
+                                                                   policy)))
         for key in self.spi.closed(conn):   # its last user went: the worker closes the device
             self._close_spi(key)
         for key in self.serial.closed(conn):   # the ports it received from stop pushing to it
@@ -181,7 +185,7 @@ class Router:
             self.ownership.claim(conn, board, op)
         elif op in ("watch", "unwatch"):
             self.ownership.watch(conn, board, op == "watch")
-        self._dispatch(handle, conn, req.id_json, op, req.args, None)
+        self._dispatch(handle, conn, req.id_json, op, req.args, None, board)
 
     def _to_bus(self, conn: int, req: Request) -> None:
         """A bus call: the gate, then the bus's worker (started on first use)."""
@@ -190,6 +194,8 @@ class Router:
             return
         key = request_bus(req.op, req.args)
         self.buses.check(key, req.op, req.args)
+        if key[0] == "i2c":
+            self.expanders.check_address(key, req.op, req.args)
         if key[0] == "spi" and not self.spi.admit(conn, key, req.op, self.backend.sim is not None,
                                                   key in self.pool):
             self.outlet.reply(conn, writing.ok(req.id_json, {}))   # a close that closes nothing
@@ -232,7 +238,17 @@ class Router:
             self.serial.opened(conn, key, req.op == "serial_open")
         self._dispatch(handle, conn, req.id_json, req.op, req.args, None)
 
-    def _handle(self, board: int) -> WorkerHandle:
+    def _worker_key(self, board: Any) -> Any:
+        """The pool's key of the worker that runs *board* (an expander's pin: its chip's)."""
+        return self.expanders.spec_of(board).key if isinstance(board, str) else board
+
+    def _for(self, handle: WorkerHandle, board: Any, message: ToWorker) -> ToWorker:
+        """*message* as *board*'s worker takes it (an expander's: for one of its pins)."""
+        return self.expanders.wrap(board, message) if handle.kind == "expander" else message
+
+    def _handle(self, board: Any) -> WorkerHandle:
+        if isinstance(board, str):
+            return self._expander_handle(board)
         self.ownership.check_bus(board)
         handle = self.pool.get(board)
         if handle is None:
@@ -244,10 +260,11 @@ class Router:
         return handle
 
     def _dispatch(self, handle: WorkerHandle, conn: int, id_json: str, op: str,
-                  args: Dict[str, Any], part: Optional[GatherPart]) -> None:
+                  args: Dict[str, Any], part: Optional[GatherPart], board: Any = None) -> None:
         self._seq += 1
         handle.inflight[self._seq] = Inflight(conn, id_json, part)
-        self._queue(handle, Task(self._seq, conn, id_json, op, args, part is not None))
+        task = Task(self._seq, conn, id_json, op, args, part is not None)
+        self._queue(handle, self._for(handle, board, task))
         if self.pool.congested(handle):
             self._feeding[conn].add(handle)
 
@@ -285,7 +302,7 @@ class Router:
             self.ownership.claim_all(conn, boards, "write")
         gather = Gather(conn, req.id_json, "write" if req.op == "write" else "read", len(parts))
         for board, (op, args) in parts.items():
-            self._dispatch(handles[board], conn, "0", op, args, GatherPart(gather, board))
+            self._dispatch(handles[board], conn, "0", op, args, GatherPart(gather, board), board)
 
     def _server_op(self, conn: int, req: Request) -> None:
         if req.op == "info":
@@ -294,7 +311,7 @@ class Router:
             args = req.args
             for spec in (args["pin"], args["to"]):
                 if spec is not None:
-                    self.rules.check_sim(board_pin(spec), args["action"])
+                    self.rules.check_sim(pin_key(spec), args["action"])
             self.outlet.reply(conn, writing.ok(req.id_json, sim_operation(
                 self.backend, args, self.rules.served)))
         else:  # pragma: no cover - the whitelist has no other server op
@@ -370,6 +387,9 @@ class Router:
         if self.stopping:
             self._fail_inflight(handle, ShuttingDown("the server is stopping"))
             return
+        if handle.kind == "expander":
+            self._expander_ended(handle)
+            return
         if handle.kind != "pin":  # a bus: its next use starts a fresh worker
             name = bus_name(board)
             log.warning("%s: worker %s ended (exit status %s)", name, handle.pid,
@@ -408,6 +428,10 @@ class Router:
         for handle in self.pool:
             if handle.kind == "pin":
                 self._queue(handle, Settings(pin_settings(rules.rule(handle.key))))
+            elif handle.kind == "expander":
+                for pin in self.expanders.pins(self.expanders.specs[handle.key[1]]):
+                    self._queue(handle, self.expanders.wrap(
+                        pin, Settings(pin_settings(rules.rule(pin)))))
         self._send_batches()
 
     # ---- time and the end ------------------------------------------------------------------

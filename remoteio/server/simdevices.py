@@ -62,7 +62,30 @@ class RegisterChip:
 
 # MCP23017 registers with IOCON.BANK = 0 (datasheet DS20001952, table 3-5): A at even, B at odd
 IODIR, IPOL, GPINTEN, DEFVAL, INTCON, IOCON, GPPU, INTF, INTCAP, GPIO, OLAT = range(0, 22, 2)
+#: the same registers as bases: an MCP230xx's register is base * ports + port
+#: (MCP23017 bank 0: two ports; MCP23008: one)
+B_IODIR, B_IPOL, B_IOCON, B_GPPU, B_INTF, B_INTCAP, B_GPIO, B_OLAT = 0, 1, 5, 6, 7, 8, 9, 10
 _SEQOP = 0x20     # IOCON bit 5: 1 = the address pointer does not move on
+NO_INPUT = 255    # an input pin nothing outside drives
+
+
+class ChipMemory:
+    """Where an expander model keeps its state: here, in this process (the
+    shared one, seen by every worker, is :class:`~.simchips.SharedChipMemory`)."""
+
+    def __init__(self, size: int, pins: int):
+        self.registers = bytearray(size)
+        self.inputs = bytearray([NO_INPUT] * pins)   # driven level per pin, or NO_INPUT
+        self.levels = bytearray(pins)                # the levels last recorded
+        self.writes = 0                              # I2C write transactions to the chip
+        self.history: List[Tuple[int, str, int]] = []
+
+    def count_write(self) -> None:
+        self.writes += 1
+
+    def record(self, t_ns: int, bit: int, name: str, level: int) -> None:
+        self.history.append((t_ns, name, level))
+        del self.history[:-10_000]   # bounded
 
 
 class MCP23017(RegisterChip):
@@ -72,66 +95,99 @@ class MCP23017(RegisterChip):
     read what :meth:`drive_input` sets, or 1 with the pull-up on (GPPU) and
     nothing driving; IPOL inverts what an input reads. INTF and INTCAP are
     read only. ``history`` records every change of a port pin's level:
-    ``(time_ns, "GPA0", level)``."""
+    ``(time_ns, "GPA0", level)``. *memory*: where the state lives (shared
+    between processes for an expander the server drives); *reset*: start it
+    at the chip's power-on state."""
 
-    def __init__(self) -> None:
-        super().__init__(22)
-        self.registers[IODIR] = self.registers[IODIR + 1] = 0xFF
-        self.inputs: Dict[Tuple[int, int], Optional[int]] = {}   # (port, bit) -> driven level
-        self.history: List[Tuple[int, str, int]] = []
-        self._levels = self.pin_levels()
+    ports = 2
+
+    def __init__(self, memory: Optional[ChipMemory] = None, reset: bool = True) -> None:
+        size = 11 * self.ports
+        super().__init__(size)
+        self.memory = memory if memory is not None else ChipMemory(size, 8 * self.ports)
+        self.registers = self.memory.registers  # type: ignore[assignment]
+        if reset:
+            for port in range(self.ports):
+                self.registers[B_IODIR * self.ports + port] = 0xFF
+            self.memory.levels[:] = bytes(self.pin_levels())
+
+    @property
+    def history(self) -> List[Tuple[int, str, int]]:
+        return self.memory.history
+
+    @property
+    def writes(self) -> int:
+        """I2C write transactions the chip has taken (a test counts them)."""
+        return self.memory.writes
+
+    def _reg(self, base: int, port: int) -> int:
+        return base * self.ports + port
 
     def pin_levels(self) -> List[int]:
         """The level on each port pin, GPA0..GPA7 then GPB0..GPB7."""
         levels = []
-        for port in (0, 1):
-            iodir, olat = self.registers[IODIR + port], self.registers[OLAT + port]
-            pullup = self.registers[GPPU + port]
+        registers, inputs = self.registers, self.memory.inputs
+        for port in range(self.ports):
+            iodir, olat = registers[self._reg(B_IODIR, port)], registers[self._reg(B_OLAT, port)]
+            pullup = registers[self._reg(B_GPPU, port)]
             for bit in range(8):
                 if not iodir >> bit & 1:
                     levels.append(olat >> bit & 1)
                 else:
-                    driven = self.inputs.get((port, bit))
-                    levels.append(driven if driven is not None else pullup >> bit & 1)
+                    driven = inputs[port * 8 + bit]
+                    levels.append(driven if driven != NO_INPUT else pullup >> bit & 1)
         return levels
 
     def drive_input(self, port: int, bit: int, level: Optional[int]) -> None:
         """Drive an input pin from outside (None: let it float)."""
-        self.inputs[(port, bit)] = level
+        self.memory.inputs[port * 8 + bit] = NO_INPUT if level is None else int(bool(level))
         self._record()
 
     def read(self, register: int) -> int:
-        if register in (GPIO, GPIO + 1):
-            port = register - GPIO
+        base, port = divmod(register, self.ports)
+        if base == B_GPIO:
             levels = self.pin_levels()[port * 8:port * 8 + 8]
             value = sum(level << bit for bit, level in enumerate(levels))
-            return value ^ (self.registers[IPOL + port] & self.registers[IODIR + port])
+            return value ^ (self.registers[self._reg(B_IPOL, port)] &
+                            self.registers[self._reg(B_IODIR, port)])
         return self.registers[register]
 
     def write(self, register: int, value: int) -> None:
-        if register in (INTF, INTF + 1, INTCAP, INTCAP + 1):
+        base = register // self.ports
+        if base in (B_INTF, B_INTCAP):
             return  # read only
-        if register in (GPIO, GPIO + 1):
-            register += OLAT - GPIO
-        if register in (IOCON, IOCON + 1):
-            self.registers[IOCON] = self.registers[IOCON + 1] = value & 0x7F  # one register
+        if base == B_GPIO:
+            register += (B_OLAT - B_GPIO) * self.ports
+        if base == B_IOCON:
+            for port in range(self.ports):   # one register, seen at both addresses
+                self.registers[self._reg(B_IOCON, port)] = value & 0x7F
         else:
             self.registers[register] = value
         self._record()
 
+    def write_from(self, register: int, data: Sequence[int]) -> None:
+        self.memory.count_write()
+        super().write_from(register, data)
+
     def advance(self, register: int) -> int:
-        if self.registers[IOCON] & _SEQOP:
+        if self.registers[self._reg(B_IOCON, 0)] & _SEQOP:
             return register
         return (register + 1) % self.size
 
     def _record(self) -> None:
         levels = self.pin_levels()
+        old = self.memory.levels
         now = time.monotonic_ns()
-        for n, (old, new) in enumerate(zip(self._levels, levels)):
-            if old != new:
-                self.history.append((now, f"GP{'AB'[n // 8]}{n % 8}", new))
-        del self.history[:-10_000]   # bounded
-        self._levels = levels
+        for n, new in enumerate(levels):
+            if old[n] != new:
+                self.memory.record(now, n, f"GP{'AB'[n // 8]}{n % 8}", new)
+        old[:] = bytes(levels)
+
+
+class MCP23008(MCP23017):
+    """The 8-pin MCP23008: the MCP23017's registers for one port (IODIR 0x00 .. OLAT 0x0A)."""
+
+    ports = 1
 
 
 class StuckChip(RegisterChip):
@@ -146,7 +202,8 @@ class StuckChip(RegisterChip):
 
 
 #: device kind (as a configuration names it) -> its model
-DEVICE_KINDS = {"mcp23017": MCP23017, "registers": RegisterChip, "stuck": StuckChip}
+DEVICE_KINDS = {"mcp23017": MCP23017, "mcp23008": MCP23008, "registers": RegisterChip,
+                "stuck": StuckChip}
 
 #: what a simulated server's I2C bus 1 has when the configuration names nothing
 DEFAULT_I2C_DEVICES = (("mcp23017", 0x20), ("registers", 0x50))
@@ -155,9 +212,11 @@ DEFAULT_I2C_DEVICES = (("mcp23017", 0x20), ("registers", 0x50))
 class SimI2CBus:
     """smbus2's ``SMBus`` methods over simulated chips (*devices*: (kind, address) pairs)."""
 
-    def __init__(self, devices: Iterable[Tuple[str, int]] = DEFAULT_I2C_DEVICES):
+    def __init__(self, devices: Iterable[Tuple[str, int]] = DEFAULT_I2C_DEVICES,
+                 shared: Optional[Dict[int, RegisterChip]] = None):
         self.devices: Dict[int, RegisterChip] = {
             addr: DEVICE_KINDS[kind]() for kind, addr in devices}
+        self.devices.update(shared or {})   # the chips other processes see too (expanders)
 
     def _chip(self, addr: int) -> RegisterChip:
         chip = self.devices.get(addr)

@@ -13,8 +13,9 @@ from typing import Dict, List, Optional
 
 import pytest
 
-from remoteio.errors import BusError
-from hwrig import REQUIRE_KERNEL
+from remoteio import RemoteServer
+from remoteio.errors import BusError, PinBusy
+from hwrig import REQUIRE_KERNEL, REVISION, start_server, wait_until
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the shared suite
 from i2c_suite import mcp23017_calls, register_calls, run  # noqa: E402
@@ -122,3 +123,43 @@ def test_no_chip_at_an_address_is_a_bus_error_from_the_kernel(i2c):
     assert "0x33" in caught.value.message
     i2c.write_byte_data(0x50, 0x77, 0x42)          # the bus goes on
     assert i2c.read_byte_data(0x50, 0x77) == 0x42
+
+
+def test_an_expander_pin_is_driven_through_the_registers_of_a_kernel_chip(i2c, rig, tmp_path):
+    """i2c-stub's chip at 0x6b as an MCP23017 the server declares: the
+    expander's worker writes OLAT/IODIR with smbus2 on the kernel's bus, and
+    this test reads them back on its own /dev/i2c-N (a register file answers
+    what was written); the stub's GPIOA register is what a poll reads."""
+    import smbus2
+    number = stub_bus()
+    config = tmp_path / "expander.toml"
+    (tmp_path / "srv").mkdir()
+    config.write_text(f'[expanders.stub]\nchip = "mcp23017"\nbus = {number}\naddress = 0x6b\n')
+    server = start_server(["--backend", rig.backend, "--chip", str(rig.chip.chip_number),
+                           "--revision", REVISION, "--config", str(config)], tmp_path / "srv")
+    local = smbus2.SMBus(number)
+    try:
+        with RemoteServer(*server.address, timeout=10.0) as remote:
+            bell = remote.pin("stub:A3")
+            bell.on()
+            assert local.read_byte_data(0x6b, 0x14) == 0x08       # OLATA: GPA3 high
+            assert local.read_byte_data(0x6b, 0x00) == 0xF7       # IODIRA: GPA3 an output
+            bell.on(time_ms=300)                                  # timed on the Pi
+            assert wait_until(lambda: local.read_byte_data(0x6b, 0x14) == 0, 5.0)
+            for bit in range(8):
+                remote.pin(f"stub:A{bit}").off()
+            remote.write({f"stub:A{bit}": 1 for bit in range(8)})  # one register write
+            assert local.read_byte_data(0x6b, 0x14) == 0xFF
+            remote.pin("stub:B1").on()
+            assert local.read_byte_data(0x6b, 0x15) == 0x02       # OLATB
+            button = remote.pin("stub:B0").as_input(pull="up")
+            assert local.read_byte_data(0x6b, 0x0D) == 0x01       # GPPUB
+            local.write_word_data(0x6b, 0x12, 0x0000)            # GPIOA, GPIOB as the chip reads
+            assert button.read() == 0
+            local.write_word_data(0x6b, 0x12, 0x0100)            # GPB0 high
+            assert button.read() == 1
+            with pytest.raises(PinBusy, match="expander stub"):
+                remote.i2c(number).read_byte_data(0x6b, 0x14)
+    finally:
+        local.close()
+        server.terminate()

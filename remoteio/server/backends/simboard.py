@@ -38,7 +38,8 @@ import time
 from typing import List, Optional, Sequence, Tuple
 
 from ...errors import BadArgument
-from ...pins import BOARD_TO_BCM, board_pin
+from ...pins import BOARD_TO_BCM, board_pin, is_expander_spec
+from ..simchips import SimChips
 
 NUM_LINES = 28
 HISTORY = 4096
@@ -75,6 +76,8 @@ class SimBoard:
     def __init__(self) -> None:
         size = _HISTORY_OFFSET + NUM_LINES * HISTORY * _ENTRY.size
         self._mem = mmap.mmap(-1, size)  # anonymous + MAP_SHARED: seen by forks
+        #: the expanders on its I2C buses, shared by their workers (docs/expanders.md)
+        self.chips = SimChips()
         for line in range(NUM_LINES):
             for name, initial in (("drive", NO_DRIVE), ("group", -1), ("echo_to", -1)):
                 self._set(line, name, initial)
@@ -292,15 +295,23 @@ class SimHeader:
         return BOARD_TO_BCM[board_pin(pin)]
 
     def level(self, pin) -> int:
-        """The digital level on the pin now."""
+        """The digital level on the pin now (an expander's pin too: ``"mcp0:A3"``)."""
+        if is_expander_spec(pin):
+            chip, bit = self.board.chips.pin(pin)
+            return chip.pin_levels()[bit]
         return self.board.level(self._line(pin))
 
     def value(self, pin) -> float:
         """What the pin's output drives (0..1)."""
+        if is_expander_spec(pin):
+            return float(self.level(pin))
         return self.board.value(self._line(pin))
 
     def function(self, pin) -> str:
         """``released``, ``input`` or ``output``."""
+        if is_expander_spec(pin):  # an expander's pin is an input until IODIR says otherwise
+            chip, bit = self.board.chips.pin(pin)
+            return "input" if chip.read(bit // 8) >> bit % 8 & 1 else "output"
         return self.board.function(self._line(pin))
 
     def frequency(self, pin) -> Optional[float]:
@@ -311,11 +322,18 @@ class SimHeader:
         return self.board.pull(self._line(pin))
 
     def history(self, pin, since_ns: int = 0) -> List[Tuple[int, float]]:
-        """Every change of the pin's output: ``[(t_ns, value), ...]``."""
+        """Every change of the pin's output: ``[(t_ns, value), ...]`` (an
+        expander's pin: every change of its level)."""
+        if is_expander_spec(pin):
+            return self.board.chips.history(pin, since_ns)
         return self.board.history(self._line(pin), since_ns)
 
     def drive(self, pin, level: Optional[int]) -> None:
         """Apply a level from outside (None: let go)."""
+        if is_expander_spec(pin):
+            chip, bit = self.board.chips.pin(pin)
+            chip.drive_input(bit // 8, bit % 8, level)
+            return
         self.board.drive(self._line(pin), level)
 
     def wire(self, *pins) -> None:

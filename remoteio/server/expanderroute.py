@@ -1,0 +1,81 @@
+"""The router's view of the declared I/O expanders: their pins, their workers' keys, their addresses.
+
+A pure class: which expander a pin name belongs to (``BadPin`` for one the
+server does not have), the message its worker gets for one of its pins,
+and the refusal of a raw I2C call to an address an expander holds (its
+worker owns that chip: another writer would fight its register image).
+
+>>> from remoteio.server.expanderconfig import ExpanderSpec
+>>> ex = Expanders({"mcp0": ExpanderSpec("mcp0", "mcp23008", 1, 0x20)})
+>>> ex.spec_of("mcp0:A7").key
+('expander', 'mcp0')
+>>> ex.check_address(("i2c", 1), "i2c_read_byte_data", {"addr": 0x20, "register": 0})
+Traceback (most recent call last):
+...
+remoteio.errors.PinBusy: I2C bus 1, address 0x20 is held by expander mcp0 (an MCP23008): use its pins, mcp0:A0 .. mcp0:A7
+"""
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any, Callable, Dict, Iterable, Tuple
+
+from ..errors import BadPin, PinBusy
+from ..pins import expander_pin, expander_pin_name
+from .config import PinRule
+from .expanderconfig import ExpanderSpec
+from .messages import ForPin, ToWorker, encode
+
+
+class Expanders:
+    def __init__(self, specs: Dict[str, ExpanderSpec]):
+        self.specs = dict(specs)
+        self._by_address = {(s.bus, s.address): s for s in self.specs.values()}
+
+    def __bool__(self) -> bool:
+        return bool(self.specs)
+
+    def spec_of(self, pin: str) -> ExpanderSpec:
+        """The expander of *pin* (a canonical name); BadPin if there is none."""
+        name, bit = expander_pin(pin)
+        spec = self.specs.get(name)
+        if spec is None:
+            have = ", ".join(sorted(self.specs)) or "none"
+            raise BadPin(f"{pin}: this server has no expander {name!r} (its expanders: {have})")
+        if bit >= 8 * spec.ports:
+            raise BadPin(f"{pin}: {name} is an {spec.chip.upper()}, with pins "
+                         f"{name}:A0 .. {expander_pin_name(name, 8 * spec.ports - 1)}")
+        return spec
+
+    @staticmethod
+    def pins(spec: ExpanderSpec) -> Tuple[str, ...]:
+        return tuple(expander_pin_name(spec.name, bit) for bit in range(8 * spec.ports))
+
+    @staticmethod
+    def wrap(pin: str, message: ToWorker) -> ForPin:
+        """*message* for the expander worker's pin *pin*."""
+        return ForPin(pin, encode(message))
+
+    def settings(self, spec: ExpanderSpec, rule: Callable[[str], PinRule]) -> Dict[str, Any]:
+        """What the expander's worker is told when it starts: the chip, each pin's rule."""
+        return {"expander": spec.settings(),
+                "rules": {pin: asdict(rule(pin)) for pin in self.pins(spec)}}
+
+    def check_address(self, key: Tuple[str, Any], op: str, args: Dict[str, Any]) -> None:
+        """PinBusy if a raw I2C request reaches an address an expander holds."""
+        if not self._by_address:
+            return
+        for addr in _addresses(op, args):
+            spec = self._by_address.get((key[1], addr))
+            if spec is not None:
+                last = expander_pin_name(spec.name, 8 * spec.ports - 1)
+                raise PinBusy(f"I2C bus {spec.bus}, address 0x{addr:02x} is held by expander "
+                              f"{spec.name} (an {spec.chip.upper()}): use its pins, "
+                              f"{spec.name}:A0 .. {last}")
+
+
+def _addresses(op: str, args: Dict[str, Any]) -> Iterable[int]:
+    if op == "i2c_transaction":
+        return [part["addr"] for _, part in args["calls"]]
+    if op == "i2c_rdwr":
+        return [addr for addr, _, _ in args["msgs"]]
+    return [args["addr"]]

@@ -1,0 +1,180 @@
+"""The expander worker: one process owns one I/O expander chip and runs the timing of all its pins.
+
+A worker kind beside the pin and bus workers (key ``("expander", name)``).
+Each of the chip's pins is a :class:`~.pinworker.PinMachine`, the state
+machine of a header pin's worker (queue semantics, jobs, leases, the pin
+rules' gate), with an :class:`~.expanderdriver.ExpanderPinDriver`; the
+router sends each pin's messages wrapped in :class:`~.messages.ForPin`.
+The register writes of one turn are made together: the parts of one batch
+``write`` and the pins whose jobs change at the same moment share one write
+per register (``ExpanderChip.flush``). Watched inputs are read by polling
+the chip's GPIO registers every ``poll_ms``, stamped with the Pi's clock.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Dict, Optional
+
+from ..errors import ServerError
+from ..pins import expander_pin_name
+from .channel import Channel
+from .config import PinRule
+from .expanderdriver import ExpanderChip, ExpanderPinDriver
+from .messages import ForPin, Pong, Probe, Stop, Task, decode
+from .pinworker import PinMachine
+from .worker import Worker
+
+log = logging.getLogger(__name__)
+
+
+class ExpanderPin(PinMachine):
+    """One pin of an expander: its machine, answering through its worker."""
+
+    def __init__(self, host: Worker, chip: ExpanderChip, name: str, bit: int, mode: str,
+                 rule: PinRule):
+        self.reply, self.part_reply = host.reply, host.part_reply
+        self.event, self.message = host.event, host.message
+        super().__init__(name, ExpanderPinDriver(chip, name, bit, self._on_edge), mode, None, rule)
+
+    def idle(self) -> None:
+        """The status table is the header's; ``state`` answers for an expander's pin."""
+
+
+class ExpanderWorker(Worker):
+    def __init__(self, settings: Dict[str, Any], bus: Any, mode: str, tasks: Channel,
+                 replies: Channel):
+        super().__init__(tasks, replies)
+        expander = settings["expander"]
+        self.name = expander["name"]
+        ports = 2 if expander["chip"] == "mcp23017" else 1
+        self.chip = ExpanderChip(bus, self.name, expander["bus"], expander["address"], ports)
+        self.poll_s = expander["poll_ms"] / 1000.0
+        self.next_poll: Optional[float] = None
+        rules = settings["rules"]
+        self.pins: Dict[str, ExpanderPin] = {}
+        for bit in range(8 * ports):
+            name = expander_pin_name(self.name, bit)
+            self.pins[name] = ExpanderPin(self, self.chip, name, bit, mode,
+                                          PinRule(**rules.get(name, {})))
+        try:
+            self.chip.reset()   # every pin released: what a fresh worker starts from
+        except ServerError as exc:
+            log.error("%s", exc.message)
+
+    def __str__(self) -> str:
+        return f"expander {self.name}"
+
+    # ---- the Worker contract -------------------------------------------------------
+    def handle(self, message: Any) -> None:
+        kind = type(message)
+        if kind is ForPin:
+            pin = self.pins.get(message.pin)
+            if pin is None:  # the router names only this expander's pins
+                log.error("%s: no pin %r", self, message.pin)
+                return
+            inner = decode(message.message)
+            part = type(inner) is Task and inner.part   # a batch: its parts' writes go together
+            if not part and self.chip.deferring:
+                self._flush_chip()   # a single task's write is made (and judged) at once
+            self.chip.deferring = part
+            pin.handle(inner)
+        elif kind is Probe:
+            self.message(Pong())
+        elif kind is Stop:
+            self.chip.deferring = True
+            for pin in self.pins.values():
+                pin.stop()
+            self._flush_chip()
+            self.running = False
+
+    def next_wake(self) -> Optional[float]:
+        wake = None
+        for pin in self.pins.values():
+            at = pin.next_wake()
+            if at is not None and (wake is None or at < wake):
+                wake = at
+        if self.next_poll is not None and (wake is None or self.next_poll < wake):
+            wake = self.next_poll
+        return wake
+
+    def advance(self) -> None:
+        """Every pin's clock, then the chip's writes of this moment together."""
+        self.chip.deferring = True
+        for pin in self.pins.values():
+            pin.advance()
+        self._poll()
+        self._flush_chip()
+
+    def _flush_chip(self) -> None:
+        self.chip.deferring = False
+        try:
+            self.chip.flush()
+        except ServerError as exc:
+            log.warning("%s: a register write failed (the pins keep what the chip had): %s",
+                        self, exc.message)
+
+    def _poll(self) -> None:
+        polled = [pin for pin in self.pins.values() if pin.driver.polled]
+        if not polled:
+            self.next_poll = None
+            return
+        now = time.monotonic()
+        if self.next_poll is not None and now < self.next_poll:
+            return
+        self.next_poll = now + self.poll_s
+        try:
+            levels = self.chip.read_inputs()
+        except ServerError as exc:
+            log.warning("%s: polling its inputs failed: %s", self, exc.message)
+            return
+        t_ns = time.monotonic_ns()
+        for pin in polled:
+            pin.driver.polled_level(levels >> pin.driver.bit & 1, t_ns)
+
+    def make_safe(self) -> None:
+        self.chip.deferring = True
+        for pin in self.pins.values():
+            pin.make_safe()
+        self._flush_chip()
+        try:
+            self.chip.bus.close()
+        except OSError:
+            pass
+
+
+class _Unopened:
+    """A bus whose device file would not open: every call fails with why."""
+
+    def __init__(self, exc: OSError):
+        self.exc = exc
+
+    def _fail(self, *args: Any) -> Any:
+        raise self.exc
+
+    write_byte_data = write_i2c_block_data = read_word_data = read_byte_data = _fail
+
+    def close(self) -> None:
+        pass
+
+
+def run_expander_worker(key: Any, task_fd: int, reply_fd: int, settings: Dict[str, Any], *,
+                        mode: str, chips: Any = None) -> None:
+    """An expander worker's process, from the zygote's fork to its end; *chips*:
+    the simulated board's shared chips (None on real hardware)."""
+    from .spawn import worker_signals
+    worker_signals()
+    tasks, replies = Channel(task_fd, reader=True), Channel(reply_fd, reader=False)
+    expander = settings["expander"]
+    if chips is not None:
+        from .simdevices import SimI2CBus
+        bus: Any = SimI2CBus((), shared=chips.models(expander["bus"]))
+    else:
+        try:
+            from .i2cbus import KernelI2CBus
+            bus = KernelI2CBus(expander["bus"])
+        except OSError as exc:
+            log.error("expander %s: I2C bus %d cannot be opened: %s", expander["name"],
+                      expander["bus"], exc)
+            bus = _Unopened(exc)
+    ExpanderWorker(settings, bus, mode, tasks, replies).run()

@@ -1,0 +1,74 @@
+"""The router's part for I/O expanders: starting an expander's worker, and its death.
+
+A mixin of :class:`~.router.Router` (the same object and state, split off by
+job): an expander's pins share one worker, so its start holds the bus's
+header pins and its death tells the holders and watchers of every pin.
+"""
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from ..errors import ServerBusy, ShuttingDown, WorkerFailed
+from ..protocol import writing
+from ..protocol.buses import BUS_PINS
+from .pool import WorkerHandle
+
+if TYPE_CHECKING:  # the attributes a Router has
+    from .expanderroute import Expanders
+    from .ownership import Ownership
+    from .pool import WorkerPool
+    from .router import Outlet
+    from .rules import Rules
+
+log = logging.getLogger("remoteio.server.router")
+
+
+class ExpanderRouting:
+    expanders: "Expanders"
+    ownership: "Ownership"
+    pool: "WorkerPool"
+    rules: "Rules"
+    outlet: "Outlet"
+    stopping: bool
+
+    def _expander_handle(self, pin: str) -> WorkerHandle:
+        """The worker of the expander of *pin*, started on first use."""
+        from .router import MAX_INFLIGHT
+        spec = self.expanders.spec_of(pin)
+        handle = self.pool.get(spec.key)
+        if handle is None:
+            if self.stopping:
+                raise ShuttingDown("the server is stopping")
+            # its bus's header pins (I2C1: BOARD3/5) are held as for the bus's own worker
+            held = f"expander {spec.name} (I2C bus {spec.bus})"
+            self.ownership.hold_for_bus(held, [b for b in BUS_PINS.get(("i2c", spec.bus), ())
+                                               if b not in self.ownership.bus_held])
+            try:
+                handle = self.pool.start("expander", spec.key,
+                                         self.expanders.settings(spec, self.rules.rule))
+            except WorkerFailed:
+                self.ownership.release_bus(held)
+                raise
+        if len(handle.inflight) >= MAX_INFLIGHT:
+            raise ServerBusy(f"expander {spec.name} has {MAX_INFLIGHT} requests in progress")
+        return handle
+
+    def _expander_ended(self, handle: WorkerHandle) -> None:
+        """An expander's worker died: its requests fail, its pins' holders and
+        watchers are told, and a fresh worker takes the chip (every pin released)."""
+        spec = self.expanders.specs[handle.key[1]]
+        log.warning("expander %s: worker %s ended (exit status %s); its pins made safe",
+                    spec.name, handle.pid, handle.exit_status)
+        failure = WorkerFailed(f"the worker of expander {spec.name} died; its pins were made "
+                               "safe")
+        self._fail_inflight(handle, failure)
+        for pin in self.expanders.pins(spec):
+            told = self.ownership.worker_died(pin)
+            if told:
+                self.outlet.event(tuple(told), writing.event(
+                    "worker_failed", {"pin": pin, "message": failure.message}))
+        try:  # the fresh worker resets the chip: every pin an input, as at the start
+            self.pool.start("expander", spec.key, self.expanders.settings(spec, self.rules.rule))
+        except WorkerFailed as exc:
+            log.error("expander %s: %s", spec.name, exc.message)

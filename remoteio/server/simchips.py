@@ -1,0 +1,123 @@
+"""The simulated board's expander chips in shared memory, seen by every worker.
+
+An expander's worker drives its chip and the I2C bus worker of the same bus
+may read it too, so the chip cannot be a private model of either: its
+registers, what drives its inputs, the number of writes it has taken and a
+history ring per port pin live in one anonymous shared mapping made before
+the zygote forks (the :class:`~.backends.simboard.SimBoard` holds it).
+
+>>> chips = SimChips()
+>>> chip = chips.declare("mcp0", 1, 0x20, "mcp23017")
+>>> chip.write_from(0x00, [0xF7]); chip.write_from(0x14, [0x08])   # GPA3 an output, high
+>>> chips.model(1, 0x20).read(0x12) & 0x08, chips.pin("mcp0:A3")[1], chips.history("mcp0:A3")[-1][1]
+(8, 3, 1.0)
+"""
+from __future__ import annotations
+
+import mmap
+import struct
+from typing import Dict, List, Optional, Tuple
+
+from ..errors import BadPin
+from ..pins import expander_pin
+from .simdevices import DEVICE_KINDS, NO_INPUT, MCP23017
+
+#: expander chips a simulated board can hold, and history entries per pin
+SLOTS, HISTORY, PINS = 8, 1024, 16
+_REGISTERS = 32
+_COUNTER = struct.Struct("=Q")
+_ENTRY = struct.Struct("=qd")
+_HEADS = _REGISTERS + 2 * PINS + _COUNTER.size
+_RING = _HEADS + PINS * _COUNTER.size
+_SLOT = _RING + PINS * HISTORY * _ENTRY.size
+
+
+class SharedChipMemory:
+    """A chip's state in slot *index* of the shared mapping (see ChipMemory)."""
+
+    def __init__(self, mem: mmap.mmap, index: int, size: int, pins: int):
+        self.mem, self.base = mem, index * _SLOT
+        view = memoryview(mem)
+        self.registers = view[self.base:self.base + size]
+        self.inputs = view[self.base + _REGISTERS:self.base + _REGISTERS + pins]
+        self.levels = view[self.base + _REGISTERS + PINS:self.base + _REGISTERS + PINS + pins]
+
+    @property
+    def writes(self) -> int:
+        return _COUNTER.unpack_from(self.mem, self.base + _REGISTERS + 2 * PINS)[0]
+
+    def count_write(self) -> None:
+        _COUNTER.pack_into(self.mem, self.base + _REGISTERS + 2 * PINS, self.writes + 1)
+
+    def _head(self, bit: int) -> int:
+        return _COUNTER.unpack_from(self.mem, self.base + _HEADS + bit * _COUNTER.size)[0]
+
+    def record(self, t_ns: int, bit: int, name: str, level: int) -> None:
+        head = self._head(bit)
+        _ENTRY.pack_into(self.mem, self.base + _RING + (bit * HISTORY + head % HISTORY) *
+                         _ENTRY.size, t_ns, float(level))
+        _COUNTER.pack_into(self.mem, self.base + _HEADS + bit * _COUNTER.size, head + 1)
+
+    def pin_history(self, bit: int, since_ns: int = 0) -> List[Tuple[int, float]]:
+        head = self._head(bit)
+        entries = [_ENTRY.unpack_from(self.mem, self.base + _RING + (bit * HISTORY + n % HISTORY)
+                                      * _ENTRY.size) for n in range(max(0, head - HISTORY), head)]
+        return [e for e in entries if e[0] >= since_ns]
+
+    @property
+    def history(self) -> List[Tuple[int, str, int]]:
+        """Every pin's changes, as the private model lists them."""
+        rows = [(t, f"GP{'AB'[bit // 8]}{bit % 8}", int(v))
+                for bit in range(len(self.levels)) for t, v in self.pin_history(bit)]
+        return sorted(rows)
+
+
+class SimChips:
+    """The shared expander chips of one simulated board, by (bus, address) and by name."""
+
+    def __init__(self) -> None:
+        self._mem = mmap.mmap(-1, SLOTS * _SLOT)   # anonymous + MAP_SHARED: seen by forks
+        self._slots: Dict[Tuple[int, int], Tuple[str, int]] = {}
+        self.names: Dict[str, Tuple[int, int]] = {}
+
+    def declare(self, name: str, bus: int, address: int, kind: str) -> MCP23017:
+        """A chip at power-on in a free slot (before the workers are forked)."""
+        if (bus, address) in self._slots:
+            self.names[name] = (bus, address)
+            return self.model(bus, address)
+        if len(self._slots) >= SLOTS:
+            raise ValueError(f"a simulated board holds at most {SLOTS} expanders")
+        self._slots[(bus, address)] = (kind, len(self._slots))
+        self.names[name] = (bus, address)
+        return self._model(bus, address, reset=True)
+
+    def _model(self, bus: int, address: int, reset: bool) -> MCP23017:
+        kind, index = self._slots[(bus, address)]
+        cls = DEVICE_KINDS[kind]
+        memory = SharedChipMemory(self._mem, index, 11 * cls.ports, 8 * cls.ports)
+        if reset:
+            memory.inputs[:] = bytes([NO_INPUT] * len(memory.inputs))
+        return cls(memory=memory, reset=reset)
+
+    def model(self, bus: int, address: int) -> Optional[MCP23017]:
+        """A view of the shared chip at (bus, address), or None."""
+        return self._model(bus, address, reset=False) if (bus, address) in self._slots else None
+
+    def models(self, bus: int) -> Dict[int, MCP23017]:
+        """address -> the shared chips of *bus* (for its bus worker)."""
+        return {address: self._model(b, address, reset=False)
+                for b, address in self._slots if b == bus}
+
+    def pin(self, spec: str) -> Tuple[MCP23017, int]:
+        """The chip and bit of an expander pin (``"mcp0:A3"``); BadPin if unknown."""
+        name, bit = expander_pin(spec)
+        where = self.names.get(name)
+        chip = self.model(*where) if where else None
+        if chip is None or bit >= 8 * chip.ports:
+            raise BadPin(f"{spec!r} is not a pin of an expander on this simulated board")
+        return chip, bit
+
+    def history(self, spec: str, since_ns: int = 0) -> List[Tuple[int, float]]:
+        """An expander pin's level changes ``(t_ns, level)``, oldest first."""
+        chip, bit = self.pin(spec)
+        return chip.memory.pin_history(bit, since_ns)   # type: ignore[attr-defined]
