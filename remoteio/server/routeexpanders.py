@@ -13,6 +13,7 @@ from ..errors import ServerBusy, ShuttingDown, WorkerFailed
 from ..protocol import writing
 from ..protocol.buses import BUS_PINS
 from .pool import WorkerHandle
+from .routebuses import MAX_INFLIGHT
 
 if TYPE_CHECKING:  # the attributes a Router has
     from .expanderroute import Expanders
@@ -34,7 +35,6 @@ class ExpanderRouting:
 
     def _expander_handle(self, pin: str) -> WorkerHandle:
         """The worker of the expander of *pin*, started on first use."""
-        from .router import MAX_INFLIGHT
         spec = self.expanders.spec_of(pin)
         handle = self.pool.get(spec.key)
         if handle is None:
@@ -42,8 +42,7 @@ class ExpanderRouting:
                 raise ShuttingDown("the server is stopping")
             # its bus's header pins (I2C1: BOARD3/5) are held as for the bus's own worker
             held = f"expander {spec.name} (I2C bus {spec.bus})"
-            self.ownership.hold_for_bus(held, [b for b in BUS_PINS.get(("i2c", spec.bus), ())
-                                               if b not in self.ownership.bus_held])
+            self.ownership.hold_for_bus(held, BUS_PINS.get(("i2c", spec.bus), ()))
             try:
                 handle = self.pool.start("expander", spec.key,
                                          self.expanders.settings(spec, self.rules.rule))

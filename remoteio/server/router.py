@@ -26,7 +26,7 @@ import os
 import selectors
 import time
 from collections import defaultdict
-from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Set, Tuple
+from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Set
 
 try:
     from typing import Protocol
@@ -36,13 +36,13 @@ except ImportError:  # Python < 3.8
 from ..errors import NotSupported, ServerBusy, ServerError, ShuttingDown, WorkerFailed
 from ..pins import BOARD_TO_BCM, describe, pin_key
 from ..protocol import writing
-from ..protocol.buses import BUS_PINS, bus_name, request_bus
 from ..protocol.ops import BATCH, BUS, SERVER
 from ..protocol.reading import Request
 from .admin import sim_operation
 from .backends import Backend
 from .busgate import BusGate
 from .expanderroute import Expanders
+from .routebuses import MAX_INFLIGHT, BusRouting
 from .routeexpanders import ExpanderRouting
 from .gather import Gather, GatherPart, PartError
 from .info import InfoService
@@ -57,8 +57,6 @@ from .status import StatusTable
 
 log = logging.getLogger(__name__)
 
-#: requests a worker may have unanswered before new ones get server_busy
-MAX_INFLIGHT = 4000
 #: pin tasks that run on the worker's clock with no end posted (a blink goes on
 #: until something replaces it): a worker running one is probed
 CLOCKED_TASKS = ("blink", "pulse")
@@ -83,7 +81,7 @@ class Inflight(NamedTuple):
     part: Optional[GatherPart]
 
 
-class Router(ExpanderRouting):
+class Router(BusRouting, ExpanderRouting):
     def __init__(self, *, backend: Backend, mode: str, status: StatusTable, rules: Rules, pool: WorkerPool,
                  outlet: Outlet, selector: selectors.BaseSelector, version: str, started: float,
                  disconnect_policy: str = "finish", show_peers: bool = True,
@@ -186,57 +184,6 @@ class Router(ExpanderRouting):
         elif op in ("watch", "unwatch"):
             self.ownership.watch(conn, board, op == "watch")
         self._dispatch(handle, conn, req.id_json, op, req.args, None, board)
-
-    def _to_bus(self, conn: int, req: Request) -> None:
-        """A bus call: the gate, then the bus's worker (started on first use)."""
-        if req.op.startswith("serial_"):
-            self._to_serial(conn, req)
-            return
-        key = request_bus(req.op, req.args)
-        self.buses.check(key, req.op, req.args)
-        if key[0] == "i2c":
-            self.expanders.check_address(key, req.op, req.args)
-        if key[0] == "spi" and not self.spi.admit(conn, key, req.op, self.backend.sim is not None,
-                                                  key in self.pool):
-            self.outlet.reply(conn, writing.ok(req.id_json, {}))   # a close that closes nothing
-            return
-        # I2C holds its pins while its worker runs; SPI while a connection has it open
-        handle = self._bus_handle(key, () if key[0] == "spi" else BUS_PINS.get(key, ()),
-                                  lambda: self.buses.settings(key, self.backend.sim is not None))
-        self._dispatch(handle, conn, req.id_json, req.op, req.args, None)
-
-    def _close_spi(self, key: Any) -> None:
-        handle = self.pool.get(key)
-        if handle is not None:   # nobody waits for its reply (no in-flight entry)
-            self._seq += 1
-            self._queue(handle, Task(self._seq, 0, "0", "spi_close",
-                                     {"bus": key[1], "device": key[2]}, False))
-
-    def _bus_handle(self, key: Tuple[Any, ...], pins: Iterable[int],
-                    settings: Callable[[], Dict[str, Any]]) -> WorkerHandle:
-        """The worker of bus *key* (kind ``key[0]``), started on first use holding *pins*."""
-        handle = self.pool.get(key)
-        if handle is None:
-            if self.stopping:
-                raise ShuttingDown("the server is stopping")
-            self.ownership.hold_for_bus(bus_name(key), pins)
-            try:
-                handle = self.pool.start(key[0], key, settings())
-            except WorkerFailed:
-                self.ownership.release_bus(bus_name(key))
-                raise
-        if len(handle.inflight) >= MAX_INFLIGHT:
-            raise ServerBusy(f"{bus_name(key)} has {MAX_INFLIGHT} requests in progress")
-        return handle
-
-    def _to_serial(self, conn: int, req: Request) -> None:
-        """A serial port's request: the port it names, its access, then its worker."""
-        key = self.serial.resolve(req.args["port"])
-        self.serial.check(key, req.op, req.args)
-        handle = self._bus_handle(key, self.serial.pins(key), lambda: self.serial.settings(key))
-        if req.op in ("serial_open", "serial_close"):
-            self.serial.opened(conn, key, req.op == "serial_open")
-        self._dispatch(handle, conn, req.id_json, req.op, req.args, None)
 
     def _worker_key(self, board: Any) -> Any:
         """The pool's key of the worker that runs *board* (an expander's pin: its chip's)."""
@@ -391,15 +338,7 @@ class Router(ExpanderRouting):
             self._expander_ended(handle)
             return
         if handle.kind != "pin":  # a bus: its next use starts a fresh worker
-            name = bus_name(board)
-            log.warning("%s: worker %s ended (exit status %s)", name, handle.pid,
-                        handle.exit_status)
-            self._fail_inflight(handle, WorkerFailed(
-                f"the worker of {name} died (a stuck bus?); the next call starts a fresh one"))
-            self.ownership.release_bus(name)
-            if handle.kind == "serial":   # its receivers open it again (client/serial.py)
-                self.outlet.event(self.serial.users(board), writing.event(
-                    "worker_failed", {"port": board[1], "message": f"the worker of {name} died"}))
+            self._bus_ended(handle)
             return
         log.warning("%s: worker %s ended (exit status %s); pin made safe",
                     describe(board), handle.pid, handle.exit_status)
