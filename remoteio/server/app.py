@@ -9,6 +9,7 @@ True
 from __future__ import annotations
 
 import functools
+import gc
 import ipaddress
 import logging
 import selectors
@@ -40,6 +41,7 @@ from .busworker import run_i2c_worker
 from .spawn import run_pin_worker
 from .status import StatusTable
 from .transport import certificate_der, server_context
+from .rehearsal import rehearse
 from .zygote import Zygote
 
 log = logging.getLogger("remoteio.server")
@@ -141,7 +143,10 @@ class Server:
                                           status=self.status,
                                           realtime_priority=self.realtime_priority),
                  "i2c": run_i2c_worker}
-        self._zygote = Zygote(kinds).start()
+        # what exists now is shared with the zygote and its workers: the
+        # collector must not write to it (copy-on-write would make it ours)
+        gc.freeze()
+        self._zygote = Zygote(kinds, rehearse=functools.partial(rehearse, self.mode)).start()
         try:
             family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
             self._sock = socket.create_server((self.host, self.requested_port), family=family,

@@ -73,6 +73,11 @@ class Worker:
     def service(self, fd: int) -> None:
         """One of :meth:`event_fds` is readable."""
 
+    def close(self) -> None:
+        """Let go of the worker's own descriptors (a worker that ends with its
+        process never needs this; one run inside another process does)."""
+        self._wake.close()
+
     # ---- the loop ----------------------------------------------------------------
     def run(self) -> None:
         tasks, replies, wake = self.tasks.fileno(), self.replies.fileno(), self._wake.fileno()
