@@ -143,10 +143,12 @@ class Server:
                                           status=self.status,
                                           realtime_priority=self.realtime_priority),
                  "i2c": run_i2c_worker}
-        # what exists now is shared with the zygote and its workers: the
-        # collector must not write to it (copy-on-write would make it ours)
+        # what a worker writes first, written once here, where the zygote
+        # and every worker share it (rehearsal.py); then what exists is
+        # kept from the collector, whose writes would copy it
+        rehearse(self.mode)
         gc.freeze()
-        self._zygote = Zygote(kinds, rehearse=functools.partial(rehearse, self.mode)).start()
+        self._zygote = Zygote(kinds).start()
         try:
             family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
             self._sock = socket.create_server((self.host, self.requested_port), family=family,

@@ -1,12 +1,13 @@
-"""A pin worker's first steps rehearsed once in the zygote, before it forks.
+"""A pin worker's first steps rehearsed in the server before the zygote's fork.
 
 A forked worker shares the zygote's memory until it writes to it. Running
 code for the first time writes a lot that running it again does not
 (CPython 3.11 specialises bytecode in place; gpiozero and our classes fill
 caches and make attributes on first use), and every worker would write the
-same pages again, each into its own copy. Rehearsed once here, on a
+same pages again, each into its own copy. Rehearsed here, on a
 throwaway simulated board (the real board is not touched), those writes are
-in memory every worker then shares.
+in memory every worker then shares. A few rounds, because CPython 3.11
+specialises a function's bytecode only after it ran about eight times.
 
 >>> rehearse("wait")
 True
@@ -30,11 +31,18 @@ log = logging.getLogger(__name__)
 STEPS: Tuple[Tuple[str, Dict[str, Any]], ...] = (
     ("open", {}), ("on", {}), ("off", {}), ("read", {}), ("state", {}), ("close", {}))
 _BOARD, _BCM = 7, 4
+#: rounds of the steps (CPython 3.11 quickens code after 8 runs)
+ROUNDS = 8
 
 
-def rehearse(mode: str) -> bool:
-    """Run a pin worker through :data:`STEPS` on a throwaway simulated board;
-    False (and a log line) if that failed: the workers then start cold."""
+def rehearse(mode: str, rounds: int = ROUNDS) -> bool:
+    """Run a pin worker through :data:`STEPS` on a throwaway simulated board,
+    *rounds* times; False (and a log line) if that failed: the workers then
+    start cold."""
+    return all([_rehearse_once(mode) for _ in range(rounds)])
+
+
+def _rehearse_once(mode: str) -> bool:
     backend = SimBackend()
     fds: List[int] = []
     worker: Optional[PinWorker] = None

@@ -43,11 +43,8 @@ _MAX_MESSAGE = 4096
 class Zygote:
     """The server's handle on its zygote process."""
 
-    def __init__(self, kinds: Dict[str, WorkerMain],
-                 rehearse: Optional[Callable[[], Any]] = None):
+    def __init__(self, kinds: Dict[str, WorkerMain]):
         self.kinds = kinds
-        #: run in the zygote before it forks anything (see rehearsal.py)
-        self.rehearse = rehearse
         self.pid: Optional[int] = None
         self.sock: Optional[socket.socket] = None
 
@@ -58,7 +55,7 @@ class Zygote:
             code = 0
             try:
                 ours.close()
-                _serve(theirs, self.kinds, self.rehearse)
+                _serve(theirs, self.kinds)
             except BaseException:  # its own log line; never back into the caller's code
                 log.exception("remoteio zygote failed")
                 code = 1
@@ -155,14 +152,11 @@ def _wait_pid(pid: int, timeout: float) -> bool:
 
 
 # ---- inside the zygote ------------------------------------------------------------------
-def _serve(sock: socket.socket, kinds: Dict[str, WorkerMain],
-           rehearse: Optional[Callable[[], Any]] = None) -> None:
+def _serve(sock: socket.socket, kinds: Dict[str, WorkerMain]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the server's to handle
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     drop_inherited([], keep=sock.fileno())         # no listening socket, no client's
     sock.settimeout(5.0)  # a reply to a server that stopped reading is dropped, not waited on
-    if rehearse is not None:  # what a worker writes first, written once, here
-        rehearse()
     gc.freeze()  # what is here now is shared with every worker: keep the GC off its pages
     children: Dict[int, None] = {}
     exits = _exit_pipe()
