@@ -30,6 +30,8 @@ readonly TOKEN=/etc/remoteio/token
 readonly STATE_DIR=/var/lib/remoteio
 readonly UNIT_NAME=remoteio.service
 readonly UNIT=/etc/systemd/system/remoteio.service
+readonly DROPIN_DIR=/etc/systemd/system/remoteio.service.d
+readonly RT_DROPIN=/etc/systemd/system/remoteio.service.d/realtime.conf
 readonly UDEV_RULE=/etc/udev/rules.d/60-remoteio-gpio.rules
 readonly SVC_USER=remoteio
 readonly SVC_GROUP=remoteio
@@ -39,6 +41,7 @@ readonly NOLOGIN=/usr/sbin/nologin
 readonly DEFAULT_HOST=0.0.0.0
 readonly DEFAULT_PORT=8509
 readonly DEFAULT_MODE=wait
+readonly DEFAULT_REALTIME=50 # --realtime without a value
 
 # Exit codes.
 readonly EXIT_OK=0        # done (or nothing to do)
@@ -70,6 +73,10 @@ server settings (written to /etc/remoteio/remoteio.toml on first install):
   --host ADDR      address to listen on (default 0.0.0.0: every interface)
   --mode MODE      wait: tasks on a pin run in order; nowait: a new task cuts
                    the running one short (default wait)
+  --realtime[=N]   run the pin workers under SCHED_FIFO at priority N (1-99,
+                   default 50): realtime_priority = N in the config, and a unit
+                   drop-in remoteio.service.d/realtime.conf that allows it
+                   (RestrictRealtime=no, LimitRTPRIO=N); --realtime=0 undoes it
   --reset-config   replace a config file edited by hand with one built from
                    the options (the old one is kept as remoteio.toml.old)
 
@@ -177,6 +184,7 @@ PYTHON_GIVEN=""
 OPT_HOST=""
 OPT_PORT=""
 OPT_MODE=""
+OPT_REALTIME=""
 RESET_CONFIG=0
 KEEP_CONFIG=0
 DRY_RUN=0
@@ -240,6 +248,8 @@ parse_args() {
 		--reset-config) RESET_CONFIG=1 ;;
 		--dry-run) DRY_RUN=1 ;;
 		--no-start) NO_START=1 ;;
+		--realtime) OPT_REALTIME=$DEFAULT_REALTIME ;;
+		--realtime=*) OPT_REALTIME=${1#*=} ;; # its value is optional: only --realtime=N
 		--version=* | --from=* | --python=* | --port=* | --host=* | --mode=* | --root=*)
 			# --opt=value: split and go round again
 			local opt=${1%%=*} val=${1#*=}
@@ -272,6 +282,12 @@ parse_args() {
 	if [[ -n $OPT_MODE && $OPT_MODE != wait && $OPT_MODE != nowait ]]; then
 		die "$EXIT_USAGE" "--mode: wait or nowait, not $OPT_MODE"
 	fi
+	if [[ -n $OPT_REALTIME ]]; then
+		if ! [[ $OPT_REALTIME =~ ^[0-9]{1,2}$ ]]; then
+			die "$EXIT_USAGE" "--realtime: a priority 1-99 (0: off), not $OPT_REALTIME"
+		fi
+		OPT_REALTIME=$((10#$OPT_REALTIME))
+	fi
 	if [[ -n $OPT_HOST ]]; then
 		[[ $OPT_HOST =~ ^[A-Za-z0-9.:%_-]+$ ]] ||
 			die "$EXIT_USAGE" "--host: not an address or host name: $OPT_HOST"
@@ -288,7 +304,7 @@ parse_args() {
 		die "$EXIT_USAGE" "--keep-config goes with --uninstall"
 	fi
 	if [[ $ACTION == uninstall ]]; then
-		if [[ -n $PKG_VERSION || -n $FROM || -n $PYTHON_GIVEN || -n $OPT_HOST || -n $OPT_PORT || -n $OPT_MODE ]] || ((RESET_CONFIG)); then
+		if [[ -n $PKG_VERSION || -n $FROM || -n $PYTHON_GIVEN || -n $OPT_HOST || -n $OPT_PORT || -n $OPT_MODE || -n $OPT_REALTIME ]] || ((RESET_CONFIG)); then
 			die "$EXIT_USAGE" "--uninstall takes no package or server options"
 		fi
 	fi
@@ -434,6 +450,7 @@ REC_created_udev_rule=no
 REC_host=""
 REC_port=""
 REC_mode=""
+REC_realtime=""
 REC_config_sha256=""
 HAVE_RECORD=0
 
@@ -449,6 +466,7 @@ read_record() {
 		host) [[ $value =~ ^[A-Za-z0-9.:%_-]+$ ]] && REC_host=$value ;;
 		port) [[ $value =~ ^[0-9]{1,5}$ ]] && REC_port=$value ;;
 		mode) [[ $value == wait || $value == nowait ]] && REC_mode=$value ;;
+		realtime) [[ $value =~ ^[0-9]{1,2}$ ]] && REC_realtime=$value ;;
 		config_sha256) [[ $value =~ ^[0-9a-f]{64}$ ]] && REC_config_sha256=$value ;;
 		esac
 	done <"$file"
@@ -466,6 +484,7 @@ created_udev_rule=$REC_created_udev_rule
 host=$REC_host
 port=$REC_port
 mode=$REC_mode
+realtime=$REC_realtime
 config_sha256=$REC_config_sha256
 EOF
 }
@@ -543,7 +562,7 @@ ensure_file() {
 remove_path() {
 	local path=${1:?} label=$2
 	case $path in
-	"$ROOT$OPT_DIR" | "$ROOT$PREVIOUS_VENV" | "$ROOT$STATE_DIR" | "$ROOT$CONF_DIR" | "$ROOT$UNIT" | "$ROOT$UDEV_RULE") ;;
+	"$ROOT$OPT_DIR" | "$ROOT$PREVIOUS_VENV" | "$ROOT$STATE_DIR" | "$ROOT$CONF_DIR" | "$ROOT$UNIT" | "$ROOT$UDEV_RULE" | "$ROOT$RT_DROPIN") ;;
 	*) die "$EXIT_FAILED" "internal error: refusing to remove $path (not one of the installer's paths)" ;;
 	esac
 	[[ $path == /* ]] || die "$EXIT_FAILED" "internal error: refusing to remove a relative path: $path"
@@ -553,9 +572,12 @@ remove_path() {
 }
 
 # ---- rendering -----------------------------------------------------------------------
-render_config() { # host port mode
-	local mode_value
+render_config() { # host port mode realtime
+	local mode_value realtime=""
 	printf -v mode_value '%-19s' "\"$3\""
+	# a line only when it is on: without it the file is what earlier installers wrote
+	((${4:-0} == 0)) ||
+		printf -v realtime '\nrealtime_priority = %-6s # SCHED_FIFO for the pin workers (docs/install.md)' "$4"
 	cat <<EOF
 # remoteio server configuration (see docs/install.md and docs/security.md)
 [server]
@@ -564,7 +586,7 @@ port = $2
 mode = $mode_value# "wait" or "nowait"
 backend = "auto"          # "auto", "lgpio", "rpigpio" or "sim"
 token_file = "$TOKEN"
-on_disconnect = "finish"  # "finish" or "safe"
+on_disconnect = "finish"  # "finish" or "safe"${realtime}
 # tls_cert = "/etc/remoteio/tls/cert.pem"
 # tls_key = "/etc/remoteio/tls/key.pem"
 
@@ -580,6 +602,17 @@ render_unit() {
 	PYTHONDONTWRITEBYTECODE=1 "$ROOT$VENV_DIR/bin/remoteio" systemd-unit
 }
 
+render_realtime_dropin() { # priority
+	cat <<EOF
+# $RT_DROPIN: $MARKER (--realtime=$1).
+# Lets the pin workers run under SCHED_FIFO (realtime_priority = $1 in $CONFIG).
+# install.sh --realtime=0 or --uninstall removes it.
+[Service]
+RestrictRealtime=no
+LimitRTPRIO=$1
+EOF
+}
+
 render_udev_rule() {
 	cat <<EOF
 # $UDEV_RULE: $MARKER.
@@ -591,50 +624,55 @@ EOF
 }
 
 # ---- the config decision -----------------------------------------------------------
-# Values of host, port, mode in an existing config file, tab-separated ("" if
+# Values of host, port, mode, realtime_priority in an existing config file, tab-separated ("" if
 # unknown), as the installed remoteio reads it (remoteio check-config --json).
 config_values() {
 	local json field values=()
 	if ! venv_python_works || ! json=$(PYTHONDONTWRITEBYTECODE=1 "$ROOT$VENV_DIR/bin/remoteio" check-config --json "$1" 2>&1); then
 		[[ -z ${json:-} ]] || warn "$CONFIG: ${json#remoteio: } (the service cannot start until it is fixed)"
-		printf '\t\t\n'
+		printf '\t\t\t\n'
 		return 0
 	fi
-	for field in host port mode; do
+	for field in host port mode realtime_priority; do
 		values+=("$(printf '%s\n' "$json" | sed -n "s/.*\"$field\": \"\{0,1\}\([^\",}]*\).*/\1/p")")
 	done
-	printf '%s\t%s\t%s\n' "${values[@]}"
+	printf '%s\t%s\t%s\t%s\n' "${values[@]}"
 }
 
 S_HOST=$DEFAULT_HOST
 S_PORT=$DEFAULT_PORT
 S_MODE=$DEFAULT_MODE
+S_REALTIME=0
 CONFIG_ACTION=""  # create, keep, update, keep-edited, replace
 CONFIG_CONTENT=""
 CONFIG_CHANGES=""
 
 decide_config() {
-	local file=$ROOT$CONFIG cur_sha="" pristine=0 c_host c_port c_mode diffs=()
+	local file=$ROOT$CONFIG cur_sha="" pristine=0 c_host c_port c_mode c_realtime diffs=()
 	[[ -n $REC_host ]] && S_HOST=$REC_host
 	[[ -n $REC_port ]] && S_PORT=$REC_port
 	[[ -n $REC_mode ]] && S_MODE=$REC_mode
+	[[ -n $REC_realtime ]] && S_REALTIME=$REC_realtime
 	if [[ -f $file ]]; then
 		cur_sha=$(sha256sum -- "$file" | cut -d' ' -f1)
 		[[ -n $REC_config_sha256 && $cur_sha == "$REC_config_sha256" ]] && pristine=1
 		if ((!pristine)); then
-			IFS=$'\t' read -r c_host c_port c_mode < <(config_values "$file")
+			IFS=$'\t' read -r c_host c_port c_mode c_realtime < <(config_values "$file")
 			[[ -n $c_host ]] && S_HOST=$c_host
 			[[ -n $c_port ]] && S_PORT=$c_port
 			[[ -n $c_mode ]] && S_MODE=$c_mode
+			[[ $c_realtime =~ ^[0-9]{1,2}$ ]] && S_REALTIME=$c_realtime
 		fi
 	fi
 	[[ -n $OPT_HOST && $OPT_HOST != "$S_HOST" ]] && diffs+=("host $S_HOST -> $OPT_HOST")
 	[[ -n $OPT_PORT && $OPT_PORT != "$S_PORT" ]] && diffs+=("port $S_PORT -> $OPT_PORT")
 	[[ -n $OPT_MODE && $OPT_MODE != "$S_MODE" ]] && diffs+=("mode $S_MODE -> $OPT_MODE")
+	[[ -n $OPT_REALTIME && $OPT_REALTIME != "$S_REALTIME" ]] && diffs+=("realtime_priority $S_REALTIME -> $OPT_REALTIME")
 	[[ -n $OPT_HOST ]] && S_HOST=$OPT_HOST
 	[[ -n $OPT_PORT ]] && S_PORT=$OPT_PORT
 	[[ -n $OPT_MODE ]] && S_MODE=$OPT_MODE
-	CONFIG_CONTENT=$(render_config "$S_HOST" "$S_PORT" "$S_MODE")
+	[[ -n $OPT_REALTIME ]] && S_REALTIME=$OPT_REALTIME
+	CONFIG_CONTENT=$(render_config "$S_HOST" "$S_PORT" "$S_MODE" "$S_REALTIME")
 
 	if [[ ! -f $file ]]; then
 		CONFIG_ACTION=create
@@ -930,7 +968,7 @@ ensure_files() {
 		ensure_file "$ROOT$CONFIG" 640 0 "$SVC_GID" "config" "$CONFIG_CONTENT"
 		[[ -z $CONFIG_CHANGES ]] || info "config: $CONFIG_CHANGES"
 		REC_config_sha256=$(printf '%s\n' "$CONFIG_CONTENT" | sha256sum | cut -d' ' -f1)
-		REC_host=$S_HOST REC_port=$S_PORT REC_mode=$S_MODE
+		REC_host=$S_HOST REC_port=$S_PORT REC_mode=$S_MODE REC_realtime=$S_REALTIME
 		NEED_RESTART=1
 		;;
 	keep)
@@ -938,7 +976,7 @@ ensure_files() {
 		info "config $CONFIG is as requested"
 		# it is exactly what the installer writes for these settings: treat it as ours
 		REC_config_sha256=$(printf '%s\n' "$CONFIG_CONTENT" | sha256sum | cut -d' ' -f1)
-		REC_host=$S_HOST REC_port=$S_PORT REC_mode=$S_MODE
+		REC_host=$S_HOST REC_port=$S_PORT REC_mode=$S_MODE REC_realtime=$S_REALTIME
 		;;
 	keep-edited)
 		fix_meta "$ROOT$CONFIG" 640 0 "$SVC_GID" "config"
@@ -986,6 +1024,8 @@ ensure_files() {
 		info "unit is up to date"
 	fi
 
+	ensure_realtime_dropin
+
 	if [[ $REC_created_group_gpio == yes || $REC_created_udev_rule == yes ]]; then
 		say "udev rule $UDEV_RULE (group gpio on the GPIO devices)"
 		ensure_file "$ROOT$UDEV_RULE" 644 0 0 "udev rule" "$(render_udev_rule)"
@@ -1002,6 +1042,46 @@ ensure_files() {
 	fi
 
 	save_record
+}
+
+# The unit's drop-in for real-time workers: there while realtime_priority (the
+# config's, as far as the installer knows it) is on; never a file it did not write.
+ensure_realtime_dropin() {
+	local path=$ROOT$RT_DROPIN
+	if [[ -f $path ]] && ! grep -qF "$MARKER" -- "$path"; then
+		warn "$RT_DROPIN was not written by this installer: left as it is"
+		return 0
+	fi
+	if ((S_REALTIME > 0)); then
+		say "real-time priority $S_REALTIME for the pin workers: drop-in $RT_DROPIN"
+		ensure_dir "$ROOT$DROPIN_DIR" 755 0 0 "drop-in directory"
+		ensure_file "$path" 644 0 0 "unit drop-in" "$(render_realtime_dropin "$S_REALTIME")"
+		if ((WROTE)); then
+			UNIT_CHANGED=1
+			NEED_RESTART=1
+		else
+			info "drop-in is up to date"
+		fi
+	elif [[ -f $path ]]; then
+		say "real-time priority off"
+		remove_realtime_dropin
+		UNIT_CHANGED=1
+		NEED_RESTART=1
+	fi
+	return 0
+}
+
+# Remove the installer's drop-in, and its directory if nothing else is in it.
+remove_realtime_dropin() {
+	local left
+	remove_path "$ROOT$RT_DROPIN" "unit drop-in"
+	[[ -d $ROOT$DROPIN_DIR ]] || return 0
+	left=$(ls -A -- "$ROOT$DROPIN_DIR")
+	if [[ -z $left ]] || { ((DRY_RUN)) && [[ $left == realtime.conf ]]; }; then
+		change "removed empty drop-in directory $DROPIN_DIR"
+		run rmdir -- "$ROOT$DROPIN_DIR"
+	fi
+	return 0
 }
 
 # The record is saved as soon as users/groups exist, so that an install that
@@ -1135,8 +1215,11 @@ do_uninstall() {
 	else
 		remove_path "$ROOT$UNIT" "unit"
 	fi
-	if [[ -d $ROOT$UNIT.d ]]; then
-		info "left your drop-ins in $UNIT.d (not the installer's)"
+	if [[ -f $ROOT$RT_DROPIN ]] && grep -qF "$MARKER" -- "$ROOT$RT_DROPIN"; then
+		remove_realtime_dropin
+	fi
+	if [[ -d $ROOT$DROPIN_DIR ]] && ! { ((DRY_RUN)) && [[ $(ls -A -- "$ROOT$DROPIN_DIR") == realtime.conf ]]; }; then
+		info "left your drop-ins in $DROPIN_DIR (not the installer's)"
 	fi
 	if [[ $REC_created_udev_rule == yes || -f $ROOT$UDEV_RULE ]]; then
 		if [[ -f $ROOT$UDEV_RULE ]] && grep -qF "$MARKER" -- "$ROOT$UDEV_RULE"; then

@@ -15,11 +15,23 @@ Anywhere else::
         led = server.pin(7, "b")      # physical pin 7 = GPIO4
         led.on(time_ms=2000)          # on for 2 s, timed on the Pi
 """
+from typing import Any
+
 from . import errors
 from ._version import __version__
-from .client import PinEvent, RemotePin, RemoteServer
 from .errors import RemoteIOError
 from .settings import DEFAULT_PORT
+
+#: the client's names, imported on first use: a server never loads the
+#: client (asyncio and all), which would cost every process it forks memory
+_CLIENT_NAMES = ("PinEvent", "RemotePin", "RemoteServer")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _CLIENT_NAMES:
+        from . import client
+        return getattr(client, name)
+    raise AttributeError(f"module 'remoteio' has no attribute {name!r}")
 
 
 def run_server(port: int = DEFAULT_PORT, mode: str = "wait", host: str = "0.0.0.0",

@@ -101,8 +101,16 @@ on_disconnect = "finish"  # "finish" or "safe"
 """
 
 
-def expected_config(host: str = "0.0.0.0", port: int = 8509, mode: str = "wait") -> str:
-    return EXPECTED_CONFIG.format(host=host, port=port, mode=f'"{mode}"')
+def expected_config(host: str = "0.0.0.0", port: int = 8509, mode: str = "wait",
+                    realtime: int = 0) -> str:
+    text = EXPECTED_CONFIG.format(host=host, port=port, mode=f'"{mode}"')
+    if realtime:  # install.sh --realtime=N: one more line
+        text = text.replace('"safe"\n', f'"safe"\nrealtime_priority = {realtime:<6} '
+                            '# SCHED_FIFO for the pin workers (docs/install.md)\n')
+    return text
+
+
+REALTIME_DROPIN = "etc/systemd/system/remoteio.service.d/realtime.conf"
 
 
 # ---- helpers ---------------------------------------------------------------------------
@@ -300,7 +308,8 @@ def test_every_rm_is_guarded():
 def test_help():
     proc = run_installer("--help")
     for option in ("--version", "--from", "--port", "--mode", "--host", "--update", "--uninstall",
-                   "--keep-config", "--dry-run", "--root", "--no-start", "--reset-config", "--python"):
+                   "--keep-config", "--dry-run", "--root", "--no-start", "--reset-config", "--python",
+                   "--realtime"):
         assert option in proc.stdout, option
 
 
@@ -315,6 +324,9 @@ def test_help():
     (["--keep-config"], "goes with --uninstall"),
     (["--uninstall", "--port", "9000"], "takes no package"),
     (["--host", 'a"b'], "not an address"),
+    (["--realtime=100"], "a priority 1-99"),
+    (["--realtime=high"], "a priority 1-99"),
+    (["--uninstall", "--realtime"], "takes no package"),
     (["--from", "/nonexistent/remoteio"], "no such file"),
     (["--root", "/"], "leave --root out"),
 ])
@@ -582,6 +594,62 @@ def test_changed_option_updates_an_untouched_config(debian):
     assert snapshot(debian.root) == debian.after, diff(debian.after, snapshot(debian.root))
 
 
+def test_realtime_grants_the_pin_workers_a_real_time_priority(debian):
+    config, dropin = debian.p("etc/remoteio/remoteio.toml"), debian.p(REALTIME_DROPIN)
+    proc = debian.run("--realtime")
+    assert "realtime_priority 0 -> 50" in proc.stdout, proc.stdout
+    assert config.read_text() == expected_config(realtime=50)
+    assert tomllib.loads(config.read_text())["server"]["realtime_priority"] == 50
+    text = dropin.read_text()
+    assert "installed by remoteio install.sh" in text
+    assert text.endswith("[Service]\nRestrictRealtime=no\nLimitRTPRIO=50\n"), text
+    st = dropin.stat()
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (0, 0, 0o644)
+    # the installed remoteio reads the setting
+    checked = subprocess.run([str(debian.p("opt/remoteio/venv/bin/remoteio")), "check-config",
+                              "--json", str(config)], capture_output=True, text=True, cwd="/",
+                             timeout=60)
+    assert '"realtime_priority": 50' in checked.stdout, checked.stdout + checked.stderr
+    # it is recorded: a run without the option keeps it
+    assert "Nothing changed" in debian.run().stdout
+    # another priority changes both files
+    debian.run("--realtime=20")
+    assert config.read_text() == expected_config(realtime=20)
+    assert dropin.read_text().endswith("LimitRTPRIO=20\n")
+    # --realtime=0: the drop-in and its directory go, the config is as before
+    proc = debian.run("--realtime=0")
+    assert "removed unit drop-in" in proc.stdout, proc.stdout
+    assert not dropin.parent.exists()
+    assert snapshot(debian.root) == debian.after, diff(debian.after, snapshot(debian.root))
+
+
+def test_realtime_never_rewrites_an_edited_config(debian):
+    config, dropin = debian.p("etc/remoteio/remoteio.toml"), debian.p(REALTIME_DROPIN)
+    edited = config.read_text() + "# mine\n"
+    config.write_text(edited)
+    edited_snap = snapshot(debian.root)
+    proc = debian.run("--realtime", expect=4)
+    assert "realtime_priority 0 -> 50" in proc.stderr and "Nothing was changed" in proc.stderr
+    assert snapshot(debian.root) == edited_snap, diff(edited_snap, snapshot(debian.root))
+    # a priority set by hand is granted by the drop-in, and the file stays as it is
+    edited = edited.replace('"safe"\n', '"safe"\nrealtime_priority = 30\n')
+    config.write_text(edited)
+    proc = debian.run("--realtime=30")
+    assert config.read_text() == edited
+    assert dropin.read_text().endswith("LimitRTPRIO=30\n")
+    # a drop-in of the user's own in the same directory is never touched
+    own = dropin.parent / "override.conf"
+    own.write_text("[Service]\nNice=-5\n")
+    config.write_text(edited.replace("realtime_priority = 30\n", ""))
+    proc = debian.run()
+    assert not dropin.exists() and own.read_text() == "[Service]\nNice=-5\n"
+    own.unlink()
+    dropin.parent.rmdir()
+    debian.run("--reset-config")
+    debian.p("etc/remoteio/remoteio.toml.old").unlink()
+    assert snapshot(debian.root) == debian.after, diff(debian.after, snapshot(debian.root))
+
+
 def test_edited_config_is_never_overwritten(debian):
     config = debian.p("etc/remoteio/remoteio.toml")
     edited = config.read_text().replace('backend = "auto"', 'backend = "sim"') + "# mine\n"
@@ -669,8 +737,10 @@ def test_uninstall_keep_config_then_reinstall(debian):
 
 def test_uninstall_leaves_nothing(debian):
     before = {k: v for k, v in debian.before.items() if k not in SHADOW_SIDE_FILES}
+    debian.run("--realtime")  # its drop-in goes too
     proc = run_installer("--root", str(debian.root), "--uninstall")
-    for what in ("removed user remoteio", "removed group gpio", "removed unit", "removed udev rule"):
+    for what in ("removed user remoteio", "removed group gpio", "removed unit", "removed udev rule",
+                 "removed unit drop-in"):
         assert what in proc.stdout, proc.stdout
     now = snapshot(debian.root, skip=SHADOW_SIDE_FILES)
     assert now == before, diff(before, now)

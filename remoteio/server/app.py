@@ -9,6 +9,7 @@ True
 from __future__ import annotations
 
 import functools
+import gc
 import ipaddress
 import logging
 import selectors
@@ -45,6 +46,7 @@ from .expanderworker import run_expander_worker
 from .spawn import run_pin_worker
 from .status import StatusTable
 from .transport import certificate_der, server_context
+from .rehearsal import rehearse
 from .zygote import Zygote
 
 log = logging.getLogger("remoteio.server")
@@ -156,6 +158,12 @@ class Server:
                  "spi": run_spi_worker, "serial": run_serial_worker,
                  "expander": functools.partial(run_expander_worker, mode=self.mode,
                                                chips=chips)}
+        # what a worker writes first, written once here, where the zygote
+        # and every worker share it (rehearsal.py); then what exists is
+        # kept from the collector, whose writes would copy it
+        self.backend.before_fork()
+        rehearse(self.mode)
+        gc.freeze()
         self._zygote = Zygote(kinds).start()
         try:
             family = socket.AF_INET6 if ":" in self.host else socket.AF_INET

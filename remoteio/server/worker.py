@@ -81,6 +81,11 @@ class Worker:
     def service_writable(self, fd: int) -> None:
         """One of :meth:`write_fds` is writable."""
 
+    def close(self) -> None:
+        """Let go of the worker's own descriptors (a worker that ends with its
+        process never needs this; one run inside another process does)."""
+        self._wake.close()
+
     # ---- the loop ----------------------------------------------------------------
     def run(self) -> None:
         tasks, replies, wake = self.tasks.fileno(), self.replies.fileno(), self._wake.fileno()

@@ -49,6 +49,9 @@ class Backend:
 
     and *may* provide:
 
+    * :meth:`before_fork`: what every worker would otherwise make for itself,
+      made once in the server before the zygote's fork and so shared (gpiod:
+      its gpiozero classes and the header's chip)
     * :meth:`prepare_worker`, :meth:`cleanup_worker`: per-worker set-up and
       clean-up, in the worker process (lgpio: a private work folder)
     * :attr:`sim`: the :class:`~remoteio.server.backends.simboard.SimBoard`, on
@@ -65,6 +68,7 @@ class Backend:
     def __init__(self, revision: Optional[int] = None):
         self.revision = revision
         self._pi_board_info: Optional[PiBoardInfo] = None
+        self._factory_type: Optional[type] = None
 
     def factory_class(self) -> type:
         """The gpiozero ``PiFactory`` subclass :meth:`make_factory` builds."""
@@ -75,17 +79,27 @@ class Backend:
         return {}
 
     def make_factory(self) -> Any:
-        base = self.factory_class()
-        revision = self.revision
-
-        class Factory(base):  # type: ignore[valid-type,misc]
-            def _get_revision(self) -> int:
-                return revision if revision is not None else super()._get_revision()
-
-        factory = Factory(**self.factory_options())
+        factory = self.made_factory_class()(**self.factory_options())
         if self._pi_board_info is not None:  # built before the fork: shared, not rebuilt per worker
             factory._info = self._pi_board_info
         return factory
+
+    def made_factory_class(self) -> type:
+        """:meth:`factory_class`, told this board's revision; made once (a
+        class made before the fork is shared by the workers)."""
+        if self._factory_type is None:
+            base = self.factory_class()
+            revision = self.revision
+
+            class Factory(base):  # type: ignore[valid-type,misc]
+                def _get_revision(self) -> int:
+                    return revision if revision is not None else super()._get_revision()
+
+            self._factory_type = Factory
+        return self._factory_type
+
+    def before_fork(self) -> None:
+        """Called in the server before the zygote's fork; the base does nothing."""
 
     def detect_revision(self) -> int:
         from gpiozero.pins.local import get_pi_revision

@@ -11,7 +11,9 @@ debouncing is the kernel's; software PWM runs a thread only while it is on.
 
 Works on any Linux board with a gpiochip, as the lgpio backend does
 (``remoteio serve --backend gpiod --chip 1 --revision d04170`` in a VM with
-``gpio-sim``). gpiod is imported only inside each pin worker.
+``gpio-sim``). gpiod's classes and the header's chip are found once, in the
+server before the zygote's fork (:meth:`GpiodBackend.before_fork`), and
+shared by the workers; each worker makes its own line requests.
 """
 from __future__ import annotations
 
@@ -59,18 +61,26 @@ class GpiodBackend(Backend):
             raise BackendUnavailable("the gpiod module installed is v1; remoteio needs gpiod>=2.1")
         check_gpiochip(chip)
         self.chip = chip
+        self._path: Optional[str] = None
 
     def factory_class(self) -> type:
         return _gpiozero_classes()[0]
 
     def factory_options(self) -> Dict[str, Any]:
-        chip = self.chip if self.chip is not None else header_chip()
-        return {"path": f"/dev/gpiochip{chip}"}
+        if self._path is None:
+            chip = self.chip if self.chip is not None else header_chip()
+            self._path = f"/dev/gpiochip{chip}"
+        return {"path": self._path}
+
+    def before_fork(self) -> None:
+        # 26 workers would each build the classes and look for the chip
+        self.made_factory_class()
+        self.factory_options()
 
 
 @functools.lru_cache(maxsize=None)
 def _gpiozero_classes():
-    """GpiodFactory and GpiodPin, built on first use (gpiod is imported in workers only)."""
+    """GpiodFactory and GpiodPin, built on first use (before the fork, in the server)."""
     import gpiod
     from gpiod.line import Bias, Direction, Edge, Value
     from gpiozero.pins.local import LocalPiFactory, LocalPiPin
