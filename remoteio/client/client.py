@@ -247,7 +247,7 @@ class RemoteServer:
     # ---- requests ------------------------------------------------------------------
     def request(self, op: str, **fields: Any) -> Dict[str, Any]:
         """Send one request and return its reply's fields (raises on refusal)."""
-        return self._current_link().call(op, fields).result(self.timeout)
+        return self._current_link().request(op, fields, self.timeout)
 
     def request_pipeline(self, requests: List[Tuple[str, Dict[str, Any]]],
                          timeout: Optional[float] = None) -> List[Dict[str, Any]]:
