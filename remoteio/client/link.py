@@ -143,6 +143,7 @@ class Link:
         self._read_lock = threading.Lock()
         self._role: object = _BACKGROUND
         self._followers: Dict[Call, None] = {}  # waiting callers, oldest first
+        self._background_parked = False  # waiting for its turn (not on the socket)
         self._leader_wire = Wire(sock)  # used only under _read_lock
         self._background_wire = Wire(sock, pausable=True)  # the background reader's own
         self._send_wire = Wire(sock)  # used only under _send_lock
@@ -160,7 +161,7 @@ class Link:
         a quick reply then cannot reach the background reader first."""
         call = Call(op, self)
         try:
-            self._send([(op, fields)], [call], claim=True)
+            self._send_one(op, fields, call)
         except BaseException:
             with self._mutex:
                 if self._role is call:
@@ -174,39 +175,50 @@ class Link:
         self._send(requests, calls)
         return calls
 
-    def _send(self, requests: list, calls: List[Call], claim: bool = False) -> None:
-        """Send *requests* (their *calls* waiting); with *claim*, the first
-        call's caller takes the reading first when nobody reads for a caller
-        and the request goes out at once (a send that may block must not
-        keep the reading from anyone: replies to others may be coming)."""
+    def _send_one(self, op: str, fields: Dict[str, Any], call: Call) -> None:
+        """Send one request, its caller taking the reading first when nobody
+        reads for a caller and the request goes out at once (a send that may
+        block must not keep the reading from anyone: others' replies may come)."""
+        with self._send_lock:
+            if self.lost is not None:
+                raise ConnectionLost(f"not connected: {self.lost}")
+            data = self.conn.send_one(op, fields, call)
+            # nothing else outstanding: the server read all we sent, the socket has room
+            if self._role is _BACKGROUND and len(data) <= CLAIM_MAX and (
+                    self.conn.outstanding == 1 or self._send_wire.writable()):
+                with self._mutex:
+                    if self._role is _BACKGROUND:
+                        self._background_wire.pause()
+                        self._role = call
+            self._write(data, [call])
+
+    def _send(self, requests: list, calls: List[Call]) -> None:
         with self._send_lock:
             if self.lost is not None:
                 raise ConnectionLost(f"not connected: {self.lost}")
             data = self.conn.send([(op, fields, call)
                                    for (op, fields), call in zip(requests, calls)])
-            if claim and self._role is _BACKGROUND and len(data) <= CLAIM_MAX \
-                    and self._send_wire.writable():
-                with self._mutex:
-                    if self._role is _BACKGROUND:
-                        self._background_wire.pause()
-                        self._role = calls[0]
-            try:
-                self.sock.sendall(data)
-                self.conn.sent()
-            except socket.timeout:
-                error = CallTimeout("the server did not take the request in time")
-                self._fail(error, give_up=True)
-                raise error from None
-            except OSError as exc:
-                error = ConnectionLost(f"sending failed: {exc}")
-                self._fail(error)
-                raise error from None
-            except BaseException:
-                # Ctrl-C during sendall: the caller never gets these calls.
-                # A small frame is sent by one send() and the interrupt is
-                # raised after it, so the stream stays whole.
-                abandon(calls)
-                raise
+            self._write(data, calls)
+
+    def _write(self, data: bytes, calls: List[Call]) -> None:
+        """Send *data* (under _send_lock)."""
+        try:
+            self.sock.sendall(data)
+            self.conn.sent()
+        except socket.timeout:
+            error = CallTimeout("the server did not take the request in time")
+            self._fail(error, give_up=True)
+            raise error from None
+        except OSError as exc:
+            error = ConnectionLost(f"sending failed: {exc}")
+            self._fail(error)
+            raise error from None
+        except BaseException:
+            # Ctrl-C during sendall: the caller never gets these calls.
+            # A small frame is sent by one send() and the interrupt is
+            # raised after it, so the stream stays whole.
+            abandon(calls)
+            raise
 
     @property
     def outstanding(self) -> int:
@@ -290,28 +302,36 @@ class Link:
                 return
         self._role = _BACKGROUND
         self._background_wire.resume()
-        self._background_turn.notify()
+        if self._background_parked:
+            self._background_turn.notify()
 
     def _lead(self, call: Call, deadline: Optional[float]) -> None:
         """Read until *call*'s reply is in, the link fails or *deadline* passes."""
-        left = None if deadline is None else deadline - time.monotonic()
-        if not self._read_lock.acquire(timeout=-1 if left is None else max(0.0, left)):
-            return  # the background reader is handing out a read (a moment)
+        read_lock = self._read_lock
+        if not read_lock.acquire(False):  # the background reader is handing out a read
+            left = None if deadline is None else deadline - time.monotonic()
+            if not read_lock.acquire(timeout=-1 if left is None else max(0.0, left)):
+                return
         wire = self._leader_wire
+        tls = wire.tls
+        clock = time.monotonic
         try:
-            while not call.done and self.lost is None:
-                data = self._buffered(wire)
+            while call.reply is None and call.error is None and self.lost is None:
+                data = self._buffered(wire) if tls else None
                 if data is None:
-                    left = None if deadline is None else deadline - time.monotonic()
-                    if left is not None and left <= 0 or not wire.wait(left):
-                        return
-                    if not self._take(wire, None):
+                    left = None
+                    if deadline is not None:
+                        left = deadline - clock()
+                        if left <= 0:
+                            return
+                    if not wire.wait(left) or not self._take(wire, None):
                         return
                 elif not self._take(wire, data):
                     return
-            self._drain(wire)
+            if tls:
+                self._drain(wire)
         finally:
-            self._read_lock.release()
+            read_lock.release()
 
     # ---- receiving --------------------------------------------------------------
     def _buffered(self, wire: Wire) -> Optional[bytes]:
@@ -372,7 +392,9 @@ class Link:
             while True:
                 with mutex:
                     while self._role is not _BACKGROUND and self.lost is None:
+                        self._background_parked = True
                         turn.wait(self._idle_timeout)
+                        self._background_parked = False
                     if self.lost is not None:
                         return
                 if not wire.wait(self._idle_timeout) or self._role is not _BACKGROUND:

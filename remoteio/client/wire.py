@@ -38,11 +38,13 @@ class Wire:
     itself do not wake it too (epoll on Linux; elsewhere it wakes, and looks
     whose turn it is)."""
 
-    __slots__ = ("sock", "_fd", "_poll", "_epoll", "_tls")
+    __slots__ = ("sock", "tls", "_fd", "_poll", "_epoll", "_tls")
 
     def __init__(self, sock: Union[socket.socket, SecureSocket], pausable: bool = False):
         self.sock = sock
         self._tls = sock if isinstance(sock, SecureSocket) else None
+        #: TLS: look at buffered() before waiting for the socket
+        self.tls = self._tls is not None
         self._fd = sock.fileno()
         self._poll = self._epoll = None
         if pausable and hasattr(select, "epoll"):
