@@ -57,13 +57,14 @@ def client_cost(plan: Plan, floor_p50: float) -> List[Dict[str, Any]]:
             lib.close()
             raw.close()
     raw_stats = percentiles(samples["raw"])
-    rows = [_row("raw", "acked write in turns: raw socket", raw_stats, checks["raw"], rounds)]
+    rows = [_row("raw", "client cost, acked writes in turns: raw socket", raw_stats,
+                 checks["raw"], rounds)]
     for name, title in (("library", "client library (RemotePin.on/off)"),
                         ("gpiozero", "gpiozero LED.on()/off() via the factory")):
         stats = percentiles(samples[name])
         ratio = stats["p50_us"] / raw_stats["p50_us"] if raw_stats["p50_us"] else 0.0
-        rows.append(_row(name, f"acked write in turns: {title}", stats, checks[name], rounds,
-                         ratio=round(ratio, 3), target=TARGET,
+        rows.append(_row(name, f"client cost, acked writes in turns: {title}", stats,
+                         checks[name], rounds, ratio=round(ratio, 3), target=TARGET,
                          met=ratio <= LIMIT and _verified(stats, checks[name])))
     return rows
 
