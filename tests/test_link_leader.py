@@ -84,7 +84,10 @@ def echo(message: Frame) -> Optional[tuple]:
     return 0.0, {"ok": True, "tag": message.get("tag")}
 
 
-def test_many_threads_calling_at_once_each_get_their_own_replies():
+@pytest.mark.parametrize("pausing", ["epoll", "without epoll"])
+def test_many_threads_calling_at_once_each_get_their_own_replies(pausing, monkeypatch):
+    if pausing != "epoll":  # as on macOS or Windows: the background reader wakes and parks
+        monkeypatch.delattr(select, "epoll", raising=False)
     stand_in = StandIn(echo)
     remote = RemoteServer(*stand_in.address, timeout=10.0, heartbeat=0, reconnect=False)
     wrong: List[tuple] = []
