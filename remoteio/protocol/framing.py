@@ -51,9 +51,6 @@ class FrameBuffer:
 
     def feed(self, data: bytes) -> List[Frame]:
         """Add *data*; return the frames it completes (blank lines dropped)."""
-        if not self._partial and not self._skipping and data.find(b"\n") == len(data) - 1 \
-                and len(data) <= self.max_frame and not data.isspace():
-            return [data[:-1].rstrip(b"\r")]  # exactly one whole frame: the usual read
         if self._partial:
             data = self._partial + data
             self._partial = b""
