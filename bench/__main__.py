@@ -6,6 +6,7 @@ serve --sim`` in its own process, 127.0.0.1, a free port):
 
   acked_write  acknowledged writes, 1/8/26 pins, others idle or blinking;
                raw socket and client library
+  client_cost  raw socket, client library and gpiozero writes in turns: the library's cost
   pipelined    pipelined throughput, 1 and 4 connections
   timing       on(time_ms=100) length and blink periods, idle and busy
   edge         input edge -> event / callback latency
@@ -39,7 +40,8 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
-from . import aio, buses, crowd, events, kernel, latency, resources, scale, serialbench, throughput, timing
+from . import (aio, buses, client_cost, crowd, events, kernel, latency, resources, scale,
+               serialbench, throughput, timing)
 from .floors import Floor
 from .harness import ROOT
 from .plan import FULL, QUICK, SMOKE, Plan
@@ -50,6 +52,7 @@ SECTIONS: Dict[str, Section] = {
     "acked_write": lambda plan, floor: (latency.acked_writes(plan, floor)
                                         + latency.library_writes(plan, floor)
                                         + latency.gpiozero_writes(plan, floor)),
+    "client_cost": client_cost.client_cost,
     "pipelined": lambda plan, floor: throughput.pipelined(plan),
     "timing": lambda plan, floor: timing.timing(plan),
     "edge": lambda plan, floor: events.edge_latency(plan),

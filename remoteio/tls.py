@@ -158,6 +158,29 @@ class SecureSocket:
             if not self._feed():
                 return b""
 
+    def recv_buffered(self, size: int) -> Optional[bytes]:
+        """Decrypted bytes from what already arrived (never waits): None when
+        no whole record is in yet (wait for :meth:`fileno`, then :meth:`fill`),
+        b"" at the end. A reader that selects on the raw socket must look here
+        first: records read off the socket together wait here, unseen by select."""
+        try:
+            with self._lock:
+                data = self._tls.read(size)
+        except ssl.SSLWantReadError:
+            return None
+        except ssl.SSLZeroReturnError:
+            return b""
+        self._flush()  # a read can produce records to send (key updates)
+        return data
+
+    def fill(self) -> bool:
+        """One read of the raw socket into the TLS buffer (select said it is
+        readable); False at the end of the stream."""
+        return self._feed()
+
+    def fileno(self) -> int:
+        return self.raw.fileno()
+
     def sendall(self, data: bytes) -> None:
         with self._send_lock:
             with self._lock:

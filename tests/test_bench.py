@@ -28,6 +28,7 @@ EXPECTED = {
         "acked_write.raw.1", "acked_write.raw.8", "acked_write.raw.8.busy", "acked_write.raw.26",
         "acked_write.raw.26.busy", "acked_write.flatness", "acked_write.library.1",
         "acked_write.library.26.busy", "acked_write.gpiozero"],
+    "client_cost": ["client_cost.raw", "client_cost.library", "client_cost.gpiozero"],
     "pipelined": ["pipelined.1conn.1pin", "pipelined.1conn.8pins", "pipelined.4conn.8pins"],
     "timing": ["timing.floor.idle", "timing.on100.idle", "timing.blink.idle", "timing.floor.busy",
                "timing.on100.busy", "timing.blink.busy"] + (

@@ -218,11 +218,15 @@ def ctrl_c() -> Iterator[Callable[[str], threading.Thread]]:
     threads: List[threading.Thread] = []
 
     def waiting_for(op: str) -> bool:
+        # the main thread is inside Call.result (reading the socket itself, or
+        # waiting for whoever reads it) for a call of *op*
         frame = sys._current_frames().get(main)
-        if frame is None or frame.f_code.co_name != "result":
-            return False
-        call = frame.f_locals.get("self")
-        return isinstance(call, Call) and call.op == op
+        while frame is not None:
+            call = frame.f_locals.get("self") if frame.f_code.co_name == "result" else None
+            if isinstance(call, Call):
+                return call.op == op
+            frame = frame.f_back
+        return False
 
     def press(op: str) -> threading.Thread:
         def run() -> None:

@@ -1,9 +1,10 @@
 """The client: :class:`RemoteServer`, a connection to one remoteio server.
 
 Thread-safe and synchronous: it never runs an asyncio loop, so it works the
-same in scripts, threads and Jupyter. One persistent connection; a reader
-thread matches replies to requests; callbacks run on a separate dispatcher
-thread, so a callback may itself call the server.
+same in scripts, threads and Jupyter. One persistent connection; replies are
+matched to requests by whoever reads it (a waiting caller, or the reader
+thread while none waits: client/link.py); callbacks run on a separate
+dispatcher thread, so a callback may itself call the server.
 
 >>> from remoteio import RemoteServer                       # doctest: +SKIP
 >>> server = RemoteServer("192.168.1.38", 8509)             # doctest: +SKIP
@@ -141,7 +142,7 @@ class RemoteServer:
         return greeting.on_auth(_fields(link.call(*step).result(self.connect_timeout)))
 
     def _on_lost(self, reason: BaseException) -> None:
-        """The link failed (called on its reader thread, or the keeper's)."""
+        """The link failed (called by whoever read or wrote it, or the keeper)."""
         if self._keeper is None or not self._connected.is_set():
             return  # still (re)connecting: whoever is connecting sees the failure
         log.warning("connection to %s:%d lost: %s", self.host, self.port, reason)
@@ -229,6 +230,8 @@ class RemoteServer:
         if self._closed:
             raise ConnectionLost("this RemoteServer is closed")
         link = self._link
+        if link.lost is None:
+            return link
         deadline = time.monotonic() + self.timeout
         while link.lost is not None:
             left = deadline - time.monotonic()
@@ -257,7 +260,7 @@ class RemoteServer:
     # ---- requests ------------------------------------------------------------------
     def request(self, op: str, **fields: Any) -> Dict[str, Any]:
         """Send one request and return its reply's fields (raises on refusal)."""
-        return self._current_link().call(op, fields).result(self.timeout)
+        return self._current_link().request(op, fields, self.timeout)
 
     def request_pipeline(self, requests: List[Tuple[str, Dict[str, Any]]],
                          timeout: Optional[float] = None) -> List[Dict[str, Any]]:

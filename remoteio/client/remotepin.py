@@ -290,7 +290,7 @@ class RemotePin:
                 self._cond.wait(remaining)
 
     def handle_change(self, message: Dict[str, Any]) -> None:
-        """An event for this pin (called on the reader thread: never blocks)."""
+        """An event for this pin (called by whoever reads the socket: never blocks)."""
         with self._cond:
             event, missed = change_event(self.board, message, self._seq)
             self._seq = event.seq
@@ -302,7 +302,7 @@ class RemotePin:
             for listener in self._subscribers:
                 try:
                     listener(event)
-                except Exception:  # the reader thread must go on
+                except Exception:  # whoever reads must go on
                     log.exception("a listener of BOARD%d raised", self.board)
             self._cond.notify_all()
         for kind in ("changed", "high" if event.edge == "rising" else "low"):
@@ -312,7 +312,8 @@ class RemotePin:
 
     def subscribe(self, listener: Callable[[PinEvent], None]) -> None:
         """Hand every change from now on to *listener* too (traces and widgets
-        do): it runs on the client's reader thread, so it must not block or
+        do): it runs on the thread reading the socket (the client's reader, or a
+        caller waiting for its reply), so it must not block or
         call the server. Call :meth:`watch` for the changes to come."""
         self._subscribers = self._subscribers + [listener]
 
@@ -334,7 +335,7 @@ class RemotePin:
         self._watching = False
 
     def handle_task_failed(self, message: Dict[str, Any]) -> None:
-        """A task this client queued could not run (reader thread: no blocking)."""
+        """A task this client queued could not run (the reading thread: no blocking)."""
         failure = task_failure(self.board, message)
         self.last_task_failure = failure
         log.warning("%s", failure)
