@@ -27,6 +27,7 @@ from ..tcp import reset, tune
 log = logging.getLogger(__name__)
 
 __all__ = ["Call", "Link", "abandon", "wait_all", "CLIENT_MAX_FRAME"]
+_SETTLING = threading.Lock()  # short and rarely contended: one for all calls
 
 
 class Call:
@@ -44,8 +45,15 @@ class Call:
         self.abandoned = False
 
     def settle(self, reply: Optional[Dict[str, Any]], error: Optional[BaseException] = None) -> None:
-        self.reply, self.error = reply, error
-        self._lock.release()
+        """Give the call its outcome; the first one counts. The reader thread
+        (a reply, or its end) and the keeper (giving up on the link) can both
+        settle one call: a second release would raise in, and kill, the keeper
+        (found by the chaos run of tests/net)."""
+        with _SETTLING:
+            if self.reply is not None or self.error is not None:
+                return
+            self.reply, self.error = reply, error
+            self._lock.release()
 
     @property
     def done(self) -> bool:
