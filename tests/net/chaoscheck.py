@@ -39,14 +39,14 @@ def falls(history: Sequence[Tuple[int, float]]) -> List[int]:
 
 
 def check_leases(history: Sequence[Tuple[int, float]], polls: Sequence[Poll],
-                 bound_ms: float) -> Tuple[List[str], List[float], int]:
+                 bound_ms: float) -> Tuple[List[str], List[Tuple[float, float]], int]:
     """Every fall of the leased pin (the only thing that lowers it: its holder
     only ever writes ``on`` with a lease) is at the deadline the Pi last
     reported before it: never before it, at most *bound_ms* after it.
-    (problems, lateness of each fall in ms as far as a poll can tell, falls
-    without a poll close enough before them to judge)."""
+    (problems, each fall's lateness in ms as far as a poll can tell: at
+    least, at most; falls without a poll close enough before them to judge)."""
     problems: List[str] = []
-    late: List[float] = []
+    late: List[Tuple[float, float]] = []
     unjudged = 0
     for fall in falls(history):
         before = [p for p in polls if p.recv_ns < fall]
@@ -58,8 +58,8 @@ def check_leases(history: Sequence[Tuple[int, float]], polls: Sequence[Poll],
         if fall < last.deadline_early - 1e6:
             problems.append(f"the lease reverted {(last.deadline_early - fall) / 1e6:.1f} ms "
                             f"before its deadline (fall at {fall})")
-        lateness = (fall - last.deadline_late) / 1e6
-        late.append(lateness)
+        lateness = (fall - last.deadline_late) / 1e6  # at least this late...
+        late.append((lateness, (fall - last.deadline_early) / 1e6))  # ...at most this
         if lateness > bound_ms:
             problems.append(f"the lease reverted {lateness:.1f} ms after its deadline (fall at {fall})")
     return problems, late, unjudged
