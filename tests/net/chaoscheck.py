@@ -39,10 +39,15 @@ def falls(history: Sequence[Tuple[int, float]]) -> List[int]:
 
 
 def check_leases(history: Sequence[Tuple[int, float]], polls: Sequence[Poll],
-                 bound_ms: float) -> Tuple[List[str], List[Tuple[float, float]], int]:
-    """Every fall of the leased pin (the only thing that lowers it: its holder
-    only ever writes ``on`` with a lease) is at the deadline the Pi last
-    reported before it: never before it, at most *bound_ms* after it.
+                 bound_ms: float, losses: Sequence[int] = (),
+                 ) -> Tuple[List[str], List[Tuple[float, float]], int]:
+    """Every fall of the leased pin is at the deadline the Pi last reported
+    before it: never before it, at most *bound_ms* after it. Only two things
+    lower the pin: the lease running out, and its holder's connection ending
+    (the disconnect policy makes its pins safe; a take-over on reconnect): an
+    early fall must be next to a time the holder lost its link (*losses*, ns:
+    from 0.5 s before it, the RST going out first, to 6 s after, the longest
+    reconnect backoff and then some).
     (problems, each fall's lateness in ms as far as a poll can tell: at
     least, at most; falls without a poll close enough before them to judge)."""
     problems: List[str] = []
@@ -55,7 +60,8 @@ def check_leases(history: Sequence[Tuple[int, float]], polls: Sequence[Poll],
             unjudged += 1  # (a pause in the polls: a server restart)
             continue
         last = leased[-1]
-        if fall < last.deadline_early - 1e6:
+        if fall < last.deadline_early - 1e6 and not any(
+                loss - 0.5e9 <= fall <= loss + 6e9 for loss in losses):
             problems.append(f"the lease reverted {(last.deadline_early - fall) / 1e6:.1f} ms "
                             f"before its deadline (fall at {fall})")
         lateness = (fall - last.deadline_late) / 1e6  # at least this late...

@@ -23,7 +23,8 @@ printf '\n--- net: the suite inside the VM (timeout %s s) ---\n' "$TIMEOUT"
 set +e
 python3 tests/hw/vm/vm.py run --timeout "$TIMEOUT" --env REMOTEIO_NET_REQUIRE=1 \
     --env REMOTEIO_CHAOS_S="${REMOTEIO_CHAOS_S:-}" --env REMOTEIO_CHAOS_SEED="${REMOTEIO_CHAOS_SEED:-}" -- \
-    "$PY" -m pytest -c tests/net/pytest.ini tests/net -s --durations=15 "$@"
+    "$PY" -m pytest -c tests/net/pytest.ini tests/net -s --durations=15 \
+    --timeout "$((300 + ${REMOTEIO_CHAOS_S:-120}))" "$@"
 rc=$?
 set -e
 case $rc in

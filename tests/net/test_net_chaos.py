@@ -111,8 +111,14 @@ class Leaser(Loop):
         super().__init__(stop, go)
         self.client = client
         self.changes: List[bool] = []
-        client.when_connection_changed = self.changes.append
+        self.losses: List[int] = []  # when its link was lost (ns)
+        client.when_connection_changed = self.changed
         self.pin = None
+
+    def changed(self, up: bool) -> None:
+        if not up:
+            self.losses.append(time.monotonic_ns())
+        self.changes.append(up)
 
     def step(self) -> None:
         try:
@@ -268,7 +274,7 @@ def test_a_seeded_chaos_of_faults_breaks_no_promise(faults, server, connect):
         assert loop.slowest <= TIMEOUT + 2.5, context
     late, upper, unjudged, problems = [], [], 0, []
     for epoch, history in epochs:
-        p, lateness, u = check_leases(history[LEASED], epoch.polls, LEASE_BOUND_MS)
+        p, lateness, u = check_leases(history[LEASED], epoch.polls, LEASE_BOUND_MS, leaser.losses)
         problems += p
         late += [low for low, _ in lateness]
         upper += [high for _, high in lateness]
