@@ -40,7 +40,7 @@ def falls(history: Sequence[Tuple[int, float]]) -> List[int]:
 
 def check_leases(history: Sequence[Tuple[int, float]], polls: Sequence[Poll],
                  bound_ms: float, losses: Sequence[int] = (),
-                 ) -> Tuple[List[str], List[Tuple[float, float]], int]:
+                 ) -> Tuple[List[str], List[Tuple[float, float]], int, int]:
     """Every fall of the leased pin is at the deadline the Pi last reported
     before it: never before it, at most *bound_ms* after it. Only two things
     lower the pin: the lease running out, and its holder's connection ending
@@ -49,10 +49,11 @@ def check_leases(history: Sequence[Tuple[int, float]], polls: Sequence[Poll],
     from 0.5 s before it, the RST going out first, to 6 s after, the longest
     reconnect backoff and then some).
     (problems, each fall's lateness in ms as far as a poll can tell: at
-    least, at most; falls without a poll close enough before them to judge)."""
+    least, at most; falls without a poll close enough before them to judge;
+    early falls next to a lost link)."""
     problems: List[str] = []
     late: List[Tuple[float, float]] = []
-    unjudged = 0
+    unjudged = ended = 0
     for fall in falls(history):
         before = [p for p in polls if p.recv_ns < fall]
         leased = [p for p in before if p.in_ms]
@@ -60,15 +61,18 @@ def check_leases(history: Sequence[Tuple[int, float]], polls: Sequence[Poll],
             unjudged += 1  # (a pause in the polls: a server restart)
             continue
         last = leased[-1]
-        if fall < last.deadline_early - 1e6 and not any(
-                loss - 0.5e9 <= fall <= loss + 6e9 for loss in losses):
-            problems.append(f"the lease reverted {(last.deadline_early - fall) / 1e6:.1f} ms "
-                            f"before its deadline (fall at {fall})")
+        if fall < last.deadline_early - 1e6:
+            if any(loss - 0.5e9 <= fall <= loss + 6e9 for loss in losses):
+                ended += 1  # its holder's connection ended: the disconnect policy
+            else:
+                problems.append(f"the lease reverted {(last.deadline_early - fall) / 1e6:.1f} ms "
+                                f"before its deadline (fall at {fall})")
+            continue
         lateness = (fall - last.deadline_late) / 1e6  # at least this late...
         late.append((lateness, (fall - last.deadline_early) / 1e6))  # ...at most this
         if lateness > bound_ms:
             problems.append(f"the lease reverted {lateness:.1f} ms after its deadline (fall at {fall})")
-    return problems, late, unjudged
+    return problems, late, unjudged, ended
 
 
 class Seen(NamedTuple):

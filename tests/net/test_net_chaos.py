@@ -272,14 +272,16 @@ def test_a_seeded_chaos_of_faults_breaks_no_promise(faults, server, connect):
     for loop in (*workers, leaser):
         # every call returned within its timeout (+ the emulated guest's slack): none hung
         assert loop.slowest <= TIMEOUT + 2.5, context
-    late, upper, unjudged, problems = [], [], 0, []
+    late, upper, unjudged, ended, problems = [], [], 0, 0, []
     for epoch, history in epochs:
-        p, lateness, u = check_leases(history[LEASED], epoch.polls, LEASE_BOUND_MS, leaser.losses)
+        p, lateness, u, e = check_leases(history[LEASED], epoch.polls, LEASE_BOUND_MS, leaser.losses)
         problems += p
         late += [low for low, _ in lateness]
         upper += [high for _, high in lateness]
         unjudged += u
-    print(f"  lease: {len(late)} reverts judged ({unjudged} not: no poll just before), "
+        ended += e
+    print(f"  lease: {len(late)} reverts at a deadline, {ended} when its holder's link ended, "
+          f"{unjudged} not judged (no poll just before); "
           f"each {min(late, default=0):.1f}..{max(late, default=0):.1f} ms after the deadline "
           f"at least, {min(upper, default=0):.1f}..{max(upper, default=0):.1f} ms at most "
           f"(a poll's round trip apart); slowest renewal {leaser.slowest:.2f} s")
