@@ -252,8 +252,10 @@ def test_a_seeded_chaos_of_faults_breaks_no_promise(faults, server, connect):
     finally:
         stop.set()
         go.set()
+        ogo.set()
         for loop in loops:
             loop.join(TIMEOUT * 3 + 5)
+        observer.epoch.observer.close(0)
     print(f"chaos: schedule {schedule}")
     assert not observer.errors, observer.errors
     context = f"seed {seed}, schedule {schedule}"
