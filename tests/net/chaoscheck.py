@@ -70,8 +70,10 @@ def check_leases(history: Sequence[Tuple[int, float]], polls: Sequence[Poll],
             continue
         lateness = (fall - last.deadline_late) / 1e6  # at least this late...
         late.append((lateness, (fall - last.deadline_early) / 1e6))  # ...at most this
-        if lateness > bound_ms:
-            problems.append(f"the lease reverted {lateness:.1f} ms after its deadline (fall at {fall})")
+        if lateness > bound_ms:  # with the polls from the last that saw the lease
+            after = [(p.sent_ns, p.recv_ns, p.in_ms) for p in before if p.sent_ns >= last.sent_ns]
+            problems.append(f"the lease reverted {lateness:.1f} ms after its deadline "
+                            f"(fall at {fall}; polls {after[:12]})")
     return problems, late, unjudged, ended
 
 
