@@ -15,8 +15,8 @@ KEEPALIVE_IDLE_S = 10
 #: ...then a probe every KEEPALIVE_INTERVAL_S, and the peer is dead after KEEPALIVE_PROBES
 KEEPALIVE_INTERVAL_S = 3
 KEEPALIVE_PROBES = 3
-#: the keepalive probes' span; Linux gives up at the next probe timer, one
-#: interval later (measured 21.9 s in tests/net: docs/reliability.md)
+#: the keepalive probes' span; Linux gives up at this probe timer or the next,
+#: one interval later (measured 18.85-22.0 s in tests/net: docs/reliability.md)
 DEAD_PEER_S = KEEPALIVE_IDLE_S + KEEPALIVE_INTERVAL_S * KEEPALIVE_PROBES
 #: TCP_USER_TIMEOUT: how long sent data may stay unacknowledged before the
 #: connection is given up (without it, ~15 minutes of retransmissions). Linux

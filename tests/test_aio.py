@@ -86,3 +86,31 @@ def test_a_call_timeout_is_a_call_timeout_and_the_call_is_forgotten(server):
             assert time.monotonic() - start < 2
             assert await led.read() in (0, 1)
     _run(scenario())
+
+
+def test_an_event_missed_while_the_connection_was_down_shows_in_missed_after_the_reconnect():
+    from remoteio.server import Server
+    from remoteio.testing import free_port
+    port = free_port()
+    servers = [Server(host="127.0.0.1", port=port, backend="sim").start()]
+
+    async def scenario():
+        async with AsyncRemoteServer("127.0.0.1", port, heartbeat=0.5, timeout=3) as remote:
+            button = await remote.pin(13)
+            await button.as_input(pull="down")
+            await button.watch()
+            servers[0].sim.drive(13, 1)
+            assert await button.wait_for_value(1, timeout=5)
+            servers[0].stop()
+            for _ in range(500):
+                if not remote.connected:
+                    break
+                await asyncio.sleep(0.01)
+            servers.append(Server(host="127.0.0.1", port=port, backend="sim").start())
+            assert await remote.wait_connected(15)
+            assert button.missed_events == 1  # the level fell while nobody watched
+    try:
+        _run(scenario())
+    finally:
+        for server in servers:
+            server.stop()

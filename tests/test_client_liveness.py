@@ -282,3 +282,29 @@ def test_after_ctrl_c_the_late_reply_is_dropped_and_the_next_sync_gets_its_own(
             assert remote.ping() < 1.0
         assert remote.connected
         assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_a_call_settled_twice_keeps_its_first_outcome_and_raises_nothing():
+    """The reader thread (a reply) and the keeper (giving up on the link) can
+    settle the same call at once; before this was guarded, the second release
+    raised in the keeper and killed it, and the client never reconnected
+    (found by the chaos run of tests/net)."""
+    from remoteio.errors import ConnectionLost
+    call = Call("ping")
+    call.settle({"id": 1, "ok": True})
+    call.settle(None, ConnectionLost("given up"))  # the late one: ignored
+    assert call.result(1) == {"id": 1, "ok": True}
+    racing = [Call("ping") for _ in range(2000)]
+    barrier = threading.Barrier(2)
+
+    def settle_all(outcome):
+        barrier.wait()
+        for c in racing:
+            c.settle(*outcome)
+    threads = [threading.Thread(target=settle_all, args=(o,)) for o in
+               (({"id": 2, "ok": True},), (None, ConnectionLost("given up")))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert all(c.done for c in racing)

@@ -272,3 +272,36 @@ def test_the_queue_of_a_pin_is_bounded(server, client):
     assert client.ping() < 5
 
 
+
+
+def test_events_missed_while_the_connection_was_down_show_in_missed_after_the_reconnect():
+    """seq numbers a pin's events per server run, and only while someone
+    watches; after a reconnect the re-watch's reply (the pin's seq and level
+    now) tells what was missed: here a restarted server whose pin reads 0
+    where the last event said 1. The next event carries it in ``missed``."""
+    port = free_port()
+    first = Server(host="127.0.0.1", port=port, backend="sim").start()
+    servers = [first]
+    remote = None
+    try:
+        remote = RemoteServer("127.0.0.1", port, heartbeat=0.5, timeout=3)
+        button = remote.pin(13)
+        button.as_input(pull="down")
+        events = []
+        button.when_changed = events.append
+        first.sim.drive(13, 1)
+        assert wait_until(lambda: len(events) == 1)
+        first.stop()
+        assert wait_until(lambda: not remote.connected, timeout=5)
+        servers.append(Server(host="127.0.0.1", port=port, backend="sim").start())
+        assert remote.wait_connected(15)
+        assert button.missed_events == 1      # the level fell while nobody watched
+        servers[1].sim.drive(13, 1)
+        assert wait_until(lambda: len(events) == 2)
+        assert [(e.value, e.seq, e.missed) for e in events] == [(1, 1, 0), (1, 1, 1)]
+        assert button.missed_events == 1
+    finally:
+        if remote is not None:
+            remote.close()
+        for server in servers:
+            server.stop()

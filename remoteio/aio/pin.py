@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, AsyncIterator, Callable, Dict, List, Optional, Set, Tuple, Union
+from typing import Any, AsyncIterator, Callable, Dict, List, Mapping, Optional, Set, Tuple, Union
 
 from ..client import display
 from ..errors import PinClosed, ServerError
-from ..client.pinlogic import PinEvent, adapt, change_event, setup_requests, sync_budget, task_failure
-from ..pins import BOARD_TO_BCM, describe, PinSpec
+from ..client.pinlogic import (PinEvent, adapt, change_event, rewatch_gap, setup_requests,
+                               sync_budget, task_failure)
+from ..pins import BOARD_TO_BCM, PinSpec, describe
 from .link import settle_all
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,8 @@ class AsyncRemotePin:
         self._watching = False
         self._claimed = False
         self._seq = 0
+        self._last_value: Any = None  # the level the last event (or watch reply) gave
+        self._carried = 0  # missed over a reconnect, told with the next event
         self.missed_events = 0
         self.setup: Dict[str, Any] = {}
         self.restore_setup: Dict[str, Any] = {}
@@ -203,7 +206,18 @@ class AsyncRemotePin:
         if not self._watching:
             reply = await self._request("watch")
             self._seq = reply.get("seq", 0)
+            self._last_value = reply.get("value")
             self._watching = True
+
+    def rewatched(self, reply: Mapping[str, Any]) -> None:
+        """The reply to this pin's watch on a fresh connection (a reconnect):
+        what it missed meanwhile counts in ``missed_events`` and in the next
+        event's ``missed`` (as RemotePin.rewatched)."""
+        gap = rewatch_gap(self._seq, self._last_value, reply)
+        self.missed_events += gap
+        self._carried += gap
+        self._seq = reply.get("seq", 0)
+        self._last_value = reply.get("value")
 
     @property
     def watching(self) -> bool:
@@ -294,7 +308,10 @@ class AsyncRemotePin:
         kind = message.get("event")
         if kind == "change":
             event, missed = change_event(self.board, message, self._seq)
+            if self._carried:
+                event, self._carried = event._replace(missed=missed + self._carried), 0
             self._seq = event.seq
+            self._last_value = event.value
             self.missed_events += missed
             for listener in self._subscribers:
                 try:

@@ -184,7 +184,9 @@ class AsyncRemoteServer:
         for pin in list(self._pins.values()):
             for op, fields in pin.setup_requests():
                 try:
-                    await link.call(op, fields, self.timeout)
+                    reply = await link.call(op, fields, self.timeout)
+                    if op == "watch":  # what it missed while the link was down
+                        pin.rewatched(reply)
                 except RemoteIOError as exc:
                     log.warning("after reconnecting, %s on BOARD%d failed: %s", op, pin.board, exc)
         log.info("reconnected to %s:%d; pin setup re-applied", self.host, self.port)

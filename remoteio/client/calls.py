@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional
 from ..errors import CallTimeout
 from ..protocol.client_conn import result
 
+_SETTLING = threading.Lock()  # held for two assignments: one for all calls
+
 if TYPE_CHECKING:  # the link a call was sent on waits for it
     from .link import Link
 
@@ -45,8 +47,12 @@ class Call:
         self.abandoned = False
 
     def settle(self, reply: Optional[Dict[str, Any]], error: Optional[BaseException] = None) -> None:
-        if self.reply is None and self.error is None:  # the first answer stands
-            self.reply, self.error = reply, error
+        """Give the call its outcome; the first one stands. The reader (a reply,
+        or its end) and the keeper (giving up on the link) can both settle one
+        call, at the same moment (found by the chaos run of tests/net)."""
+        with _SETTLING:
+            if self.reply is None and self.error is None:
+                self.reply, self.error = reply, error
         self.signal()
 
     def signal(self) -> None:

@@ -161,7 +161,9 @@ class RemoteServer:
         for pin in list(self.pins.values()):
             for op, fields in pin.setup_requests():
                 try:
-                    link.call(op, fields).result(self.timeout)
+                    reply = link.call(op, fields).result(self.timeout)
+                    if op == "watch":  # what it missed while the link was down
+                        pin.rewatched(reply)
                 except RemoteIOError as exc:
                     log.warning("after reconnecting, %s on BOARD%d failed: %s", op, pin.board, exc)
         for op, fields in self.serial_ports.setup_requests():

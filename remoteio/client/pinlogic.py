@@ -73,6 +73,29 @@ def change_event(board: int, message: Mapping[str, Any], last_seq: int) -> Tuple
                     message.get("ts", 0), seq, missed), missed
 
 
+def rewatch_gap(last_seq: int, last_value: Any, reply: Mapping[str, Any]) -> int:
+    """How many events a watcher missed while its connection was down, from
+    the reply to its watch on the new one (``seq``: the pin's number now,
+    ``value``: its level now). The Pi numbers an event only when someone
+    watches (nobody watching, it does not even look at the pin's edges), so
+    a level that changed unnumbered counts as one missed event, at least.
+
+    >>> rewatch_gap(5, 1, {"seq": 8, "value": 1})  # three went to the dead link
+    3
+    >>> rewatch_gap(5, 1, {"seq": 5, "value": 0})  # nobody watched; the level moved
+    1
+    >>> rewatch_gap(5, 1, {"seq": 5, "value": 1})  # nothing seen to happen
+    0
+    >>> rewatch_gap(5, 1, {"seq": 0, "value": 1})  # a restarted server numbers from 0
+    0
+    """
+    seq = reply.get("seq", 0)
+    gap = seq - last_seq if seq >= last_seq else 0
+    if gap == 0 and last_value is not None and reply.get("value") != last_value:
+        gap = 1
+    return gap
+
+
 def task_failure(board: int, message: Mapping[str, Any]) -> ServerError:
     """The error of a ``task_failed`` event (a queued task the Pi could not run)."""
     error = message.get("error") or {}

@@ -16,13 +16,14 @@ import logging
 import threading
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, List, Mapping, Optional, Tuple
 
 from . import display
 from ..errors import PinClosed, RemoteIOError, ServerError
 from ..pins import BOARD_TO_BCM, describe
 from .link import abandon, wait_all
-from .pinlogic import PinEvent, adapt, change_event, setup_requests, sync_budget, task_failure
+from .pinlogic import (PinEvent, adapt, change_event, rewatch_gap, setup_requests, sync_budget,
+                       task_failure)
 
 if TYPE_CHECKING:  # the server hands itself to its pins
     from .client import RemoteServer
@@ -42,6 +43,8 @@ class RemotePin:
         self._closed = False
         self._watching = False
         self._seq = 0
+        self._last_value: Any = None  # the level the last event (or watch reply) gave
+        self._carried = 0  # missed over a reconnect, told with the next event
         self.missed_events = 0
         self._cond = threading.Condition()
         self._events: Deque[Tuple[int, PinEvent]] = deque(maxlen=256)
@@ -224,7 +227,20 @@ class RemotePin:
             reply = self._request("watch")
             with self._cond:
                 self._seq = reply.get("seq", 0)
+                self._last_value = reply.get("value")
             self._watching = True
+
+    def rewatched(self, reply: Mapping[str, Any]) -> None:
+        """The reply to this pin's watch on a fresh connection (a reconnect):
+        what it missed meanwhile counts in ``missed_events`` and in the next
+        event's ``missed``, and the numbering goes on from the Pi's (a
+        restarted server's starts again)."""
+        with self._cond:
+            gap = rewatch_gap(self._seq, self._last_value, reply)
+            self.missed_events += gap
+            self._carried += gap
+            self._seq = reply.get("seq", 0)
+            self._last_value = reply.get("value")
 
     @property
     def watching(self) -> bool:
@@ -293,7 +309,10 @@ class RemotePin:
         """An event for this pin (called by whoever reads the socket: never blocks)."""
         with self._cond:
             event, missed = change_event(self.board, message, self._seq)
+            if self._carried:
+                event, self._carried = event._replace(missed=missed + self._carried), 0
             self._seq = event.seq
+            self._last_value = event.value
             self.missed_events += missed
             self._event_count += 1
             self._events.append((self._event_count, event))

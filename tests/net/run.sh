@@ -15,7 +15,7 @@ cd "$(dirname "$0")/../.."
 source tests/hw/vm/pick_python.sh   # PY, and the arguments after it
 "$PY" -c 'import remoteio, pytest, pytest_timeout' || {
     echo "run.sh: $PY lacks the test dependencies (pip install -e '.[test]')" >&2; exit 2; }
-TIMEOUT=${REMOTEIO_NET_TIMEOUT:-$((540 + ${REMOTEIO_CHAOS_S:-120}))}
+TIMEOUT=${REMOTEIO_NET_TIMEOUT:-$((780 + ${REMOTEIO_CHAOS_S:-120}))}
 
 printf '\n--- net: VM setup (cached after the first run; iproute2, nftables and the net modules) ---\n'
 python3 tests/hw/vm/vm.py setup
@@ -23,7 +23,8 @@ printf '\n--- net: the suite inside the VM (timeout %s s) ---\n' "$TIMEOUT"
 set +e
 python3 tests/hw/vm/vm.py run --timeout "$TIMEOUT" --env REMOTEIO_NET_REQUIRE=1 \
     --env REMOTEIO_CHAOS_S="${REMOTEIO_CHAOS_S:-}" --env REMOTEIO_CHAOS_SEED="${REMOTEIO_CHAOS_SEED:-}" -- \
-    "$PY" -m pytest -c tests/net/pytest.ini tests/net -s --durations=15 "$@"
+    "$PY" -m pytest -c tests/net/pytest.ini tests/net -s --durations=15 \
+    --timeout "$((300 + ${REMOTEIO_CHAOS_S:-120}))" "$@"
 rc=$?
 set -e
 case $rc in
