@@ -11,6 +11,8 @@ import pytest
 from remoteio import RemoteServer
 from remoteio.errors import BadPin, Forbidden, NotSupported, PinBusy
 from remoteio.server.app import Server
+from remoteio.server.simchips import SLOTS, SimChips
+from remoteio.server.simdevices import SimI2CBus
 from remoteio.testing import pulses, wait_until
 
 IODIRA, GPPUA, GPIOA, OLATA = 0x00, 0x0C, 0x12, 0x14
@@ -114,3 +116,17 @@ def test_an_expander_and_raw_i2c_on_other_buses_stay_as_they_were(server):
         with pytest.raises(PinBusy, match="expander mcp0"):
             remote.i2c(5).read_byte_data(0x20, GPIOA)
         assert remote.i2c(1).read_byte_data(0x20, IODIRA) == 0xFF   # bus 1's own chip, at power-on
+
+
+def test_a_full_board_leaves_further_bus_chips_private_and_says_so(caplog):
+    chips = SimChips()
+    chips.bus_devices = lambda bus: [("mcp23017", 0x20 + n) for n in range(8)]
+    for bus in range(4):   # 32 chips for 24 slots
+        chips.declare_bus(bus)
+    shared = [chips.model(bus, 0x20 + n) is not None for bus in range(4) for n in range(8)]
+    assert shared.count(True) == SLOTS and shared[:SLOTS] == [True] * SLOTS
+    assert "stays private" in caplog.text
+    with pytest.raises(BadPin, match="not a pin"):
+        chips.pin("i2c3@0x27:A0")
+    bus = SimI2CBus([("mcp23017", 0x27)], shared=chips.models(3))   # its worker's private one
+    assert bus.read_byte_data(0x27, IODIRA) == 0xFF

@@ -99,6 +99,7 @@ class SimChips:
         #: bus number -> its simulated devices ((kind, address) pairs); the server sets it
         self.bus_devices: Callable[[int], Sequence[Tuple[str, int]]] = lambda bus: ()
         self._lock = threading.Lock()   # the router's thread and a test's may declare at once
+        self._left_private: set = set()   # (bus, address) of chips a full board could not take
 
     def declare(self, name: str, bus: int, address: int, kind: str) -> MCP23017:
         """A chip at power-on in a free slot (before the workers are forked)."""
@@ -107,12 +108,18 @@ class SimChips:
             return self.model(bus, address)
         if len(self.names) >= EXPANDERS:
             raise ValueError(f"a simulated board holds at most {EXPANDERS} expanders")
+        chip = self._new(bus, address, kind)
+        if chip is None:
+            raise ValueError(f"the simulated board's {SLOTS} chip slots are full")
         self.names[name] = (bus, address)
-        return self._new(bus, address, kind)
+        return chip
 
-    def _new(self, bus: int, address: int, kind: str) -> MCP23017:
-        with self._lock:
+    def _new(self, bus: int, address: int, kind: str) -> Optional[MCP23017]:
+        """The chip at (bus, address), given a slot at power-on if it has none; None: full."""
+        with self._lock:   # one slot per chip, and none past the mapping
             if (bus, address) not in self._slots:
+                if len(self._slots) >= SLOTS:
+                    return None
                 self._slots[(bus, address)] = (kind, len(self._slots))
                 return self._model(bus, address, reset=True)
         return self._model(bus, address, reset=False)
@@ -125,13 +132,13 @@ class SimChips:
         for kind, address in self.bus_devices(bus):
             if kind not in SHARED_KINDS or (bus, address) in self._slots:
                 continue
-            if len(self._slots) >= SLOTS:
+            if self._new(bus, address, kind) is None and (bus, address) not in self._left_private:
+                self._left_private.add((bus, address))
                 log.warning("the simulated board's %d chip slots are full: the %s at 0x%02x "
                             "on I2C bus %d stays private to its worker", SLOTS, kind, address, bus)
-                continue
-            self._new(bus, address, kind)
-        return [(address, kind, index) for (b, address), (kind, index)
-                in sorted(self._slots.items()) if b == bus]
+        with self._lock:
+            slots = sorted(self._slots.items())
+        return [(address, kind, index) for (b, address), (kind, index) in slots if b == bus]
 
     def attach(self, index: int, kind: str) -> MCP23017:
         """A view of the chip in slot *index* (a bus worker's, told by the server)."""
