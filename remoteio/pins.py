@@ -144,6 +144,33 @@ def expander_pin_name(expander: str, bit: int) -> str:
     return f"{expander}:{'AB'[bit // 8]}{bit % 8}"
 
 
+#: a port pin of a simulated I2C bus's own chip: "i2c1@0x20:A3" (bus, address, pin)
+_BUS_CHIP_PIN = re.compile(r"^i2c(\d{1,3})@(0x[0-9a-fA-F]{1,2}|\d{1,3}):"
+                           r"(?:(?:[Gg][Pp])?([ABab])([0-7])|(1[0-5]|[0-9]))$")
+
+
+def is_bus_chip_spec(spec: Any) -> bool:
+    """Does *spec* name a pin of a bus's chip (``"i2c1@0x20:A3"``)? An
+    expander's name has no ``@``, so the two cannot be confused."""
+    return isinstance(spec, str) and "@" in spec
+
+
+def bus_chip_pin(spec: Any) -> Tuple[int, int, int]:
+    """``"i2c1@0x20:B3"`` -> ``(1, 0x20, 11)``: bus, address, bit (0-15); BadPin if malformed.
+
+    >>> bus_chip_pin("i2c1@0x21:GPA7"), bus_chip_pin("i2c3@32:9")
+    ((1, 33, 7), (3, 32, 9))
+    """
+    match = _BUS_CHIP_PIN.match(spec.strip()) if isinstance(spec, str) else None
+    bus, address = (int(match.group(1)), int(match.group(2), 0)) if match else (-1, -1)
+    if match is None or bus > 255 or not 0x03 <= address <= 0x77:
+        raise BadPin(f"cannot read pin {spec!r}: a bus chip's pin is named like 'i2c1@0x20:A3' "
+                     "(bus 0-255, address 0x03-0x77, A0-A7/B0-B7)")
+    if match.group(3):
+        return bus, address, "AB".index(match.group(3).upper()) * 8 + int(match.group(4))
+    return bus, address, int(match.group(5))
+
+
 def is_expander_spec(spec: Any) -> bool:
     return isinstance(spec, str) and ":" in spec and not spec.strip().upper().startswith("J8:")
 

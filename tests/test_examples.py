@@ -4,8 +4,10 @@ from pathlib import Path
 import re
 import subprocess
 import sys
+import time
 
-from remoteio.testing import free_port, wait_until
+from remoteio import RemoteServer
+from remoteio.testing import free_port, pulses, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -64,8 +66,14 @@ def test_the_bus_examples_run_against_remoteio_serve_sim(tmp_path):
                 return done.stdout.decode().splitlines()
             dump = example("examples/i2c_register_dump.py")
             assert len(dump) == 22 and dump[0].startswith("0x00: 0xff")   # IODIRA after reset
+            since = time.monotonic_ns()   # CLOCK_MONOTONIC: the server's clock too
             chase = example("examples/mcp23017_chaser.py", "2")
             assert chase == [f"bell {b}: GPIOA = {format(1 << b, '04b')}" for b in range(4)] * 2
+            with RemoteServer("127.0.0.1", port) as remote:   # the bells in the board's history
+                rung = sorted((start, bell, width) for bell in range(4) for start, width in
+                              pulses(remote.sim.history(f"i2c1@0x20:A{bell}", since)))
+            assert [bell for _, bell, _ in rung] == [0, 1, 2, 3] * 2
+            assert all(80 <= width <= 2000 for _, _, width in rung), rung   # 100 ms sleeps
             adc = example("examples/mcp3008.py", "--sim")   # gpiozero over the network
             assert [line.split()[:2] for line in adc] == [
                 [f"CH{c}:", str(int(1024 * c * 0.4 / 3.3))] for c in range(8)]

@@ -151,6 +151,8 @@ class Server:
         for spec in self.expanders.values():  # the simulated chips, shared before the fork
             if chips is not None:
                 chips.declare(spec.name, spec.bus, spec.address, spec.chip)
+        if chips is not None:   # the buses' own MCP230xx chips: a slot on first use
+            chips.bus_devices = self.buses.devices
         kinds = {"pin": functools.partial(run_pin_worker, mode=self.mode, backend=self.backend,
                                           status=self.status,
                                           realtime_priority=self.realtime_priority),

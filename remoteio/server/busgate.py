@@ -48,6 +48,22 @@ class BusGate:
             if rule.addresses is not None and addr not in rule.addresses:
                 raise Forbidden(f"{name}: address 0x{addr:02x} is not in its allowlist")
 
+    def check_sim(self, number: int, address: int, action: str) -> None:
+        """``sim`` on a pin of a bus's chip honours the bus's rule: nothing on a
+        bus not served or an address not allowed; only history on a read-only bus."""
+        rule, name = self.rule(("i2c", number)), bus_name(("i2c", number))
+        if rule.access == "none":
+            raise Forbidden(f"{name} is not served (access none)")
+        if rule.addresses is not None and address not in rule.addresses:
+            raise Forbidden(f"{name}: address 0x{address:02x} is not in its allowlist")
+        if rule.access == "read" and action not in ("history", "levels"):
+            raise Forbidden(f"{name} is read-only (sim {action} refused)")
+
+    def devices(self, number: int) -> Tuple[Tuple[str, int], ...]:
+        """The simulated devices of I2C bus *number* ((kind, address) pairs)."""
+        devices = self.rule(("i2c", number)).devices
+        return tuple(DEFAULT_I2C_DEVICES if devices is None else devices)
+
     def settings(self, key: Key, sim: bool) -> Dict[str, Any]:
         """What the bus's worker is told when it starts (plain data)."""
         if key[0] == "spi":

@@ -57,11 +57,16 @@ class I2CWorker(Worker):
 
 
 def open_i2c(number: int, settings: Dict[str, Any], chips: Any = None) -> Any:
-    """The bus a worker runs on: simulated chips (those an expander's worker
-    drives too from the board's shared *chips*), or the kernel's /dev/i2c-N."""
+    """The bus a worker runs on: simulated chips (the MCP230xx ones, its own
+    and expanders', in the board's shared *chips*: the slots the server gave
+    in ``settings["shared"]``), or the kernel's /dev/i2c-N."""
     if settings.get("sim"):
-        return SimI2CBus(tuple(tuple(d) for d in settings["devices"]),
-                         shared=chips.models(number) if chips is not None else None)
+        shared = None
+        if chips is not None:
+            shared = ({address: chips.attach(index, kind)
+                       for address, kind, index in settings["shared"]}
+                      if "shared" in settings else chips.models(number))
+        return SimI2CBus(tuple(tuple(d) for d in settings["devices"]), shared=shared)
     return KernelI2CBus(number)
 
 

@@ -60,8 +60,17 @@ class BusRouting:
             return
         # I2C holds its pins while its worker runs; SPI while a connection has it open
         handle = self._bus_handle(key, () if key[0] == "spi" else BUS_PINS.get(key, ()),
-                                  lambda: self.buses.settings(key, self.backend.sim is not None))
+                                  lambda: self._bus_settings(key))
         self._dispatch(handle, conn, req.id_json, req.op, req.args, None)
+
+    def _bus_settings(self, key: Tuple[Any, ...]) -> Dict[str, Any]:
+        """What a bus's worker starts with; a simulated I2C bus's MCP230xx
+        chips get their shared slots first (kept when a worker is replaced)."""
+        sim = self.backend.sim
+        settings = self.buses.settings(key, sim is not None)
+        if sim is not None and key[0] == "i2c":
+            settings["shared"] = [list(s) for s in sim.chips.declare_bus(key[1])]
+        return settings
 
     def _close_spi(self, key: Any) -> None:
         handle = self.pool.get(key)

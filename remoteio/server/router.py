@@ -34,7 +34,7 @@ except ImportError:  # Python < 3.8
     Protocol = object  # type: ignore
 
 from ..errors import NotSupported, ServerBusy, ServerError, ShuttingDown, WorkerFailed
-from ..pins import BOARD_TO_BCM, describe, pin_key
+from ..pins import BOARD_TO_BCM, bus_chip_pin, describe, is_bus_chip_spec, pin_key
 from ..protocol import writing
 from ..protocol.ops import BATCH, BUS, SERVER
 from ..protocol.reading import Request
@@ -257,7 +257,9 @@ class Router(BusRouting, ExpanderRouting):
         elif req.op == "sim":
             args = req.args
             for spec in (args["pin"], args["to"]):
-                if spec is not None:
+                if is_bus_chip_spec(spec):   # "i2c1@0x20:A3": the bus's rule
+                    self.buses.check_sim(*bus_chip_pin(spec)[:2], args["action"])
+                elif spec is not None:
                     self.rules.check_sim(pin_key(spec), args["action"])
             self.outlet.reply(conn, writing.ok(req.id_json, sim_operation(
                 self.backend, args, self.rules.served)))

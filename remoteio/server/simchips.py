@@ -1,29 +1,46 @@
-"""The simulated board's expander chips in shared memory, seen by every worker.
+"""The simulated board's MCP230xx chips in shared memory, seen by every worker.
 
 An expander's worker drives its chip and the I2C bus worker of the same bus
 may read it too, so the chip cannot be a private model of either: its
 registers, what drives its inputs, the number of writes it has taken and a
 history ring per port pin live in one anonymous shared mapping made before
-the zygote forks (the :class:`~.backends.simboard.SimBoard` holds it).
+the zygote forks (the :class:`~.backends.simboard.SimBoard` holds it). The
+simulated I2C buses' own MCP23017/MCP23008 chips live there too (a slot
+given by the server's process when the bus's worker first starts, or when
+the ``sim`` operation first names the chip: ``"i2c1@0x20:A3"``), so their
+pins have a history and a replaced bus worker finds the chip as it was.
 
 >>> chips = SimChips()
 >>> chip = chips.declare("mcp0", 1, 0x20, "mcp23017")
 >>> chip.write_from(0x00, [0xF7]); chip.write_from(0x14, [0x08])   # GPA3 an output, high
 >>> chips.model(1, 0x20).read(0x12) & 0x08, chips.pin("mcp0:A3")[1], chips.history("mcp0:A3")[-1][1]
 (8, 3, 1.0)
+>>> chips.bus_devices = lambda bus: [("mcp23017", 0x20), ("mcp23008", 0x21)]
+>>> [(addr, kind) for addr, kind, _ in chips.declare_bus(1)]   # the expander's slot is kept
+[(32, 'mcp23017'), (33, 'mcp23008')]
+>>> chips.pin("i2c1@0x21:A2")[1]
+2
 """
 from __future__ import annotations
 
+import logging
 import mmap
 import struct
-from typing import Dict, List, Optional, Tuple
+import threading
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..errors import BadPin
-from ..pins import expander_pin
+from ..pins import bus_chip_pin, expander_pin, is_bus_chip_spec
 from .simdevices import DEVICE_KINDS, NO_INPUT, MCP23017
 
-#: expander chips a simulated board can hold, and history entries per pin
-SLOTS, HISTORY, PINS = 8, 1024, 16
+log = logging.getLogger(__name__)
+
+#: chips a simulated board can hold (its expanders at most EXPANDERS of them;
+#: the mapping's pages are touched only when a slot is used), history entries per pin
+SLOTS, HISTORY, PINS = 24, 1024, 16
+EXPANDERS = 8
+#: the device kinds a bus's configuration names that live in a shared slot
+SHARED_KINDS = ("mcp23017", "mcp23008")
 _REGISTERS = 32
 _COUNTER = struct.Struct("=Q")
 _ENTRY = struct.Struct("=qd")
@@ -79,17 +96,57 @@ class SimChips:
         self._mem = mmap.mmap(-1, SLOTS * _SLOT)   # anonymous + MAP_SHARED: seen by forks
         self._slots: Dict[Tuple[int, int], Tuple[str, int]] = {}
         self.names: Dict[str, Tuple[int, int]] = {}
+        #: bus number -> its simulated devices ((kind, address) pairs); the server sets it
+        self.bus_devices: Callable[[int], Sequence[Tuple[str, int]]] = lambda bus: ()
+        self._lock = threading.Lock()   # the router's thread and a test's may declare at once
+        self._left_private: set = set()   # (bus, address) of chips a full board could not take
 
     def declare(self, name: str, bus: int, address: int, kind: str) -> MCP23017:
         """A chip at power-on in a free slot (before the workers are forked)."""
         if (bus, address) in self._slots:
             self.names[name] = (bus, address)
             return self.model(bus, address)
-        if len(self._slots) >= SLOTS:
-            raise ValueError(f"a simulated board holds at most {SLOTS} expanders")
-        self._slots[(bus, address)] = (kind, len(self._slots))
+        if len(self.names) >= EXPANDERS:
+            raise ValueError(f"a simulated board holds at most {EXPANDERS} expanders")
+        chip = self._new(bus, address, kind)
+        if chip is None:
+            raise ValueError(f"the simulated board's {SLOTS} chip slots are full")
         self.names[name] = (bus, address)
-        return self._model(bus, address, reset=True)
+        return chip
+
+    def _new(self, bus: int, address: int, kind: str) -> Optional[MCP23017]:
+        """The chip at (bus, address), given a slot at power-on if it has none; None: full."""
+        with self._lock:   # one slot per chip, and none past the mapping
+            if (bus, address) not in self._slots:
+                if len(self._slots) >= SLOTS:
+                    return None
+                self._slots[(bus, address)] = (kind, len(self._slots))
+                return self._model(bus, address, reset=True)
+        return self._model(bus, address, reset=False)
+
+    def declare_bus(self, bus: int) -> List[Tuple[int, str, int]]:
+        """Give *bus*'s own MCP230xx chips a slot at power-on (those that have
+        none yet; a full board leaves the rest private to the bus's worker);
+        ``(address, kind, slot)`` of every shared chip of the bus, expanders'
+        too: what its worker is told (:meth:`attach`)."""
+        for kind, address in self.bus_devices(bus):
+            if kind not in SHARED_KINDS or (bus, address) in self._slots:
+                continue
+            if self._new(bus, address, kind) is None and (bus, address) not in self._left_private:
+                self._left_private.add((bus, address))
+                log.warning("the simulated board's %d chip slots are full: the %s at 0x%02x "
+                            "on I2C bus %d stays private to its worker", SLOTS, kind, address, bus)
+        with self._lock:
+            slots = sorted(self._slots.items())
+        return [(address, kind, index) for (b, address), (kind, index) in slots if b == bus]
+
+    def attach(self, index: int, kind: str) -> MCP23017:
+        """A view of the chip in slot *index* (a bus worker's, told by the server)."""
+        if kind not in SHARED_KINDS or not 0 <= index < SLOTS:
+            raise ValueError(f"no shared {kind} in slot {index}")
+        cls = DEVICE_KINDS[kind]
+        return cls(memory=SharedChipMemory(self._mem, index, 11 * cls.ports, 8 * cls.ports),
+                   reset=False)
 
     def _model(self, bus: int, address: int, reset: bool) -> MCP23017:
         kind, index = self._slots[(bus, address)]
@@ -109,7 +166,16 @@ class SimChips:
                 for b, address in self._slots if b == bus}
 
     def pin(self, spec: str) -> Tuple[MCP23017, int]:
-        """The chip and bit of an expander pin (``"mcp0:A3"``); BadPin if unknown."""
+        """The chip and bit of an expander pin (``"mcp0:A3"``) or of a bus's
+        chip (``"i2c1@0x20:A3"``); BadPin if unknown."""
+        if is_bus_chip_spec(spec):
+            bus, address, bit = bus_chip_pin(spec)
+            self.declare_bus(bus)
+            chip = self.model(bus, address)
+            if chip is None or bit >= 8 * chip.ports:
+                raise BadPin(f"{spec!r} is not a pin of an MCP23017/MCP23008 on simulated "
+                             f"I2C bus {bus}")
+            return chip, bit
         name, bit = expander_pin(spec)
         where = self.names.get(name)
         chip = self.model(*where) if where else None
