@@ -2,6 +2,7 @@
 once before the fork (Backend.before_fork)."""
 from __future__ import annotations
 
+import gc
 import os
 import threading
 
@@ -13,6 +14,7 @@ from remoteio.testing import RawClient
 
 
 def _open_fds() -> int:
+    gc.collect()   # what earlier tests left for the collector is closed now, not mid-test
     return len(os.listdir("/proc/self/fd"))
 
 
@@ -20,8 +22,8 @@ def test_a_rehearsal_runs_every_step_and_leaves_no_descriptor_or_thread_behind()
     fds, threads = _open_fds(), threading.active_count()
     assert rehearse("wait", rounds=2) is True
     assert rehearse("nowait", rounds=1) is True
-    assert _open_fds() == fds
-    assert threading.active_count() == threads
+    assert _open_fds() <= fds   # (another test's thread may close one of its own meanwhile)
+    assert threading.active_count() <= threads
 
 
 def test_a_rehearsal_does_not_touch_the_served_board():
