@@ -209,7 +209,8 @@ def test_expanders_are_declared_in_the_configuration_file():
 @pytest.mark.parametrize("table, says", [
     ('chip = "pcf9999"', "chip must be one of"),
     ('chip = "mcp23017"\naddress = 0x90', "address must be"),
-    ('chip = "mcp23017"\ninterrupt = 11', "not supported yet"),
+    ('chip = "mcp23017"\ninterrupt = 4', "interrupt must be a header GPIO pin"),
+    ('chip = "mcp23017"\ninterrupt = 5', "a pin of I2C bus 1 itself"),
     ('chip = "mcp23017"\npoll_ms = 0', "poll_ms must be"),
 ])
 def test_a_wrong_expander_table_is_a_located_config_error(table, says):
@@ -225,3 +226,78 @@ def test_a_failed_register_write_is_a_bus_error_naming_the_expander_and_changes_
     with pytest.raises(BusError, match=r"expander mcp9 \(I2C bus 1, address 0x27\).*ENXIO"):
         chip.set_bit(B_OLAT, 3, 1)
     assert chip.bit(B_OLAT, 3) == 0 and chip.flush() == 0
+
+
+# ---- the interrupt line ------------------------------------------------------------------
+INTERRUPTED = {"mcp2": {"chip": "mcp23017", "address": 0x22, "poll_ms": 60_000,
+                        "interrupt": 11},
+               "mcp3": {"chip": "mcp23008", "address": 0x23, "poll_ms": 60_000,
+                        "interrupt": 13}}
+
+
+@pytest.fixture
+def interrupted() -> Iterator[Server]:
+    with Server(host="127.0.0.1", port=0, backend="sim", expanders=INTERRUPTED) as srv:
+        yield srv
+
+
+@pytest.mark.parametrize("pin, address, gpinten", [("mcp2:B1", 0x22, 0x05),
+                                                   ("mcp3:A6", 0x23, 0x02)])
+def test_an_input_pulse_shorter_than_poll_ms_is_seen_through_the_interrupt_line(
+        interrupted, pin, address, gpinten):
+    chip = interrupted.backend.sim.chips.model(1, address)
+    with RemoteServer(*interrupted.address, timeout=5.0) as remote:
+        button = remote.pin(pin).as_input(pull="up")
+        events = []
+        button.when_changed = events.append
+        bit = 1 << int(pin[-1])
+        assert wait_until(lambda: chip.registers[gpinten] & bit, timeout=5)   # GPINTEN
+        before = time.monotonic_ns()
+        interrupted.sim.drive(pin, 0)      # microseconds low: polling (60 s) cannot see it
+        interrupted.sim.drive(pin, None)
+        after = time.monotonic_ns()
+        assert wait_until(lambda: len(events) == 2, timeout=5)
+        assert [(e.value, e.edge) for e in events] == [(0, "falling"), (1, "rising")]
+        # the fall is stamped with the interrupt line's edge, on the Pi's clock
+        assert before <= events[0].ts_ns <= after
+        assert events[0].ts_ns <= events[1].ts_ns <= time.monotonic_ns()
+        line = INTERRUPTED[pin.split(":")[0]]["interrupt"]
+        assert wait_until(lambda: interrupted.sim.level(line) == 1, timeout=5)  # cleared
+        interrupted.sim.drive(pin, 0)      # and it goes on: the next change interrupts again
+        assert wait_until(lambda: len(events) == 3, timeout=5)
+        assert events[2].value == 0
+
+
+def test_the_interrupt_line_is_held_by_its_expander_both_ways(interrupted):
+    with RemoteServer(*interrupted.address, timeout=5.0) as remote:
+        remote.pin(13).on()   # mcp3's line, taken as a pin before its expander starts
+        with pytest.raises(PinBusy, match=r"expander mcp3 .* needs BOARD13"):
+            remote.pin("mcp3:A0").on()
+        remote.pin("mcp2:A0").on()   # mcp2's worker holds pin 11 now
+        with pytest.raises(PinBusy, match="held by expander mcp2"):
+            remote.pin(11).on()
+
+
+def test_the_simulated_chip_drives_its_interrupt_as_the_datasheet_says():
+    from remoteio.server.simdevices import MCP23008, MCP23017, MIRROR, ODR
+    wire: list = []
+
+    def drive(level):   # a wire: what it is driven to, when that changes
+        if not wire or wire[-1] != level:
+            wire.append(level)
+    chip = MCP23017(interrupt=drive)
+    chip.write(0x0A, MIRROR | ODR)               # IOCON: one line, open-drain
+    chip.write(0x05, 0x01)                       # GPINTENB: GPB0
+    chip.drive_input(1, 0, 1)                    # GPB0 rises: INT pulled low
+    chip.drive_input(1, 0, 0)                    # and falls while pending: no new capture
+    assert wire == [0] and chip.read(0x0F) == 0x01 and chip.read(0x11) == 0x01  # INTFB, INTCAPB
+    assert wire == [0, None] and chip.read(0x0F) == 0   # reading INTCAP cleared it
+    chip.drive_input(0, 0, 1)                    # GPA0 is not enabled: nothing
+    assert wire == [0, None]
+    small = MCP23008(interrupt=drive)      # the same registers at its addresses
+    small.write(0x04, 0x02)                      # INTCON: against DEFVAL (0) ...
+    small.write(0x02, 0x02)                      # GPINTEN: GP1; IOCON 0: push-pull, active low
+    small.drive_input(0, 1, 1)
+    assert wire[-1] == 0 and small.read(0x07) == 0x02
+    small.read(0x09)                             # reading GPIO clears it too
+    assert wire[-1] == 1

@@ -23,7 +23,7 @@ from .._version import __version__
 from ..settings import DEFAULT_PORT, DISCONNECT_POLICIES, MODES
 from .busconfig import bus_rules
 from .config import PinRule, ServerConfig
-from ..pins import pin_key
+from ..pins import BOARD_TO_BCM, pin_key
 from ..protocol.auth import Authenticator, channel_binding
 from ..tokens import check_token, read_token_file
 from ..protocol.framing import MAX_FRAME
@@ -150,14 +150,15 @@ class Server:
         chips = self.backend.sim.chips if self.backend.sim is not None else None
         for spec in self.expanders.values():  # the simulated chips, shared before the fork
             if chips is not None:
-                chips.declare(spec.name, spec.bus, spec.address, spec.chip)
+                chips.declare(spec.name, spec.bus, spec.address, spec.chip, None if
+                              spec.interrupt is None else BOARD_TO_BCM[spec.interrupt])
         kinds = {"pin": functools.partial(run_pin_worker, mode=self.mode, backend=self.backend,
                                           status=self.status,
                                           realtime_priority=self.realtime_priority),
                  "i2c": functools.partial(run_i2c_worker, chips=chips),
                  "spi": run_spi_worker, "serial": run_serial_worker,
                  "expander": functools.partial(run_expander_worker, mode=self.mode,
-                                               chips=chips)}
+                                               chips=chips, backend=self.backend)}
         # what a worker writes first, written once here, where the zygote
         # and every worker share it (rehearsal.py); then what exists is
         # kept from the collector, whose writes would copy it

@@ -8,19 +8,23 @@ router sends each pin's messages wrapped in :class:`~.messages.ForPin`.
 The register writes of one turn are made together: the parts of one batch
 ``write`` and the pins whose jobs change at the same moment share one write
 per register (``ExpanderChip.flush``). Watched inputs are read by polling
-the chip's GPIO registers every ``poll_ms``, stamped with the Pi's clock.
+the chip's GPIO registers every ``poll_ms``, stamped with the Pi's clock;
+with an interrupt line (:mod:`.expanderint`) they are enabled in GPINTEN
+instead and read when the line falls: INTCAP (the levels at the interrupt,
+stamped with the line's edge) then GPIO (the levels now).
 """
 from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 from ..errors import ServerError
 from ..pins import expander_pin_name
 from .channel import Channel
 from .config import PinRule
 from .expanderdriver import ExpanderChip, ExpanderPinDriver
+from .expanderint import InterruptLine
 from .messages import ForPin, Pong, Probe, Stop, Task, decode
 from .pinworker import PinMachine
 from .worker import Worker
@@ -43,12 +47,20 @@ class ExpanderPin(PinMachine):
 
 class ExpanderWorker(Worker):
     def __init__(self, settings: Dict[str, Any], bus: Any, mode: str, tasks: Channel,
-                 replies: Channel):
+                 replies: Channel, backend: Any = None):
         super().__init__(tasks, replies)
         expander = settings["expander"]
         self.name = expander["name"]
         ports = 2 if expander["chip"] == "mcp23017" else 1
-        self.chip = ExpanderChip(bus, self.name, expander["bus"], expander["address"], ports)
+        self.line: Optional[InterruptLine] = None
+        if expander.get("interrupt") is not None and backend is not None:
+            try:
+                self.line = InterruptLine(backend, expander["interrupt"])
+            except Exception as exc:  # the chip's pins still work; its inputs are polled
+                log.error("expander %s: interrupt line pin %d unusable, inputs polled: %s",
+                          self.name, expander["interrupt"], exc)
+        self.chip = ExpanderChip(bus, self.name, expander["bus"], expander["address"], ports,
+                                 interrupt=self.line is not None)
         self.poll_s = expander["poll_ms"] / 1000.0
         self.next_poll: Optional[float] = None
         rules = settings["rules"]
@@ -114,7 +126,49 @@ class ExpanderWorker(Worker):
             log.warning("%s: a register write failed (the pins keep what the chip had): %s",
                         self, exc.message)
 
+    def event_fds(self) -> Tuple[int, ...]:
+        return self.line.fds() if self.line is not None else ()
+
+    def service(self, fd: int) -> None:
+        """The interrupt line moved: on a fall, the chip is read."""
+        assert self.line is not None
+        falls = [t_ns for level, t_ns in self.line.edges() if not level]
+        if falls or not self.line.level():
+            self._interrupted(falls[0] if falls else time.monotonic_ns())
+
+    def _interrupted(self, t_ns: int) -> None:
+        polled = [pin for pin in self.pins.values() if pin.driver.polled]
+        try:
+            flags, captured = self.chip.read_captured()   # clears the interrupt
+            levels = self.chip.read_inputs()
+        except ServerError as exc:
+            log.warning("%s: reading its inputs on an interrupt failed: %s", self, exc.message)
+            return
+        now = time.monotonic_ns()
+        for pin in polled:
+            bit = pin.driver.bit
+            if flags >> (bit & ~7) & 0xFF:   # its port interrupted: its level at t_ns
+                pin.driver.polled_level(captured >> bit & 1, t_ns)
+            pin.driver.polled_level(levels >> bit & 1, now)
+
+    def _enable(self) -> None:
+        """Interrupt-on-change for the watched inputs; the new ones' levels read."""
+        mask = 0
+        for pin in self.pins.values():
+            if pin.driver.polled:
+                mask |= 1 << pin.driver.bit
+        added = mask & ~self.chip.gpinten
+        try:
+            self.chip.enable_interrupts(mask)
+            if added:
+                self._interrupted(time.monotonic_ns())   # their first levels (no event)
+        except ServerError as exc:
+            log.warning("%s: enabling interrupts failed: %s", self, exc.message)
+
     def _poll(self) -> None:
+        if self.line is not None:
+            self._enable()
+            return
         polled = [pin for pin in self.pins.values() if pin.driver.polled]
         if not polled:
             self.next_poll = None
@@ -141,6 +195,8 @@ class ExpanderWorker(Worker):
             self.chip.bus.close()
         except OSError:
             pass
+        if self.line is not None:
+            self.line.close()
 
 
 class _Unopened:
@@ -153,15 +209,17 @@ class _Unopened:
         raise self.exc
 
     write_byte_data = write_i2c_block_data = read_word_data = read_byte_data = _fail
+    read_i2c_block_data = _fail
 
     def close(self) -> None:
         pass
 
 
 def run_expander_worker(key: Any, task_fd: int, reply_fd: int, settings: Dict[str, Any], *,
-                        mode: str, chips: Any = None) -> None:
+                        mode: str, chips: Any = None, backend: Any = None) -> None:
     """An expander worker's process, from the zygote's fork to its end; *chips*:
-    the simulated board's shared chips (None on real hardware)."""
+    the simulated board's shared chips (None on real hardware); *backend*: the
+    GPIO backend, for its interrupt line."""
     from .spawn import worker_signals
     worker_signals()
     tasks, replies = Channel(task_fd, reader=True), Channel(reply_fd, reader=False)
@@ -177,4 +235,11 @@ def run_expander_worker(key: Any, task_fd: int, reply_fd: int, settings: Dict[st
             log.error("expander %s: I2C bus %d cannot be opened: %s", expander["name"],
                       expander["bus"], exc)
             bus = _Unopened(exc)
-    ExpanderWorker(settings, bus, mode, tasks, replies).run()
+    interrupt = expander.get("interrupt")
+    if backend is not None and interrupt is not None:
+        backend.prepare_worker(interrupt)   # as a pin worker's, before its pin's factory
+    try:
+        ExpanderWorker(settings, bus, mode, tasks, replies, backend).run()
+    finally:
+        if backend is not None and interrupt is not None:
+            backend.cleanup_worker()

@@ -40,9 +40,11 @@ class ExpanderRouting:
         if handle is None:
             if self.stopping:
                 raise ShuttingDown("the server is stopping")
-            # its bus's header pins (I2C1: BOARD3/5) are held as for the bus's own worker
+            # its bus's header pins (I2C1: BOARD3/5) are held as for the bus's own worker,
+            # and its interrupt line, which its worker reads
             held = f"expander {spec.name} (I2C bus {spec.bus})"
-            self.ownership.hold_for_bus(held, BUS_PINS.get(("i2c", spec.bus), ()))
+            line = () if spec.interrupt is None else (spec.interrupt,)
+            self.ownership.hold_for_bus(held, BUS_PINS.get(("i2c", spec.bus), ()) + line)
             try:
                 handle = self.pool.start("expander", spec.key,
                                          self.expanders.settings(spec, self.rules.rule))

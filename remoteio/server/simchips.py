@@ -14,9 +14,10 @@ the zygote forks (the :class:`~.backends.simboard.SimBoard` holds it).
 """
 from __future__ import annotations
 
+import functools
 import mmap
 import struct
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 from ..errors import BadPin
 from ..pins import expander_pin
@@ -75,13 +76,20 @@ class SharedChipMemory:
 class SimChips:
     """The shared expander chips of one simulated board, by (bus, address) and by name."""
 
-    def __init__(self) -> None:
+    def __init__(self, wire: Optional[Callable[[int, Optional[int]], None]] = None) -> None:
         self._mem = mmap.mmap(-1, SLOTS * _SLOT)   # anonymous + MAP_SHARED: seen by forks
         self._slots: Dict[Tuple[int, int], Tuple[str, int]] = {}
         self.names: Dict[str, Tuple[int, int]] = {}
+        #: wire(line, level): the board's header line a chip's INTA drives (None: let go)
+        self._wire = wire
+        self._interrupts: Dict[Tuple[int, int], int] = {}
 
-    def declare(self, name: str, bus: int, address: int, kind: str) -> MCP23017:
-        """A chip at power-on in a free slot (before the workers are forked)."""
+    def declare(self, name: str, bus: int, address: int, kind: str,
+                interrupt_line: Optional[int] = None) -> MCP23017:
+        """A chip at power-on in a free slot (before the workers are forked);
+        *interrupt_line*: the header line (BCM) its INTA is wired to."""
+        if interrupt_line is not None:
+            self._interrupts[(bus, address)] = interrupt_line
         if (bus, address) in self._slots:
             self.names[name] = (bus, address)
             return self.model(bus, address)
@@ -97,7 +105,11 @@ class SimChips:
         memory = SharedChipMemory(self._mem, index, 11 * cls.ports, 8 * cls.ports)
         if reset:
             memory.inputs[:] = bytes([NO_INPUT] * len(memory.inputs))
-        return cls(memory=memory, reset=reset)
+        line = self._interrupts.get((bus, address))
+        wire = self._wire
+        interrupt = functools.partial(wire, line) if wire is not None and line is not None \
+            else None
+        return cls(memory=memory, reset=reset, interrupt=interrupt)
 
     def model(self, bus: int, address: int) -> Optional[MCP23017]:
         """A view of the shared chip at (bus, address), or None."""
