@@ -301,3 +301,25 @@ def test_the_simulated_chip_drives_its_interrupt_as_the_datasheet_says():
     assert wire[-1] == 0 and small.read(0x07) == 0x02
     small.read(0x09)                             # reading GPIO clears it too
     assert wire[-1] == 1
+
+
+def test_info_lists_the_declared_expanders_and_their_pins_state(server, remote):
+    remote.pin("mcp0:A3").on(time_ms=5000)
+    remote.pin("mcp1:A2").as_input(pull="up")
+    assert wait_until(lambda: {e["name"]: e for e in remote.info()["expanders"]}["mcp1"]["pins"],
+                      timeout=5)
+    info = {e["name"]: e for e in remote.info()["expanders"]}
+    assert set(info) == {"mcp0", "mcp1"}
+    mcp0 = info["mcp0"]
+    assert (mcp0["chip"], mcp0["bus"], mcp0["address"], mcp0["interrupt"]) == \
+        ("mcp23017", 1, 0x20, None)
+    assert mcp0["pid"] == server.expander_worker_pids()["mcp0"]
+    pins = {p["pin"]: p for p in mcp0["pins"]}
+    assert len(pins) == 16 and pins["mcp0:A3"]["gpio"] is None
+    a3 = pins["mcp0:A3"]
+    assert (a3["mode"], a3["task"], a3["value"]) == ("output", "on", 1.0)
+    assert a3["owner"] is not None and 0 < a3["remaining_ms"] <= 5000
+    assert pins["mcp0:A4"]["mode"] == "released" and pins["mcp0:A4"]["owner"] is None
+    a2 = {p["pin"]: p for p in info["mcp1"]["pins"]}["mcp1:A2"]
+    assert a2["mode"] == "input"
+    assert all(isinstance(p["pin"], int) for p in remote.info()["pins"])   # header pins only

@@ -146,7 +146,8 @@ class Server:
         memory.keep_big_blocks_mapped()  # an abusive connection's buffers go back when it goes
         # the zygote first: it must be forked before this server has any thread
         # (and before its listening socket exists, which it must not hold)
-        self.status = StatusTable()
+        self.status = StatusTable(pin for spec in self.expanders.values()
+                                  for pin in Expanders.pins(spec))
         chips = self.backend.sim.chips if self.backend.sim is not None else None
         for spec in self.expanders.values():  # the simulated chips, shared before the fork
             if chips is not None:
@@ -158,7 +159,8 @@ class Server:
                  "i2c": functools.partial(run_i2c_worker, chips=chips),
                  "spi": run_spi_worker, "serial": run_serial_worker,
                  "expander": functools.partial(run_expander_worker, mode=self.mode,
-                                               chips=chips, backend=self.backend)}
+                                               chips=chips, backend=self.backend,
+                                               status=self.status)}
         # what a worker writes first, written once here, where the zygote
         # and every worker share it (rehearsal.py); then what exists is
         # kept from the collector, whose writes would copy it

@@ -16,8 +16,9 @@ stamped with the line's edge) then GPIO (the levels now).
 from __future__ import annotations
 
 import logging
+import os
 import time
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Set, Tuple
 
 from ..errors import ServerError
 from ..pins import expander_pin_name
@@ -27,6 +28,7 @@ from .expanderdriver import ExpanderChip, ExpanderPinDriver
 from .expanderint import InterruptLine
 from .messages import ForPin, Pong, Probe, Stop, Task, decode
 from .pinworker import PinMachine
+from .status import StatusTable
 from .worker import Worker
 
 log = logging.getLogger(__name__)
@@ -42,13 +44,27 @@ class ExpanderPin(PinMachine):
         super().__init__(name, ExpanderPinDriver(chip, name, bit, self._on_edge), mode, None, rule)
 
     def idle(self) -> None:
-        """The status table is the header's; ``state`` answers for an expander's pin."""
+        """The worker posts its pins' status (:meth:`ExpanderWorker.idle`)."""
+
+    def post(self, status: StatusTable, pid: int) -> None:
+        """What ``info`` shows for this pin; never a read of the chip (an input's
+        value is the level last read, by a poll or an interrupt)."""
+        job, lease, driver = self.job, self.lease, self.driver
+        mode = driver.mode
+        value = float(driver.seen or 0) if mode in ("input", "unset") else driver.level
+        status.post(self.board, pid=pid,
+                    function=mode if mode in ("input", "output", "released") else "input",
+                    task=job.name if job else "", watchers=len(self.watchers),
+                    queue=len(self.pending), value=value,
+                    ends_ns=int(job.until * 1e9) if job and job.until else 0,
+                    lease_ns=int(lease.deadline * 1e9) if lease else 0)
 
 
 class ExpanderWorker(Worker):
     def __init__(self, settings: Dict[str, Any], bus: Any, mode: str, tasks: Channel,
-                 replies: Channel, backend: Any = None):
+                 replies: Channel, backend: Any = None, status: Optional[StatusTable] = None):
         super().__init__(tasks, replies)
+        self.status, self.pid = status, os.getpid()
         expander = settings["expander"]
         self.name = expander["name"]
         ports = 2 if expander["chip"] == "mcp23017" else 1
@@ -73,6 +89,7 @@ class ExpanderWorker(Worker):
             self.chip.reset()   # every pin released: what a fresh worker starts from
         except ServerError as exc:
             log.error("%s", exc.message)
+        self.touched: Set[ExpanderPin] = set(self.pins.values())   # to post in idle()
 
     def __str__(self) -> str:
         return f"expander {self.name}"
@@ -90,6 +107,7 @@ class ExpanderWorker(Worker):
             if not part and self.chip.deferring:
                 self._flush_chip()   # a single task's write is made (and judged) at once
             self.chip.deferring = part
+            self.touched.add(pin)
             pin.handle(inner)
         elif kind is Probe:
             self.message(Pong())
@@ -113,10 +131,21 @@ class ExpanderWorker(Worker):
     def advance(self) -> None:
         """Every pin's clock, then the chip's writes of this moment together."""
         self.chip.deferring = True
+        now = time.monotonic()
         for pin in self.pins.values():
+            at = pin.next_wake()
+            if at is not None and at <= now:
+                self.touched.add(pin)
             pin.advance()
         self._poll()
         self._flush_chip()
+
+    def idle(self) -> None:
+        """The status of the pins this turn changed, for ``info``."""
+        if self.touched and self.status is not None:
+            for pin in self.touched:
+                pin.post(self.status, self.pid)
+        self.touched.clear()
 
     def _flush_chip(self) -> None:
         self.chip.deferring = False
@@ -145,6 +174,7 @@ class ExpanderWorker(Worker):
             log.warning("%s: reading its inputs on an interrupt failed: %s", self, exc.message)
             return
         now = time.monotonic_ns()
+        self.touched.update(polled)
         for pin in polled:
             bit = pin.driver.bit
             if flags >> (bit & ~7) & 0xFF:   # its port interrupted: its level at t_ns
@@ -183,6 +213,7 @@ class ExpanderWorker(Worker):
             log.warning("%s: polling its inputs failed: %s", self, exc.message)
             return
         t_ns = time.monotonic_ns()
+        self.touched.update(polled)
         for pin in polled:
             pin.driver.polled_level(levels >> pin.driver.bit & 1, t_ns)
 
@@ -191,6 +222,7 @@ class ExpanderWorker(Worker):
         for pin in self.pins.values():
             pin.make_safe()
         self._flush_chip()
+        self.touched.update(self.pins.values())
         try:
             self.chip.bus.close()
         except OSError:
@@ -216,7 +248,8 @@ class _Unopened:
 
 
 def run_expander_worker(key: Any, task_fd: int, reply_fd: int, settings: Dict[str, Any], *,
-                        mode: str, chips: Any = None, backend: Any = None) -> None:
+                        mode: str, chips: Any = None, backend: Any = None,
+                        status: Optional[StatusTable] = None) -> None:
     """An expander worker's process, from the zygote's fork to its end; *chips*:
     the simulated board's shared chips (None on real hardware); *backend*: the
     GPIO backend, for its interrupt line."""
@@ -239,7 +272,7 @@ def run_expander_worker(key: Any, task_fd: int, reply_fd: int, settings: Dict[st
     if backend is not None and interrupt is not None:
         backend.prepare_worker(interrupt)   # as a pin worker's, before its pin's factory
     try:
-        ExpanderWorker(settings, bus, mode, tasks, replies, backend).run()
+        ExpanderWorker(settings, bus, mode, tasks, replies, backend, status).run()
     finally:
         if backend is not None and interrupt is not None:
             backend.cleanup_worker()

@@ -7,7 +7,7 @@ header pins and its death tells the holders and watchers of every pin.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Dict, List
 
 from ..errors import ServerBusy, ShuttingDown, WorkerFailed
 from ..protocol import writing
@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # the attributes a Router has
     from .pool import WorkerPool
     from .router import Outlet
     from .rules import Rules
+    from .status import StatusTable
 
 log = logging.getLogger("remoteio.server.router")
 
@@ -31,7 +32,28 @@ class ExpanderRouting:
     pool: "WorkerPool"
     rules: "Rules"
     outlet: "Outlet"
+    status: "StatusTable"
     stopping: bool
+
+    def _expanders_info(self) -> List[Dict[str, Any]]:
+        """``info``'s ``expanders``: each declared chip, its worker, its pins' status
+        (the pins its worker has posted: all of them once it has run)."""
+        out = []
+        for name in sorted(self.expanders.specs):
+            spec = self.expanders.specs[name]
+            handle = self.pool.get(spec.key)
+            pins = []
+            for pin in self.expanders.pins(spec):
+                status = self.status.read(pin)
+                if status is not None:
+                    pins.append({"pin": pin, "gpio": None,
+                                 "owner": self.ownership.peer(self.ownership.owner(pin)),
+                                 **status})
+            out.append({"name": name, "chip": spec.chip, "bus": spec.bus,
+                        "address": spec.address, "poll_ms": spec.poll_ms,
+                        "interrupt": spec.interrupt,
+                        "pid": handle.pid if handle is not None else None, "pins": pins})
+        return out
 
     def _expander_handle(self, pin: str) -> WorkerHandle:
         """The worker of the expander of *pin*, started on first use."""

@@ -275,6 +275,8 @@ class Router(BusRouting, ExpanderRouting):
         fields = {"server": self.version, "uptime_s": round(time.monotonic() - self.started, 3),
                   "mode": self.mode, "backend": self.backend.name,
                   "connections": self.ownership.connections, "pins": pins}
+        if self.expanders:
+            fields["expanders"] = self._expanders_info()
         return fields, pids
 
     # ---- workers (the listener's calls, when their pipes are ready) ---------------------
