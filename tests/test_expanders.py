@@ -323,3 +323,31 @@ def test_info_lists_the_declared_expanders_and_their_pins_state(server, remote):
     a2 = {p["pin"]: p for p in info["mcp1"]["pins"]}["mcp1:A2"]
     assert a2["mode"] == "input"
     assert all(isinstance(p["pin"], int) for p in remote.info()["pins"])   # header pins only
+
+
+def test_an_interrupt_line_on_a_backend_calling_back_from_its_thread_wakes_a_select():
+    import select
+    from gpiozero.pins.mock import MockFactory
+    from remoteio.server.backends import Backend
+    from remoteio.server.expanderint import InterruptLine
+    factory = MockFactory(revision="a02082")   # calls back as lgpio's thread would
+
+    class MockBackend(Backend):
+        name = "mock"
+
+        def make_factory(self):
+            return factory
+    line = InterruptLine(MockBackend(), 11)
+    try:
+        pin = factory.pin(17)
+        assert pin.pull == "up" and line.level() == 1   # the Pi's pull-up: INT is open-drain
+        before = time.monotonic_ns()
+        pin.drive_low()                                  # the chip asserts INT
+        readable, _, _ = select.select(line.fds(), [], [], 5)
+        assert readable == list(line.fds())
+        (level, t_ns), = line.edges()
+        assert level == 0 and before <= t_ns <= time.monotonic_ns()
+        assert line.edges() == []                        # each edge once
+    finally:
+        line.close()
+        factory.close()
