@@ -89,7 +89,10 @@ class ExpanderWorker(Worker):
             self.chip.reset()   # every pin released: what a fresh worker starts from
         except ServerError as exc:
             log.error("%s", exc.message)
-        self.touched: Set[ExpanderPin] = set(self.pins.values())   # to post in idle()
+        self.touched: Set[ExpanderPin] = set()   # the pins to post in idle()
+        if status is not None:   # a fresh worker's pins (all released) replace a dead one's
+            for pin in self.pins.values():
+                pin.post(status, self.pid)
 
     def __str__(self) -> str:
         return f"expander {self.name}"
@@ -170,8 +173,9 @@ class ExpanderWorker(Worker):
         try:
             flags, captured = self.chip.read_captured()   # clears the interrupt
             levels = self.chip.read_inputs()
-        except ServerError as exc:
+        except ServerError as exc:   # INT stays asserted (no new edge): retried on the clock
             log.warning("%s: reading its inputs on an interrupt failed: %s", self, exc.message)
+            self.next_poll = time.monotonic() + self.poll_s
             return
         now = time.monotonic_ns()
         self.touched.update(polled)
@@ -198,6 +202,10 @@ class ExpanderWorker(Worker):
     def _poll(self) -> None:
         if self.line is not None:
             self._enable()
+            if self.next_poll is not None and time.monotonic() >= self.next_poll:
+                self.next_poll = None   # a read that failed: again while INT is asserted
+                if not self.line.level():
+                    self._interrupted(time.monotonic_ns())
             return
         polled = [pin for pin in self.pins.values() if pin.driver.polled]
         if not polled:
