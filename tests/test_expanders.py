@@ -351,3 +351,12 @@ def test_an_interrupt_line_on_a_backend_calling_back_from_its_thread_wakes_a_sel
     finally:
         line.close()
         factory.close()
+
+
+def test_one_interrupt_line_for_two_expanders_is_a_config_error():
+    with pytest.raises(ConfigError, match="interrupt line of mcp0 already"):
+        parse_config('[expanders.mcp0]\nchip = "mcp23017"\ninterrupt = 11\n'
+                     '[expanders.mcp1]\nchip = "mcp23008"\naddress = 0x21\ninterrupt = 11\n',
+                     "remoteio.toml")
+    config = parse_config('[expanders.mcp0]\nchip = "mcp23017"\ninterrupt = 11\n')
+    assert config.expanders["mcp0"].interrupt == 11
