@@ -31,6 +31,9 @@ _ENTRY = struct.Struct("=qd")
 _HEADS = _REGISTERS + 2 * PINS + _COUNTER.size
 _RING = _HEADS + PINS * _COUNTER.size
 _SLOT = _RING + PINS * HISTORY * _ENTRY.size
+#: a slot's directory entry: kind (0: free), bus, address, interrupt line (-1: none), name
+_DIRECTORY = struct.Struct("=bBBb16s")
+_KINDS = ("mcp23017", "mcp23008")
 
 
 class SharedChipMemory:
@@ -74,38 +77,63 @@ class SharedChipMemory:
 
 
 class SimChips:
-    """The shared expander chips of one simulated board, by (bus, address) and by name."""
+    """The shared expander chips of one simulated board, by (bus, address) and by name.
+
+    Which chip is in which slot is in the shared mapping too, so a chip
+    declared after the workers' fork (at run time) is seen by them."""
 
     def __init__(self, wire: Optional[Callable[[int, Optional[int]], None]] = None) -> None:
-        self._mem = mmap.mmap(-1, SLOTS * _SLOT)   # anonymous + MAP_SHARED: seen by forks
-        self._slots: Dict[Tuple[int, int], Tuple[str, int]] = {}
-        self.names: Dict[str, Tuple[int, int]] = {}
+        # anonymous + MAP_SHARED: seen by forks; the slots' directory after the slots
+        self._mem = mmap.mmap(-1, SLOTS * _SLOT + SLOTS * _DIRECTORY.size)
         #: wire(line, level): the board's header line a chip's INTA drives (None: let go)
         self._wire = wire
-        self._interrupts: Dict[Tuple[int, int], int] = {}
+
+    def _entries(self) -> List[Tuple[int, str, int, int, Optional[int], str]]:
+        """(index, kind, bus, address, interrupt line, name) of every used slot."""
+        out = []
+        for index in range(SLOTS):
+            kind, bus, address, line, name = _DIRECTORY.unpack_from(
+                self._mem, SLOTS * _SLOT + index * _DIRECTORY.size)
+            if kind:
+                out.append((index, _KINDS[kind - 1], bus, address, None if line < 0 else line,
+                            name.rstrip(b"\0").decode()))
+        return out
+
+    @property
+    def names(self) -> Dict[str, Tuple[int, int]]:
+        return {name: (bus, address) for _, _, bus, address, _, name in self._entries()}
+
+    def _slot(self, bus: int, address: int) -> Optional[Tuple[int, str, Optional[int]]]:
+        for index, kind, b, a, line, _ in self._entries():
+            if (b, a) == (bus, address):
+                return index, kind, line
+        return None
 
     def declare(self, name: str, bus: int, address: int, kind: str,
                 interrupt_line: Optional[int] = None) -> MCP23017:
-        """A chip at power-on in a free slot (before the workers are forked);
-        *interrupt_line*: the header line (BCM) its INTA is wired to."""
-        if interrupt_line is not None:
-            self._interrupts[(bus, address)] = interrupt_line
-        if (bus, address) in self._slots:
-            self.names[name] = (bus, address)
-            return self.model(bus, address)
-        if len(self._slots) >= SLOTS:
-            raise ValueError(f"a simulated board holds at most {SLOTS} expanders")
-        self._slots[(bus, address)] = (kind, len(self._slots))
-        self.names[name] = (bus, address)
-        return self._model(bus, address, reset=True)
+        """A chip at power-on in a free slot; *interrupt_line*: the header line
+        (BCM) its INTA is wired to."""
+        slot = self._slot(bus, address)
+        entries = self._entries()
+        if slot is None:
+            if len(entries) >= SLOTS:
+                raise ValueError(f"a simulated board holds at most {SLOTS} expanders")
+            index, reset = len(entries), True
+        else:
+            index, reset = slot[0], False
+        _DIRECTORY.pack_into(self._mem, SLOTS * _SLOT + index * _DIRECTORY.size,
+                             _KINDS.index(kind) + 1, bus, address,
+                             -1 if interrupt_line is None else interrupt_line, name.encode())
+        return self._model(bus, address, reset=reset)
 
     def _model(self, bus: int, address: int, reset: bool) -> MCP23017:
-        kind, index = self._slots[(bus, address)]
+        slot = self._slot(bus, address)
+        assert slot is not None
+        index, kind, line = slot
         cls = DEVICE_KINDS[kind]
         memory = SharedChipMemory(self._mem, index, 11 * cls.ports, 8 * cls.ports)
         if reset:
             memory.inputs[:] = bytes([NO_INPUT] * len(memory.inputs))
-        line = self._interrupts.get((bus, address))
         wire = self._wire
         interrupt = functools.partial(wire, line) if wire is not None and line is not None \
             else None
@@ -113,12 +141,12 @@ class SimChips:
 
     def model(self, bus: int, address: int) -> Optional[MCP23017]:
         """A view of the shared chip at (bus, address), or None."""
-        return self._model(bus, address, reset=False) if (bus, address) in self._slots else None
+        return self._model(bus, address, reset=False) if self._slot(bus, address) else None
 
     def models(self, bus: int) -> Dict[int, MCP23017]:
         """address -> the shared chips of *bus* (for its bus worker)."""
         return {address: self._model(b, address, reset=False)
-                for b, address in self._slots if b == bus}
+                for _, _, b, address, _, _ in self._entries() if b == bus}
 
     def pin(self, spec: str) -> Tuple[MCP23017, int]:
         """The chip and bit of an expander pin (``"mcp0:A3"``); BadPin if unknown."""
