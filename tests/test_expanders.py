@@ -360,3 +360,38 @@ def test_one_interrupt_line_for_two_expanders_is_a_config_error():
                      "remoteio.toml")
     config = parse_config('[expanders.mcp0]\nchip = "mcp23017"\ninterrupt = 11\n')
     assert config.expanders["mcp0"].interrupt == 11
+
+
+# ---- declaring an expander at run time ---------------------------------------------------
+def test_declaring_an_expander_at_run_time_is_forbidden_unless_the_server_allows_it(remote):
+    with pytest.raises(Forbidden, match="declare_expanders"):
+        remote.declare_expander("mcp7", "mcp23017", address=0x27)
+    with pytest.raises(BadPin):
+        remote.pin("mcp7:A0")
+
+
+def test_an_expander_declared_at_run_time_serves_timed_pins_and_interrupts():
+    with Server(host="127.0.0.1", port=0, backend="sim", expanders=EXPANDERS,
+                declare_expanders=True) as server, \
+            RemoteServer(*server.address, timeout=5.0) as remote:
+        remote.pin("mcp0:A0").on()   # workers forked before the declaration see the new chip
+        answer = remote.declare_expander("mcp7", "mcp23008", address=0x27, interrupt=16)
+        assert answer["pins"][0] == "mcp7:A0" and len(answer["pins"]) == 8
+        remote.pin("mcp7:A5").on(time_ms=200, wait=True)
+        (start, width), = pulses(server.sim.history("mcp7:A5"))
+        assert 199 <= width <= 400
+        button = remote.pin("mcp7:A1").as_input(pull="up")
+        events = []
+        button.when_changed = events.append
+        chip = server.backend.sim.chips.model(1, 0x27)
+        assert wait_until(lambda: chip.registers[0x02] & 0x02, timeout=5)   # GPINTEN
+        server.sim.drive("mcp7:A1", 0)
+        server.sim.drive("mcp7:A1", None)
+        assert wait_until(lambda: len(events) == 2, timeout=5)
+        assert "mcp7" in {e["name"] for e in remote.info()["expanders"]}
+        with pytest.raises(BadArgument, match="declared already"):
+            remote.declare_expander("mcp7", "mcp23008", address=0x26)
+        with pytest.raises(PinBusy, match="expander mcp0 already"):
+            remote.declare_expander("mcp8", "mcp23017", address=0x20)
+        with pytest.raises(BadArgument, match="chip must be one of"):
+            remote.declare_expander("mcp9", "pcf8574", address=0x38)

@@ -75,7 +75,7 @@ class Server:
                  on_housekeeping: Optional[Callable[[float], None]] = None,
                  advertise: bool = False, realtime_priority: int = 0,
                  buses: Optional[Dict[Any, Any]] = None, bus_default_access: str = "write",
-                 expanders: Optional[Dict[str, Any]] = None):
+                 expanders: Optional[Dict[str, Any]] = None, declare_expanders: bool = False):
         if isinstance(host, ServerConfig):  # Server(config): what the file and options say
             self.__init__(**config_settings(host))  # type: ignore[misc]
             return
@@ -103,6 +103,7 @@ class Server:
         self.buses = BusGate(bus_default_access, bus_rules(buses or {}))
         #: [expanders]: name -> ExpanderSpec (docs/expanders.md)
         self.expanders = expanders_from_program(expanders)
+        self.declare_expanders = declare_expanders   # clients may add expanders at run time
         self.max_frame = max_frame
         self.max_connections = max_connections
         self.disconnect_policy = disconnect_policy
@@ -196,7 +197,7 @@ class Server:
             pool=self.pool, outlet=self.listener, selector=selector, version=__version__,
             started=time.monotonic(), disconnect_policy=self.disconnect_policy,
             show_peers=self.show_peers, buses=self.buses,
-            expanders=Expanders(self.expanders))
+            expanders=Expanders(self.expanders, self.declare_expanders))
         self._threads = (threading.Thread(target=self.listener.serve, args=(self.router,),
                                           name="remoteio-listener", daemon=True),)
         for thread in self._threads:
@@ -324,7 +325,8 @@ def config_settings(config: ServerConfig) -> Dict[str, Any]:
         max_connections=config.max_connections,
         heartbeat_timeout=config.heartbeat_timeout_s, advertise=config.advertise,
         realtime_priority=config.realtime_priority, buses=config.buses,
-        bus_default_access=config.bus_default_access, expanders=config.expanders)
+        bus_default_access=config.bus_default_access, expanders=config.expanders,
+        declare_expanders=config.declare_expanders)
 
 
 def _loopback(host: str) -> bool:

@@ -65,6 +65,8 @@ class ExpanderWorker(Worker):
                  replies: Channel, backend: Any = None, status: Optional[StatusTable] = None):
         super().__init__(tasks, replies)
         self.status, self.pid = status, os.getpid()
+        if status is not None:   # the slots of an expander declared after our fork
+            status.adopt(settings.get("slots", {}))
         expander = settings["expander"]
         self.name = expander["name"]
         ports = 2 if expander["chip"] == "mcp23017" else 1

@@ -9,13 +9,17 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any, Dict, List
 
-from ..errors import ServerBusy, ShuttingDown, WorkerFailed
+from ..errors import BadArgument, Forbidden, ServerBusy, ShuttingDown, WorkerFailed
+from ..pins import BOARD_TO_BCM
 from ..protocol import writing
 from ..protocol.buses import BUS_PINS
+from .expanderconfig import ExpanderSpec, parse_expander
 from .pool import WorkerHandle
+from .simchips import SLOTS
 from .routebuses import MAX_INFLIGHT
 
 if TYPE_CHECKING:  # the attributes a Router has
+    from .backends import Backend
     from .expanderroute import Expanders
     from .ownership import Ownership
     from .pool import WorkerPool
@@ -33,6 +37,7 @@ class ExpanderRouting:
     rules: "Rules"
     outlet: "Outlet"
     status: "StatusTable"
+    backend: "Backend"
     stopping: bool
 
     def _expanders_info(self) -> List[Dict[str, Any]]:
@@ -44,7 +49,7 @@ class ExpanderRouting:
             handle = self.pool.get(spec.key)
             pins = []
             for pin in self.expanders.pins(spec):
-                status = self.status.read(pin)
+                status = self.status.read(pin) if self.status.has(pin) else None
                 if status is not None:
                     pins.append({"pin": pin, "gpio": None,
                                  "owner": self.ownership.peer(self.ownership.owner(pin)),
@@ -68,14 +73,43 @@ class ExpanderRouting:
             line = () if spec.interrupt is None else (spec.interrupt,)
             self.ownership.hold_for_bus(held, BUS_PINS.get(("i2c", spec.bus), ()) + line)
             try:
-                handle = self.pool.start("expander", spec.key,
-                                         self.expanders.settings(spec, self.rules.rule))
+                handle = self.pool.start("expander", spec.key, self._expander_settings(spec))
             except WorkerFailed:
                 self.ownership.release_bus(held)
                 raise
         if len(handle.inflight) >= MAX_INFLIGHT:
             raise ServerBusy(f"expander {spec.name} has {MAX_INFLIGHT} requests in progress")
         return handle
+
+    def _expander_settings(self, spec: ExpanderSpec) -> Dict[str, Any]:
+        settings = self.expanders.settings(spec, self.rules.rule)
+        settings["slots"] = self.status.slots(self.expanders.pins(spec))   # info's slots
+        return settings
+
+    def _declare_expander(self, args: Dict[str, Any]) -> Dict[str, Any]:
+        """The ``expander_declare`` operation: an expander added at run time."""
+        if not self.expanders.declarable:
+            raise Forbidden("this server's expanders are declared in its configuration only "
+                            "([server] declare_expanders = true lets clients add them)")
+        table = {key: value for key, value in args.items()
+                 if key != "expander" and value is not None}
+        spec = parse_expander(args["expander"], table, lambda key, message: BadArgument(
+            f"{key}: {message}" if key else message))
+        try:
+            self.status.slots(self.expanders.pins(spec))
+        except KeyError:
+            raise ServerBusy("no room left for another expander's pins") from None
+        sim = self.backend.sim
+        if sim is not None:   # checked before add: the declaration below cannot fail
+            if len(sim.chips.names) >= SLOTS:
+                raise ServerBusy(f"a simulated board holds at most {SLOTS} expanders")
+        self.expanders.add(spec)
+        if sim is not None:
+            sim.chips.declare(spec.name, spec.bus, spec.address, spec.chip, None if
+                              spec.interrupt is None else BOARD_TO_BCM[spec.interrupt])
+        log.info("expander %s declared at run time (%s, I2C bus %d, address 0x%02x)",
+                 spec.name, spec.chip, spec.bus, spec.address)
+        return {"name": spec.name, "pins": list(self.expanders.pins(spec))}
 
     def _expander_ended(self, handle: WorkerHandle) -> None:
         """An expander's worker died: its requests fail, its pins' holders and
@@ -92,6 +126,6 @@ class ExpanderRouting:
                 self.outlet.event(tuple(told), writing.event(
                     "worker_failed", {"pin": pin, "message": failure.message}))
         try:  # the fresh worker resets the chip: every pin an input, as at the start
-            self.pool.start("expander", spec.key, self.expanders.settings(spec, self.rules.rule))
+            self.pool.start("expander", spec.key, self._expander_settings(spec))
         except WorkerFailed as exc:
             log.error("expander %s: %s", spec.name, exc.message)

@@ -261,6 +261,8 @@ class Router(BusRouting, ExpanderRouting):
                     self.rules.check_sim(pin_key(spec), args["action"])
             self.outlet.reply(conn, writing.ok(req.id_json, sim_operation(
                 self.backend, args, self.rules.served)))
+        elif req.op == "expander_declare":
+            self.outlet.reply(conn, writing.ok(req.id_json, self._declare_expander(req.args)))
         else:  # pragma: no cover - the whitelist has no other server op
             raise NotSupported(f"{req.op} is not a server operation")
 

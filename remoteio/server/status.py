@@ -25,12 +25,36 @@ _SLOT = struct.Struct("=ibbhidqqq")
 _INDEX = {board: n for n, board in enumerate(ALL_BOARD_PINS)}
 
 
+#: slots kept for the pins of expanders declared at run time (4 MCP23017s)
+SPARE = 64
+
+
 class StatusTable:
-    def __init__(self, expander_pins: Iterable[str] = ()) -> None:
+    def __init__(self, expander_pins: Iterable[str] = (), spare: int = SPARE) -> None:
         self._index: Dict[Union[int, str], int] = dict(_INDEX)
         for pin in expander_pins:
             self._index.setdefault(pin, len(self._index))
-        self._mem = mmap.mmap(-1, _SLOT.size * len(self._index))
+        self._size = len(self._index) + spare
+        self._mem = mmap.mmap(-1, _SLOT.size * self._size)
+
+    def slots(self, pins: Iterable[str]) -> Dict[str, int]:
+        """The slots of *pins*, given spare ones if new (in the server, for a
+        worker forked before they existed: it :meth:`adopt` s them); KeyError if full."""
+        out = {}
+        for pin in pins:
+            if pin not in self._index:
+                if len(self._index) >= self._size:
+                    raise KeyError(f"no status slot left for {pin}")
+                self._index[pin] = len(self._index)
+            out[pin] = self._index[pin]
+        return out
+
+    def adopt(self, slots: Dict[str, int]) -> None:
+        """Slots the server gave (see :meth:`slots`)."""
+        self._index.update(slots)
+
+    def has(self, pin: Union[int, str]) -> bool:
+        return pin in self._index
 
     def post(self, board: Union[int, str], *, pid: int, function: str, task: str, watchers: int,
              queue: int, value: float, ends_ns: int, lease_ns: int) -> None:
