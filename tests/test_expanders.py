@@ -395,3 +395,13 @@ def test_an_expander_declared_at_run_time_serves_timed_pins_and_interrupts():
             remote.declare_expander("mcp8", "mcp23017", address=0x20)
         with pytest.raises(BadArgument, match="chip must be one of"):
             remote.declare_expander("mcp9", "pcf8574", address=0x38)
+
+
+def test_the_configuration_file_allows_declaring_expanders_at_run_time():
+    assert parse_config("").declare_expanders is False
+    config = parse_config("[server]\ndeclare_expanders = true\n")
+    with Server.from_config(config, host="127.0.0.1", port=0, backend="sim") as server, \
+            RemoteServer(*server.address) as remote:
+        assert remote.declare_expander("late", "mcp23017", address=0x24)["pins"][15] == "late:B7"
+        remote.pin("late:B7").on()
+        assert server.sim.level("late:B7") == 1

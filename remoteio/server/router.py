@@ -100,7 +100,7 @@ class Router(BusRouting, ExpanderRouting):
         self.spi = SpiUsers(self.ownership)
         self.serial = SerialGate(self.buses.default.access, self.buses.rules,
                                  sim=backend.sim is not None)
-        self.expanders = expanders or Expanders({})
+        self.expanders = expanders if expanders is not None else Expanders({})
         self.info = InfoService(self._snapshot, outlet.reply)
         selector.register(self.info.fileno(), selectors.EVENT_READ, ("info", None))
         self.stopping = False
