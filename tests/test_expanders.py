@@ -405,3 +405,14 @@ def test_the_configuration_file_allows_declaring_expanders_at_run_time():
         assert remote.declare_expander("late", "mcp23017", address=0x24)["pins"][15] == "late:B7"
         remote.pin("late:B7").on()
         assert server.sim.level("late:B7") == 1
+
+
+def test_the_asyncio_client_declares_an_expander_too():
+    import asyncio
+    from remoteio.aio import AsyncRemoteServer
+
+    async def declare(address):
+        async with AsyncRemoteServer(*address) as remote:
+            return await remote.declare_expander("amcp", "mcp23008", address=0x25, poll_ms=5)
+    with Server(host="127.0.0.1", port=0, backend="sim", declare_expanders=True) as server:
+        assert asyncio.run(declare(server.address))["pins"][-1] == "amcp:A7"
