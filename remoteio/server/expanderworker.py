@@ -142,8 +142,8 @@ class ExpanderWorker(Worker):
             if at is not None and at <= now:
                 self.touched.add(pin)
             pin.advance()
-        self._poll()
         self._flush_chip()
+        self._poll()   # after the writes: an input just made one is read as one
 
     def idle(self) -> None:
         """The status of the pins this turn changed, for ``info``."""
