@@ -209,7 +209,8 @@ def test_expanders_are_declared_in_the_configuration_file():
 @pytest.mark.parametrize("table, says", [
     ('chip = "pcf9999"', "chip must be one of"),
     ('chip = "mcp23017"\naddress = 0x90', "address must be"),
-    ('chip = "mcp23017"\ninterrupt = 11', "not supported yet"),
+    ('chip = "mcp23017"\ninterrupt = 4', "interrupt must be a header GPIO pin"),
+    ('chip = "mcp23017"\ninterrupt = 5', "a pin of I2C bus 1 itself"),
     ('chip = "mcp23017"\npoll_ms = 0', "poll_ms must be"),
 ])
 def test_a_wrong_expander_table_is_a_located_config_error(table, says):
@@ -225,3 +226,81 @@ def test_a_failed_register_write_is_a_bus_error_naming_the_expander_and_changes_
     with pytest.raises(BusError, match=r"expander mcp9 \(I2C bus 1, address 0x27\).*ENXIO"):
         chip.set_bit(B_OLAT, 3, 1)
     assert chip.bit(B_OLAT, 3) == 0 and chip.flush() == 0
+
+
+def test_info_lists_the_declared_expanders_and_their_pins_state(server, remote):
+    remote.pin("mcp0:A3").on(time_ms=5000)
+    remote.pin("mcp1:A2").as_input(pull="up")
+    assert wait_until(lambda: {e["name"]: e for e in remote.info()["expanders"]}["mcp1"]["pins"],
+                      timeout=5)
+    info = {e["name"]: e for e in remote.info()["expanders"]}
+    assert set(info) == {"mcp0", "mcp1"}
+    mcp0 = info["mcp0"]
+    assert (mcp0["chip"], mcp0["bus"], mcp0["address"], mcp0["interrupt"]) == \
+        ("mcp23017", 1, 0x20, None)
+    assert mcp0["pid"] == server.expander_worker_pids()["mcp0"]
+    pins = {p["pin"]: p for p in mcp0["pins"]}
+    assert len(pins) == 16 and pins["mcp0:A3"]["gpio"] is None
+    a3 = pins["mcp0:A3"]
+    assert (a3["mode"], a3["task"], a3["value"]) == ("output", "on", 1.0)
+    assert a3["owner"] is not None and 0 < a3["remaining_ms"] <= 5000
+    assert pins["mcp0:A4"]["mode"] == "released" and pins["mcp0:A4"]["owner"] is None
+    a2 = {p["pin"]: p for p in info["mcp1"]["pins"]}["mcp1:A2"]
+    assert a2["mode"] == "input"
+    assert all(isinstance(p["pin"], int) for p in remote.info()["pins"])   # header pins only
+
+
+# ---- declaring an expander at run time ---------------------------------------------------
+def test_declaring_an_expander_at_run_time_is_forbidden_unless_the_server_allows_it(remote):
+    with pytest.raises(Forbidden, match="declare_expanders"):
+        remote.declare_expander("mcp7", "mcp23017", address=0x27)
+    with pytest.raises(BadPin):
+        remote.pin("mcp7:A0")
+
+
+def test_an_expander_declared_at_run_time_serves_timed_pins_and_interrupts():
+    with Server(host="127.0.0.1", port=0, backend="sim", expanders=EXPANDERS,
+                declare_expanders=True) as server, \
+            RemoteServer(*server.address, timeout=5.0) as remote:
+        remote.pin("mcp0:A0").on()   # workers forked before the declaration see the new chip
+        answer = remote.declare_expander("mcp7", "mcp23008", address=0x27, interrupt=16)
+        assert answer["pins"][0] == "mcp7:A0" and len(answer["pins"]) == 8
+        remote.pin("mcp7:A5").on(time_ms=200, wait=True)
+        (start, width), = pulses(server.sim.history("mcp7:A5"))
+        assert 199 <= width <= 400
+        button = remote.pin("mcp7:A1").as_input(pull="up")
+        events = []
+        button.when_changed = events.append
+        chip = server.backend.sim.chips.model(1, 0x27)
+        assert wait_until(lambda: chip.registers[0x02] & 0x02, timeout=5)   # GPINTEN
+        server.sim.drive("mcp7:A1", 0)
+        server.sim.drive("mcp7:A1", None)
+        assert wait_until(lambda: len(events) == 2, timeout=5)
+        assert "mcp7" in {e["name"] for e in remote.info()["expanders"]}
+        with pytest.raises(BadArgument, match="declared already"):
+            remote.declare_expander("mcp7", "mcp23008", address=0x26)
+        with pytest.raises(PinBusy, match="expander mcp0 already"):
+            remote.declare_expander("mcp8", "mcp23017", address=0x20)
+        with pytest.raises(BadArgument, match="chip must be one of"):
+            remote.declare_expander("mcp9", "pcf8574", address=0x38)
+
+
+def test_the_configuration_file_allows_declaring_expanders_at_run_time():
+    assert parse_config("").declare_expanders is False
+    config = parse_config("[server]\ndeclare_expanders = true\n")
+    with Server.from_config(config, host="127.0.0.1", port=0, backend="sim") as server, \
+            RemoteServer(*server.address) as remote:
+        assert remote.declare_expander("late", "mcp23017", address=0x24)["pins"][15] == "late:B7"
+        remote.pin("late:B7").on()
+        assert server.sim.level("late:B7") == 1
+
+
+def test_the_asyncio_client_declares_an_expander_too():
+    import asyncio
+    from remoteio.aio import AsyncRemoteServer
+
+    async def declare(address):
+        async with AsyncRemoteServer(*address) as remote:
+            return await remote.declare_expander("amcp", "mcp23008", address=0x25, poll_ms=5)
+    with Server(host="127.0.0.1", port=0, backend="sim", declare_expanders=True) as server:
+        assert asyncio.run(declare(server.address))["pins"][-1] == "amcp:A7"

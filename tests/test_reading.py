@@ -91,7 +91,8 @@ def test_bad_requests_get_a_stable_code_and_a_message_that_says_why(message, cod
 def test_every_op_accepts_its_documented_defaults():
     needs = {"pin": 7}
     extra = {"sim": {"action": "levels"}, "write": {"pins": {"7": 1}}, "read_many": {"pins": [7]},
-             "auth": {"nonce": "ab" * 16, "mac": "cd" * 32}, "set": {"state": 1}}
+             "auth": {"nonce": "ab" * 16, "mac": "cd" * 32}, "set": {"state": 1},
+             "expander_declare": {"expander": "mcp7", "chip": "mcp23017"}}
     for name, spec in OPS.items():
         message = {"id": 1, "op": name, **extra.get(name, {})}
         if spec.scope == "pin":

@@ -293,6 +293,13 @@ class AsyncRemoteServer:
         await self.request("ping")
         return time.perf_counter() - start
 
+    async def declare_expander(self, name: str, chip: str, bus: Optional[int] = None,
+                               address: Optional[int] = None, poll_ms: Optional[float] = None,
+                               interrupt: Optional[int] = None) -> Dict[str, Any]:
+        """Add an I/O expander at run time (``[server] declare_expanders = true``)."""
+        return await self.request("expander_declare", expander=name, chip=chip, bus=bus,
+                                  address=address, poll_ms=poll_ms, interrupt=interrupt)
+
     async def info(self) -> Dict[str, Any]:
         """Uptime, pins in use and their tasks, load and memory of the server."""
         self._last_info = display.Info(await self.request("info"))

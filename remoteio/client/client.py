@@ -343,6 +343,14 @@ class RemoteServer:
         self.request("ping")
         return time.perf_counter() - start
 
+    def declare_expander(self, name: str, chip: str, bus: Optional[int] = None,
+                         address: Optional[int] = None, poll_ms: Optional[float] = None,
+                         interrupt: Optional[int] = None) -> Dict[str, Any]:
+        """Add an I/O expander at run time (the server must allow it:
+        ``[server] declare_expanders = true``); its pins' names."""
+        return self.request("expander_declare", expander=name, chip=chip, bus=bus, address=address,
+                            poll_ms=poll_ms, interrupt=interrupt)
+
     def info(self) -> Dict[str, Any]:
         """Uptime, pins in use and their tasks, load and memory of the server."""
         return display.Info(_fields(self.request("info")))

@@ -116,6 +116,11 @@ _OP_LIST = (
           width_us=(f.number_in(1, 1_000_000), None),
           level=(f.integer_in(0, 1), None),
           since_ns=(f.integer_in(0, 2**63 - 1), 0)),
+    # an I/O expander declared at run time, if the server allows it (docs/expanders.md)
+    _spec("expander_declare", SERVER,
+          expander=(f.text(16), REQUIRED), chip=(f.text(16), REQUIRED),
+          bus=(f.integer_in(0, 255), None), address=(f.integer_in(0, 127), None),
+          poll_ms=(f.number_in(1, 60_000), None), interrupt=(f.integer_in(1, 40), None)),
 )
 
 _BUS = {"bus": (b.BUS_NUMBER, 1)}

@@ -23,7 +23,7 @@ from .._version import __version__
 from ..settings import DEFAULT_PORT, DISCONNECT_POLICIES, MODES
 from .busconfig import bus_rules
 from .config import PinRule, ServerConfig
-from ..pins import pin_key
+from ..pins import BOARD_TO_BCM, pin_key
 from ..protocol.auth import Authenticator, channel_binding
 from ..tokens import check_token, read_token_file
 from ..protocol.framing import MAX_FRAME
@@ -75,7 +75,7 @@ class Server:
                  on_housekeeping: Optional[Callable[[float], None]] = None,
                  advertise: bool = False, realtime_priority: int = 0,
                  buses: Optional[Dict[Any, Any]] = None, bus_default_access: str = "write",
-                 expanders: Optional[Dict[str, Any]] = None):
+                 expanders: Optional[Dict[str, Any]] = None, declare_expanders: bool = False):
         if isinstance(host, ServerConfig):  # Server(config): what the file and options say
             self.__init__(**config_settings(host))  # type: ignore[misc]
             return
@@ -103,6 +103,7 @@ class Server:
         self.buses = BusGate(bus_default_access, bus_rules(buses or {}))
         #: [expanders]: name -> ExpanderSpec (docs/expanders.md)
         self.expanders = expanders_from_program(expanders)
+        self.declare_expanders = declare_expanders   # clients may add expanders at run time
         self.max_frame = max_frame
         self.max_connections = max_connections
         self.disconnect_policy = disconnect_policy
@@ -146,11 +147,13 @@ class Server:
         memory.keep_big_blocks_mapped()  # an abusive connection's buffers go back when it goes
         # the zygote first: it must be forked before this server has any thread
         # (and before its listening socket exists, which it must not hold)
-        self.status = StatusTable()
+        self.status = StatusTable(pin for spec in self.expanders.values()
+                                  for pin in Expanders.pins(spec))
         chips = self.backend.sim.chips if self.backend.sim is not None else None
         for spec in self.expanders.values():  # the simulated chips, shared before the fork
             if chips is not None:
-                chips.declare(spec.name, spec.bus, spec.address, spec.chip)
+                chips.declare(spec.name, spec.bus, spec.address, spec.chip, None if
+                              spec.interrupt is None else BOARD_TO_BCM[spec.interrupt])
         if chips is not None:   # the buses' own MCP230xx chips: a slot on first use
             chips.bus_devices = self.buses.devices
         kinds = {"pin": functools.partial(run_pin_worker, mode=self.mode, backend=self.backend,
@@ -159,7 +162,8 @@ class Server:
                  "i2c": functools.partial(run_i2c_worker, chips=chips),
                  "spi": run_spi_worker, "serial": run_serial_worker,
                  "expander": functools.partial(run_expander_worker, mode=self.mode,
-                                               chips=chips)}
+                                               chips=chips, backend=self.backend,
+                                               status=self.status)}
         # what a worker writes first, written once here, where the zygote
         # and every worker share it (rehearsal.py); then what exists is
         # kept from the collector, whose writes would copy it
@@ -195,7 +199,7 @@ class Server:
             pool=self.pool, outlet=self.listener, selector=selector, version=__version__,
             started=time.monotonic(), disconnect_policy=self.disconnect_policy,
             show_peers=self.show_peers, buses=self.buses,
-            expanders=Expanders(self.expanders))
+            expanders=Expanders(self.expanders, self.declare_expanders))
         self._threads = (threading.Thread(target=self.listener.serve, args=(self.router,),
                                           name="remoteio-listener", daemon=True),)
         for thread in self._threads:
@@ -323,7 +327,8 @@ def config_settings(config: ServerConfig) -> Dict[str, Any]:
         max_connections=config.max_connections,
         heartbeat_timeout=config.heartbeat_timeout_s, advertise=config.advertise,
         realtime_priority=config.realtime_priority, buses=config.buses,
-        bus_default_access=config.bus_default_access, expanders=config.expanders)
+        bus_default_access=config.bus_default_access, expanders=config.expanders,
+        declare_expanders=config.declare_expanders)
 
 
 def _loopback(host: str) -> bool:

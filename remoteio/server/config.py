@@ -82,6 +82,7 @@ class ServerConfig:
     buses: Dict[Any, Any] = field(default_factory=dict)   # ("i2c", 1) -> busconfig.BusRule
     # -- I/O expanders (docs/expanders.md) --
     expanders: Dict[str, Any] = field(default_factory=dict)  # "mcp0" -> ExpanderSpec
+    declare_expanders: bool = False       # may clients declare expanders at run time?
 
     def rule(self, board: int) -> PinRule:
         rule = self.pins.get(board)
@@ -185,6 +186,7 @@ def parse_config(text: str, name: str = "<config>") -> ServerConfig:
 
 # ---- bridges: [server] advertise, and the [mqtt] section (docs/mqtt.md) ------------------
 _SERVER_KEYS["advertise"] = bool
+_SERVER_KEYS["declare_expanders"] = bool   # docs/expanders.md
 
 
 def _parse_bridges(config: ServerConfig, data: Dict[str, Any], fail) -> None:

@@ -7,6 +7,8 @@
     bus = 1                # /dev/i2c-1
     address = 0x20
     poll_ms = 10           # how often watched inputs are read (change events)
+    interrupt = 11         # optional: the header pin (board number) wired to INTA/INTB;
+                           # watched inputs are then read on its falling edge, not polled
 
 >>> spec = parse_expander("mcp0", {"chip": "mcp23017", "address": 0x21}, lambda k, m: ValueError(m))
 >>> spec.bus, hex(spec.address), spec.pins[:3], len(spec.pins)
@@ -17,7 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional, Tuple
 
-from ..pins import EXPANDER_NAME
+from ..pins import BOARD_TO_BCM, EXPANDER_NAME
+from ..protocol.buses import BUS_PINS
 
 #: chip -> its ports (8 pins each); the register map is the same shape for all
 #: (MCP23017 with IOCON.BANK = 0: register = base * 2 + port; MCP23008: base)
@@ -33,6 +36,7 @@ class ExpanderSpec:
     bus: int = 1
     address: int = 0x20
     poll_ms: float = DEFAULT_POLL_MS
+    interrupt: Optional[int] = None   # the header pin (board number) its INT line is wired to
 
     @property
     def ports(self) -> int:
@@ -51,7 +55,7 @@ class ExpanderSpec:
     def settings(self) -> Dict[str, Any]:
         """What its worker is told (plain data, for marshal)."""
         return {"name": self.name, "chip": self.chip, "bus": self.bus,
-                "address": self.address, "poll_ms": self.poll_ms}
+                "address": self.address, "poll_ms": self.poll_ms, "interrupt": self.interrupt}
 
 
 _KEYS = ("chip", "bus", "address", "poll_ms", "interrupt")
@@ -65,10 +69,7 @@ def parse_expander(name: str, table: Dict[str, Any],
                          "15 lower-case letters, digits or _: mcp0)")
     for key in table:
         if key not in _KEYS:
-            raise fail(key, f"unknown setting {key!r} (known: {', '.join(_KEYS[:-1])})")
-    if "interrupt" in table:
-        raise fail("interrupt", "an interrupt line is not supported yet: watched inputs are "
-                                "polled every poll_ms (docs/expanders.md)")
+            raise fail(key, f"unknown setting {key!r} (known: {', '.join(_KEYS)})")
     chip = table.get("chip")
     if chip not in CHIPS:
         raise fail("chip", f"chip must be one of {', '.join(CHIPS)}, not {chip!r}")
@@ -82,7 +83,15 @@ def parse_expander(name: str, table: Dict[str, Any],
     if isinstance(poll_ms, bool) or not isinstance(poll_ms, (int, float)) or \
             not MIN_POLL_MS <= poll_ms <= 60_000:
         raise fail("poll_ms", f"poll_ms must be {MIN_POLL_MS:g} to 60000 ms, not {poll_ms!r}")
-    return ExpanderSpec(name, chip, bus, address, float(poll_ms))
+    interrupt = table.get("interrupt")
+    if interrupt is not None:
+        if isinstance(interrupt, bool) or not isinstance(interrupt, int) or \
+                interrupt not in BOARD_TO_BCM:
+            raise fail("interrupt", f"interrupt must be a header GPIO pin's board number "
+                                    f"(11 for GPIO17), not {interrupt!r}")
+        if interrupt in BUS_PINS.get(("i2c", bus), ()):
+            raise fail("interrupt", f"pin {interrupt} is a pin of I2C bus {bus} itself")
+    return ExpanderSpec(name, chip, bus, address, float(poll_ms), interrupt)
 
 
 def parse_expanders(data: Any, fail: Callable[[str, Optional[str], str], Exception]
@@ -106,6 +115,11 @@ def parse_expanders(data: Any, fail: Callable[[str, Optional[str], str], Excepti
                        f"I2C bus {spec.bus}, address 0x{spec.address:02x} is "
                        f"{where[(spec.bus, spec.address)]} already")
         where[(spec.bus, spec.address)] = name
+        if spec.interrupt is not None:   # a line per chip: whose INT pulled it low is unknown
+            other = next((s.name for s in specs.values() if s.interrupt == spec.interrupt), None)
+            if other is not None:
+                raise fail(f"expanders.{name}", "interrupt",
+                           f"pin {spec.interrupt} is the interrupt line of {other} already")
         specs[name] = spec
     return specs
 

@@ -24,7 +24,10 @@ import errno
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ..errors import BadArgument, BusError, NotSupported, WrongMode
-from .simdevices import B_GPIO, B_GPPU, B_IODIR, B_IPOL, B_OLAT
+from .simdevices import (
+    B_DEFVAL, B_GPINTEN, B_GPIO, B_GPPU, B_INTCON, B_INTF, B_IODIR, B_IOCON, B_IPOL, B_OLAT,
+    MIRROR, ODR,
+)
 
 #: the order changed registers are written in: pull-ups, then levels, then
 #: directions (an output starts at its level: no blip through another one)
@@ -34,7 +37,10 @@ _FLUSH_ORDER = (B_GPPU, B_OLAT, B_IODIR)
 class ExpanderChip:
     """The register image of one MCP230xx on an smbus2-shaped *bus*."""
 
-    def __init__(self, bus: Any, name: str, number: int, address: int, ports: int):
+    def __init__(self, bus: Any, name: str, number: int, address: int, ports: int,
+                 interrupt: bool = False):
+        self.interrupt = interrupt   # its INT line is wired to a header pin the worker watches
+        self.gpinten = 0             # the inputs enabled for interrupt-on-change (bit n: pin n)
         self.bus, self.name, self.number, self.address, self.ports = bus, name, number, address, ports
         self.image: Dict[int, List[int]] = {B_IODIR: [0xFF] * ports, B_GPPU: [0] * ports,
                                             B_OLAT: [0] * ports}
@@ -53,6 +59,14 @@ class ExpanderChip:
         chip's power-on state, whatever a previous program left."""
         for base, value in ((B_OLAT, 0), (B_IPOL, 0), (B_GPPU, 0), (B_IODIR, 0xFF)):
             self._write(base, [value] * self.ports)
+        if self.interrupt:
+            # INTA and INTB one line (MIRROR), open-drain (ODR: active low, the Pi's
+            # pull-up; any number of chips may share a wire); on change, not against DEFVAL
+            self._write(B_IOCON, [MIRROR | ODR])
+            for base in (B_GPINTEN, B_INTCON, B_DEFVAL):
+                self._write(base, [0] * self.ports)
+            self.gpinten = 0
+            self.read_inputs()   # clears what a previous program left pending
         for base in _FLUSH_ORDER:
             self.image[base] = [0xFF if base == B_IODIR else 0] * self.ports
             self.written[base] = list(self.image[base])
@@ -103,6 +117,25 @@ class ExpanderChip:
                 self.dirty[base].clear()
             raise
         return made
+
+    def enable_interrupts(self, mask: int) -> None:
+        """GPINTEN = *mask* (bit n: pin n interrupts on change), if it changed."""
+        if mask != self.gpinten:
+            self._write(B_GPINTEN, [mask >> 8 * port & 0xFF for port in range(self.ports)])
+            self.gpinten = mask
+
+    def read_captured(self) -> Tuple[int, int]:
+        """(INTF, INTCAP) of every port in one read: which pins interrupted and
+        the port levels at the interrupt; the read clears the interrupt."""
+        try:
+            data = self.bus.read_i2c_block_data(self.address, B_INTF * self.ports,
+                                                2 * self.ports)
+        except OSError as exc:
+            raise self._fail(exc) from None
+        ports = self.ports
+        flags = sum(data[port] << 8 * port for port in range(ports))
+        captured = sum(data[ports + port] << 8 * port for port in range(ports))
+        return flags, captured
 
     def read_inputs(self) -> int:
         """The GPIO registers: bit n = the level on pin n (one read)."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any, Callable, Dict, Iterable, Tuple
 
-from ..errors import BadPin, PinBusy
+from ..errors import BadArgument, BadPin, PinBusy
 from ..pins import expander_pin, expander_pin_name
 from .config import PinRule
 from .expanderconfig import ExpanderSpec
@@ -27,9 +27,26 @@ from .messages import ForPin, ToWorker, encode
 
 
 class Expanders:
-    def __init__(self, specs: Dict[str, ExpanderSpec]):
+    def __init__(self, specs: Dict[str, ExpanderSpec], declarable: bool = False):
         self.specs = dict(specs)
         self._by_address = {(s.bus, s.address): s for s in self.specs.values()}
+        #: may a client declare an expander at run time ([server] declare_expanders)?
+        self.declarable = declarable
+
+    def add(self, spec: ExpanderSpec) -> None:
+        """An expander declared at run time; BadArgument/PinBusy if it clashes."""
+        if spec.name in self.specs:
+            raise BadArgument(f"expander {spec.name} is declared already")
+        other = self._by_address.get((spec.bus, spec.address))
+        if other is not None:
+            raise PinBusy(f"I2C bus {spec.bus}, address 0x{spec.address:02x} is expander "
+                          f"{other.name} already")
+        for other in self.specs.values():
+            if spec.interrupt is not None and other.interrupt == spec.interrupt:
+                raise PinBusy(f"pin {spec.interrupt} is the interrupt line of {other.name} "
+                              "already")
+        self.specs[spec.name] = spec
+        self._by_address[(spec.bus, spec.address)] = spec
 
     def __bool__(self) -> bool:
         return bool(self.specs)

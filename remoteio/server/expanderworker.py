@@ -8,21 +8,27 @@ router sends each pin's messages wrapped in :class:`~.messages.ForPin`.
 The register writes of one turn are made together: the parts of one batch
 ``write`` and the pins whose jobs change at the same moment share one write
 per register (``ExpanderChip.flush``). Watched inputs are read by polling
-the chip's GPIO registers every ``poll_ms``, stamped with the Pi's clock.
+the chip's GPIO registers every ``poll_ms``, stamped with the Pi's clock;
+with an interrupt line (:mod:`.expanderint`) they are enabled in GPINTEN
+instead and read when the line falls: INTCAP (the levels at the interrupt,
+stamped with the line's edge) then GPIO (the levels now).
 """
 from __future__ import annotations
 
 import logging
+import os
 import time
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Set, Tuple
 
 from ..errors import ServerError
 from ..pins import expander_pin_name
 from .channel import Channel
 from .config import PinRule
 from .expanderdriver import ExpanderChip, ExpanderPinDriver
+from .expanderint import InterruptLine
 from .messages import ForPin, Pong, Probe, Stop, Task, decode
 from .pinworker import PinMachine
+from .status import StatusTable
 from .worker import Worker
 
 log = logging.getLogger(__name__)
@@ -38,17 +44,41 @@ class ExpanderPin(PinMachine):
         super().__init__(name, ExpanderPinDriver(chip, name, bit, self._on_edge), mode, None, rule)
 
     def idle(self) -> None:
-        """The status table is the header's; ``state`` answers for an expander's pin."""
+        """The worker posts its pins' status (:meth:`ExpanderWorker.idle`)."""
+
+    def post(self, status: StatusTable, pid: int) -> None:
+        """What ``info`` shows for this pin; never a read of the chip (an input's
+        value is the level last read, by a poll or an interrupt)."""
+        job, lease, driver = self.job, self.lease, self.driver
+        mode = driver.mode
+        value = float(driver.seen or 0) if mode in ("input", "unset") else driver.level
+        status.post(self.board, pid=pid,
+                    function=mode if mode in ("input", "output", "released") else "input",
+                    task=job.name if job else "", watchers=len(self.watchers),
+                    queue=len(self.pending), value=value,
+                    ends_ns=int(job.until * 1e9) if job and job.until else 0,
+                    lease_ns=int(lease.deadline * 1e9) if lease else 0)
 
 
 class ExpanderWorker(Worker):
     def __init__(self, settings: Dict[str, Any], bus: Any, mode: str, tasks: Channel,
-                 replies: Channel):
+                 replies: Channel, backend: Any = None, status: Optional[StatusTable] = None):
         super().__init__(tasks, replies)
+        self.status, self.pid = status, os.getpid()
+        if status is not None:   # the slots of an expander declared after our fork
+            status.adopt(settings.get("slots", {}))
         expander = settings["expander"]
         self.name = expander["name"]
         ports = 2 if expander["chip"] == "mcp23017" else 1
-        self.chip = ExpanderChip(bus, self.name, expander["bus"], expander["address"], ports)
+        self.line: Optional[InterruptLine] = None
+        if expander.get("interrupt") is not None and backend is not None:
+            try:
+                self.line = InterruptLine(backend, expander["interrupt"])
+            except Exception as exc:  # the chip's pins still work; its inputs are polled
+                log.error("expander %s: interrupt line pin %d unusable, inputs polled: %s",
+                          self.name, expander["interrupt"], exc)
+        self.chip = ExpanderChip(bus, self.name, expander["bus"], expander["address"], ports,
+                                 interrupt=self.line is not None)
         self.poll_s = expander["poll_ms"] / 1000.0
         self.next_poll: Optional[float] = None
         rules = settings["rules"]
@@ -61,6 +91,10 @@ class ExpanderWorker(Worker):
             self.chip.reset()   # every pin released: what a fresh worker starts from
         except ServerError as exc:
             log.error("%s", exc.message)
+        self.touched: Set[ExpanderPin] = set()   # the pins to post in idle()
+        if status is not None:   # a fresh worker's pins (all released) replace a dead one's
+            for pin in self.pins.values():
+                pin.post(status, self.pid)
 
     def __str__(self) -> str:
         return f"expander {self.name}"
@@ -78,6 +112,7 @@ class ExpanderWorker(Worker):
             if not part and self.chip.deferring:
                 self._flush_chip()   # a single task's write is made (and judged) at once
             self.chip.deferring = part
+            self.touched.add(pin)
             pin.handle(inner)
         elif kind is Probe:
             self.message(Pong())
@@ -101,10 +136,21 @@ class ExpanderWorker(Worker):
     def advance(self) -> None:
         """Every pin's clock, then the chip's writes of this moment together."""
         self.chip.deferring = True
+        now = time.monotonic()
         for pin in self.pins.values():
+            at = pin.next_wake()
+            if at is not None and at <= now:
+                self.touched.add(pin)
             pin.advance()
-        self._poll()
         self._flush_chip()
+        self._poll()   # after the writes: an input just made one is read as one
+
+    def idle(self) -> None:
+        """The status of the pins this turn changed, for ``info``."""
+        if self.touched and self.status is not None:
+            for pin in self.touched:
+                pin.post(self.status, self.pid)
+        self.touched.clear()
 
     def _flush_chip(self) -> None:
         self.chip.deferring = False
@@ -114,7 +160,55 @@ class ExpanderWorker(Worker):
             log.warning("%s: a register write failed (the pins keep what the chip had): %s",
                         self, exc.message)
 
+    def event_fds(self) -> Tuple[int, ...]:
+        return self.line.fds() if self.line is not None else ()
+
+    def service(self, fd: int) -> None:
+        """The interrupt line moved: on a fall, the chip is read."""
+        assert self.line is not None
+        falls = [t_ns for level, t_ns in self.line.edges() if not level]
+        if falls or not self.line.level():
+            self._interrupted(falls[0] if falls else time.monotonic_ns())
+
+    def _interrupted(self, t_ns: int) -> None:
+        polled = [pin for pin in self.pins.values() if pin.driver.polled]
+        try:
+            flags, captured = self.chip.read_captured()   # clears the interrupt
+            levels = self.chip.read_inputs()
+        except ServerError as exc:   # INT stays asserted (no new edge): retried on the clock
+            log.warning("%s: reading its inputs on an interrupt failed: %s", self, exc.message)
+            self.next_poll = time.monotonic() + self.poll_s
+            return
+        now = time.monotonic_ns()
+        self.touched.update(polled)
+        for pin in polled:
+            bit = pin.driver.bit
+            if flags >> (bit & ~7) & 0xFF:   # its port interrupted: its level at t_ns
+                pin.driver.polled_level(captured >> bit & 1, t_ns)
+            pin.driver.polled_level(levels >> bit & 1, now)
+
+    def _enable(self) -> None:
+        """Interrupt-on-change for the watched inputs; the new ones' levels read."""
+        mask = 0
+        for pin in self.pins.values():
+            if pin.driver.polled:
+                mask |= 1 << pin.driver.bit
+        added = mask & ~self.chip.gpinten
+        try:
+            self.chip.enable_interrupts(mask)
+            if added:
+                self._interrupted(time.monotonic_ns())   # their first levels (no event)
+        except ServerError as exc:
+            log.warning("%s: enabling interrupts failed: %s", self, exc.message)
+
     def _poll(self) -> None:
+        if self.line is not None:
+            self._enable()
+            if self.next_poll is not None and time.monotonic() >= self.next_poll:
+                self.next_poll = None   # a read that failed: again while INT is asserted
+                if not self.line.level():
+                    self._interrupted(time.monotonic_ns())
+            return
         polled = [pin for pin in self.pins.values() if pin.driver.polled]
         if not polled:
             self.next_poll = None
@@ -129,6 +223,7 @@ class ExpanderWorker(Worker):
             log.warning("%s: polling its inputs failed: %s", self, exc.message)
             return
         t_ns = time.monotonic_ns()
+        self.touched.update(polled)
         for pin in polled:
             pin.driver.polled_level(levels >> pin.driver.bit & 1, t_ns)
 
@@ -137,10 +232,13 @@ class ExpanderWorker(Worker):
         for pin in self.pins.values():
             pin.make_safe()
         self._flush_chip()
+        self.touched.update(self.pins.values())
         try:
             self.chip.bus.close()
         except OSError:
             pass
+        if self.line is not None:
+            self.line.close()
 
 
 class _Unopened:
@@ -153,15 +251,18 @@ class _Unopened:
         raise self.exc
 
     write_byte_data = write_i2c_block_data = read_word_data = read_byte_data = _fail
+    read_i2c_block_data = _fail
 
     def close(self) -> None:
         pass
 
 
 def run_expander_worker(key: Any, task_fd: int, reply_fd: int, settings: Dict[str, Any], *,
-                        mode: str, chips: Any = None) -> None:
+                        mode: str, chips: Any = None, backend: Any = None,
+                        status: Optional[StatusTable] = None) -> None:
     """An expander worker's process, from the zygote's fork to its end; *chips*:
-    the simulated board's shared chips (None on real hardware)."""
+    the simulated board's shared chips (None on real hardware); *backend*: the
+    GPIO backend, for its interrupt line."""
     from .spawn import worker_signals
     worker_signals()
     tasks, replies = Channel(task_fd, reader=True), Channel(reply_fd, reader=False)
@@ -177,4 +278,11 @@ def run_expander_worker(key: Any, task_fd: int, reply_fd: int, settings: Dict[st
             log.error("expander %s: I2C bus %d cannot be opened: %s", expander["name"],
                       expander["bus"], exc)
             bus = _Unopened(exc)
-    ExpanderWorker(settings, bus, mode, tasks, replies).run()
+    interrupt = expander.get("interrupt")
+    if backend is not None and interrupt is not None:
+        backend.prepare_worker(interrupt)   # as a pin worker's, before its pin's factory
+    try:
+        ExpanderWorker(settings, bus, mode, tasks, replies, backend, status).run()
+    finally:
+        if backend is not None and interrupt is not None:
+            backend.cleanup_worker()

@@ -100,7 +100,7 @@ class Router(BusRouting, ExpanderRouting):
         self.spi = SpiUsers(self.ownership)
         self.serial = SerialGate(self.buses.default.access, self.buses.rules,
                                  sim=backend.sim is not None)
-        self.expanders = expanders or Expanders({})
+        self.expanders = expanders if expanders is not None else Expanders({})
         self.info = InfoService(self._snapshot, outlet.reply)
         selector.register(self.info.fileno(), selectors.EVENT_READ, ("info", None))
         self.stopping = False
@@ -263,6 +263,8 @@ class Router(BusRouting, ExpanderRouting):
                     self.rules.check_sim(pin_key(spec), args["action"])
             self.outlet.reply(conn, writing.ok(req.id_json, sim_operation(
                 self.backend, args, self.rules.served)))
+        elif req.op == "expander_declare":
+            self.outlet.reply(conn, writing.ok(req.id_json, self._declare_expander(req.args)))
         else:  # pragma: no cover - the whitelist has no other server op
             raise NotSupported(f"{req.op} is not a server operation")
 
@@ -277,6 +279,8 @@ class Router(BusRouting, ExpanderRouting):
         fields = {"server": self.version, "uptime_s": round(time.monotonic() - self.started, 3),
                   "mode": self.mode, "backend": self.backend.name,
                   "connections": self.ownership.connections, "pins": pins}
+        if self.expanders:
+            fields["expanders"] = self._expanders_info()
         return fields, pids
 
     # ---- workers (the listener's calls, when their pipes are ready) ---------------------

@@ -23,6 +23,7 @@ pins have a history and a replaced bus worker finds the chip as it was.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import mmap
 import struct
@@ -47,6 +48,10 @@ _ENTRY = struct.Struct("=qd")
 _HEADS = _REGISTERS + 2 * PINS + _COUNTER.size
 _RING = _HEADS + PINS * _COUNTER.size
 _SLOT = _RING + PINS * HISTORY * _ENTRY.size
+#: a slot's directory entry: kind (0: free), bus, address, interrupt line (-1: none), name
+#: (empty for a bus's own chip that is no expander)
+_DIRECTORY = struct.Struct("=bBBb16s")
+_KINDS = ("mcp23017", "mcp23008")
 
 
 class SharedChipMemory:
@@ -92,35 +97,72 @@ class SharedChipMemory:
 class SimChips:
     """The shared expander chips of one simulated board, by (bus, address) and by name."""
 
-    def __init__(self) -> None:
-        self._mem = mmap.mmap(-1, SLOTS * _SLOT)   # anonymous + MAP_SHARED: seen by forks
-        self._slots: Dict[Tuple[int, int], Tuple[str, int]] = {}
-        self.names: Dict[str, Tuple[int, int]] = {}
+    def __init__(self, wire: Optional[Callable[[int, Optional[int]], None]] = None) -> None:
+        # anonymous + MAP_SHARED: seen by forks; the slots' directory after the slots, so
+        # a chip given a slot after the workers' fork (at run time) is seen by them too
+        self._mem = mmap.mmap(-1, SLOTS * _SLOT + SLOTS * _DIRECTORY.size)
+        #: wire(line, level): the board's header line a chip's INTA drives (None: let go)
+        self._wire = wire
         #: bus number -> its simulated devices ((kind, address) pairs); the server sets it
         self.bus_devices: Callable[[int], Sequence[Tuple[str, int]]] = lambda bus: ()
         self._lock = threading.Lock()   # the router's thread and a test's may declare at once
         self._left_private: set = set()   # (bus, address) of chips a full board could not take
 
-    def declare(self, name: str, bus: int, address: int, kind: str) -> MCP23017:
-        """A chip at power-on in a free slot (before the workers are forked)."""
-        if (bus, address) in self._slots:
-            self.names[name] = (bus, address)
-            return self.model(bus, address)
-        if len(self.names) >= EXPANDERS:
-            raise ValueError(f"a simulated board holds at most {EXPANDERS} expanders")
-        chip = self._new(bus, address, kind)
-        if chip is None:
-            raise ValueError(f"the simulated board's {SLOTS} chip slots are full")
-        self.names[name] = (bus, address)
-        return chip
+    def _entries(self) -> List[Tuple[int, str, int, int, Optional[int], str]]:
+        """(index, kind, bus, address, interrupt line, name) of every used slot."""
+        out = []
+        for index in range(SLOTS):
+            kind, bus, address, line, name = _DIRECTORY.unpack_from(
+                self._mem, SLOTS * _SLOT + index * _DIRECTORY.size)
+            if kind:
+                out.append((index, _KINDS[kind - 1], bus, address, None if line < 0 else line,
+                            name.rstrip(b"\0").decode()))
+        return out
+
+    @property
+    def names(self) -> Dict[str, Tuple[int, int]]:
+        """expander name -> its chip's (bus, address)."""
+        return {name: (bus, address) for _, _, bus, address, _, name in self._entries() if name}
+
+    def _slot(self, bus: int, address: int) -> Optional[Tuple[int, str, Optional[int]]]:
+        for index, kind, b, a, line, _ in self._entries():
+            if (b, a) == (bus, address):
+                return index, kind, line
+        return None
+
+    def _write_entry(self, index: int, kind: str, bus: int, address: int,
+                     interrupt_line: Optional[int], name: str) -> None:
+        _DIRECTORY.pack_into(self._mem, SLOTS * _SLOT + index * _DIRECTORY.size,
+                             _KINDS.index(kind) + 1, bus, address,
+                             -1 if interrupt_line is None else interrupt_line, name.encode())
+
+    def declare(self, name: str, bus: int, address: int, kind: str,
+                interrupt_line: Optional[int] = None) -> MCP23017:
+        """An expander's chip (at power-on in a free slot, unless its bus's own
+        chip has one already); *interrupt_line*: the header line (BCM) its INTA
+        is wired to."""
+        with self._lock:
+            slot = self._slot(bus, address)
+            if slot is None:
+                if len(self.names) >= EXPANDERS:
+                    raise ValueError(f"a simulated board holds at most {EXPANDERS} expanders")
+                used = len(self._entries())
+                if used >= SLOTS:
+                    raise ValueError(f"the simulated board's {SLOTS} chip slots are full")
+                index, reset = used, True
+            else:
+                index, reset = slot[0], False
+            self._write_entry(index, kind, bus, address, interrupt_line, name)
+        return self._model(bus, address, reset=reset)
 
     def _new(self, bus: int, address: int, kind: str) -> Optional[MCP23017]:
         """The chip at (bus, address), given a slot at power-on if it has none; None: full."""
         with self._lock:   # one slot per chip, and none past the mapping
-            if (bus, address) not in self._slots:
-                if len(self._slots) >= SLOTS:
+            if self._slot(bus, address) is None:
+                used = len(self._entries())
+                if used >= SLOTS:
                     return None
-                self._slots[(bus, address)] = (kind, len(self._slots))
+                self._write_entry(used, kind, bus, address, None, "")
                 return self._model(bus, address, reset=True)
         return self._model(bus, address, reset=False)
 
@@ -130,15 +172,14 @@ class SimChips:
         ``(address, kind, slot)`` of every shared chip of the bus, expanders'
         too: what its worker is told (:meth:`attach`)."""
         for kind, address in self.bus_devices(bus):
-            if kind not in SHARED_KINDS or (bus, address) in self._slots:
+            if kind not in SHARED_KINDS or self._slot(bus, address) is not None:
                 continue
             if self._new(bus, address, kind) is None and (bus, address) not in self._left_private:
                 self._left_private.add((bus, address))
                 log.warning("the simulated board's %d chip slots are full: the %s at 0x%02x "
                             "on I2C bus %d stays private to its worker", SLOTS, kind, address, bus)
-        with self._lock:
-            slots = sorted(self._slots.items())
-        return [(address, kind, index) for (b, address), (kind, index) in slots if b == bus]
+        return sorted((address, kind, index) for index, kind, b, address, _, _ in self._entries()
+                      if b == bus)
 
     def attach(self, index: int, kind: str) -> MCP23017:
         """A view of the chip in slot *index* (a bus worker's, told by the server)."""
@@ -149,21 +190,26 @@ class SimChips:
                    reset=False)
 
     def _model(self, bus: int, address: int, reset: bool) -> MCP23017:
-        kind, index = self._slots[(bus, address)]
+        slot = self._slot(bus, address)
+        assert slot is not None
+        index, kind, line = slot
         cls = DEVICE_KINDS[kind]
         memory = SharedChipMemory(self._mem, index, 11 * cls.ports, 8 * cls.ports)
         if reset:
             memory.inputs[:] = bytes([NO_INPUT] * len(memory.inputs))
-        return cls(memory=memory, reset=reset)
+        wire = self._wire
+        interrupt = functools.partial(wire, line) if wire is not None and line is not None \
+            else None
+        return cls(memory=memory, reset=reset, interrupt=interrupt)
 
     def model(self, bus: int, address: int) -> Optional[MCP23017]:
         """A view of the shared chip at (bus, address), or None."""
-        return self._model(bus, address, reset=False) if (bus, address) in self._slots else None
+        return self._model(bus, address, reset=False) if self._slot(bus, address) else None
 
     def models(self, bus: int) -> Dict[int, MCP23017]:
         """address -> the shared chips of *bus* (for its bus worker)."""
         return {address: self._model(b, address, reset=False)
-                for b, address in self._slots if b == bus}
+                for _, _, b, address, _, _ in self._entries() if b == bus}
 
     def pin(self, spec: str) -> Tuple[MCP23017, int]:
         """The chip and bit of an expander pin (``"mcp0:A3"``) or of a bus's

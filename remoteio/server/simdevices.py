@@ -17,7 +17,7 @@ from __future__ import annotations
 import errno
 import os
 import time
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 
 def _nak(addr: int) -> OSError:
@@ -65,7 +65,10 @@ IODIR, IPOL, GPINTEN, DEFVAL, INTCON, IOCON, GPPU, INTF, INTCAP, GPIO, OLAT = ra
 #: the same registers as bases: an MCP230xx's register is base * ports + port
 #: (MCP23017 bank 0: two ports; MCP23008: one)
 B_IODIR, B_IPOL, B_IOCON, B_GPPU, B_INTF, B_INTCAP, B_GPIO, B_OLAT = 0, 1, 5, 6, 7, 8, 9, 10
+B_GPINTEN, B_DEFVAL, B_INTCON = 2, 3, 4
 _SEQOP = 0x20     # IOCON bit 5: 1 = the address pointer does not move on
+#: IOCON bits 6, 2, 1: INTA/INTB one line; INT open-drain (overrides INTPOL); INT active-high
+MIRROR, ODR, INTPOL = 0x40, 0x04, 0x02
 NO_INPUT = 255    # an input pin nothing outside drives
 
 
@@ -94,16 +97,25 @@ class MCP23017(RegisterChip):
     Outputs drive their pins from OLAT (a write to GPIO writes OLAT); inputs
     read what :meth:`drive_input` sets, or 1 with the pull-up on (GPPU) and
     nothing driving; IPOL inverts what an input reads. INTF and INTCAP are
-    read only. ``history`` records every change of a port pin's level:
+    read only. Interrupt-on-change (datasheet 3.6): a change of an input
+    enabled in GPINTEN (against its last level, or against DEFVAL with
+    INTCON) sets its INTF bit and, if the port had none pending, captures
+    the port in INTCAP; INTA (INTB) is asserted while port A's (B's) INTF
+    is not 0, both ports on each with IOCON.MIRROR; a read of the port's
+    GPIO or INTCAP clears it. *interrupt(level)*: what drives the wire INTA
+    is on (None: let go, for the open-drain output of IOCON.ODR).
+    ``history`` records every change of a port pin's level:
     ``(time_ns, "GPA0", level)``. *memory*: where the state lives (shared
     between processes for an expander the server drives); *reset*: start it
     at the chip's power-on state."""
 
     ports = 2
 
-    def __init__(self, memory: Optional[ChipMemory] = None, reset: bool = True) -> None:
+    def __init__(self, memory: Optional[ChipMemory] = None, reset: bool = True,
+                 interrupt: Optional[Callable[[Optional[int]], None]] = None) -> None:
         size = 11 * self.ports
         super().__init__(size)
+        self.interrupt = interrupt
         self.memory = memory if memory is not None else ChipMemory(size, 8 * self.ports)
         self.registers = self.memory.registers  # type: ignore[assignment]
         if reset:
@@ -148,9 +160,55 @@ class MCP23017(RegisterChip):
         if base == B_GPIO:
             levels = self.pin_levels()[port * 8:port * 8 + 8]
             value = sum(level << bit for bit, level in enumerate(levels))
-            return value ^ (self.registers[self._reg(B_IPOL, port)] &
-                            self.registers[self._reg(B_IODIR, port)])
+            value ^= self.registers[self._reg(B_IPOL, port)] & \
+                self.registers[self._reg(B_IODIR, port)]
+            self._clear_interrupt(port)
+            return value
+        if base == B_INTCAP:
+            self._clear_interrupt(port)
         return self.registers[register]
+
+    # ---- interrupt-on-change -------------------------------------------------------
+    def _changed(self, old: Sequence[int], new: Sequence[int]) -> None:
+        registers = self.registers
+        for port in range(self.ports):
+            enabled = registers[self._reg(B_GPINTEN, port)] & registers[self._reg(B_IODIR, port)]
+            if not enabled:
+                continue
+            intcon = registers[self._reg(B_INTCON, port)]
+            defval = registers[self._reg(B_DEFVAL, port)]
+            fired = 0
+            for bit in range(8):
+                n = port * 8 + bit
+                if enabled >> bit & 1 and old[n] != new[n] and \
+                        (not intcon >> bit & 1 or new[n] != defval >> bit & 1):
+                    fired |= 1 << bit
+            if fired:
+                flags = self._reg(B_INTF, port)
+                if not registers[flags]:   # the capture of the first change is kept
+                    levels = new[port * 8:port * 8 + 8]
+                    registers[self._reg(B_INTCAP, port)] = sum(
+                        level << bit for bit, level in enumerate(levels)) ^ \
+                        (registers[self._reg(B_IPOL, port)] & registers[self._reg(B_IODIR, port)])
+                registers[flags] |= fired
+                self._drive_interrupt()
+
+    def _clear_interrupt(self, port: int) -> None:
+        if self.registers[self._reg(B_INTF, port)]:
+            self.registers[self._reg(B_INTF, port)] = 0
+            self._drive_interrupt()
+
+    def _drive_interrupt(self) -> None:
+        """Set the INTA wire from the flags (INTB is not wired in a simulation)."""
+        if self.interrupt is None:
+            return
+        iocon = self.registers[self._reg(B_IOCON, 0)]
+        flags = [self.registers[self._reg(B_INTF, port)] for port in range(self.ports)]
+        asserted = any(flags) if iocon & MIRROR else bool(flags[0])
+        if iocon & ODR:
+            self.interrupt(0 if asserted else None)
+        else:
+            self.interrupt(int(asserted) if iocon & INTPOL else int(not asserted))
 
     def write(self, register: int, value: int) -> None:
         base = register // self.ports
@@ -178,10 +236,13 @@ class MCP23017(RegisterChip):
         levels = self.pin_levels()
         old = self.memory.levels
         now = time.monotonic_ns()
+        before = bytes(old)
         for n, new in enumerate(levels):
             if old[n] != new:
                 self.memory.record(now, n, f"GP{'AB'[n // 8]}{n % 8}", new)
         old[:] = bytes(levels)
+        if before != bytes(levels):
+            self._changed(before, levels)
 
 
 class MCP23008(MCP23017):

@@ -77,7 +77,7 @@ class SimBoard:
         size = _HISTORY_OFFSET + NUM_LINES * HISTORY * _ENTRY.size
         self._mem = mmap.mmap(-1, size)  # anonymous + MAP_SHARED: seen by forks
         #: the expanders on its I2C buses, shared by their workers (docs/expanders.md)
-        self.chips = SimChips()
+        self.chips = SimChips(self.wire_drive)
         for line in range(NUM_LINES):
             for name, initial in (("drive", NO_DRIVE), ("group", -1), ("echo_to", -1)):
                 self._set(line, name, initial)
@@ -159,6 +159,13 @@ class SimBoard:
         self._set(line, "drive", NO_DRIVE if level is None else (1 if level else 0))
         self.notify(line)
         self._notify_wire(line)
+
+    def wire_drive(self, line: int, level: Optional[int]) -> None:
+        """A chip's output wired to *line* (an expander's INT) drives *level*,
+        or lets go (None); nothing happens, and no edge is told, if unchanged."""
+        want = NO_DRIVE if level is None else (1 if level else 0)
+        if self._get(line, "drive") != want:
+            self.drive(line, level)
 
     def wire(self, lines: Sequence[int]) -> None:
         """Join *lines* with a jumper wire (an output then drives the others)."""
