@@ -1,13 +1,17 @@
 """A lease fires at its deadline even when its renewal is already waiting in the
 worker's pipe: the worker is frozen (SIGSTOP) across the deadline while the
-renewal is delivered, then thawed; it must revert first. Every wait bounded."""
+renewal is delivered, then thawed; it must revert first. And a reconnecting
+client never drives a pin past the lease its program last asked for: a lease
+that ran out while the link was down is not re-armed; one still running is
+re-sent with only the time it has left. Every wait bounded."""
 import os
 import signal
 import time
 
+from remoteio import RemoteServer
 from remoteio.server import Server
 
-from remoteio.testing import levels, RawClient, wait_until, worker_pid
+from remoteio.testing import free_port, levels, RawClient, wait_until, worker_pid
 
 
 def _deadline_passed(deadline: float) -> bool:
@@ -44,3 +48,56 @@ def test_a_renewal_read_after_the_deadline_does_not_revive_the_lease():
             assert not (renewal.get("result") or {}).get("renewed"), renewal
         finally:
             conn.close()
+
+
+def _restarted(lease_ms: float, down_s: float):
+    """A client holds ``on(lease_ms=...)`` on BOARD7; its server stops (the
+    pin made safe) and another starts on the port *down_s* later; the client
+    reconnects to it. (the new server, the client, its pin, when the leased on was sent)"""
+    port = free_port()
+    first = Server(host="127.0.0.1", port=port, backend="sim").start()
+    remote = RemoteServer("127.0.0.1", port, heartbeat=0.5, timeout=3)
+    try:
+        pump = remote.pin(7)
+        sent = time.monotonic()
+        pump.on(lease_ms=lease_ms)
+    finally:
+        first.stop()
+    assert wait_until(lambda: not remote.connected, timeout=5)
+    time.sleep(down_s)  # the outage itself (nothing to wait for: the server is down)
+    second = Server(host="127.0.0.1", port=port, backend="sim").start()
+    return second, remote, pump, sent
+
+
+def test_a_lease_that_ran_out_while_the_link_was_down_is_not_re_armed_by_the_reconnect():
+    """The program's last leased write ran out during the outage: the Pi's
+    dead-man switch fired; the library must not drive the pin again for it."""
+    second, remote, pump, sent = _restarted(lease_ms=300, down_s=0.5)
+    try:
+        assert remote.wait_connected(15)
+        assert time.monotonic() > sent + 0.3
+        # the reconnect's setup is done when it says connected; one more round trip
+        assert pump.state()["lease"] is None
+        assert 1.0 not in levels(second.sim.history(7)), second.sim.history(7)
+    finally:
+        remote.close()
+        second.stop()
+
+
+def test_a_reconnect_re_sends_a_running_lease_with_only_the_time_it_has_left():
+    """Re-armed after a restart, the lease still ends when the program's last
+    renewal said (as the client can tell: its send + lease_ms), not a full
+    lease_ms after the reconnect."""
+    second, remote, pump, sent = _restarted(lease_ms=6000, down_s=1.0)
+    try:
+        assert remote.wait_connected(15)
+        asked = time.monotonic()
+        lease = pump.state()["lease"]
+        assert lease is not None and second.sim.value(7) == 1.0  # armed again
+        assert lease["in_ms"] <= (sent + 6.0 - asked) * 1000 + 20, (lease, asked - sent)
+        pump.on(lease_ms=6000)  # the program's own renewal: a full lease again, no new edge
+        assert pump.state()["lease"]["in_ms"] > 5000
+        assert levels(second.sim.history(7)).count(1.0) == 1
+    finally:
+        remote.close()
+        second.stop()
