@@ -101,3 +101,30 @@ def test_a_reconnect_re_sends_a_running_lease_with_only_the_time_it_has_left():
     finally:
         remote.close()
         second.stop()
+
+
+def test_a_pin_whose_holder_left_is_made_safe_even_when_its_lease_runs_out_first():
+    """Policy finish, wait mode: the holder disconnects during a timed leased
+    task, so the pin's close waits behind it; the lease (revert "previous":
+    the pin was on before) runs out first and drops queued work. The close
+    must not go with it: the pin ends safe and released, not left on with
+    nobody holding it."""
+    with Server(host="127.0.0.1", port=0, backend="sim") as server:
+        conn = RawClient(server.address, timeout=10.0)
+        try:
+            conn.hello()
+            assert conn.call({"id": 1, "op": "on", "pin": 7})["ok"]
+            assert conn.call({"id": 2, "op": "on", "pin": 7, "time_ms": 3000,
+                              "lease_ms": 300, "revert": "previous"})["ok"]
+        finally:
+            conn.close()  # the close waits behind the timed task (policy finish)
+        observer = RawClient(server.address, timeout=10.0)
+        try:
+            observer.hello()
+            # the lease ran out (at 300 ms; the timed task would end at 3 s)
+            assert wait_until(lambda: observer.call({"id": "s", "op": "state", "pin": 7})
+                              ["lease"] is None, timeout=2.5)
+            state = observer.call({"id": "t", "op": "state", "pin": 7})
+            assert state["mode"] == "released" and server.sim.value(7) == 0.0, state
+        finally:
+            observer.close()

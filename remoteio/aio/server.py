@@ -183,6 +183,11 @@ class AsyncRemoteServer:
         self._link = link
         for pin in list(self._pins.values()):
             for op, fields in pin.setup_requests():
+                if "lease_ms" in fields:  # its time left counted when it goes out
+                    resend = pin.lease_request()
+                    if resend is None:
+                        continue
+                    op, fields = resend
                 try:
                     reply = await link.call(op, fields, self.timeout)
                     if op == "watch":  # what it missed while the link was down

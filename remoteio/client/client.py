@@ -160,6 +160,11 @@ class RemoteServer:
         self._link = link
         for pin in list(self.pins.values()):
             for op, fields in pin.setup_requests():
+                if "lease_ms" in fields:  # its time left counted when it goes out
+                    resend = pin.lease_request()
+                    if resend is None:
+                        continue
+                    op, fields = resend
                 try:
                     reply = link.call(op, fields).result(self.timeout)
                     if op == "watch":  # what it missed while the link was down

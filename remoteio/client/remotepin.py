@@ -100,6 +100,12 @@ class RemotePin:
         self._claimed = True
         self._lease = (op, fields, sent + lease_ms / 1000.0) if lease_ms else None
 
+    def lease_request(self) -> Optional[Tuple[str, Dict[str, Any]]]:
+        """The leased write a reconnect re-sends now (None: none, or it has run
+        out): asked at the moment it goes out, so its time left is exact."""
+        resend = lease_left(self._lease, time.monotonic())
+        return None if resend is None or self._closed else (resend[0], dict(resend[1], pin=self.board))
+
     def setup_requests(self) -> List[Tuple[str, Dict[str, Any]]]:
         """What re-creates this pin's setup on a fresh connection (a reconnect):
         the claim, the input configuration, a lease still held, the watch."""
