@@ -6,6 +6,9 @@ that ran out while the link was down is not re-armed; one still running is
 re-sent with only the time it has left. Every wait bounded."""
 import os
 import signal
+import socket
+import struct
+import threading
 import time
 
 from remoteio import RemoteServer
@@ -128,3 +131,81 @@ def test_a_pin_whose_holder_left_is_made_safe_even_when_its_lease_runs_out_first
             assert state["mode"] == "released" and server.sim.value(7) == 0.0, state
         finally:
             observer.close()
+
+
+class _Cutter:
+    """A TCP relay that can cut its clients off while keeping their server-side
+    connections open (what a half-open partition looks like to the Pi)."""
+
+    def __init__(self, target):
+        self.target = target
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.pairs = []
+        self.stuck = []  # server sides kept open, silent
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.target, timeout=5)
+            self.pairs.append((client, server))
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(a, b):
+        try:
+            while True:
+                data = a.recv(65536)
+                if not data:
+                    return
+                b.sendall(data)
+        except OSError:
+            return
+
+    def cut(self):
+        """The clients' side dies (reset); the Pi's side stays, silent."""
+        pairs, self.pairs = self.pairs, []
+        for client, server in pairs:
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            client.close()
+            self.stuck.append(server)
+
+    def close(self):
+        self.listener.close()
+        for client, server in self.pairs:
+            client.close()
+            server.close()
+        for server in self.stuck:
+            server.close()
+
+
+def test_a_reconnect_that_takes_over_a_lease_the_pi_still_holds_leaves_its_deadline_alone():
+    """Half-open: the Pi still holds the old connection and its lease when the
+    client reconnects and takes its pin over; the lease keeps the deadline
+    the program's last write gave it (the reconnect neither renews nor
+    shortens it) and fires there."""
+    with Server(host="127.0.0.1", port=0, backend="sim", heartbeat_timeout=60.0) as server:
+        cutter = _Cutter(server.address)
+        remote = RemoteServer("127.0.0.1", cutter.port, heartbeat=1.0, timeout=2)
+        try:
+            pump = remote.pin(7)
+            pump.on(lease_ms=2500)
+            before = pump.state()["lease"]["in_ms"]
+            asked = time.monotonic()
+            cutter.cut()
+            assert wait_until(lambda: not remote.connected, timeout=5)
+            assert remote.wait_connected(10)
+            lease = pump.state()["lease"]
+            left = before - (time.monotonic() - asked) * 1000
+            assert lease is not None and lease["in_ms"] <= left + 20, (lease, left)
+            assert server.sim.value(7) == 1.0
+            assert wait_until(lambda: server.sim.value(7) == 0.0, timeout=5)  # fired
+            assert levels(server.sim.history(7)).count(1.0) == 1  # never driven again
+        finally:
+            remote.close()
+            cutter.close()
