@@ -143,6 +143,7 @@ class _Cutter:
         self.port = self.listener.getsockname()[1]
         self.pairs = []
         self.stuck = []  # server sides kept open, silent
+        self.delay = 0.0  # seconds each client->Pi chunk waits (a slow link)
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self):
@@ -153,16 +154,17 @@ class _Cutter:
                 return
             server = socket.create_connection(self.target, timeout=5)
             self.pairs.append((client, server))
-            for a, b in ((client, server), (server, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+            for a, b, slow in ((client, server, True), (server, client, False)):
+                threading.Thread(target=self._pump, args=(a, b, slow), daemon=True).start()
 
-    @staticmethod
-    def _pump(a, b):
+    def _pump(self, a, b, slow):
         try:
             while True:
                 data = a.recv(65536)
                 if not data:
                     return
+                if slow and self.delay:
+                    time.sleep(self.delay)
                 b.sendall(data)
         except OSError:
             return
@@ -197,15 +199,43 @@ def test_a_reconnect_that_takes_over_a_lease_the_pi_still_holds_leaves_its_deadl
             pump.on(lease_ms=2500)
             before = pump.state()["lease"]["in_ms"]
             asked = time.monotonic()
+            changes = []
+            remote.when_connection_changed = changes.append
             cutter.cut()
-            assert wait_until(lambda: not remote.connected, timeout=5)
-            assert remote.wait_connected(10)
+            assert wait_until(lambda: changes == [False, True], timeout=10), changes
             lease = pump.state()["lease"]
             left = before - (time.monotonic() - asked) * 1000
             assert lease is not None and lease["in_ms"] <= left + 20, (lease, left)
             assert server.sim.value(7) == 1.0
             assert wait_until(lambda: server.sim.value(7) == 0.0, timeout=5)  # fired
             assert levels(server.sim.history(7)).count(1.0) == 1  # never driven again
+        finally:
+            remote.close()
+            cutter.close()
+
+
+def test_a_reconnect_never_shortens_a_lease_whose_write_came_late_to_the_pi():
+    """The leased write took 0.8 s to reach the Pi, so the Pi's deadline is
+    0.8 s past the client's own reckoning; a reconnect that takes the pin
+    over must not re-send it with the client's shorter time left."""
+    with Server(host="127.0.0.1", port=0, backend="sim", heartbeat_timeout=60.0) as server:
+        cutter = _Cutter(server.address)
+        remote = RemoteServer("127.0.0.1", cutter.port, heartbeat=1.0, timeout=3,
+                              wait_for_reconnect=True)
+        try:
+            pump = remote.pin(7)
+            cutter.delay = 0.8
+            pump.on(lease_ms=4000)
+            cutter.delay = 0.0
+            before = pump.state()["lease"]["in_ms"]
+            asked = time.monotonic()
+            changes = []
+            remote.when_connection_changed = changes.append
+            cutter.cut()
+            assert wait_until(lambda: changes == [False, True], timeout=10), changes
+            lease = pump.state()["lease"]
+            left = before - (time.monotonic() - asked) * 1000
+            assert lease is not None and lease["in_ms"] >= left - 100, (lease, left)
         finally:
             remote.close()
             cutter.close()
