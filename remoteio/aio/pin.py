@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any, AsyncIterator, Callable, Dict, List, Mapping, Optional, Set, Tuple, Union
 
 from ..client import display
 from ..errors import PinClosed, ServerError
-from ..client.pinlogic import (PinEvent, adapt, change_event, rewatch_gap, setup_requests,
-                               sync_budget, task_failure)
+from ..client.pinlogic import (HeldLease, PinEvent, adapt, change_event, lease_left,
+                               rewatch_gap, setup_requests, sync_budget, task_failure)
 from ..pins import BOARD_TO_BCM, PinSpec, describe
 from .link import settle_all
 
@@ -40,7 +41,7 @@ class AsyncRemotePin:
         self.missed_events = 0
         self.setup: Dict[str, Any] = {}
         self.restore_setup: Dict[str, Any] = {}
-        self._lease: Optional[Tuple[str, Dict[str, Any]]] = None
+        self._lease: Optional[HeldLease] = None
         self.last_task_failure: Optional[ServerError] = None
         self._callbacks: Dict[str, Optional[Callable[[PinEvent], Any]]] = {
             "changed": None, "high": None, "low": None}
@@ -84,6 +85,7 @@ class AsyncRemotePin:
     async def _task(self, op: str, wait: bool, lease_ms: float, revert: str, **fields: Any) -> None:
         if lease_ms:
             fields.update(lease_ms=lease_ms, revert=revert)
+        sent = time.monotonic()  # the Pi's deadline is no earlier than this + lease_ms
         if not wait:
             if self._closed:
                 raise PinClosed(f"{describe(self.board)} is closed; use server.pin() to open it again")
@@ -92,13 +94,19 @@ class AsyncRemotePin:
             await self._until_idle([(op, dict(fields, pin=self.board))], None,
                                    floor_ms=fields.get("time_ms", 0))
         self._claimed = True
-        self._lease = (op, fields) if lease_ms else None
+        self._lease = (op, fields, sent + lease_ms / 1000.0) if lease_ms else None
+
+    def lease_request(self) -> Optional[Tuple[str, Dict[str, Any]]]:
+        """The leased write a reconnect re-sends now (None: none, or it has run
+        out): asked at the moment it goes out, so its time left is exact."""
+        resend = lease_left(self._lease, time.monotonic())
+        return None if resend is None or self._closed else (resend[0], dict(resend[1], pin=self.board))
 
     def setup_requests(self) -> List[Tuple[str, Dict[str, Any]]]:
         if self._closed:
             return []
         return setup_requests(self.board, claimed=self._claimed, setup=self.setup,
-                              restore_setup=self.restore_setup, lease=self._lease,
+                              restore_setup=self.restore_setup, lease=lease_left(self._lease, time.monotonic()),
                               watching=self._watching)
 
     async def open(self) -> "AsyncRemotePin":

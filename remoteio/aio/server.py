@@ -184,6 +184,17 @@ class AsyncRemoteServer:
         for pin in list(self._pins.values()):
             for op, fields in pin.setup_requests():
                 try:
+                    if "lease_ms" in fields:
+                        # re-armed only where the Pi no longer has it (a restart, or
+                        # the old link's close made the pin safe), and only for the
+                        # time left: a reconnect never moves a lease's deadline
+                        state = await link.call("state", {"pin": pin.board}, self.timeout)
+                        if state.get("lease"):
+                            continue
+                        resend = pin.lease_request()
+                        if resend is None:
+                            continue
+                        op, fields = resend
                     reply = await link.call(op, fields, self.timeout)
                     if op == "watch":  # what it missed while the link was down
                         pin.rewatched(reply)

@@ -15,6 +15,9 @@ from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Tup
 from ..errors import ServerError, error_for_code
 
 Request = Tuple[str, Dict[str, Any]]
+#: a leased write as the client keeps it: (op, fields, when it runs out at the
+#: latest as this client can tell: time.monotonic() of its send + lease_ms)
+HeldLease = Tuple[str, Dict[str, Any], float]
 
 
 class PinEvent(NamedTuple):
@@ -63,6 +66,26 @@ def setup_requests(board: int, *, claimed: bool, setup: Mapping[str, Any],
     if watching:
         requests.append(("watch", pin))
     return requests
+
+
+def lease_left(lease: Optional[HeldLease], now: float) -> Optional[Request]:
+    """The leased write a reconnect re-sends: with only the time it has left
+    since this client sent it (a reconnect never extends a lease: only the
+    program's own renewals do), or None once that time is up (the Pi reverted
+    the pin at the deadline; the library must not drive it again behind the
+    program's back: that is what the dead-man switch guards against).
+
+    >>> lease_left(("on", {"time_ms": 0, "lease_ms": 1500, "revert": "safe"}, 11.5), now=11.0)
+    ('on', {'time_ms': 0, 'lease_ms': 500.0, 'revert': 'safe'})
+    >>> lease_left(("on", {"time_ms": 0, "lease_ms": 1500, "revert": "safe"}, 11.5), now=11.6)
+    """
+    if lease is None:
+        return None
+    op, fields, runs_out = lease
+    left_ms = round((runs_out - now) * 1000.0, 3)
+    if left_ms < 1.0:
+        return None
+    return op, dict(fields, lease_ms=min(left_ms, fields["lease_ms"]))
 
 
 def change_event(board: int, message: Mapping[str, Any], last_seq: int) -> Tuple[PinEvent, int]:

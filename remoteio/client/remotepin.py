@@ -22,8 +22,8 @@ from . import display
 from ..errors import PinClosed, RemoteIOError, ServerError
 from ..pins import BOARD_TO_BCM, describe
 from .link import abandon, wait_all
-from .pinlogic import (PinEvent, adapt, change_event, rewatch_gap, setup_requests, sync_budget,
-                       task_failure)
+from .pinlogic import (HeldLease, PinEvent, adapt, change_event, lease_left, rewatch_gap,
+                       setup_requests, sync_budget, task_failure)
 
 if TYPE_CHECKING:  # the server hands itself to its pins
     from .client import RemoteServer
@@ -54,7 +54,7 @@ class RemotePin:
         #: the client's own record of the pin's setup, re-applied after a reconnect
         self.setup: Dict[str, Any] = {}
         self._claimed = False
-        self._lease: Optional[Tuple[str, Dict[str, Any]]] = None
+        self._lease: Optional[HeldLease] = None
         #: fields of a raw ``setup`` op to replay after a reconnect (the
         #: gpiozero pin factory keeps its pin's configuration here)
         self.restore_setup: Dict[str, Any] = {}
@@ -91,13 +91,20 @@ class RemotePin:
     def _task(self, op: str, wait: bool, lease_ms: float, revert: str, **fields: Any) -> None:
         if lease_ms:
             fields.update(lease_ms=lease_ms, revert=revert)
+        sent = time.monotonic()  # the Pi's deadline is no earlier than this + lease_ms
         if not wait:
             self._request(op, **fields)
         else:
             self._until_idle([(op, dict(fields, pin=self.board))], None,
                              floor_ms=fields.get("time_ms", 0))
         self._claimed = True
-        self._lease = (op, fields) if lease_ms else None
+        self._lease = (op, fields, sent + lease_ms / 1000.0) if lease_ms else None
+
+    def lease_request(self) -> Optional[Tuple[str, Dict[str, Any]]]:
+        """The leased write a reconnect re-sends now (None: none, or it has run
+        out): asked at the moment it goes out, so its time left is exact."""
+        resend = lease_left(self._lease, time.monotonic())
+        return None if resend is None or self._closed else (resend[0], dict(resend[1], pin=self.board))
 
     def setup_requests(self) -> List[Tuple[str, Dict[str, Any]]]:
         """What re-creates this pin's setup on a fresh connection (a reconnect):
@@ -105,7 +112,7 @@ class RemotePin:
         if self._closed:
             return []
         return setup_requests(self.board, claimed=self._claimed, setup=self.setup,
-                              restore_setup=self.restore_setup, lease=self._lease,
+                              restore_setup=self.restore_setup, lease=lease_left(self._lease, time.monotonic()),
                               watching=self._watching)
 
     def open(self) -> "RemotePin":

@@ -331,6 +331,9 @@ class PinMachine:
     def _lease_ran_out(self) -> None:
         """A safety action: it preempts everything, in both modes."""
         lease, self.lease = self.lease, None
+        # a queued close (its holder's, or its disconnect's under "finish") is
+        # not work to drop: it is how the pin ends safe and let go
+        closing = any(op == "close" for op, _, _ in self.pending)
         self.pending.clear()
         self.job = None
         level = self.safe_value if self.bounded else lease.revert_to
@@ -342,6 +345,8 @@ class PinMachine:
             self._close()
         targets = tuple(set(self.watchers) | {lease.conn})
         self.event(targets, writing.event("lease_expired", {"pin": self.board, "value": level}))
+        if closing and self.driver.mode != "released":
+            self._close()
 
     def _apply(self, level: float, pwm: bool) -> None:
         changed = self.driver.drive(level, pwm)

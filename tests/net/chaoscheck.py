@@ -6,6 +6,20 @@ the fault schedule), so a failure names exactly which promise broke.
 [20]
 >>> Poll(100, 110, 1500.0).deadline_late  # ns
 1500000110.0
+
+A fall long after the deadline says which way it was late:
+
+>>> ms = 1_000_000
+>>> lease = Poll(0, 10 * ms, 100.0)            # deadline about 100-110 ms
+>>> check_leases([(0, 1.0), (1280 * ms, 0.0)], [lease, Poll(1200 * ms, 1210 * ms, 50.0)],
+...              100)[0]  # a poll saw the lease again: renewed, the fall on time
+[]
+>>> check_leases([(0, 1.0), (1500 * ms, 0.0)], [lease, Poll(1200 * ms, 1210 * ms, None)],
+...              100)[0][0][:41]
+'the lease ended without reverting the pin'
+>>> check_leases([(0, 1.0), (110 * ms, 0.0), (900 * ms, 1.0), (1500 * ms, 0.0)],
+...              [lease, Poll(1200 * ms, 1210 * ms, None)], 100)[0][0][:37]
+'the pin was driven high at 900000000 '
 """
 from __future__ import annotations
 
@@ -38,6 +52,20 @@ def falls(history: Sequence[Tuple[int, float]]) -> List[int]:
     return out
 
 
+def rises(history: Sequence[Tuple[int, float]], start: int, end: int) -> List[int]:
+    """The times (ns) a sim history goes from low to high within [start, end).
+
+    >>> rises([(0, 0.0), (10, 1.0), (20, 0.0), (30, 1.0)], 5, 40)
+    [10, 30]
+    """
+    out, last = [], None
+    for t, value in history:
+        if last is not None and last <= 0 < value and start <= t < end:
+            out.append(t)
+        last = value
+    return out
+
+
 def check_leases(history: Sequence[Tuple[int, float]], polls: Sequence[Poll],
                  bound_ms: float, losses: Sequence[int] = (),
                  ) -> Tuple[List[str], List[Tuple[float, float]], int, int]:
@@ -56,7 +84,7 @@ def check_leases(history: Sequence[Tuple[int, float]], polls: Sequence[Poll],
     unjudged = ended = 0
     for fall in falls(history):
         before = [p for p in polls if p.recv_ns < fall]
-        leased = [p for p in before if p.in_ms]
+        leased = [p for p in before if p.in_ms is not None]  # 0.0: due, not yet fired
         if not leased or fall - before[-1].recv_ns > 0.5e9:
             unjudged += 1  # (a pause in the polls: a server restart)
             continue
@@ -72,8 +100,20 @@ def check_leases(history: Sequence[Tuple[int, float]], polls: Sequence[Poll],
         late.append((lateness, (fall - last.deadline_early) / 1e6))  # ...at most this
         if lateness > bound_ms:  # with the polls from the last that saw the lease
             after = [(p.sent_ns, p.recv_ns, p.in_ms) for p in before if p.sent_ns >= last.sent_ns]
-            problems.append(f"the lease reverted {lateness:.1f} ms after its deadline "
-                            f"(fall at {fall}; polls {after[:12]})")
+            rose = rises(history, last.sent_ns, fall)
+            unleased = [p for p in before if p.sent_ns > last.recv_ns and p.in_ms is None]
+            if rose:  # not this lease's revert: a drive the polls never saw leased
+                problems.append(f"the pin was driven high at {rose[-1]} "
+                                f"({(rose[-1] - last.deadline_late) / 1e6:.1f} ms after the "
+                                f"deadline) with no lease seen since, and fell at {fall} "
+                                f"(polls {after[:12]})")
+            elif unleased:  # the lease went, the pin stayed up
+                problems.append(f"the lease ended without reverting the pin: no lease from "
+                                f"the poll sent at {unleased[0].sent_ns}, the pin high until "
+                                f"{fall} ({lateness:.1f} ms after the deadline; polls {after[:12]})")
+            else:
+                problems.append(f"the lease reverted {lateness:.1f} ms after its deadline "
+                                f"(fall at {fall}; polls {after[:12]})")
     return problems, late, unjudged, ended
 
 
