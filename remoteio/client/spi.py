@@ -13,7 +13,7 @@ import os
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from ..errors import BadArgument
-from ..protocol.spi import CPHA, CPOL, MAX_TRANSFER, MODE_FLAGS
+from ..protocol.spi import CPHA, CPOL, MAX_TRANSFER, MODE_FLAGS, checked_setting
 
 if TYPE_CHECKING:
     from .client import RemoteServer
@@ -153,11 +153,7 @@ class RemoteSPI:
 
     @bits_per_word.setter
     def bits_per_word(self, value: int) -> None:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError("The bits_per_word attribute must be an integer")
-        if not 8 <= value <= 32:
-            raise TypeError("invalid bits_per_word (8 to 32)")
-        self._configure(bits_per_word=value)
+        self._configure(bits_per_word=checked_setting("bits_per_word", value))
 
     @property
     def max_speed_hz(self) -> int:
@@ -165,9 +161,7 @@ class RemoteSPI:
 
     @max_speed_hz.setter
     def max_speed_hz(self, value: int) -> None:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError("The max_speed_hz attribute must be an integer")
-        self._configure(max_speed_hz=value)
+        self._configure(max_speed_hz=checked_setting("max_speed_hz", value))
 
     # ---- transfers ---------------------------------------------------------------------------
     def _xfer(self, op: str, values: Data, speed_hz: int, delay_usecs: int,

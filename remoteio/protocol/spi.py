@@ -52,6 +52,23 @@ def hex_bytes(minimum: int, maximum: int) -> Validator:
     return check
 
 
+def checked_setting(name: str, value: Any) -> int:
+    """*value* for spidev's ``bits_per_word`` or ``max_speed_hz`` attribute,
+    checked as spidev checks it (TypeError, spidev's own messages).
+
+    >>> checked_setting("bits_per_word", 8)
+    8
+    >>> checked_setting("bits_per_word", 7)
+    Traceback (most recent call last):
+    TypeError: invalid bits_per_word (8 to 32)
+    """
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"The {name} attribute must be an integer")
+    if name == "bits_per_word" and not 8 <= value <= 32:
+        raise TypeError("invalid bits_per_word (8 to 32)")
+    return value
+
+
 def mode_bits(cpol_cpha: int = 0, **flags: bool) -> int:
     """spidev's ``mode`` (0..3) and flags (``cshigh=True``...) -> the kernel's mode bits."""
     bits = cpol_cpha

@@ -27,7 +27,8 @@ import os
 import time
 from typing import Any, List, Optional, Sequence, Tuple
 
-from ..protocol.spi import CPHA, CPOL, CS_HIGH, LSB_FIRST, LOOP, MAX_TRANSFER, NO_CS, THREE_WIRE
+from ..protocol.spi import (CPHA, CPOL, CS_HIGH, LSB_FIRST, LOOP, MAX_TRANSFER, NO_CS, THREE_WIRE,
+                            checked_setting)
 
 #: the mode bits a Pi's SPI0 controller takes (spi-bcm2835's BCM2835_SPI_MODE_BITS)
 CONTROLLER_MODE_BITS = CPOL | CPHA | CS_HIGH | NO_CS
@@ -187,11 +188,7 @@ class SimSpiDev:
 
     @bits_per_word.setter
     def bits_per_word(self, value: int) -> None:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError("The bits_per_word attribute must be an integer")
-        if not 8 <= value <= 32:
-            raise TypeError("invalid bits_per_word (8 to 32)")
-        if value != 8:
+        if checked_setting("bits_per_word", value) != 8:
             raise _einval(f"{value} bits per word: the controller does 8")
         self._bits = value
 
@@ -201,9 +198,7 @@ class SimSpiDev:
 
     @max_speed_hz.setter
     def max_speed_hz(self, value: int) -> None:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError("The max_speed_hz attribute must be an integer")
-        self._speed = value
+        self._speed = checked_setting("max_speed_hz", value)
 
     # ---- transfers ---------------------------------------------------------------------
     def _bytes(self, values: Any, limit: Optional[int] = MAX_TRANSFER) -> bytes:
