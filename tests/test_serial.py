@@ -295,7 +295,8 @@ def test_a_reconnected_client_opens_its_port_again_and_loses_nothing_silently(se
     old = remote.link
     old.sock.shutdown(socket.SHUT_RDWR)          # the network drops the connection
     to_master(master, b"during\n")
-    assert wait_until(lambda: remote.link is not old and remote.connected, 10.0)
+    assert wait_until(lambda: port.reopened == 1, 10.0)     # on the new connection
+    assert remote.link is not old and remote.connected
     to_master(master, b"after\n")
     # what was written while the link was down was delivered, or counted lost: never hidden
     total = len(b"before\nduring\nafter\n")

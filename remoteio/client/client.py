@@ -177,11 +177,7 @@ class RemoteServer:
                         pin.rewatched(reply)
                 except RemoteIOError as exc:
                     log.warning("after reconnecting, %s on BOARD%d failed: %s", op, pin.board, exc)
-        for op, fields in self.serial_ports.setup_requests():
-            try:
-                link.call(op, fields).result(self.timeout)
-            except RemoteIOError as exc:
-                log.warning("after reconnecting, %s of %s failed: %s", op, fields["port"], exc)
+        self.serial_ports.reopen(link, self.timeout)
         log.info("reconnected to %s:%d; pin setup re-applied", self.host, self.port)
         self._connected.set()
         self._notify_connection(True)

@@ -16,13 +16,14 @@ import logging
 import threading
 import time
 from collections import defaultdict, deque
-from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, List, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, List, Optional, Union
 
 from ..errors import RemoteIOError
 from ..protocol.serial import MAX_WRITE, decode_data, encode_data
 
 if TYPE_CHECKING:
     from .client import RemoteServer
+    from .link import Call, Link
 
 log = logging.getLogger(__name__)
 
@@ -81,16 +82,23 @@ class RemoteSerial:
         except BaseException:
             ports.remove(self)
             raise
-        self._opened(reply)
+        self.apply_open_reply(reply)
         ports.named(self, reply["port"])
         self.is_open = True
 
     def _open_fields(self) -> Dict[str, Any]:
         return {"port": self.name, "baudrate": self._baudrate}
 
-    def _opened(self, reply: Dict[str, Any]) -> None:
+    def apply_open_reply(self, reply: Dict[str, Any]) -> None:
+        """What ``serial_open`` answered (the first open, or one after a reconnect:
+        bytes between what this port had and where the server starts again are lost)."""
         self._baudrate = reply["baudrate"]
         self.unheard = reply.get("unheard", 0)
+        start = reply.get("from")
+        with self._cond:
+            if self._next_offset is not None and start is not None and start > self._next_offset:
+                self.bytes_lost += start - self._next_offset
+                self._next_offset = start
 
     def close(self) -> None:
         """Stop receiving; what the buffer holds can still be read."""
@@ -244,10 +252,10 @@ class RemoteSerial:
         elif kind == "serial_error":
             log.warning("server: %s", message.get("message"))
 
-    def _reopened(self, call: Any) -> None:
+    def _reopened(self, call: "Call") -> None:
         """The answer to opening the port again (on the callback thread)."""
         try:
-            self._opened(call.result(self.server.timeout))
+            self.apply_open_reply(call.result(self.server.timeout))
         except RemoteIOError as exc:
             log.warning("opening %s again failed: %s", self.name, exc)
 
@@ -270,9 +278,12 @@ class RemoteSerial:
         if callback is not None and data:
             self.server.dispatch(callback, self)
 
-    def setup_requests(self) -> List[Tuple[str, Dict[str, Any]]]:
-        """What a reconnect sends again (the bytes in between are counted as lost)."""
-        return [("serial_open", self._open_fields())] if self.is_open else []
+    def reopen(self, link: "Link", timeout: float) -> None:
+        """Open the port again on a new connection (a reconnect): the bytes
+        between are counted as lost, from the server's answer."""
+        if self.is_open:
+            self.apply_open_reply(link.call("serial_open", self._open_fields()).result(timeout))
+            self.reopened += 1
 
     def __repr__(self) -> str:
         state = "open" if self.is_open else "closed"
@@ -321,7 +332,12 @@ class SerialPorts:
         for port in ports:
             port.handle_event(message)
 
-    def setup_requests(self) -> List[Tuple[str, Dict[str, Any]]]:
+    def reopen(self, link: "Link", timeout: float) -> None:
+        """A reconnect: every open port opens again on *link* (failures logged)."""
         with self._lock:
             ports = [p for group in self._by_name.values() for p in group]
-        return [request for port in ports for request in port.setup_requests()]
+        for port in ports:
+            try:
+                port.reopen(link, timeout)
+            except RemoteIOError as exc:
+                log.warning("after reconnecting, opening %s failed: %s", port.name, exc)

@@ -102,7 +102,9 @@ class SerialWorker(Worker):
         self.receivers.add(task.conn)
         self.reply(task.seq, writing.ok(task.id_json, {
             "port": self.name, "baudrate": self.port.baudrate, "seq": self.seq,
-            "offset": self.offset, "unheard": self.unheard}))
+            "offset": self.offset, "unheard": self.unheard,
+            # where what this connection receives starts (a gap from what it had: lost)
+            "from": self.backlog_offset if self.backlog else self.offset}))
         backlog, self.backlog = self.backlog, bytearray()
         for start in range(0, len(backlog), CHUNK):   # the first to open gets what came before
             self._push(self.backlog_offset + start, bytes(backlog[start:start + CHUNK]))
