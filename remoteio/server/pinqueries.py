@@ -1,0 +1,123 @@
+"""A pin's operations answered at once in both modes (open, read, state, sync, watch) and its events and status."""
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
+
+from ..errors import ServerError
+from ..protocol import writing
+from .config import PinRule
+from .jobs import Job
+from .lease import Lease
+
+DEFERRED = object()  # a handler that replies later (sync)
+
+Queued = Tuple[str, Dict[str, Any], int]  # (op, args, conn)
+
+
+class PinQueries:
+    """The immediate part of a :class:`~.pinmachine.PinMachine` (a mixin):
+    what it reads of the machine's state is declared here, the machine sets it."""
+
+    board: Any
+    driver: Any
+    status: Any
+    pid: int
+    rule: PinRule
+    safe_value: float
+    bounded: bool
+    job: Optional[Job]
+    lease: Optional[Lease]
+    pending: Deque[Queued]
+    syncs: List[Tuple[int, int, str]]
+    failures: Dict[int, ServerError]
+    watchers: Dict[int, None]
+    event_seq: int
+    _current: Tuple[int, int, str]
+    event: Callable[..., None]
+    _busy: Callable[[], bool]
+    _busy_s: Callable[[float], float]
+
+    def _open(self, op: str, args: Dict[str, Any]) -> Dict[str, Any]:
+        self.driver.open()
+        return {"pin": self.board, "gpio": self.driver.bcm, "mode": self.driver.mode}
+
+    def _read(self, op: str, args: Dict[str, Any]) -> Dict[str, Any]:
+        return {"value": self.driver.read()}
+
+    def _state(self, op: str, args: Dict[str, Any]) -> Dict[str, Any]:
+        job, lease, now = self.job, self.lease, time.monotonic()
+        is_input = self.driver.mode == "input"
+        return {
+            "pin": self.board, "gpio": self.driver.bcm, "mode": self.driver.mode,
+            "value": self.driver.read() if self.driver.mode != "released" else None,
+            "task": job.name if job else None,
+            "remaining_ms": round((job.until - now) * 1000, 3) if job and job.until else None,
+            "busy_ms": round(self._busy_s(now) * 1000, 3),
+            "queue": len(self.pending), "watchers": len(self.watchers),
+            "pull": self.driver.pull if is_input else None,
+            "bounce_ms": self.driver.bounce_ms if is_input else None,
+            "frequency": self.driver.frequency, "safe_value": self.safe_value,
+            "access": self.rule.access,
+            "lease": {"revert_to": self.safe_value if self.bounded else lease.revert_to,
+                      "in_ms": round(max(0.0, lease.deadline - now) * 1000, 3)} if lease else None,
+        }
+
+    def _pin_attributes(self) -> Dict[str, Any]:
+        """What a gpiozero pin factory caches after a setup."""
+        driver = self.driver
+        return {"function": "output" if driver.mode == "output" else "input",
+                "pull": driver.pull, "frequency": driver.frequency,
+                "state": driver.read() if driver.mode != "released" else 0}
+
+    def _sync(self, op: str, args: Dict[str, Any]) -> Any:
+        if self._busy():
+            self.syncs.append(self._current)
+            return DEFERRED
+        failure = self.failures.pop(self._current[1], None)
+        if failure is not None:
+            raise failure
+        return None
+
+    def _watch(self, op: str, args: Dict[str, Any]) -> Dict[str, Any]:
+        self.driver.open()
+        self.watchers[self._current[1]] = None
+        self.driver.watch(True)
+        return {"value": self.driver.read(), "seq": self.event_seq}
+
+    def _unwatch(self, op: str, args: Dict[str, Any]) -> None:
+        self.watchers.pop(self._current[1], None)
+        self.driver.watch(bool(self.watchers))
+        return None
+
+    # ---- events and status -----------------------------------------------------
+    def _on_edge(self, level: int, t_ns: int) -> None:
+        """Called by the backend's edge thread for an input change."""
+        self._emit(level, t_ns, now=True)
+
+    def _emit(self, value: Any, t_ns: int, now: bool = False) -> None:
+        targets = tuple(self.watchers)
+        if not targets:
+            return
+        self.event_seq += 1  # edges of an input and drives of an output never mix
+        self.event(targets, writing.event("change", {
+            "pin": self.board, "value": value,
+            "edge": "rising" if value else "falling", "ts": t_ns, "seq": self.event_seq}), now=now)
+
+    def idle(self) -> None:
+        job, lease, mode = self.job, self.lease, self.driver.mode
+        if mode in ("input", "unset"):
+            try:
+                value = float(self.driver.read())  # what an input reads, not a driven level
+            except ServerError:
+                value = 0.0
+        else:
+            value = self.driver.level
+        self.status.post(
+            self.board, pid=self.pid,
+            function=mode if mode in ("input", "output", "released") else "input",
+            task=job.name if job else "", watchers=len(self.watchers),
+            queue=len(self.pending), value=value,
+            ends_ns=int(job.until * 1e9) if job and job.until else 0,
+            lease_ns=int(lease.deadline * 1e9) if lease else 0)
+
