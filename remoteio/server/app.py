@@ -37,7 +37,7 @@ from .router import Router
 from .rules import Rules
 from .backends.simboard import SimHeader
 from .busgate import BusGate
-from .busworker import run_i2c_worker
+from .i2cworker import run_i2c_worker
 from .spiworker import run_spi_worker
 from .serialworker import run_serial_worker
 from .expanderconfig import expanders_from_program

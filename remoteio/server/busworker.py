@@ -1,101 +1,74 @@
-"""The bus worker: one process owns one bus's device file and runs its calls in order.
+"""The base of every bus kind's worker (I2C, SPI, serial): one process owns one bus device and answers its calls in order.
 
 A worker kind beside the pin worker (see :mod:`.worker`): started by the
 pool on a bus's first use, probed like the others (a call stuck in the
 kernel is a hung worker: the pool kills it, its requests get
 ``worker_failed``, and no other bus or pin waits for it).
+
+A bus kind subclasses :class:`BusWorker` and must provide :meth:`perform`
+(one validated request: the reply's fields) and ``__str__`` (the bus's name,
+as its messages say it). It may override :meth:`failure` (an exception it
+can name for the wire), :meth:`other` (messages other than a task, a probe
+or a stop), and any of :class:`~.worker.Worker`'s (``make_safe``,
+``event_fds``...). Every task gets exactly one reply: its fields, the wire
+error it raised, or, for a bug, an ``error`` naming the call and the bus
+(the traceback goes to the server log) while the worker keeps serving.
 """
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 from ..errors import ServerError
 from ..protocol import writing
-from .channel import Channel
-from .i2cbus import KernelI2CBus, perform
-from .messages import Pong, Probe, Settings, Stop, Task
-from .simdevices import SimI2CBus
+from .messages import Pong, Probe, Stop, Task
 from .worker import Worker
 
 log = logging.getLogger(__name__)
 
 
-class I2CWorker(Worker):
-    def __init__(self, number: int, bus: Any, tasks: Channel, replies: Channel):
-        super().__init__(tasks, replies)
-        self.number = number
-        self.bus = bus
+class BusWorker(Worker):
+    """A worker that answers each :class:`~.messages.Task` with :meth:`perform`."""
 
+    # ---- what a bus kind provides ----------------------------------------------------
+    def perform(self, task: Task) -> Optional[Dict[str, Any]]:
+        """The reply's fields for *task* (raise a :class:`~remoteio.errors.ServerError`
+        for a wire error); None: the kind answers it itself (at once or later)."""
+        raise NotImplementedError
+
+    def failure(self, exc: Exception) -> Optional[ServerError]:
+        """The wire error for an exception :meth:`perform` let out that is not a
+        ServerError; None (the default): a bug, logged and answered as ``error``."""
+        return None
+
+    def other(self, message: Any) -> None:
+        """A message that is not a task, a probe or a stop (Gone, MakeSafe,
+        Settings); by default ignored: a bus keeps no per-connection state."""
+
+    # ---- the Worker contract -----------------------------------------------------------
     def handle(self, message: Any) -> None:
         if isinstance(message, Task):
-            try:
-                frame = writing.ok(message.id_json,
-                                   perform(self.bus, self.number, message.op, message.args))
-            except ServerError as exc:
-                frame = writing.error_from(exc, message.id_json)
-            except Exception:
-                log.exception("I2C bus %d: %s failed", self.number, message.op)
-                frame = writing.error_from(ServerError(
-                    f"I2C bus {self.number}: {message.op} failed; see the server log"),
-                    message.id_json)
-            self.reply(message.seq, frame)
+            self.answer(message)
         elif isinstance(message, Probe):
             self.message(Pong())
         elif isinstance(message, Stop):
             self.running = False
-        # Gone, MakeSafe, Settings: a bus keeps no per-connection state
+        else:
+            self.other(message)
 
-    def make_safe(self) -> None:
+    def answer(self, task: Task) -> None:
+        """Run *task*; reply with its fields or its error."""
         try:
-            self.bus.close()
-        except OSError:
-            pass
-
-    def __str__(self) -> str:
-        return f"I2C bus {self.number}"
-
-
-def open_i2c(number: int, settings: Dict[str, Any], chips: Any = None) -> Any:
-    """The bus a worker runs on: simulated chips (the MCP230xx ones, its own
-    and expanders', in the board's shared *chips*: the slots the server gave
-    in ``settings["shared"]``), or the kernel's /dev/i2c-N."""
-    if settings.get("sim"):
-        shared = None
-        if chips is not None:
-            shared = ({address: chips.attach(index, kind)
-                       for address, kind, index in settings["shared"]}
-                      if "shared" in settings else chips.models(number))
-        return SimI2CBus(tuple(tuple(d) for d in settings["devices"]), shared=shared)
-    return KernelI2CBus(number)
-
-
-def run_i2c_worker(key: Any, task_fd: int, reply_fd: int, settings: Dict[str, Any],
-                   chips: Any = None) -> None:
-    """An I2C bus worker's process, from the zygote's fork to its end."""
-    from .spawn import worker_signals
-    worker_signals()
-    tasks, replies = Channel(task_fd, reader=True), Channel(reply_fd, reader=False)
-    number = key[1]
-    try:
-        bus = open_i2c(number, settings, chips)
-    except OSError as exc:
-        # answer what comes with the reason, until the server lets go of us
-        log.error("I2C bus %d cannot be opened: %s", number, exc)
-        bus = _Unopened(number, exc)
-    I2CWorker(number, bus, tasks, replies).run()
-
-
-class _Unopened:
-    """A bus whose device file would not open: every call fails with why."""
-
-    def __init__(self, number: int, exc: OSError):
-        self.exc = exc
-
-    def __getattr__(self, name: str) -> Any:
-        def fail(*args: Any) -> Any:
-            raise self.exc
-        return fail
-
-    def close(self) -> None:
-        pass
+            result = self.perform(task)
+        except ServerError as exc:
+            self.reply(task.seq, writing.error_from(exc, task.id_json))
+            return
+        except Exception as exc:
+            named = self.failure(exc)
+            if named is None:   # a bug: answer it, log it, and keep the bus
+                log.exception("%s: %s failed", self, task.op)
+                named = ServerError(f"{self}: {task.op} failed; see the server log")
+            self.reply(task.seq, writing.error_from(named, task.id_json))
+            return
+        if result is not None:
+            self.reply(task.seq, writing.ok(task.id_json, result))

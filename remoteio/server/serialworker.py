@@ -1,6 +1,6 @@
 """The serial worker: one process owns one serial port, pushes what arrives, writes what it is sent.
 
-A worker kind beside the pin and I2C workers (see :mod:`.worker`): started by
+A :class:`~.busworker.BusWorker` beside the I2C and SPI ones: started by
 the pool on the port's first use, probed and replaced like the others. Its
 ``select`` waits on the tty's descriptor (:meth:`SerialWorker.event_fds`):
 no helper thread, nothing spins. What the tty gives is pushed at once as a
@@ -23,10 +23,10 @@ from typing import Any, Callable, Deque, Dict, List, Optional, Set, Tuple
 from ..errors import BadArgument, BusError, NotSupported, ServerError
 from ..protocol import writing
 from ..protocol.serial import CHUNK, encode_data
+from .busworker import BusWorker
 from .channel import Channel
-from .messages import Gone, Pong, Probe, Stop, Task
+from .messages import Gone, Task
 from .serialport import SimDevice, TtyPort, open_port
-from .worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ class _Write:
         self.done, self.deadline = 0, deadline
 
 
-class SerialWorker(Worker):
+class SerialWorker(BusWorker):
     def __init__(self, name: str, port: TtyPort, device: Optional[SimDevice],
                  tasks: Channel, replies: Channel):
         super().__init__(tasks, replies)
@@ -71,30 +71,18 @@ class SerialWorker(Worker):
             "serial_reset": self._reset, "serial_flush": self._flush_request}
 
     # ---- messages ------------------------------------------------------------------
-    def handle(self, message: Any) -> None:
-        if isinstance(message, Task):
-            try:
-                method = self._ops.get(message.op)
-                if method is None:   # validation lets only the whitelist through
-                    raise BadArgument(f"serial port {self.name}: no operation {message.op!r}")
-                result = method(message)
-                if result is not None:
-                    self.reply(message.seq, writing.ok(message.id_json, result))
-            except ServerError as exc:
-                self.reply(message.seq, writing.error_from(exc, message.id_json))
-            except OSError as exc:
-                self.reply(message.seq, writing.error_from(self._fail(exc), message.id_json))
-            except Exception:   # a bug: answer it, log it, and keep the port
-                log.exception("serial port %s: %s failed", self.name, message.op)
-                self.reply(message.seq, writing.error_from(ServerError(
-                    f"serial port {self.name}: {message.op} failed; see the server log"),
-                    message.id_json))
-        elif isinstance(message, Gone):
+    def perform(self, task: Task) -> Optional[Dict[str, Any]]:
+        method = self._ops.get(task.op)
+        if method is None:   # validation lets only the whitelist through
+            raise BadArgument(f"serial port {self.name}: no operation {task.op!r}")
+        return method(task)
+
+    def failure(self, exc: Exception) -> Optional[ServerError]:
+        return self._fail(exc) if isinstance(exc, OSError) else None
+
+    def other(self, message: Any) -> None:
+        if isinstance(message, Gone):
             self.receivers.discard(message.conn)
-        elif isinstance(message, Probe):
-            self.message(Pong())
-        elif isinstance(message, Stop):
-            self.running = False
 
     def _open(self, task: Task) -> None:
         if task.args.get("baudrate") is not None:
@@ -283,25 +271,24 @@ def run_serial_worker(key: Any, task_fd: int, reply_fd: int, settings: Dict[str,
     SerialWorker(name, port, device, tasks, replies).run()
 
 
-class _Unopened(Worker):
+class _Unopened(BusWorker):
     """A port whose device would not open: every request fails with why."""
 
     def __init__(self, name: str, exc: BaseException, tasks: Channel, replies: Channel):
         super().__init__(tasks, replies)
+        self.name = name
         if isinstance(exc, ImportError):
-            self.failure: ServerError = NotSupported(
+            self.reason: ServerError = NotSupported(
                 f"serial port {name}: pyserial is not installed on the server "
                 "(pip install 'remoteio[pi]')")
         else:
             code = errno.errorcode.get(getattr(exc, "errno", 0) or 0, "EIO")
-            self.failure = BusError(f"serial port {name} cannot be opened: "
-                                    f"{getattr(exc, 'strerror', None) or exc} ({code})",
-                                    detail=code)
+            self.reason = BusError(f"serial port {name} cannot be opened: "
+                                   f"{getattr(exc, 'strerror', None) or exc} ({code})",
+                                   detail=code)
 
-    def handle(self, message: Any) -> None:
-        if isinstance(message, Task):
-            self.reply(message.seq, writing.error_from(self.failure, message.id_json))
-        elif isinstance(message, Probe):
-            self.message(Pong())
-        elif isinstance(message, Stop):
-            self.running = False
+    def perform(self, task: Task) -> Optional[Dict[str, Any]]:
+        raise self.reason
+
+    def __str__(self) -> str:
+        return f"serial port {self.name}"

@@ -1,47 +1,25 @@
 """The SPI worker: one process owns one SPI device (a bus and chip select) and runs its calls in order.
 
-A worker kind beside the pin and I2C workers (see :mod:`.worker`), key
-``("spi", bus, device)``: started by the pool on the device's first use,
-probed like the others (a transfer stuck in the kernel is a hung worker: the
-pool kills it, its requests get ``worker_failed``, and nothing else waits).
+A :class:`~.busworker.BusWorker` (see there: started on first use, probed,
+a hung transfer's worker replaced), key ``("spi", bus, device)``; who has
+the device open is the router's to know (:mod:`.spiusers`).
 """
 from __future__ import annotations
 
-import logging
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
-from ..errors import ServerError
-from ..protocol import writing
+from .busworker import BusWorker
 from .channel import Channel
-from .messages import Pong, Probe, Stop, Task
+from .messages import Task
 from .spibus import SpiDevice, open_spi
-from .worker import Worker
 
-log = logging.getLogger(__name__)
-
-
-class SPIWorker(Worker):
+class SPIWorker(BusWorker):
     def __init__(self, device: SpiDevice, tasks: Channel, replies: Channel):
         super().__init__(tasks, replies)
         self.device = device
 
-    def handle(self, message: Any) -> None:
-        if isinstance(message, Task):
-            try:
-                frame = writing.ok(message.id_json, self.device.perform(message.op, message.args))
-            except ServerError as exc:
-                frame = writing.error_from(exc, message.id_json)
-            except Exception:
-                log.exception("%s: %s failed", self.device.name, message.op)
-                frame = writing.error_from(ServerError(
-                    f"{self.device.name}: {message.op} failed; see the server log"),
-                    message.id_json)
-            self.reply(message.seq, frame)
-        elif isinstance(message, Probe):
-            self.message(Pong())
-        elif isinstance(message, Stop):
-            self.running = False
-        # Gone, MakeSafe, Settings: who has the device open is the router's to know
+    def perform(self, task: Task) -> Optional[Dict[str, Any]]:
+        return self.device.perform(task.op, task.args)
 
     def make_safe(self) -> None:
         self.device.close()
