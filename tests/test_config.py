@@ -105,3 +105,17 @@ def test_a_server_takes_a_server_config(tmp_path):
         with RemoteServer(*server.address) as remote:
             with pytest.raises(Forbidden):
                 remote.pin(7).on()
+
+
+def test_bus_rules_a_program_gives_are_read_by_their_kind_whatever_the_key():
+    from remoteio.server.busconfig import BusRule, bus_rules
+    from remoteio.server.serialconfig import SerialRule
+    rules = bus_rules({"i2c1": {"access": "read"}, ("spi", 0, 1): {"devices": ["loopback"]},
+                       ("serial", "serial0"): {"device": "sim:echo"}})
+    assert rules[("i2c", 1)] == BusRule("read")
+    assert rules[("spi", 0, 1)] == BusRule("write", None, (("loopback", 0),))
+    assert rules[("serial", "serial0")] == SerialRule("sim:echo")
+    with pytest.raises(ValueError, match="unknown setting 'colour' for an SPI device"):
+        bus_rules({"spi0.0": {"colour": "red"}})
+    with pytest.raises(ValueError, match="'uart0' is not a bus"):
+        bus_rules({"uart0": {}})

@@ -21,8 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional, Tuple
 
 from .serialconfig import SerialRule, parse_serial_rule, serial_key
-
-ACCESS = ("none", "read", "write")
+from .settingtable import ACCESS, Fail, Invalid, Setting, access, optional, parse_table
 _NAME = re.compile(r"^i2c(\d{1,3})$")
 _DEVICE = re.compile(r"^(mcp23017|mcp23008|registers|stuck)@(0x[0-9a-fA-F]{1,2}|\d{1,3})$")
 
@@ -40,40 +39,68 @@ def bus_key(name: str) -> Optional[Tuple[str, int]]:
     return ("i2c", int(match.group(1))) if match and int(match.group(1)) <= 255 else None
 
 
-def parse_bus_rule(table: Dict[str, Any], fail: Callable[[Optional[str], str], Exception]
-                   ) -> BusRule:
+def _addresses(addresses: Any) -> Tuple[int, ...]:
+    if not isinstance(addresses, list) or not all(
+            isinstance(a, int) and not isinstance(a, bool) and 0x03 <= a <= 0x77
+            for a in addresses):
+        raise Invalid("addresses must be a list of I2C addresses 0x03..0x77")
+    return tuple(addresses)
+
+
+def _devices(devices: Any) -> Tuple[Tuple[str, int], ...]:
+    parsed = []
+    for device in devices if isinstance(devices, list) else [None]:
+        match = _DEVICE.match(device) if isinstance(device, str) else None
+        if match is None:
+            raise Invalid('devices must be a list like ["mcp23017@0x20", '
+                          f'"registers@0x50"], not {device!r}')
+        parsed.append((match.group(1), int(match.group(2), 0)))
+    return tuple(parsed)
+
+
+_SETTINGS = {"access": Setting("write", access),
+             "addresses": Setting(None, optional(_addresses)),
+             "devices": Setting(None, optional(_devices))}
+
+
+def parse_bus_rule(table: Dict[str, Any], fail: Fail) -> BusRule:
     """One ``[buses.i2cN]`` table; *fail(key, message)* makes the error to raise."""
-    known = ("access", "addresses", "devices")
-    for key in table:
-        if key not in known:
-            raise fail(key, f"unknown setting {key!r} (known: {', '.join(known)})")
-    access = table.get("access", "write")
-    if access not in ACCESS:
-        raise fail("access", f"access must be one of {', '.join(ACCESS)}, not {access!r}")
-    addresses = table.get("addresses")
-    if addresses is not None:
-        if not isinstance(addresses, list) or not all(
-                isinstance(a, int) and not isinstance(a, bool) and 0x03 <= a <= 0x77
-                for a in addresses):
-            raise fail("addresses", "addresses must be a list of I2C addresses 0x03..0x77")
-        addresses = tuple(addresses)
-    devices = table.get("devices")
-    if devices is not None:
-        parsed = []
-        for device in devices if isinstance(devices, list) else [None]:
-            match = _DEVICE.match(device) if isinstance(device, str) else None
-            if match is None:
-                raise fail("devices", 'devices must be a list like ["mcp23017@0x20", '
-                                      f'"registers@0x50"], not {device!r}')
-            parsed.append((match.group(1), int(match.group(2), 0)))
-        devices = tuple(parsed)
-    return BusRule(access, addresses, devices)
+    return BusRule(**parse_table(table, _SETTINGS, fail))
+
+
+#: what a ``[buses]`` table's name may be, for the message that refuses one
+NAMES = "a bus (i2c0 .. i2c255, spi0.0 .. spi255.255) or a serial port (serial...)"
+
+
+Parse = Callable[[Dict[str, Any], Fail], Any]
+
+
+def _kinds() -> Dict[str, Tuple[Callable[[str], Any], Parse]]:
+    """Each bus kind's (its key from a table's name, its table's parse)."""
+    from .spiconfig import parse_spi_rule, spi_key   # spiconfig imports this module
+    return {"serial": (serial_key, parse_serial_rule), "i2c": (bus_key, parse_bus_rule),
+            "spi": (spi_key, parse_spi_rule)}
+
+
+def table_kind(name: str) -> Optional[Tuple[Tuple[Any, ...], Parse]]:
+    """A ``[buses]`` table's name -> (its key, its parse); None: no bus's name.
+
+    >>> table_kind("i2c1")[0], table_kind("spi0.1")[0], table_kind("serial0")[0]
+    (('i2c', 1), ('spi', 0, 1), ('serial', 'serial0'))
+    >>> table_kind("uart") is None
+    True
+    """
+    for key_of, parse in _kinds().values():
+        key = key_of(name)
+        if key is not None:
+            return key, parse
+    return None
 
 
 def parse_buses(data: Dict[str, Any], fail: Callable[[str, Optional[str], str], Exception]
-                ) -> Tuple[str, Dict[Tuple[Any, ...], BusRule]]:
+                ) -> Tuple[str, Dict[Tuple[Any, ...], Any]]:
     """The ``[buses]`` section -> (default access, rule per bus)."""
-    from .spiconfig import flatten_spi, parse_spi_rule, spi_key
+    from .spiconfig import flatten_spi
     default, rules = "write", {}
     for name, value in flatten_spi(data).items():
         if not isinstance(value, dict):
@@ -84,34 +111,27 @@ def parse_buses(data: Dict[str, Any], fail: Callable[[str, Optional[str], str], 
                 raise fail("buses", name, f"default_access must be one of {', '.join(ACCESS)}")
             default = value
             continue
-        if serial_key(name) is not None:   # a serial port's table (serialconfig.py)
-            rules[serial_key(name)] = parse_serial_rule(
-                value, lambda k, m, t=f"buses.{name}": fail(t, k, m))
-            continue
-        key = bus_key(name) or spi_key(name)
-        if key is None:
-            raise fail(f"buses.{name}", None,
-                       f"{name} is not a bus (i2c0 .. i2c255, spi0.0 .. spi255.255) "
-                       "or a serial port (serial...)")
-        parse = parse_spi_rule if key[0] == "spi" else parse_bus_rule
+        kind = table_kind(name)
+        if kind is None:
+            raise fail(f"buses.{name}", None, f"{name} is not {NAMES}")
+        key, parse = kind
         rules[key] = parse(value, lambda k, m, t=f"buses.{name}": fail(t, k, m))
     return default, rules
 
 
-def bus_rules(rules: Dict[Any, Any]) -> Dict[Tuple[Any, ...], BusRule]:
+def bus_rules(rules: Dict[Any, Any]) -> Dict[Tuple[Any, ...], Any]:
     """Rules as a program gives them (``{"i2c1": {"access": "read"}}``) -> rules by bus key."""
-    from .spiconfig import parse_spi_rule, spi_key
     clean = {}
     for name, rule in rules.items():
-        if isinstance(name, str) and serial_key(name) is not None:
-            clean[serial_key(name)] = rule if isinstance(rule, SerialRule) else parse_serial_rule(
-                rule, lambda k, m: ValueError(f"{name}: {m}"))
-            continue
-        key = (bus_key(name) or spi_key(name)) if isinstance(name, str) else tuple(name)
-        if key is None:
-            raise ValueError(f"{name!r} is not a bus (i2c0 .. i2c255, spi0.0 .. spi255.255) "
-                             "or a serial port (serial...)")
-        parse = parse_spi_rule if key[0] == "spi" else parse_bus_rule
+        if isinstance(name, str):
+            kind = table_kind(name)
+            if kind is None:
+                raise ValueError(f"{name!r} is not {NAMES}")
+            key, parse = kind
+        else:
+            key = tuple(name)   # by kind; anything else is read as an I2C bus's
+            kinds = _kinds()
+            parse = kinds.get(key[0], kinds["i2c"])[1]
         clean[key] = rule if isinstance(rule, (BusRule, SerialRule)) else parse(
             rule, lambda k, m: ValueError(f"{name}: {m}"))
     return clean

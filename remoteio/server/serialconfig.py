@@ -22,12 +22,11 @@ True
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 from ..protocol.serial import BAUDRATE, PORT_NAME, PRIMARY_UARTS
 from ..errors import BadArgument
-
-ACCESS = ("none", "read", "write")
+from .settingtable import Fail, Invalid, Setting, access, optional, parse_table
 SIM_DEVICES = ("sim:echo", "sim:script")
 #: the port the simulated board has when the configuration declares none
 SIM_DEFAULT = "serial0"
@@ -54,34 +53,48 @@ def serial_key(name: str) -> Optional[Tuple[str, str]]:
     return ("serial", name) if PORT_NAME.match(name) else None
 
 
-def parse_serial_rule(table: Dict[str, Any], fail: Callable[[Optional[str], str], Exception]
-                      ) -> SerialRule:
-    """One ``[buses.serialX]`` table; *fail(key, message)* makes the error to raise."""
-    known = ("device", "access", "baudrate", "header_pins", "script", "interval_ms")
-    for key in table:
-        if key not in known:
-            raise fail(key, f"unknown setting {key!r} (known: {', '.join(known)})")
-    device = table.get("device")
+def _device(device: Any) -> str:
     if not isinstance(device, str) or not (device.startswith("/dev/") or device in SIM_DEVICES):
-        raise fail("device", "device must be a tty's path (/dev/ttyAMA0) or one of "
-                             f"{', '.join(SIM_DEVICES)}, not {device!r}")
-    access = table.get("access")
-    if access is not None and access not in ACCESS:
-        raise fail("access", f"access must be one of {', '.join(ACCESS)}, not {access!r}")
+        raise Invalid("device must be a tty's path (/dev/ttyAMA0) or one of "
+                      f"{', '.join(SIM_DEVICES)}, not {device!r}")
+    return device
+
+
+def _baudrate(value: Any) -> int:
     try:
-        baudrate = BAUDRATE("baudrate", table.get("baudrate", 9600))
+        return BAUDRATE("baudrate", value)
     except BadArgument as exc:
-        raise fail("baudrate", exc.message) from None
-    header = table.get("header_pins")
-    if header is not None and not isinstance(header, bool):
-        raise fail("header_pins", "header_pins must be true or false")
-    script = table.get("script", [])
+        raise Invalid(exc.message) from None
+
+
+def _header_pins(header: Any) -> bool:
+    if not isinstance(header, bool):
+        raise Invalid("header_pins must be true or false")
+    return header
+
+
+def _script(script: Any) -> Tuple[str, ...]:
     if not isinstance(script, list) or not all(isinstance(line, str) for line in script):
-        raise fail("script", "script must be a list of strings")
-    if device == "sim:script" and not script:
-        raise fail("script", "a sim:script device needs its script (a list of strings)")
-    interval = table.get("interval_ms", 100.0)
+        raise Invalid("script must be a list of strings")
+    return tuple(script)
+
+
+def _interval(interval: Any) -> float:
     if isinstance(interval, bool) or not isinstance(interval, (int, float)) \
             or not 1 <= interval <= 3_600_000:
-        raise fail("interval_ms", "interval_ms must be a number of ms, 1 .. 3600000")
-    return SerialRule(device, access, baudrate, header, tuple(script), float(interval))
+        raise Invalid("interval_ms must be a number of ms, 1 .. 3600000")
+    return float(interval)
+
+
+_SETTINGS = {"device": Setting(None, _device), "access": Setting(None, optional(access)),
+             "baudrate": Setting(9600, _baudrate),
+             "header_pins": Setting(None, optional(_header_pins)),
+             "script": Setting([], _script), "interval_ms": Setting(100.0, _interval)}
+
+
+def parse_serial_rule(table: Dict[str, Any], fail: Fail) -> SerialRule:
+    """One ``[buses.serialX]`` table; *fail(key, message)* makes the error to raise."""
+    rule = SerialRule(**parse_table(table, _SETTINGS, fail))
+    if rule.device == "sim:script" and not rule.script:
+        raise fail("script", "a sim:script device needs its script (a list of strings)")
+    return rule

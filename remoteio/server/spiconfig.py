@@ -14,9 +14,10 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
-from .busconfig import ACCESS, BusRule
+from .busconfig import BusRule
+from .settingtable import Fail, Invalid, Setting, access, optional, parse_table
 from .spidevices import SPI_DEVICE_KINDS, default_spi_device
 
 _NAME = re.compile(r"^spi(\d{1,3})\.(\d{1,3})$")
@@ -44,24 +45,20 @@ def flatten_spi(data: Dict[str, Any]) -> Dict[str, Any]:
     return flat
 
 
-def parse_spi_rule(table: Dict[str, Any], fail: Callable[[Optional[str], str], Exception]
-                   ) -> BusRule:
+def _devices(devices: Any) -> Tuple[Tuple[str, int], ...]:
+    if not isinstance(devices, list) or len(devices) > 1 or not all(
+            d in SPI_DEVICE_KINDS for d in devices):
+        raise Invalid("devices must be [] or one of "
+                      f"{', '.join(repr([k]) for k in SPI_DEVICE_KINDS)}, not {devices!r}")
+    return tuple((d, 0) for d in devices)
+
+
+_SETTINGS = {"access": Setting("write", access), "devices": Setting(None, optional(_devices))}
+
+
+def parse_spi_rule(table: Dict[str, Any], fail: Fail) -> BusRule:
     """One ``[buses.spiB.C]`` table; *fail(key, message)* makes the error to raise."""
-    known = ("access", "devices")
-    for key in table:
-        if key not in known:
-            raise fail(key, f"unknown setting {key!r} for an SPI device (known: {', '.join(known)})")
-    access = table.get("access", "write")
-    if access not in ACCESS:
-        raise fail("access", f"access must be one of {', '.join(ACCESS)}, not {access!r}")
-    devices = table.get("devices")
-    if devices is not None:
-        if not isinstance(devices, list) or len(devices) > 1 or not all(
-                d in SPI_DEVICE_KINDS for d in devices):
-            raise fail("devices", "devices must be [] or one of "
-                                  f"{', '.join(repr([k]) for k in SPI_DEVICE_KINDS)}, not {devices!r}")
-        devices = tuple((d, 0) for d in devices)
-    return BusRule(access, None, devices)
+    return BusRule(**parse_table(table, _SETTINGS, fail, of=" for an SPI device"))
 
 
 def spi_settings(rule: BusRule, key: Tuple[Any, ...], sim: bool) -> Dict[str, Any]:
