@@ -1,4 +1,4 @@
-"""Helpers for testing code that uses remoteio: bounded waits, a raw protocol client, a server process.
+"""Helpers for testing code that uses remoteio: bounded waits, a raw protocol client, a relay that cuts links, a server process.
 
 They are what remoteio's own tests, benchmarks and VM suite use (as gpiozero
 ships its mock pin factory). Every wait is bounded, every server listens on
@@ -19,6 +19,7 @@ import os
 import re
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -206,6 +207,73 @@ class MuteClient:
             pass
         self.sock.close()
         self.thread.join(5)
+
+
+class Relay:
+    """A TCP relay on 127.0.0.1 in front of *target* that does on command what
+    a network can do to a link: :meth:`cut` resets the clients' sides while
+    their server-side connections stay open and silent (a half-open
+    partition, as the Pi sees it); :attr:`delay` holds each client-to-server
+    chunk that many seconds (a slow link). Connect clients to :attr:`address`."""
+
+    def __init__(self, target: Tuple[str, int]):
+        self.target = target
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.address: Tuple[str, int] = self.listener.getsockname()[:2]
+        self.port = self.address[1]
+        self.delay = 0.0
+        self.pairs: List[Tuple[socket.socket, socket.socket]] = []
+        self.stuck: List[socket.socket] = []  # server sides kept open, silent
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return  # closed
+            try:
+                server = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()  # the server is not there: neither is this link
+                continue
+            self.pairs.append((client, server))
+            for a, b, slow in ((client, server, True), (server, client, False)):
+                threading.Thread(target=self._pump, args=(a, b, slow), daemon=True).start()
+
+    def _pump(self, a: socket.socket, b: socket.socket, slow: bool) -> None:
+        try:
+            while True:
+                data = a.recv(65536)
+                if not data:
+                    return
+                if slow and self.delay:
+                    time.sleep(self.delay)  # the slow link itself, not a wait for a condition
+                b.sendall(data)
+        except OSError:
+            return
+
+    def cut(self) -> None:
+        """The clients' sides die (reset); the server's sides stay, silent."""
+        pairs, self.pairs = self.pairs, []
+        for client, server in pairs:
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            client.close()
+            self.stuck.append(server)
+
+    def close(self) -> None:
+        self.listener.close()
+        for client, server in self.pairs:
+            client.close()
+            server.close()
+        for server in self.stuck:
+            server.close()
+
+    def __enter__(self) -> "Relay":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
 
 # ---- a server in its own process -------------------------------------------------------------

@@ -4,17 +4,16 @@ renewal is delivered, then thawed; it must revert first. And a reconnecting
 client never drives a pin past the lease its program last asked for: a lease
 that ran out while the link was down is not re-armed; one still running is
 re-sent with only the time it has left. Every wait bounded."""
+import contextlib
 import os
 import signal
-import socket
-import struct
-import threading
 import time
+from typing import Any, Iterator, List, Tuple
 
 from remoteio import RemoteServer
 from remoteio.server import Server
 
-from remoteio.testing import free_port, levels, RawClient, wait_until, worker_pid
+from remoteio.testing import Relay, free_port, levels, RawClient, wait_until, worker_pid
 
 
 def _deadline_passed(deadline: float) -> bool:
@@ -133,57 +132,25 @@ def test_a_pin_whose_holder_left_is_made_safe_even_when_its_lease_runs_out_first
             observer.close()
 
 
-class _Cutter:
-    """A TCP relay that can cut its clients off while keeping their server-side
-    connections open (what a half-open partition looks like to the Pi)."""
-
-    def __init__(self, target):
-        self.target = target
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.pairs = []
-        self.stuck = []  # server sides kept open, silent
-        self.delay = 0.0  # seconds each client->Pi chunk waits (a slow link)
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            server = socket.create_connection(self.target, timeout=5)
-            self.pairs.append((client, server))
-            for a, b, slow in ((client, server, True), (server, client, False)):
-                threading.Thread(target=self._pump, args=(a, b, slow), daemon=True).start()
-
-    def _pump(self, a, b, slow):
+@contextlib.contextmanager
+def _through_a_relay(**client: Any) -> Iterator[Tuple[Server, Relay, RemoteServer]]:
+    """A sim server, a :class:`~remoteio.testing.Relay` in front of it, and a
+    client connected through the relay (heartbeat 1 s)."""
+    with Server(host="127.0.0.1", port=0, backend="sim", heartbeat_timeout=60.0) as server, \
+            Relay(server.address) as relay:
+        remote = RemoteServer(*relay.address, heartbeat=1.0, **client)
         try:
-            while True:
-                data = a.recv(65536)
-                if not data:
-                    return
-                if slow and self.delay:
-                    time.sleep(self.delay)
-                b.sendall(data)
-        except OSError:
-            return
+            yield server, relay, remote
+        finally:
+            remote.close()
 
-    def cut(self):
-        """The clients' side dies (reset); the Pi's side stays, silent."""
-        pairs, self.pairs = self.pairs, []
-        for client, server in pairs:
-            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            client.close()
-            self.stuck.append(server)
 
-    def close(self):
-        self.listener.close()
-        for client, server in self.pairs:
-            client.close()
-            server.close()
-        for server in self.stuck:
-            server.close()
+def _cut_and_reconnect(relay: Relay, remote: RemoteServer) -> None:
+    """The link goes half-open; the client notices and reconnects."""
+    changes: List[bool] = []
+    remote.when_connection_changed = changes.append
+    relay.cut()
+    assert wait_until(lambda: changes == [False, True], timeout=10), changes
 
 
 def test_a_reconnect_that_takes_over_a_lease_the_pi_still_holds_leaves_its_deadline_alone():
@@ -191,51 +158,32 @@ def test_a_reconnect_that_takes_over_a_lease_the_pi_still_holds_leaves_its_deadl
     client reconnects and takes its pin over; the lease keeps the deadline
     the program's last write gave it (the reconnect neither renews nor
     shortens it) and fires there."""
-    with Server(host="127.0.0.1", port=0, backend="sim", heartbeat_timeout=60.0) as server:
-        cutter = _Cutter(server.address)
-        remote = RemoteServer("127.0.0.1", cutter.port, heartbeat=1.0, timeout=2)
-        try:
-            pump = remote.pin(7)
-            pump.on(lease_ms=2500)
-            before = pump.state()["lease"]["in_ms"]
-            asked = time.monotonic()
-            changes = []
-            remote.when_connection_changed = changes.append
-            cutter.cut()
-            assert wait_until(lambda: changes == [False, True], timeout=10), changes
-            lease = pump.state()["lease"]
-            left = before - (time.monotonic() - asked) * 1000
-            assert lease is not None and lease["in_ms"] <= left + 20, (lease, left)
-            assert server.sim.value(7) == 1.0
-            assert wait_until(lambda: server.sim.value(7) == 0.0, timeout=5)  # fired
-            assert levels(server.sim.history(7)).count(1.0) == 1  # never driven again
-        finally:
-            remote.close()
-            cutter.close()
+    with _through_a_relay(timeout=2) as (server, relay, remote):
+        pump = remote.pin(7)
+        pump.on(lease_ms=2500)
+        before = pump.state()["lease"]["in_ms"]
+        asked = time.monotonic()
+        _cut_and_reconnect(relay, remote)
+        lease = pump.state()["lease"]
+        left = before - (time.monotonic() - asked) * 1000
+        assert lease is not None and lease["in_ms"] <= left + 20, (lease, left)
+        assert server.sim.value(7) == 1.0
+        assert wait_until(lambda: server.sim.value(7) == 0.0, timeout=5)  # fired
+        assert levels(server.sim.history(7)).count(1.0) == 1  # never driven again
 
 
 def test_a_reconnect_never_shortens_a_lease_whose_write_came_late_to_the_pi():
     """The leased write took 0.8 s to reach the Pi, so the Pi's deadline is
     0.8 s past the client's own reckoning; a reconnect that takes the pin
     over must not re-send it with the client's shorter time left."""
-    with Server(host="127.0.0.1", port=0, backend="sim", heartbeat_timeout=60.0) as server:
-        cutter = _Cutter(server.address)
-        remote = RemoteServer("127.0.0.1", cutter.port, heartbeat=1.0, timeout=3,
-                              wait_for_reconnect=True)
-        try:
-            pump = remote.pin(7)
-            cutter.delay = 0.8
-            pump.on(lease_ms=4000)
-            cutter.delay = 0.0
-            before = pump.state()["lease"]["in_ms"]
-            asked = time.monotonic()
-            changes = []
-            remote.when_connection_changed = changes.append
-            cutter.cut()
-            assert wait_until(lambda: changes == [False, True], timeout=10), changes
-            lease = pump.state()["lease"]
-            left = before - (time.monotonic() - asked) * 1000
-            assert lease is not None and lease["in_ms"] >= left - 100, (lease, left)
-        finally:
-            remote.close()
-            cutter.close()
+    with _through_a_relay(timeout=3, wait_for_reconnect=True) as (server, relay, remote):
+        pump = remote.pin(7)
+        relay.delay = 0.8
+        pump.on(lease_ms=4000)
+        relay.delay = 0.0
+        before = pump.state()["lease"]["in_ms"]
+        asked = time.monotonic()
+        _cut_and_reconnect(relay, remote)
+        lease = pump.state()["lease"]
+        left = before - (time.monotonic() - asked) * 1000
+        assert lease is not None and lease["in_ms"] >= left - 100, (lease, left)
