@@ -7,16 +7,12 @@ client's side of the contract is checked on its own; the others run against
 real servers on 127.0.0.1 (``server`` fixture)."""
 from __future__ import annotations
 
-import heapq
-import json
 import logging
-import select
 import signal
-import socket
 import sys
 import threading
 import time
-from typing import Any, Callable, Dict, Iterator, List, Tuple
+from typing import Any, Callable, Iterator, List, Tuple
 
 import pytest
 
@@ -25,66 +21,7 @@ from remoteio import RemoteServer
 from remoteio.errors import CallTimeout, PinBusy, WrongMode
 from remoteio.client.link import Call
 
-Frame = Dict[str, Any]
-#: what a scripted server does with one request: frames to send, each after a delay (s)
-Script = Callable[[Frame], List[Tuple[float, Frame]]]
-
-
-class ScriptedServer:
-    """Accepts one connection on 127.0.0.1, answers hello, and answers every
-    other request as *script* says (possibly late, possibly never)."""
-
-    def __init__(self, script: Script):
-        self.script = script
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.address = self.sock.getsockname()
-        self.requests: List[Frame] = []
-        self._stop = threading.Event()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _answer(self, message: Frame) -> List[Tuple[float, Frame]]:
-        if message.get("op") == "hello":
-            return [(0.0, {"id": message["id"], "ok": True, "server": "scripted", "protocol": 1,
-                           "mode": "wait", "auth": None})]
-        self.requests.append(message)
-        return self.script(message)
-
-    def _serve(self) -> None:
-        self.sock.settimeout(10)
-        try:
-            conn, _ = self.sock.accept()
-        except OSError:
-            return
-        due: List[Tuple[float, int, bytes]] = []  # a heap: (when, order, frame)
-        order = 0
-        buffer = b""
-        with conn:
-            try:
-                while not self._stop.is_set():
-                    wait = 0.5 if not due else max(0.0, due[0][0] - time.monotonic())
-                    readable, _, _ = select.select([conn], [], [], min(wait, 0.5))
-                    if readable:
-                        data = conn.recv(65536)
-                        if not data:
-                            return
-                        buffer += data
-                        *lines, buffer = buffer.split(b"\n")
-                        for line in lines:
-                            for delay, frame in self._answer(json.loads(line)):
-                                order += 1
-                                heapq.heappush(due, (time.monotonic() + delay, order,
-                                                     (json.dumps(frame) + "\n").encode()))
-                    while due and due[0][0] <= time.monotonic():
-                        conn.sendall(heapq.heappop(due)[2])
-            except (OSError, ValueError):
-                return
-
-    def close(self) -> None:
-        self._stop.set()
-        self.sock.close()
-        self.thread.join(5)
-
+from fakeservers import Frame, Script, ScriptedServer
 
 @pytest.fixture
 def scripted() -> Iterator[Callable[[Script], ScriptedServer]]:

@@ -7,12 +7,10 @@ Some tests run against a stand-in server on 127.0.0.1 that answers as the
 test says (late, in reverse order, never); the others against real servers."""
 from __future__ import annotations
 
-import json
 import select
-import socket
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import pytest
 
@@ -21,63 +19,20 @@ from remoteio.errors import CallTimeout
 from remoteio.server import Server
 from remoteio.testing import wait_until
 
-Frame = Dict[str, Any]
+from fakeservers import Frame, ScriptedServer
 
-
-class StandIn:
+class StandIn(ScriptedServer):
     """One connection: answers hello; every other request gets
     ``answer(request)``: None (never), or ``(delay_s, reply)``. The requests
     read together are answered in reverse order, so that replies cross."""
 
     def __init__(self, answer: Callable[[Frame], Optional[tuple]]):
-        self.answer = answer
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.address = self.sock.getsockname()
-        self.received: List[Frame] = []
-        self._stop = threading.Event()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        self.sock.settimeout(10)
-        try:
-            conn, _ = self.sock.accept()
-        except OSError:
-            return
-        due: List[tuple] = []  # (when, reply bytes)
-        buffer = b""
-        with conn:
-            try:
-                while not self._stop.is_set():
-                    wait = min([0.2] + [max(0.0, when - time.monotonic()) for when, _ in due])
-                    if select.select([conn], [], [], wait)[0]:
-                        data = conn.recv(65536)
-                        if not data:
-                            return
-                        buffer += data
-                        *lines, buffer = buffer.split(b"\n")
-                        for message in reversed([json.loads(line) for line in lines]):
-                            if message["op"] == "hello":
-                                reply: Optional[tuple] = (0.0, {"ok": True, "protocol": 1,
-                                                                "server": "stand-in"})
-                            else:
-                                self.received.append(message)
-                                reply = self.answer(message)
-                            if reply is not None:
-                                frame = dict(reply[1], id=message["id"])
-                                due.append((time.monotonic() + reply[0],
-                                            (json.dumps(frame) + "\n").encode()))
-                    now = time.monotonic()
-                    for item in [d for d in due if d[0] <= now]:
-                        due.remove(item)
-                        conn.sendall(item[1])
-            except (OSError, ValueError):
-                return
-
-    def close(self) -> None:
-        self._stop.set()
-        self.sock.close()
-        self.thread.join(5)
+        def script(message: Frame) -> List[Tuple[float, Frame]]:
+            reply = answer(message)
+            return [] if reply is None else [(reply[0], dict(reply[1], id=message["id"]))]
+        super().__init__(script, reverse=True, hello={"ok": True, "protocol": 1,
+                                                      "server": "stand-in"})
+        self.received = self.requests
 
 
 def echo(message: Frame) -> Optional[tuple]:

@@ -1,0 +1,79 @@
+"""A stand-in server on 127.0.0.1 for the client's tests: one connection, hello answered, every other request as the test's script says (late, out of order, or never).
+
+Tests import it (``from fakeservers import ScriptedServer``); it runs no
+remoteio code, so the client's side of the protocol is checked on its own.
+"""
+from __future__ import annotations
+
+import heapq
+import json
+import select
+import socket
+import threading
+import time
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+Frame = Dict[str, Any]
+#: what a scripted server does with one request: frames to send, each after a delay (s)
+Script = Callable[[Frame], List[Tuple[float, Frame]]]
+
+HELLO: Frame = {"ok": True, "server": "scripted", "protocol": 1, "mode": "wait", "auth": None}
+
+
+class ScriptedServer:
+    """Accepts one connection, answers hello with *hello* (its id added), and
+    every other request as *script* says; *reverse*: the requests read
+    together are answered in reverse order, so that replies cross."""
+
+    def __init__(self, script: Script, reverse: bool = False, hello: Optional[Frame] = None):
+        self.script = script
+        self.reverse = reverse
+        self.hello = HELLO if hello is None else hello
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.address = self.sock.getsockname()
+        self.requests: List[Frame] = []
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _answer(self, message: Frame) -> List[Tuple[float, Frame]]:
+        if message.get("op") == "hello":
+            return [(0.0, dict(self.hello, id=message["id"]))]
+        self.requests.append(message)
+        return self.script(message)
+
+    def _serve(self) -> None:
+        self.sock.settimeout(10)
+        try:
+            conn, _ = self.sock.accept()
+        except OSError:
+            return
+        due: List[Tuple[float, int, bytes]] = []  # a heap: (when, order, frame)
+        order = 0
+        buffer = b""
+        with conn:
+            try:
+                while not self._stop.is_set():
+                    wait = 0.5 if not due else max(0.0, due[0][0] - time.monotonic())
+                    readable, _, _ = select.select([conn], [], [], min(wait, 0.5))
+                    if readable:
+                        data = conn.recv(65536)
+                        if not data:
+                            return
+                        buffer += data
+                        *lines, buffer = buffer.split(b"\n")
+                        messages = [json.loads(line) for line in lines]
+                        for message in reversed(messages) if self.reverse else messages:
+                            for delay, frame in self._answer(message):
+                                order += 1
+                                heapq.heappush(due, (time.monotonic() + delay, order,
+                                                     (json.dumps(frame) + "\n").encode()))
+                    while due and due[0][0] <= time.monotonic():
+                        conn.sendall(heapq.heappop(due)[2])
+            except (OSError, ValueError):
+                return
+
+    def close(self) -> None:
+        self._stop.set()
+        self.sock.close()
+        self.thread.join(5)
