@@ -300,3 +300,19 @@ def test_a_real_device_that_cannot_be_opened_says_why_naming_it():
     with pytest.raises(BusError) as caught:
         device.perform("spi_xfer2", {"data": b"\x01"})
     assert caught.value.detail == "ENOENT" and "SPI bus 250 device 250" in caught.value.message
+
+
+def test_a_bad_mode_attribute_is_refused_with_spidevs_words_by_the_client_and_the_model(client):
+    remote, local = client.spi(0, 0), local_mcp3008()
+    for name, value in (("mode", 4), ("cshigh", 1), ("threewire", "yes"), ("no_cs", None)):
+        words = []
+        for device in (remote, local):
+            with pytest.raises(TypeError) as caught:
+                setattr(device, name, value)
+            words.append(str(caught.value))
+        assert words[0] == words[1], (name, words)
+    assert words[0] == "The no_cs attribute must be boolean"
+    remote.cshigh = True   # and a good one is set on both alike
+    local.cshigh = True
+    assert remote.cshigh and local.cshigh and remote.mode == local.mode == 0
+    remote.close()

@@ -13,7 +13,7 @@ import os
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from ..errors import BadArgument
-from ..protocol.spi import CPHA, CPOL, MAX_TRANSFER, MODE_FLAGS, checked_setting
+from ..protocol.spi import CPHA, CPOL, MAX_TRANSFER, MODE_FLAGS, checked_setting, with_mode_attribute
 
 if TYPE_CHECKING:
     from .client import RemoteServer
@@ -52,9 +52,7 @@ def _flag(name: str) -> property:
         return bool(self._mode_bits & bit)
 
     def set_(self: "RemoteSPI", value: bool) -> None:
-        if not isinstance(value, bool):
-            raise TypeError(f"The {name} attribute must be boolean")
-        self._configure(mode_bits=self._mode_bits | bit if value else self._mode_bits & ~bit)
+        self._configure(mode_bits=with_mode_attribute(self._mode_bits, name, value))
     return property(get, set_, doc=f"spidev's {name} (a mode bit); set on the Pi at once")
 
 
@@ -137,9 +135,7 @@ class RemoteSPI:
 
     @mode.setter
     def mode(self, value: int) -> None:
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 3:
-            raise TypeError("The mode attribute must be an integer between 0 and 3.")
-        self._configure(mode_bits=self._mode_bits & ~(CPOL | CPHA) | value)
+        self._configure(mode_bits=with_mode_attribute(self._mode_bits, "mode", value))
 
     cshigh = _flag("cshigh")
     lsbfirst = _flag("lsbfirst")

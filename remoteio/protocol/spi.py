@@ -69,6 +69,27 @@ def checked_setting(name: str, value: Any) -> int:
     return value
 
 
+def with_mode_attribute(bits: int, name: str, value: Any) -> int:
+    """The kernel's mode *bits* after spidev's ``mode`` (0..3) or one of its
+    flags (:data:`MODE_FLAGS`) is set to *value*, checked as spidev checks it
+    (TypeError, spidev's own messages).
+
+    >>> with_mode_attribute(CS_HIGH, "mode", 3), with_mode_attribute(CS_HIGH, "cshigh", False)
+    (7, 0)
+    >>> with_mode_attribute(0, "threewire", 1)
+    Traceback (most recent call last):
+    TypeError: The 3wire attribute must be boolean
+    """
+    if name == "mode":
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 3:
+            raise TypeError("The mode attribute must be an integer between 0 and 3.")
+        return bits & ~(CPOL | CPHA) | value
+    if not isinstance(value, bool):
+        raise TypeError(f"The {'3wire' if name == 'threewire' else name} attribute must be boolean")
+    bit = MODE_FLAGS[name]
+    return bits | bit if value else bits & ~bit
+
+
 def mode_bits(cpol_cpha: int = 0, **flags: bool) -> int:
     """spidev's ``mode`` (0..3) and flags (``cshigh=True``...) -> the kernel's mode bits."""
     bits = cpol_cpha

@@ -28,7 +28,7 @@ import time
 from typing import Any, List, Optional, Sequence, Tuple
 
 from ..protocol.spi import (CPHA, CPOL, CS_HIGH, LSB_FIRST, LOOP, MAX_TRANSFER, NO_CS, THREE_WIRE,
-                            checked_setting)
+                            checked_setting, with_mode_attribute)
 
 #: the mode bits a Pi's SPI0 controller takes (spi-bcm2835's BCM2835_SPI_MODE_BITS)
 CONTROLLER_MODE_BITS = CPOL | CPHA | CS_HIGH | NO_CS
@@ -156,10 +156,8 @@ class SimSpiDev:
             raise _einval(f"mode bits 0x{bits:02x}: the controller takes 0x{CONTROLLER_MODE_BITS:02x}")
         self._mode = bits
 
-    def _flag(self, bit: int, name: str, value: Any) -> None:
-        if not isinstance(value, bool):
-            raise TypeError(f"The {name} attribute must be boolean")
-        self._set_mode(self._mode | bit if value else self._mode & ~bit)
+    def _attribute(self, name: str, value: Any) -> None:
+        self._set_mode(with_mode_attribute(self._mode, name, value))
 
     @property
     def mode(self) -> int:
@@ -167,20 +165,18 @@ class SimSpiDev:
 
     @mode.setter
     def mode(self, value: int) -> None:
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 3:
-            raise TypeError("The mode attribute must be an integer between 0 and 3.")
-        self._set_mode(self._mode & ~(CPOL | CPHA) | value)
+        self._attribute("mode", value)
 
     cshigh = property(lambda self: bool(self._mode & CS_HIGH),
-                      lambda self, v: self._flag(CS_HIGH, "cshigh", v))
+                      lambda self, v: self._attribute("cshigh", v))
     lsbfirst = property(lambda self: bool(self._mode & LSB_FIRST),
-                        lambda self, v: self._flag(LSB_FIRST, "lsbfirst", v))
+                        lambda self, v: self._attribute("lsbfirst", v))
     threewire = property(lambda self: bool(self._mode & THREE_WIRE),
-                         lambda self, v: self._flag(THREE_WIRE, "3wire", v))
+                         lambda self, v: self._attribute("threewire", v))
     loop = property(lambda self: bool(self._mode & LOOP),
-                    lambda self, v: self._flag(LOOP, "loop", v))
+                    lambda self, v: self._attribute("loop", v))
     no_cs = property(lambda self: bool(self._mode & NO_CS),
-                     lambda self, v: self._flag(NO_CS, "no_cs", v))
+                     lambda self, v: self._attribute("no_cs", v))
 
     @property
     def bits_per_word(self) -> int:
