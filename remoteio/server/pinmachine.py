@@ -33,6 +33,7 @@ from .jobs import Job, make_job
 from .lease import Lease, renew, start_lease
 from .messages import Gone, MakeSafe, Pong, Probe, Settings, Stop, Task
 from .pinqueries import DEFERRED, PinQueries, Queued
+from .status import StatusTable
 from .rules import REST_S, HoldClock, bounded, check_hold, steady_level, task_bound
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ class PinMachine(PinQueries):
     event: Callable[..., None]
     message: Callable[[Any], None]
 
-    def __init__(self, pin: Any, driver: Any, mode: str, status: Any,
+    def __init__(self, pin: Any, driver: Any, mode: str, status: Optional[StatusTable],
                  rule: PinRule = PinRule(), max_queue: int = 1000):
         self.board = pin
         self.where = describe(pin)

@@ -9,6 +9,7 @@ from ..protocol import writing
 from .config import PinRule
 from .jobs import Job
 from .lease import Lease
+from .status import StatusTable
 
 DEFERRED = object()  # a handler that replies later (sync)
 
@@ -21,7 +22,7 @@ class PinQueries:
 
     board: Any
     driver: Any
-    status: Any
+    status: Optional[StatusTable]   # None: its worker posts its status (an expander's pins)
     pid: int
     rule: PinRule
     safe_value: float
@@ -105,19 +106,23 @@ class PinQueries:
             "edge": "rising" if value else "falling", "ts": t_ns, "seq": self.event_seq}), now=now)
 
     def idle(self) -> None:
-        job, lease, mode = self.job, self.lease, self.driver.mode
-        if mode in ("input", "unset"):
+        if self.driver.mode in ("input", "unset"):
             try:
                 value = float(self.driver.read())  # what an input reads, not a driven level
             except ServerError:
                 value = 0.0
         else:
             value = self.driver.level
-        self.status.post(
-            self.board, pid=self.pid,
+        if self.status is not None:
+            self.post_status(self.status, self.pid, value)
+
+    def post_status(self, status: StatusTable, pid: int, value: float) -> None:
+        """What ``info`` shows for this pin, its *value* as its worker reads it."""
+        job, lease, mode = self.job, self.lease, self.driver.mode
+        status.post(
+            self.board, pid=pid,
             function=mode if mode in ("input", "output", "released") else "input",
             task=job.name if job else "", watchers=len(self.watchers),
             queue=len(self.pending), value=value,
             ends_ns=int(job.until * 1e9) if job and job.until else 0,
             lease_ns=int(lease.deadline * 1e9) if lease else 0)
-
