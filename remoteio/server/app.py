@@ -167,7 +167,7 @@ class Server:
         # what a worker writes first, written once here, where the zygote
         # and every worker share it (rehearsal.py); then what exists is
         # kept from the collector, whose writes would copy it
-        self.backend.before_fork()
+        self.backend.share_before_fork()
         rehearse(self.mode)
         gc.freeze()
         self._zygote = Zygote(kinds).start()

@@ -69,6 +69,7 @@ class Backend:
         self.revision = revision
         self._pi_board_info: Optional[PiBoardInfo] = None
         self._factory_type: Optional[type] = None
+        self._known_pins: Optional[Dict[int, Any]] = None
 
     def factory_class(self) -> type:
         """The gpiozero ``PiFactory`` subclass :meth:`make_factory` builds."""
@@ -82,6 +83,7 @@ class Backend:
         factory = self.made_factory_class()(**self.factory_options())
         if self._pi_board_info is not None:  # built before the fork: shared, not rebuilt per worker
             factory._info = self._pi_board_info
+            factory.known_pins = self.known_pins()
         return factory
 
     def made_factory_class(self) -> type:
@@ -91,15 +93,22 @@ class Backend:
             base = self.factory_class()
             revision = self.revision
 
-            class Factory(base):  # type: ignore[valid-type,misc]
+            class Factory(KnownPins, base):  # type: ignore[valid-type,misc]
                 def _get_revision(self) -> int:
                     return revision if revision is not None else super()._get_revision()
 
             self._factory_type = Factory
         return self._factory_type
 
+    def share_before_fork(self) -> None:
+        """Called in the server before the zygote's fork: the board's
+        description and its pin table (:meth:`known_pins`), then what the
+        backend itself shares (:meth:`before_fork`)."""
+        self.known_pins()
+        self.before_fork()
+
     def before_fork(self) -> None:
-        """Called in the server before the zygote's fork; the base does nothing."""
+        """Called by :meth:`share_before_fork`; the base does nothing."""
 
     def detect_revision(self) -> int:
         from gpiozero.pins.local import get_pi_revision
@@ -129,10 +138,51 @@ class Backend:
             self._pi_board_info = PiBoardInfo.from_revision(revision)
         return self._pi_board_info
 
+    def known_pins(self) -> Dict[int, Any]:
+        """GPIO number -> gpiozero's ``PinInfo`` of the board, found once (see
+        :class:`KnownPins`)."""
+        if self._known_pins is None:
+            self._known_pins = header_pins(self.pi_board_info())
+        return self._known_pins
+
     def board_info(self) -> Dict[str, Any]:
         info = self.pi_board_info()
         return {"model": info.model, "revision": info.revision, "soc": info.soc,
                 "backend": self.name, "description": info.description}
+
+
+class KnownPins:
+    """A gpiozero ``PiFactory`` whose :meth:`pin` looks a GPIO number up in
+    :attr:`known_pins`, a table made before the fork, where gpiozero's own
+    lookup (``find_pin``) walks every pin of every header: in a forked
+    worker, each pin's description it reads gets a reference count written,
+    and the pages they lie on become that worker's own."""
+
+    known_pins: Dict[int, Any] = {}
+
+    def pin(self, name: Any) -> Any:
+        info = self.known_pins.get(name) if type(name) is int else None
+        if info is None:
+            return super().pin(name)  # type: ignore[misc]
+        pin = self.pins.get(info)  # type: ignore[attr-defined]
+        if pin is None:
+            pin = self.pins[info] = self.pin_class(self, info)  # type: ignore[attr-defined]
+        return pin
+
+
+def header_pins(info: PiBoardInfo) -> Dict[int, Any]:
+    """GPIO number -> the first ``PinInfo`` gpiozero's ``find_pin`` finds for it.
+
+    >>> header_pins(PiBoardInfo.from_revision(SIM_REVISION))[4].name
+    'GPIO4'
+    """
+    found: Dict[int, Any] = {}
+    for header in info.headers.values():
+        for pin in header.pins.values():
+            for name in pin.names:
+                if type(name) is int:
+                    found.setdefault(name, pin)
+    return found
 
 
 def check_gpiochip(chip: Optional[int]) -> None:

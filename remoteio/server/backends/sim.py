@@ -24,14 +24,14 @@ from gpiozero.exc import (
 from gpiozero.pins.pi import PiFactory, PiPin
 
 from .simboard import INPUT, OUTPUT, PULL_CODES, PULL_NAMES, RELEASED, SimBoard
-from . import SIM_REVISION, Backend
+from . import SIM_REVISION, Backend, KnownPins
 
 log = logging.getLogger(__name__)
 
 _EDGES = ("both", "rising", "falling", "none")
 
 
-class SimFactory(PiFactory):
+class SimFactory(KnownPins, PiFactory):
     """gpiozero pin factory for the simulated board (one per worker process)."""
 
     def __init__(self, board: SimBoard, revision: int):
@@ -233,4 +233,5 @@ class SimBackend(Backend):
     def make_factory(self) -> SimFactory:
         factory = SimFactory(self.sim, self.revision)
         factory._info = self.pi_board_info()  # built before the fork: shared by all workers
+        factory.known_pins = self.known_pins()
         return factory
