@@ -262,6 +262,38 @@ def _listening_port(pid: int, timeout: float) -> int:
     raise RuntimeError(f"the server did not listen within {timeout} s")
 
 
+def fork_floor_s(count: int = len(GPIOS_26)) -> float:
+    """Seconds for *count* bare forks, one after the other, of this process once
+    it has imported the server (the zygote's size): each child says it runs and
+    stays alive until the end, as a pin's worker does. The least that *count*
+    processes cost here, before any of our code runs in them."""
+    import remoteio.server.app  # noqa: F401 - a process as big as the zygote
+    hold_r, hold_w = os.pipe()   # the children wait on it; its close ends them
+    children = []
+    t0 = time.perf_counter()
+    try:
+        for _ in range(count):
+            ran_r, ran_w = os.pipe()
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    os.close(hold_w)
+                    os.write(ran_w, b"!")
+                    os.read(hold_r, 1)   # end of file once the parent closes hold_w
+                finally:
+                    os._exit(0)
+            children.append(pid)
+            os.close(ran_w)
+            os.read(ran_r, 1)
+            os.close(ran_r)
+        return round(time.perf_counter() - t0, 3)
+    finally:
+        os.close(hold_w)
+        os.close(hold_r)
+        for pid in children:
+            os.waitpid(pid, 0)
+
+
 def measure_inside(plan: Plan, rgpiod: str) -> List[Dict[str, Any]]:
     sys.path.insert(0, str(ROOT / "tests" / "hw" / "vm"))
     from gpiosim import GpioSimChip
@@ -272,18 +304,24 @@ def measure_inside(plan: Plan, rgpiod: str) -> List[Dict[str, Any]]:
         floor_stats = floor.measure(counts["raw"])
     finally:
         floor.close()
+    fork_s = fork_floor_s()
     figures: Dict[str, Dict[str, Any]] = {}
     for name in ("rgpiod", "gpiod", "lgpio"):
         with GpioSimChip(num_lines=28, label="pinctrl-rp1",
                          line_names=[f"GPIO{n}" for n in range(28)]) as chip:
             figures[name] = (_rgpiod(rgpiod, chip, plan, counts) if name == "rgpiod"
                              else _remoteio(name, chip, plan, counts))
-    return _rows(figures, floor_stats)
+    return _rows(figures, floor_stats, fork_s)
 
 
-def _rows(figures: Dict[str, Dict[str, Any]], floor: Dict[str, Any]) -> List[Dict[str, Any]]:
+def _rows(figures: Dict[str, Dict[str, Any]], floor: Dict[str, Any],
+          fork_s: float) -> List[Dict[str, Any]]:
     rg = figures["rgpiod"]
-    rows = [row("kernel.floor", "VM: relayed Python floor (same boot)", stats=floor)]
+    rows = [row("kernel.floor", "VM: relayed Python floor (same boot)", stats=floor),
+            row("kernel.fork_floor", f"VM: {len(GPIOS_26)} bare forks of a process of the "
+                "zygote's size, one after the other (same boot)", figure=f"{fork_s} s",
+                notes="the least a process per pin costs here before any of our code runs",
+                fork_floor_s=fork_s)]
 
     def ratio(a: Optional[float], b: Optional[float]) -> str:
         return f"{a / b:.2f}×" if a and b else "–"
@@ -312,7 +350,8 @@ def _rows(figures: Dict[str, Dict[str, Any]], floor: Dict[str, Any]) -> List[Dic
             row(f"kernel.{name}.ready", f"VM {name}: 26 pins ready",
                 figure=f"{f['ready_s']} s (start {f['start_s']} s)", target="≤ 0.5 s",
                 met=f["ready_s"] <= 0.5,
-                notes=f"rgpiod {rg['ready_s']} s (start {rg['start_s']} s)"),
+                notes=f"rgpiod {rg['ready_s']} s (start {rg['start_s']} s); "
+                      f"floor: {len(GPIOS_26)} bare forks {fork_s} s"),
         ]
     rows.append(row("kernel.rgpiod", "VM rgpiod 0.2.2 (same boot)",
                     figure=f"raw {rg['raw1']['p50_us']} µs, idle {rg['idle_cpu']} %",

@@ -118,3 +118,13 @@ def test_markdown_block_replaces_only_the_generated_part(smoke, tmp_path, monkey
     block = text.split(BEGIN)[1].split(END)[0]
     assert "`python -m bench --smoke" in block and "| acked write, 26 pins open |" in block
     assert block.count("| acked write") == 8
+
+
+def test_the_fork_floor_forks_each_child_and_reaps_them_all():
+    sys.path.insert(0, str(ROOT))
+    from bench.kernel import fork_floor_s
+    import psutil
+    before = {c.pid for c in psutil.Process().children()}
+    seconds = fork_floor_s(3)
+    assert 0 < seconds < 30
+    assert {c.pid for c in psutil.Process().children()} - before == set()   # none left behind
