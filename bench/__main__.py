@@ -26,7 +26,8 @@ table, writes results.json (everything, with raw statistics) and the table
 into docs/performance.md between its bench:begin/end markers.
 
 ``--quick`` takes under a minute; ``--smoke`` uses tiny counts and leaves
-docs/ alone (the test suite runs it so this code never rots).
+docs/ alone (the test suite runs it so this code never rots); ``--only``
+leaves docs/ alone too unless ``--doc`` names the file.
 """
 from __future__ import annotations
 
@@ -76,9 +77,10 @@ def main(argv=None) -> int:
     parser.add_argument("--smoke", action="store_true", help="tiny counts; do not touch docs/")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"),
                         help="folder for results.json (default bench/results)")
-    parser.add_argument("--doc", default=str(ROOT / "docs" / "performance.md"),
+    parser.add_argument("--doc", default=None,
                         help="the Markdown file whose bench:begin/end block is rewritten "
-                             "(default docs/performance.md; never with --smoke)")
+                             "(default docs/performance.md after a run of every section; "
+                             "after --only, only when given; never with --smoke)")
     parser.add_argument("--only", default="", metavar="SECTION,...",
                         help=f"measure only these (the floors always): {', '.join(SECTIONS)}")
     args = parser.parse_args(argv)
@@ -129,8 +131,10 @@ def main(argv=None) -> int:
     (out / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False))
     print(render_table(results))
     print(f"\n{results['summary']}\n{results['elapsed_s']} s; results in {out / 'results.json'}")
-    if not args.smoke:
-        update_performance_doc(Path(args.doc), render_markdown(results))
+    # a run of a few sections must not replace the whole run's table unless asked to
+    doc = args.doc or (None if args.only else str(ROOT / "docs" / "performance.md"))
+    if doc and not args.smoke:
+        update_performance_doc(Path(doc), render_markdown(results))
     return 1 if results["errors"] else 0
 
 

@@ -79,3 +79,59 @@ class Floor:
         if self.proc.is_alive():
             self.proc.kill()
             self.proc.join(5)
+
+
+def _greeter(listener: socket.socket) -> None:
+    """(In its own process) one selector loop: accept every connection and answer
+    each line with a small ``ok`` reply carrying its id, until the listener closes
+    on our side (the parent terminates us)."""
+    import json
+    import selectors
+    selector = selectors.DefaultSelector()
+    listener.setblocking(False)
+    selector.register(listener, selectors.EVENT_READ, None)
+    while True:
+        for key, _ in selector.select():
+            if key.data is None:
+                while True:
+                    try:
+                        conn, _ = listener.accept()
+                    except BlockingIOError:
+                        break
+                    conn.setblocking(False)
+                    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    selector.register(conn, selectors.EVENT_READ, [b""])
+                continue
+            conn, pending = key.fileobj, key.data
+            try:
+                data = conn.recv(65536)
+            except OSError:
+                data = b""
+            if not data:
+                selector.unregister(conn)
+                conn.close()
+                continue
+            *lines, pending[0] = (pending[0] + data).split(b"\n")
+            for line in lines:
+                reply = {"id": json.loads(line).get("id"), "ok": True}
+                conn.send(json.dumps(reply).encode() + b"\n")
+
+
+class Greeter:
+    """A bare Python server (one selector loop, another process) that answers
+    every line ``{"id": ..., "ok": true}``: the floor of the crowd section, which
+    plays its clients against it in the same way as against remoteio."""
+
+    def __init__(self):
+        listener = socket.create_server(("127.0.0.1", 0), backlog=1024)
+        self.proc = multiprocessing.get_context("fork").Process(target=_greeter, args=(listener,))
+        self.proc.start()
+        self.address = listener.getsockname()
+        listener.close()
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.join(5)
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join(5)
