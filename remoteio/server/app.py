@@ -238,6 +238,11 @@ class Server:
             self.backend.close()
         log.info("remoteio stopped; every pin safe")
 
+    @property
+    def started(self) -> bool:
+        """True once :meth:`start` has run (a stopped server stays started: it is not restarted)."""
+        return bool(self._threads)
+
     def serve_forever(self) -> None:
         """Block until :meth:`stop` is called (from another thread or a signal)."""
         while not self._stopped.wait(3600):
@@ -352,7 +357,7 @@ def run_server(port: int = DEFAULT_PORT, mode: str = "wait", host: str = "0.0.0.
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     server = server or Server(host, port, mode, backend, **options)
-    if not server._threads:  # a server already started is served as it is
+    if not server.started:  # a server already started is served as it is
         server.start()
     previous = {}
     if threading.current_thread() is threading.main_thread():

@@ -82,7 +82,7 @@ class Backend:
     def make_factory(self) -> Any:
         factory = self.made_factory_class()(**self.factory_options())
         if self._pi_board_info is not None:  # built before the fork: shared, not rebuilt per worker
-            factory._info = self._pi_board_info
+            factory.shared_board_info = self._pi_board_info
             factory.known_pins = self.known_pins()
         return factory
 
@@ -159,6 +159,14 @@ class KnownPins:
     and the pages they lie on become that worker's own."""
 
     known_pins: Dict[int, Any] = {}
+    #: gpiozero's board description made before the fork (None: gpiozero builds its own)
+    shared_board_info: Optional[PiBoardInfo] = None
+
+    def _get_board_info(self) -> PiBoardInfo:
+        # gpiozero's hook behind its board_info property
+        if self.shared_board_info is not None:
+            return self.shared_board_info
+        return super()._get_board_info()  # type: ignore[misc]
 
     def pin(self, name: Any) -> Any:
         info = self.known_pins.get(name) if type(name) is int else None

@@ -57,49 +57,49 @@ class SimPin(PiPin):
 
     def __init__(self, factory: SimFactory, info):
         super().__init__(factory, info)
-        self._board = factory.board
-        self._line = self._number
+        self.board = factory.board
+        self.line = self._number
         self._bounce: Optional[float] = None
         self._edges = "both"
         self._watcher: Optional[_EdgeWatcher] = None
-        self._board.set_function(self._line, INPUT)
-        self._board.set_pull(self._line, PULL_CODES[info.pull or "floating"])
+        self.board.set_function(self.line, INPUT)
+        self.board.set_pull(self.line, PULL_CODES[info.pull or "floating"])
 
     def close(self) -> None:
         # a released line floats like an input; its last output value stays
         # in the history (the worker drove the pin's safe value before this)
         self.when_changed = None
-        self._board.set_function(self._line, RELEASED)
+        self.board.set_function(self.line, RELEASED)
 
     # function ---------------------------------------------------------------
     def _get_function(self) -> str:
-        return "output" if self._board.function(self._line) == "output" else "input"
+        return "output" if self.board.function(self.line) == "output" else "input"
 
     def _set_function(self, value: str) -> None:
         if value not in ("input", "output"):
             raise PinInvalidFunction(f'invalid function "{value}" for pin {self!r}')
-        self._board.set_function(self._line, OUTPUT if value == "output" else INPUT)
+        self.board.set_function(self.line, OUTPUT if value == "output" else INPUT)
 
     # state ------------------------------------------------------------------
     def _get_state(self):
         if self._get_function() == "output":
-            value = self._board.value(self._line)
-            return value if self._board.frequency(self._line) else bool(value >= 0.5)
-        return bool(self._board.level(self._line))
+            value = self.board.value(self.line)
+            return value if self.board.frequency(self.line) else bool(value >= 0.5)
+        return bool(self.board.level(self.line))
 
     def _set_state(self, value) -> None:
         if self._get_function() != "output":
             raise PinSetInput(f"cannot set state of input pin {self!r}")
-        if self._board.frequency(self._line):
+        if self.board.frequency(self.line):
             if not 0 <= value <= 1:
                 raise PinInvalidState(f'invalid state "{value}" for pin {self!r}')
-            self._board.set_output(self._line, float(value))
+            self.board.set_output(self.line, float(value))
         else:
-            self._board.set_output(self._line, 1.0 if value else 0.0)
+            self.board.set_output(self.line, 1.0 if value else 0.0)
 
     # pull -------------------------------------------------------------------
     def _get_pull(self) -> str:
-        return PULL_NAMES[PULL_CODES.get(self._board.pull(self._line), 0)]
+        return PULL_NAMES[PULL_CODES.get(self.board.pull(self.line), 0)]
 
     def _set_pull(self, value: str) -> None:
         if self._get_function() != "input":
@@ -108,20 +108,20 @@ class SimPin(PiPin):
             raise PinFixedPull(f"{self!r} has a physical pull-{self.info.pull} resistor")
         if value not in PULL_CODES:
             raise PinInvalidPull(f'invalid pull "{value}" for pin {self!r}')
-        self._board.set_pull(self._line, PULL_CODES[value])
+        self.board.set_pull(self.line, PULL_CODES[value])
 
     # PWM ----------------------------------------------------------------------
     def _get_frequency(self) -> Optional[float]:
-        return self._board.frequency(self._line)
+        return self.board.frequency(self.line)
 
     def _set_frequency(self, value: Optional[float]) -> None:
         if value is not None and value > 0:
             if self._get_function() != "output":
                 raise PinPWMFixedValue(f"cannot start PWM on input pin {self!r}")
-            self._board.set_frequency(self._line, float(value))
-        elif self._board.frequency(self._line):
-            self._board.set_frequency(self._line, None)
-            self._board.set_output(self._line, 0.0)
+            self.board.set_frequency(self.line, float(value))
+        elif self.board.frequency(self.line):
+            self.board.set_frequency(self.line, None)
+            self.board.set_output(self.line, 0.0)
 
     # edges --------------------------------------------------------------------
     def _get_bounce(self) -> Optional[float]:
@@ -159,23 +159,23 @@ class _EdgeWatcher(threading.Thread):
     """Reads a line's edge records and fires the pin's ``when_changed``."""
 
     def __init__(self, pin: SimPin):
-        super().__init__(name=f"sim-edges-{pin._line}", daemon=True)
+        super().__init__(name=f"sim-edges-{pin.line}", daemon=True)
         self.pin = pin
-        self.board = pin._board
-        self.fd = self.board.wake_fd(pin._line)
+        self.board = pin.board
+        self.fd = self.board.wake_fd(pin.line)
         self._stopping = False
         SimBoard.read_edges(self.fd)  # stale records from before we watched
-        self.reported = self.board.level(pin._line)
+        self.reported = self.board.level(pin.line)
 
     def stop(self) -> None:
         self._stopping = True
-        self.board.notify(self.pin._line)
+        self.board.notify(self.pin.line)
         if threading.current_thread() is not self:
             self.join(timeout=2.0)
 
     def run(self) -> None:
         window_end: Optional[int] = None  # bounce window: absorb edges until then
-        line = self.pin._line
+        line = self.pin.line
         poller = select.poll()  # millisecond timeouts are plenty for bounce windows
         poller.register(self.fd, select.POLLIN)
         while not self._stopping:
@@ -186,7 +186,7 @@ class _EdgeWatcher(threading.Thread):
             if self._stopping:
                 break
             edges: List[Tuple[int, int]] = SimBoard.read_edges(self.fd) if readable else []
-            bounce_ns = int((self.pin._bounce or 0) * 1e9)
+            bounce_ns = int((self.pin.bounce or 0) * 1e9)
             for level, t_ns in edges:
                 if window_end is not None and t_ns < window_end:
                     continue  # a bounce: absorbed
@@ -215,7 +215,7 @@ class _EdgeWatcher(threading.Thread):
         try:
             self.pin.fire(level, t_ns)
         except Exception:  # a broken callback must not end edge detection
-            log.exception("edge callback failed on GPIO%d", self.pin._line)
+            log.exception("edge callback failed on GPIO%d", self.pin.line)
 
 
 class SimBackend(Backend):
@@ -232,6 +232,6 @@ class SimBackend(Backend):
 
     def make_factory(self) -> SimFactory:
         factory = SimFactory(self.sim, self.revision)
-        factory._info = self.pi_board_info()  # built before the fork: shared by all workers
+        factory.shared_board_info = self.pi_board_info()  # built before the fork
         factory.known_pins = self.known_pins()
         return factory
