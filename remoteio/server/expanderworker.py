@@ -43,6 +43,12 @@ class ExpanderPin(PinMachine):
         self.event, self.message = host.event, host.message
         super().__init__(name, ExpanderPinDriver(chip, name, bit, self._on_edge), mode, None, rule)
 
+    def _on_edge(self, level: int, t_ns: int) -> None:
+        """A change the worker read, on its loop's thread: the event goes out
+        with the turn's replies, after them (sent at once, as an edge thread's
+        are, it would take along a watch's reply before its GPINTEN write)."""
+        self._emit(level, t_ns)
+
     def idle(self) -> None:
         """The worker posts its pins' status (:meth:`ExpanderWorker.idle`)."""
 
@@ -166,11 +172,23 @@ class ExpanderWorker(Worker):
     def service(self, fd: int) -> None:
         """The interrupt line moved: on a fall, the chip is read."""
         assert self.line is not None
+        fell = self._line_fall()
+        if fell is not None or not self.line.level():
+            self._interrupted(fell if fell is not None else time.monotonic_ns())
+
+    def _line_fall(self) -> Optional[int]:
+        """The time of the line's last fall among the edges not yet read, or None.
+        The last: the line cannot fall again before a read clears the chip, so a
+        pending interrupt began at the last fall (an earlier one's record can be
+        left over from a fall between a drain and the read that cleared it)."""
+        assert self.line is not None
         falls = [t_ns for level, t_ns in self.line.edges() if not level]
-        if falls or not self.line.level():
-            self._interrupted(falls[0] if falls else time.monotonic_ns())
+        return falls[-1] if falls else None
 
     def _interrupted(self, t_ns: int) -> None:
+        """Read the chip as its interrupt asks: INTF and INTCAP (the levels at
+        the interrupt, stamped *t_ns*), then GPIO (the levels now). A pin not
+        enabled in GPINTEN has no captured level: its level now only."""
         polled = [pin for pin in self.pins.values() if pin.driver.polled]
         try:
             flags, captured = self.chip.read_captured()   # clears the interrupt
@@ -180,26 +198,47 @@ class ExpanderWorker(Worker):
             self.next_poll = time.monotonic() + self.poll_s
             return
         now = time.monotonic_ns()
+        enabled = self.chip.gpinten
         self.touched.update(polled)
         for pin in polled:
             bit = pin.driver.bit
-            if flags >> (bit & ~7) & 0xFF:   # its port interrupted: its level at t_ns
+            if flags >> (bit & ~7) & 0xFF and enabled >> bit & 1:   # its level at t_ns
                 pin.driver.polled_level(captured >> bit & 1, t_ns)
             pin.driver.polled_level(levels >> bit & 1, now)
 
     def _enable(self) -> None:
-        """Interrupt-on-change for the watched inputs; the new ones' levels read."""
+        """Interrupt-on-change for the watched inputs. A newly watched input's
+        starting level is read BEFORE its GPINTEN bit is set, and the chip read
+        again after: an edge between the two is in INTCAP (or in GPIO), so from
+        the watch's reply on (it leaves at the end of this turn) no edge is
+        lost. Read the other way round, a whole pulse landing between the
+        write and the read left its captured level taken as the start: the
+        rise reported, not the fall."""
         mask = 0
         for pin in self.pins.values():
             if pin.driver.polled:
                 mask |= 1 << pin.driver.bit
         added = mask & ~self.chip.gpinten
+        if not added:
+            self._set_gpinten(mask)   # fewer (or the same) inputs: nothing to read
+            return
+        self._interrupted(self._read_time())   # their first levels (no event); others' too
+        if self._set_gpinten(mask):
+            self._interrupted(self._read_time())   # what changed since, as an interrupt
+
+    def _read_time(self) -> int:
+        """The stamp of a captured level read outside :meth:`service`: the line's
+        fall if one waits, else now (the interrupt began before the read)."""
+        fell = self._line_fall()
+        return fell if fell is not None else time.monotonic_ns()
+
+    def _set_gpinten(self, mask: int) -> bool:
         try:
             self.chip.enable_interrupts(mask)
-            if added:
-                self._interrupted(time.monotonic_ns())   # their first levels (no event)
         except ServerError as exc:
             log.warning("%s: enabling interrupts failed: %s", self, exc.message)
+            return False
+        return True
 
     def _poll(self) -> None:
         if self.line is not None:
@@ -214,8 +253,9 @@ class ExpanderWorker(Worker):
             self.next_poll = None
             return
         now = time.monotonic()
-        if self.next_poll is not None and now < self.next_poll:
-            return
+        fresh = any(pin.driver.seen is None for pin in polled)   # a watch answered this turn
+        if self.next_poll is not None and now < self.next_poll and not fresh:
+            return   # (a new watch's first level is read before its reply, not at the next poll)
         self.next_poll = now + self.poll_s
         try:
             levels = self.chip.read_inputs()
