@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import threading
 from typing import List, Tuple
 
@@ -74,8 +75,11 @@ class InterruptLine:
                 os.read(self._pipe[0], 4096)
             except BlockingIOError:
                 pass
-        else:
-            self.driver.read_events()   # gpiod: its callbacks run here, in the loop
+        elif select.select(self._fds, (), (), 0)[0]:
+            # gpiod: its callbacks run here, in the loop; only when an edge waits, since
+            # reading the request's events blocks until one comes (edges() is also asked
+            # outside the loop's select, when the worker reads the chip for a new watch)
+            self.driver.read_events()
         with self._lock:
             kept, self._kept = self._kept, []
         return kept
