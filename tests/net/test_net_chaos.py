@@ -217,7 +217,8 @@ def test_a_seeded_chaos_of_faults_breaks_no_promise(faults, server, connect, flo
             schedule.append((kind, round(hold, 1)))
             start_ns = time.monotonic_ns()
             faults.clear()
-            if moved:  # an address change is undone by another one
+            back = moved  # an address change is undone by another one: a fault too
+            if moved:
                 faults.old_address()
                 moved = False
             if kind == "kill":
@@ -235,7 +236,7 @@ def test_a_seeded_chaos_of_faults_breaks_no_promise(faults, server, connect, flo
                 apply(faults, kind, rng)
                 moved = kind == "address"
                 time.sleep(min(hold, max(0.0, end - time.monotonic())))
-            if kind != "clear":
+            if kind != "clear" or back:  # (the links from the address left die too)
                 faulty.append((start_ns, time.monotonic_ns()))
         faults.clear()
         if moved:
