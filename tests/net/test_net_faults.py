@@ -145,11 +145,16 @@ def test_after_a_half_open_partition_the_client_that_is_there_owns_its_pins_agai
     button.when_changed = events.append
     observer.sim.drive(BUTTON, 1)
     assert wait_until(lambda: events, timeout=10)
+    cut = time.monotonic()
     faults.half_open("input")  # the server's packets are lost; the client's get through
     assert wait_until(lambda: changes == [False], timeout=5 + 2 + 5), changes
+    gave_up = time.monotonic() - cut
     observer.sim.drive(BUTTON, 0)  # an edge the client cannot hear
+    healed = time.monotonic()
     faults.clear()
     assert client.wait_connected(15)
+    print(f"half-open: the client gave up after {gave_up:.2f} s, "
+          f"reconnected {time.monotonic() - healed:.2f} s after the heal")
     assert wait_until(lambda: changes == [False, True], timeout=5), changes
     led.off()  # ours again: the old connection's hold did not block it
     assert observer.sim.levels()[LED] == 0
@@ -223,8 +228,11 @@ def test_a_server_killed_and_restarted_on_its_port_gets_the_clients_setup_again(
     assert wait_until(lambda: changes == [False], timeout=5), changes
     elapsed, error = timed_call(client.pin(LEASED).read)
     assert isinstance(error, ConnectionLost) and elapsed < 1
+    started = time.monotonic()
     server.start()  # the same port: workers never hold the listening socket
     assert client.wait_connected(20)
+    print(f"server killed: a call failed after {elapsed * 1000:.1f} ms; reconnected "
+          f"{time.monotonic() - started:.2f} s after the restart began")
     assert wait_until(lambda: changes == [False, True], timeout=5), changes
     with netrig.netns(netrig.SERVER_NS):
         observer = RemoteServer(SERVER_IP, server.port, timeout=10)
