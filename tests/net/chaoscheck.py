@@ -2,12 +2,11 @@
 recorded (the server's pin history and lease polls, the client's events and
 the fault schedule), so a failure names exactly which promise broke.
 
->>> falls([(0, 0.0), (10, 1.0), (20, 0.0), (30, 1.0)])
-[20]
 >>> Poll(100, 110, 1500.0).deadline_late  # ns
 1500000110.0
 
-A fall long after the deadline says which way it was late:
+Each stretch the pin was high is judged by its own polls (a fall long after
+the deadline says which way it was late):
 
 >>> ms = 1_000_000
 >>> lease = Poll(0, 10 * ms, 100.0)            # deadline about 100-110 ms
@@ -18,8 +17,8 @@ A fall long after the deadline says which way it was late:
 ...              100)[0][0][:41]
 'the lease ended without reverting the pin'
 >>> check_leases([(0, 1.0), (110 * ms, 0.0), (900 * ms, 1.0), (1500 * ms, 0.0)],
-...              [lease, Poll(1200 * ms, 1210 * ms, None)], 100)[0][0][:37]
-'the pin was driven high at 900000000 '
+...              [lease, Poll(1200 * ms, 1210 * ms, None)], 100)[0][0][:47]
+'the pin was high from 900000000 to 1500000000 ('
 """
 from __future__ import annotations
 
@@ -42,78 +41,112 @@ class Poll(NamedTuple):
         return self.recv_ns + (self.in_ms or 0) * 1e6
 
 
-def falls(history: Sequence[Tuple[int, float]]) -> List[int]:
-    """The times (ns) a sim history goes from high to low."""
-    out, last = [], None
-    for t, value in history:
-        if last is not None and last > 0 and value <= 0:
-            out.append(t)
-        last = value
-    return out
+class Stretch(NamedTuple):
+    """An interval the pin was high (ns): from its rise to its fall (None:
+    still high when the history was taken)."""
+    rise: int
+    fall: Optional[int]
 
 
-def rises(history: Sequence[Tuple[int, float]], start: int, end: int) -> List[int]:
-    """The times (ns) a sim history goes from low to high within [start, end).
+def stretches(history: Sequence[Tuple[int, float]]) -> List[Stretch]:
+    """The intervals a sim history is high.
 
-    >>> rises([(0, 0.0), (10, 1.0), (20, 0.0), (30, 1.0)], 5, 40)
-    [10, 30]
+    >>> stretches([(0, 0.0), (10, 1.0), (20, 0.0), (30, 1.0)])
+    [Stretch(rise=10, fall=20), Stretch(rise=30, fall=None)]
     """
-    out, last = [], None
+    out: List[Stretch] = []
+    rise: Optional[int] = None
     for t, value in history:
-        if last is not None and last <= 0 < value and start <= t < end:
-            out.append(t)
-        last = value
+        if value > 0 and rise is None:
+            rise = t
+        elif value <= 0 and rise is not None:
+            out.append(Stretch(rise, t))
+            rise = None
+    if rise is not None:
+        out.append(Stretch(rise, None))
     return out
+
+
+def _near_a_lost_link(fall: int, losses: Sequence[int]) -> bool:
+    """The holder's connection may have ended then: from 0.5 s before the
+    client saw its link lost (the RST going out first) to 6 s after (the
+    server noticing its silence, the longest reconnect backoff's take-over)."""
+    return any(loss - 0.5e9 <= fall <= loss + 6e9 for loss in losses)
 
 
 def check_leases(history: Sequence[Tuple[int, float]], polls: Sequence[Poll],
                  bound_ms: float, losses: Sequence[int] = (),
                  ) -> Tuple[List[str], List[Tuple[float, float]], int, int]:
-    """Every fall of the leased pin is at the deadline the Pi last reported
-    before it: never before it, at most *bound_ms* after it. Only two things
-    lower the pin: the lease running out, and its holder's connection ending
-    (the disconnect policy makes its pins safe; a take-over on reconnect): an
-    early fall must be next to a time the holder lost its link (*losses*, ns:
-    from 0.5 s before it, the RST going out first, to 6 s after, the longest
-    reconnect backoff and then some).
-    (problems, each fall's lateness in ms as far as a poll can tell: at
-    least, at most; falls without a poll close enough before them to judge;
-    early falls next to a lost link)."""
+    """Each stretch the leased pin was high is judged on its own, by the polls
+    made while it lasted (never by an earlier stretch's lease). Only two
+    things lower the pin: its lease running out, and its holder's connection
+    ending (the disconnect policy makes its pins safe; a take-over on
+    reconnect), which may happen only next to a time the holder lost its
+    link (*losses*, ns: _near_a_lost_link). A stretch falls
+
+    * at the deadline its last poll saw: never before it, at most *bound_ms*
+      after it (its lateness, as far as a poll can tell: at least, at most);
+    * before it, or with no poll seeing a lease in it (it rose and fell
+      between two polls), only next to a lost link: its connection ended;
+    * after it only next to a lost link and with no poll between the one that
+      saw the lease and the fall (a renewal the polls never saw moved the
+      deadline, and the connection's end cut the lease short). A poll there
+      that saw no lease while the pin was high is a lease that ended without
+      reverting; otherwise the revert was late.
+
+    A stretch with no poll in the 0.5 s before its fall is not judged (a pause
+    in the polls: a server restart), nor one still high at the end.
+    (problems, each revert's lateness in ms (at least, at most), stretches
+    not judged, stretches ended by their connection)."""
     problems: List[str] = []
     late: List[Tuple[float, float]] = []
     unjudged = ended = 0
-    for fall in falls(history):
+    for rise, fall in stretches(history):
+        # a poll that saw a lease saw this stretch's (no lease while low)
+        leased = [p for p in polls if p.in_ms is not None and p.recv_ns > rise
+                  and (fall is None or p.sent_ns < fall)]
+        # one that saw none must have looked while the pin was high
+        unleased = [p for p in polls if p.in_ms is None and p.sent_ns >= rise
+                    and (fall is None or p.recv_ns <= fall)
+                    and (not leased or p.sent_ns > leased[-1].recv_ns)]
+        if unleased and leased:
+            problems.append(f"the lease ended without reverting the pin: no lease from the "
+                            f"poll sent at {unleased[0].sent_ns}, the pin high from {rise} "
+                            f"until {fall} (the last lease seen: {tuple(leased[-1])})")
+            continue
+        if fall is None:
+            unjudged += 1
+            continue
         before = [p for p in polls if p.recv_ns < fall]
-        leased = [p for p in before if p.in_ms is not None]  # 0.0: due, not yet fired
-        if not leased or fall - before[-1].recv_ns > 0.5e9:
+        if not before or fall - before[-1].recv_ns > 0.5e9:
             unjudged += 1  # (a pause in the polls: a server restart)
+            continue
+        if not leased:  # rose and fell between two polls, or high with no lease
+            if _near_a_lost_link(fall, losses):
+                ended += 1
+            else:
+                problems.append(f"the pin was high from {rise} to {fall} "
+                                f"({(fall - rise) / 1e6:.1f} ms) with no lease seen and no "
+                                f"lost link near: nothing should have lowered it"
+                                + (f" (polls with no lease: {len(unleased)})" if unleased else ""))
             continue
         last = leased[-1]
         if fall < last.deadline_early - 1e6:
-            if any(loss - 0.5e9 <= fall <= loss + 6e9 for loss in losses):
+            if _near_a_lost_link(fall, losses):
                 ended += 1  # its holder's connection ended: the disconnect policy
             else:
                 problems.append(f"the lease reverted {(last.deadline_early - fall) / 1e6:.1f} ms "
                                 f"before its deadline (fall at {fall})")
             continue
         lateness = (fall - last.deadline_late) / 1e6  # at least this late...
-        late.append((lateness, (fall - last.deadline_early) / 1e6))  # ...at most this
-        if lateness > bound_ms:  # with the polls from the last that saw the lease
+        if lateness > bound_ms:
+            if before[-1] is last and _near_a_lost_link(fall, losses):
+                ended += 1  # an unseen renewal, then the connection's end
+                continue
             after = [(p.sent_ns, p.recv_ns, p.in_ms) for p in before if p.sent_ns >= last.sent_ns]
-            rose = rises(history, last.sent_ns, fall)
-            unleased = [p for p in before if p.sent_ns > last.recv_ns and p.in_ms is None]
-            if rose:  # not this lease's revert: a drive the polls never saw leased
-                problems.append(f"the pin was driven high at {rose[-1]} "
-                                f"({(rose[-1] - last.deadline_late) / 1e6:.1f} ms after the "
-                                f"deadline) with no lease seen since, and fell at {fall} "
-                                f"(polls {after[:12]})")
-            elif unleased:  # the lease went, the pin stayed up
-                problems.append(f"the lease ended without reverting the pin: no lease from "
-                                f"the poll sent at {unleased[0].sent_ns}, the pin high until "
-                                f"{fall} ({lateness:.1f} ms after the deadline; polls {after[:12]})")
-            else:
-                problems.append(f"the lease reverted {lateness:.1f} ms after its deadline "
-                                f"(fall at {fall}; polls {after[:12]})")
+            problems.append(f"the lease reverted {lateness:.1f} ms after its deadline "
+                            f"(fall at {fall}; polls {after[:12]})")
+        late.append((lateness, (fall - last.deadline_early) / 1e6))  # ...at most this
     return problems, late, unjudged, ended
 
 

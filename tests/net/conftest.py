@@ -8,6 +8,8 @@
 * ``observer``: a client in the server's namespace, over its loopback, which
   no fault touches: it reads the simulated board's history and drives inputs.
 * ``connect``: RemoteServer clients in the client namespace, closed at the end.
+* ``floor``: the guest's timer floor (netrig.TimerFloor) measured while the test
+  runs, for its timing bounds: documented figure + the floor's worst lateness.
 """
 from __future__ import annotations
 
@@ -48,6 +50,12 @@ def faults(net) -> Iterator[netrig.Faults]:
     yield f
     f.clear()
     f.old_address()
+
+
+@pytest.fixture
+def floor() -> Iterator[netrig.TimerFloor]:
+    with netrig.TimerFloor() as timer_floor:
+        yield timer_floor
 
 
 SERVERS: List[netrig.ServerProcess] = []

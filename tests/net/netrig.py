@@ -17,6 +17,7 @@ import contextlib
 import ctypes
 import os
 import re
+import select
 import signal
 import subprocess
 import sys
@@ -204,6 +205,75 @@ class ServerProcess:
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+# ---- the guest's own timer floor ------------------------------------------------------
+
+# A process of its own (as a pin worker is) that sleeps in select() for
+# INTERVAL_S at a time and keeps how late each wake was; a line on its stdin
+# asks for "count worst_ms p99_ms" so far.
+_FLOOR_CHILD = """
+import select, sys, time
+interval, late = float(sys.argv[1]), []
+while True:
+    start = time.monotonic()
+    if select.select([sys.stdin], [], [], interval)[0]:
+        if not sys.stdin.readline():
+            break
+        ranked = sorted(late) or [0.0]
+        print(len(late), ranked[-1], ranked[int(0.99 * (len(ranked) - 1))], flush=True)
+        continue
+    late.append((time.monotonic() - start - interval) * 1000)
+"""
+
+
+class TimerFloor:
+    """How late a plain timer wakes in this guest under the load of the same
+    run: the floor under every timing bound here (a lease's revert, a
+    heartbeat's check are timers of their own processes). A test's bound is
+    the documented figure + the floor's worst lateness measured meanwhile.
+
+        with TimerFloor() as floor:
+            ...
+            assert late_ms <= 50 + floor.worst_ms()
+    """
+
+    INTERVAL_S = 0.02
+
+    def __init__(self) -> None:
+        self.proc: Optional[subprocess.Popen] = None
+
+    def __enter__(self) -> "TimerFloor":
+        self.proc = subprocess.Popen([sys.executable, "-c", _FLOOR_CHILD, str(self.INTERVAL_S)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+    def report(self) -> tuple:
+        """(wakes so far, worst lateness ms, 99th percentile ms)."""
+        self.proc.stdin.write("report\n")
+        self.proc.stdin.flush()
+        ready = select.select([self.proc.stdout], [], [], 30)[0]
+        if not ready:
+            raise RuntimeError("the timer floor's process did not answer")
+        count, worst, p99 = self.proc.stdout.readline().split()
+        return int(count), float(worst), float(p99)
+
+    def worst_ms(self) -> float:
+        return self.report()[1]
+
+    def describe(self) -> str:
+        count, worst, p99 = self.report()
+        return (f"timer floor: {count} wakes of {self.INTERVAL_S * 1000:g} ms, "
+                f"worst {worst:.1f} ms late, p99 {p99:.1f} ms")
 
 
 def rising_edges(history: list, since_ns: int = 0) -> List[int]:

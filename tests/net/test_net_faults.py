@@ -16,7 +16,8 @@ from remoteio.errors import CallTimeout, ConnectionLost
 from remoteio.tcp import DEAD_PEER_S, KEEPALIVE_INTERVAL_S
 
 LED, LEASED, BUTTON = 7, 11, 13
-SLACK = 1.5  # scheduling of an emulated guest (the bounds' own figures are exact)
+SLACK = 1.5  # the emulated guest's CPU (Python ~20x slower: a check's work, a close, a write)
+LEASE_LATE_MS = 50  # docs/reliability.md: a lease reverts at most 50 ms after its deadline
 
 
 def falls_after(history, t_ns):
@@ -40,7 +41,7 @@ def timed_call(fn, *args, **kw):
 
 
 def test_a_partitioned_clients_lease_reverts_at_its_deadline_and_its_calls_fail_in_time(
-        faults, connect, observer):
+        faults, connect, observer, floor):
     client = connect(timeout=2.0, heartbeat=5.0)
     pin = client.pin(LEASED)
     for _ in range(4):  # renewed a few times: only the last renewal counts
@@ -60,14 +61,16 @@ def test_a_partitioned_clients_lease_reverts_at_its_deadline_and_its_calls_fail_
     assert fall, "the lease never reverted"
     # the deadline is 3 s after the last renewal reached the Pi: between its send and its ack
     early_ms, late_ms = (fall[0] - sent) / 1e6 - 3000, (fall[0] - acked) / 1e6 - 3000
-    print(f"lease reverted {late_ms:.1f}..{early_ms:.1f} ms after its deadline")
+    bound_ms = LEASE_LATE_MS + floor.worst_ms()  # the guest's timers are that late too
+    print(f"lease reverted {late_ms:.1f}..{early_ms:.1f} ms after its deadline "
+          f"(bound {LEASE_LATE_MS} + the floor = {bound_ms:.1f} ms; {floor.describe()})")
     assert early_ms >= 0, "the lease reverted before its deadline"
-    assert late_ms <= 50, f"the lease reverted {late_ms:.1f} ms late"
+    assert late_ms <= bound_ms, f"the lease reverted {late_ms:.1f} ms late"
 
 
 @pytest.mark.parametrize("heartbeat", [1.0, 5.0])
 def test_the_server_notices_a_vanished_client_by_its_heartbeat_and_makes_its_pins_safe(
-        heartbeat, faults, make_server, connect):
+        heartbeat, faults, make_server, connect, floor):
     server = make_server(on_disconnect="safe")
     with netrig.netns(netrig.SERVER_NS):
         observer = RemoteServer(SERVER_IP, server.port, timeout=10)
@@ -85,13 +88,15 @@ def test_the_server_notices_a_vanished_client_by_its_heartbeat_and_makes_its_pin
         server_s = (fall[0] - start_ns) / 1e9
         assert wait_until(lambda: changes, timeout=heartbeat + client.timeout + 5)
         client_s = changes[0][0] - start_ns / 1e9
+        late_s = SLACK + floor.worst_ms() / 1000  # the guest's CPU, and its timers' lateness now
         print(f"heartbeat {heartbeat:g} s: the server noticed after {server_s:.2f} s "
-              f"(bound {3 * heartbeat + 2:g}), the client after {client_s:.2f} s "
-              f"(bound {heartbeat + client.timeout:g})")
+              f"(documented {3 * heartbeat + 2:g}), the client after {client_s:.2f} s "
+              f"(documented {heartbeat + client.timeout:g}); bounds + {SLACK:g} s + the floor "
+              f"= + {late_s:.2f} s ({floor.describe()})")
         # silent for more than 3 heartbeats + 1 s, looked at every second
-        assert 2 * heartbeat <= server_s <= 3 * heartbeat + 2 + SLACK
+        assert 2 * heartbeat <= server_s <= 3 * heartbeat + 2 + late_s
         assert changes[0][1] is False
-        assert client_s <= heartbeat + client.timeout + SLACK
+        assert client_s <= heartbeat + client.timeout + late_s
     finally:
         observer.close(1)
 
@@ -140,11 +145,16 @@ def test_after_a_half_open_partition_the_client_that_is_there_owns_its_pins_agai
     button.when_changed = events.append
     observer.sim.drive(BUTTON, 1)
     assert wait_until(lambda: events, timeout=10)
+    cut = time.monotonic()
     faults.half_open("input")  # the server's packets are lost; the client's get through
     assert wait_until(lambda: changes == [False], timeout=5 + 2 + 5), changes
+    gave_up = time.monotonic() - cut
     observer.sim.drive(BUTTON, 0)  # an edge the client cannot hear
+    healed = time.monotonic()
     faults.clear()
     assert client.wait_connected(15)
+    print(f"half-open: the client gave up after {gave_up:.2f} s, "
+          f"reconnected {time.monotonic() - healed:.2f} s after the heal")
     assert wait_until(lambda: changes == [False, True], timeout=5), changes
     led.off()  # ours again: the old connection's hold did not block it
     assert observer.sim.levels()[LED] == 0
@@ -218,8 +228,11 @@ def test_a_server_killed_and_restarted_on_its_port_gets_the_clients_setup_again(
     assert wait_until(lambda: changes == [False], timeout=5), changes
     elapsed, error = timed_call(client.pin(LEASED).read)
     assert isinstance(error, ConnectionLost) and elapsed < 1
+    started = time.monotonic()
     server.start()  # the same port: workers never hold the listening socket
     assert client.wait_connected(20)
+    print(f"server killed: a call failed after {elapsed * 1000:.1f} ms; reconnected "
+          f"{time.monotonic() - started:.2f} s after the restart began")
     assert wait_until(lambda: changes == [False, True], timeout=5), changes
     with netrig.netns(netrig.SERVER_NS):
         observer = RemoteServer(SERVER_IP, server.port, timeout=10)
