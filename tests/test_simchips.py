@@ -130,3 +130,34 @@ def test_a_full_board_leaves_further_bus_chips_private_and_says_so(caplog):
         chips.pin("i2c3@0x27:A0")
     bus = SimI2CBus([("mcp23017", 0x27)], shared=chips.models(3))   # its worker's private one
     assert bus.read_byte_data(0x27, IODIRA) == 0xFF
+
+
+def test_an_input_change_during_a_read_that_clears_the_interrupt_leaves_int_asserted():
+    """The worker's read clears INTF and lets INT go while the controller's drive
+    sets INTF and asserts INT: each reads, then writes, the flags and the wire,
+    from two processes. The chip's lock makes each one transaction."""
+    import threading
+    wire: list = [None]              # the header line INTA drives (None: let go)
+    late: list = []
+
+    def drive(line, level):          # as SimBoard.wire_drive: nothing when unchanged
+        if level is None and not late:   # the read is letting go: a change comes now
+            late.append(threading.Thread(target=controller.drive_input, args=(0, 0, 0)))
+            late[0].start()
+            late[0].join(0.5)        # without the lock it runs here, in the read's middle
+        if wire[-1] != level:
+            wire.append(level)
+    chips = SimChips(wire=drive)
+    worker = chips.declare("mcp3", 1, 0x23, "mcp23008", interrupt_line=27)
+    controller = chips.model(1, 0x23)          # another view of the shared chip
+    worker.write_from(0x05, [0x44])            # IOCON: MIRROR | ODR
+    controller.drive_input(0, 0, 1)            # GP0 high
+    worker.write_from(0x02, [0x01])            # GPINTEN: GP0
+    controller.drive_input(0, 0, 0)            # GP0 falls: INT asserted
+    controller.drive_input(0, 0, 1)            # and rises while pending (no new capture)
+    assert wire == [None, 0]
+    assert worker.read_from(0x08, 1) == [0]    # INTCAP read: clears, lets go
+    late[0].join(10)
+    assert not late[0].is_alive()
+    intf = controller.registers[0x07]         # INTF (a read would clear it)
+    assert intf == 0x01 and wire[-1] == 0      # the fall during the read: pending, INT low

@@ -26,9 +26,10 @@ from __future__ import annotations
 import functools
 import logging
 import mmap
+import multiprocessing
 import struct
 import threading
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..errors import BadPin
 from ..pins import bus_chip_pin, expander_pin, is_bus_chip_spec
@@ -57,8 +58,8 @@ _KINDS = ("mcp23017", "mcp23008")
 class SharedChipMemory:
     """A chip's state in slot *index* of the shared mapping (see ChipMemory)."""
 
-    def __init__(self, mem: mmap.mmap, index: int, size: int, pins: int):
-        self.mem, self.base = mem, index * _SLOT
+    def __init__(self, mem: mmap.mmap, index: int, size: int, pins: int, lock: Any):
+        self.mem, self.base, self.lock = mem, index * _SLOT, lock
         view = memoryview(mem)
         self.registers = view[self.base:self.base + size]
         self.inputs = view[self.base + _REGISTERS:self.base + _REGISTERS + pins]
@@ -106,6 +107,9 @@ class SimChips:
         #: bus number -> its simulated devices ((kind, address) pairs); the server sets it
         self.bus_devices: Callable[[int], Sequence[Tuple[str, int]]] = lambda bus: ()
         self._lock = threading.Lock()   # the router's thread and a test's may declare at once
+        # every chip's transactions, in every process: made before the zygote's fork (a
+        # semaphore in shared memory; "fork": unlinked at once, no resource tracker)
+        self.chip_lock = multiprocessing.get_context("fork").RLock()
         self._left_private: set = set()   # (bus, address) of chips a full board could not take
 
     def _entries(self) -> List[Tuple[int, str, int, int, Optional[int], str]]:
@@ -186,15 +190,17 @@ class SimChips:
         if kind not in SHARED_KINDS or not 0 <= index < SLOTS:
             raise ValueError(f"no shared {kind} in slot {index}")
         cls = DEVICE_KINDS[kind]
-        return cls(memory=SharedChipMemory(self._mem, index, 11 * cls.ports, 8 * cls.ports),
-                   reset=False)
+        memory = SharedChipMemory(self._mem, index, 11 * cls.ports, 8 * cls.ports,
+                                  self.chip_lock)
+        return cls(memory=memory, reset=False)
 
     def _model(self, bus: int, address: int, reset: bool) -> MCP23017:
         slot = self._slot(bus, address)
         assert slot is not None
         index, kind, line = slot
         cls = DEVICE_KINDS[kind]
-        memory = SharedChipMemory(self._mem, index, 11 * cls.ports, 8 * cls.ports)
+        memory = SharedChipMemory(self._mem, index, 11 * cls.ports, 8 * cls.ports,
+                                  self.chip_lock)
         if reset:
             memory.inputs[:] = bytes([NO_INPUT] * len(memory.inputs))
         wire = self._wire

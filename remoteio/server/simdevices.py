@@ -14,10 +14,33 @@ device NAKs like the kernel does (``OSError`` ENXIO).
 """
 from __future__ import annotations
 
+import contextlib
 import errno
+import logging
 import os
+import threading
 import time
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+
+log = logging.getLogger(__name__)
+
+#: how long a chip's transaction waits for its lock before going on without it (a
+#: process killed inside one, by the hang supervision, never lets go of it)
+LOCK_TIMEOUT_S = 5.0
+
+
+@contextlib.contextmanager
+def held(lock: Any) -> Iterator[None]:
+    """*lock* held for one transaction of a chip model (see :class:`ChipMemory`)."""
+    got = lock.acquire(timeout=LOCK_TIMEOUT_S)
+    if not got:
+        log.warning("a simulated chip's lock was not let go of in %.0f s (its holder "
+                    "died?): going on without it", LOCK_TIMEOUT_S)
+    try:
+        yield
+    finally:
+        if got:
+            lock.release()
 
 
 def _nak(addr: int) -> OSError:
@@ -74,9 +97,15 @@ NO_INPUT = 255    # an input pin nothing outside drives
 
 class ChipMemory:
     """Where an expander model keeps its state: here, in this process (the
-    shared one, seen by every worker, is :class:`~.simchips.SharedChipMemory`)."""
+    shared one, seen by every worker, is :class:`~.simchips.SharedChipMemory`).
+    ``lock`` (re-entrant) is held for each of the model's transactions: an
+    input's change (INTF set, INT asserted) and a read that clears the
+    interrupt (INTF cleared, INT let go) each read, then write, the flags and
+    the wire; two processes interleaving them left INT let go while an
+    interrupt was pending. A shared chip's lock is shared by every process."""
 
     def __init__(self, size: int, pins: int):
+        self.lock: Any = threading.RLock()
         self.registers = bytearray(size)
         self.inputs = bytearray([NO_INPUT] * pins)   # driven level per pin, or NO_INPUT
         self.levels = bytearray(pins)                # the levels last recorded
@@ -152,10 +181,19 @@ class MCP23017(RegisterChip):
 
     def drive_input(self, port: int, bit: int, level: Optional[int]) -> None:
         """Drive an input pin from outside (None: let it float)."""
-        self.memory.inputs[port * 8 + bit] = NO_INPUT if level is None else int(bool(level))
-        self._record()
+        with held(self.memory.lock):
+            self.memory.inputs[port * 8 + bit] = NO_INPUT if level is None else int(bool(level))
+            self._record()
+
+    def read_from(self, register: int, count: int) -> List[int]:
+        with held(self.memory.lock):   # one transfer: a sequential read is one transaction
+            return super().read_from(register, count)
 
     def read(self, register: int) -> int:
+        with held(self.memory.lock):
+            return self._read(register)
+
+    def _read(self, register: int) -> int:
         base, port = divmod(register, self.ports)
         if base == B_GPIO:
             levels = self.pin_levels()[port * 8:port * 8 + 8]
@@ -211,6 +249,10 @@ class MCP23017(RegisterChip):
             self.interrupt(int(asserted) if iocon & INTPOL else int(not asserted))
 
     def write(self, register: int, value: int) -> None:
+        with held(self.memory.lock):
+            self._write(register, value)
+
+    def _write(self, register: int, value: int) -> None:
         base = register // self.ports
         if base in (B_INTF, B_INTCAP):
             return  # read only
@@ -224,8 +266,9 @@ class MCP23017(RegisterChip):
         self._record()
 
     def write_from(self, register: int, data: Sequence[int]) -> None:
-        self.memory.count_write()
-        super().write_from(register, data)
+        with held(self.memory.lock):
+            self.memory.count_write()
+            super().write_from(register, data)
 
     def advance(self, register: int) -> int:
         if self.registers[self._reg(B_IOCON, 0)] & _SEQOP:
