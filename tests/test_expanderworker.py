@@ -72,10 +72,11 @@ class Rig:
             channel.close()
         self.backend.sim.close()
 
-    def turn(self, pin: str, op: str, **args: Any) -> None:
-        """One turn of the worker's loop with one request from connection 1 in it."""
+    def turn(self, pin: str, op: str, conn: int = 1, **args: Any) -> None:
+        """One turn of the worker's loop with one request from connection *conn* in it."""
         self.seq += 1
-        self.worker.handle(ForPin(pin, encode(Task(self.seq, 1, str(self.seq), op, args, False))))
+        self.worker.handle(ForPin(pin, encode(Task(self.seq, conn, str(self.seq), op, args,
+                                                   False))))
         self.worker.advance()
         self.worker.idle()
         self.worker._flush()
@@ -202,3 +203,54 @@ def test_without_an_interrupt_line_a_new_watch_reads_its_level_in_its_own_turn(r
     r.worker._flush()
     r.out += [decode(raw) for batch in r.replies_r.receive() for raw in batch]
     assert [(f["pin"], f["value"]) for f in _change_frames(r)] == [("mcp3:A6", 0)]
+
+
+def _poll_now(rig: Rig) -> None:
+    """The moment of the next poll, without waiting poll_ms (60 s) for it."""
+    rig.worker.next_poll = 0.0
+    rig.worker.advance()
+    rig.worker._flush()
+    rig.out += [decode(raw) for batch in rig.replies_r.receive() for raw in batch]
+
+
+def _events_to(rig: Rig, conn: int) -> List[Tuple[str, int]]:
+    return [(json.loads(m.frame)["pin"], json.loads(m.frame)["value"]) for m in rig.out
+            if isinstance(m, Event) and conn in m.targets
+            and json.loads(m.frame).get("event") == "change"]
+
+
+def test_a_second_watcher_joining_keeps_the_first_watchers_change_seen_since_the_last_poll(rig):
+    r = rig(interrupt=None)
+    r.turn("mcp3:A6", "input", pull="up", bounce_ms=0.0)
+    r.turn("mcp3:A6", "watch", conn=1)   # its first level (1) read in this turn
+    r.model.drive_input(0, 6, 0)         # a press before the next poll
+    r.turn("mcp3:A6", "watch", conn=2)   # another client watches too
+    _poll_now(r)
+    assert _events_to(r, 1) == [("mcp3:A6", 0)]   # the press: not taken for a fresh start
+
+
+def test_a_watcher_leaving_keeps_the_others_change_seen_since_the_last_poll(rig):
+    r = rig(interrupt=None)
+    r.turn("mcp3:A6", "input", pull="up", bounce_ms=0.0)
+    r.turn("mcp3:A6", "watch", conn=1)
+    r.turn("mcp3:A6", "watch", conn=2)
+    r.model.drive_input(0, 6, 0)
+    r.turn("mcp3:A6", "unwatch", conn=2)
+    _poll_now(r)
+    assert _events_to(r, 1) == [("mcp3:A6", 0)]
+
+
+def test_a_clients_read_of_one_input_does_not_clear_another_inputs_pending_interrupt(rig):
+    r = rig()
+    for pin in ("mcp3:A6", "mcp3:A7"):
+        r.turn(pin, "input", pull="up", bounce_ms=0.0)
+        r.turn(pin, "watch")
+    r.model.drive_input(0, 7, 0)      # A7 pulses; INTCAP holds its low, INT asserted
+    r.model.drive_input(0, 7, None)
+    assert r.backend.sim.level(LINE_BCM) == 0
+    r.turn("mcp3:A6", "read")         # handled before the loop serves the line
+    assert _replies(r)[-1]["value"] == 1
+    r.serve_line()
+    assert [(f["pin"], f["edge"]) for f in _change_frames(r)] == [
+        ("mcp3:A7", "falling"), ("mcp3:A7", "rising")]
+    assert r.backend.sim.level(LINE_BCM) == 1

@@ -156,8 +156,12 @@ class ExpanderPinDriver:
     frequency = None
 
     def __init__(self, chip: ExpanderChip, name: str, bit: int,
-                 on_edge: Callable[[int, int], None]):
+                 on_edge: Callable[[int, int], None],
+                 read_levels: Optional[Callable[[], int]] = None):
         self.chip, self.label, self.bit, self.on_edge = chip, name, bit, on_edge
+        # a read for a client goes through the worker's, which first tells any
+        # interrupt pending (a plain GPIO read would clear it unseen)
+        self.read_levels = read_levels or chip.read_inputs
         self.mode = "released"
         self.level = 0.0
         self.pull = "floating"
@@ -230,13 +234,16 @@ class ExpanderPinDriver:
         self.open()
         if self.mode == "output":
             return int(self.level >= 0.5)
-        return self.chip.read_inputs() >> self.bit & 1   # never `seen`: that is the poll's
+        return self.read_levels() >> self.bit & 1   # never `seen`: that is the poll's
 
     # ---- change events: the worker polls the chip and tells each watched input --------------
     def watch(self, on: bool) -> None:
-        self.watching = on
-        if on and self.mode != "output":
+        """Watched or not (by anyone): a first watch starts from the level read
+        next; a second watcher, or one leaving while others stay, keeps the level
+        last read, or the next change would be taken for the start and lost."""
+        if on and not self.watching and self.mode != "output":
             self.seen = None
+        self.watching = on
 
     @property
     def polled(self) -> bool:

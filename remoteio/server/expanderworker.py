@@ -37,11 +37,12 @@ log = logging.getLogger(__name__)
 class ExpanderPin(PinMachine):
     """One pin of an expander: its machine, answering through its worker."""
 
-    def __init__(self, host: Worker, chip: ExpanderChip, name: str, bit: int, mode: str,
+    def __init__(self, host: "ExpanderWorker", chip: ExpanderChip, name: str, bit: int, mode: str,
                  rule: PinRule):
         self.reply, self.part_reply = host.reply, host.part_reply
         self.event, self.message = host.event, host.message
-        super().__init__(name, ExpanderPinDriver(chip, name, bit, self._on_edge), mode, None, rule)
+        super().__init__(name, ExpanderPinDriver(chip, name, bit, self._on_edge, host.read_levels),
+                         mode, None, rule)
 
     def _on_edge(self, level: int, t_ns: int) -> None:
         """A change the worker read, on its loop's thread: the event goes out
@@ -186,17 +187,21 @@ class ExpanderWorker(Worker):
         return falls[-1] if falls else None
 
     def _interrupted(self, t_ns: int) -> None:
-        """Read the chip as its interrupt asks: INTF and INTCAP (the levels at
-        the interrupt, stamped *t_ns*), then GPIO (the levels now). A pin not
-        enabled in GPINTEN has no captured level: its level now only."""
-        polled = [pin for pin in self.pins.values() if pin.driver.polled]
+        """Read the chip as its interrupt asks (:meth:`_read_interrupt`); a read
+        that fails is tried again on the clock (INT stays asserted: no new edge)."""
         try:
-            flags, captured = self.chip.read_captured()   # clears the interrupt
-            levels = self.chip.read_inputs()
-        except ServerError as exc:   # INT stays asserted (no new edge): retried on the clock
+            self._read_interrupt(t_ns)
+        except ServerError as exc:
             log.warning("%s: reading its inputs on an interrupt failed: %s", self, exc.message)
             self.next_poll = time.monotonic() + self.poll_s
-            return
+
+    def _read_interrupt(self, t_ns: int) -> int:
+        """INTF and INTCAP (the levels at the interrupt, stamped *t_ns*), then
+        GPIO (the levels now, returned); the read clears the interrupt. A pin not
+        enabled in GPINTEN has no captured level: its level now only."""
+        polled = [pin for pin in self.pins.values() if pin.driver.polled]
+        flags, captured = self.chip.read_captured()
+        levels = self.chip.read_inputs()
         now = time.monotonic_ns()
         enabled = self.chip.gpinten
         self.touched.update(polled)
@@ -205,6 +210,16 @@ class ExpanderWorker(Worker):
             if flags >> (bit & ~7) & 0xFF and enabled >> bit & 1:   # its level at t_ns
                 pin.driver.polled_level(captured >> bit & 1, t_ns)
             pin.driver.polled_level(levels >> bit & 1, now)
+        return levels
+
+    def read_levels(self) -> int:
+        """The GPIO levels for a client's ``read`` (or a watch's reply). With
+        inputs enabled in GPINTEN, through the interrupt's read: reading GPIO
+        clears a pending interrupt, and another watched input's captured edge
+        would be lost; so the captures are told first, as if the line had fallen."""
+        if self.line is None or not self.chip.gpinten:
+            return self.chip.read_inputs()
+        return self._read_interrupt(self._read_time())
 
     def _enable(self) -> None:
         """Interrupt-on-change for the watched inputs. A newly watched input's
