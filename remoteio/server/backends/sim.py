@@ -88,9 +88,10 @@ class SimPin(PiPin):
         return bool(self._board.level(self._line))
 
     def _set_state(self, value) -> None:
-        if self._get_function() != "output":
+        frequency = self._board.output_frequency(self._line)  # one read of the line's record
+        if frequency is None:
             raise PinSetInput(f"cannot set state of input pin {self!r}")
-        if self._board.frequency(self._line):
+        if frequency:
             if not 0 <= value <= 1:
                 raise PinInvalidState(f'invalid state "{value}" for pin {self!r}')
             self._board.set_output(self._line, float(value))
