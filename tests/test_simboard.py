@@ -154,3 +154,16 @@ def test_a_forked_process_sees_and_drives_the_same_board(backend):
 def test_wire_needs_two_lines():
     with pytest.raises(ValueError):
         SimBoard().wire([3])
+
+
+def test_a_line_tells_its_pwm_frequency_while_an_output_and_none_otherwise(backend):
+    board = backend.sim
+    pin = backend.make_factory().pin(4)
+    pin.function = "input"
+    assert board.output_frequency(4) is None
+    pin.output_with_state(0)
+    assert board.output_frequency(4) == 0.0
+    pin.frequency = 100
+    assert board.output_frequency(4) == 100.0
+    pin.state = 0.25
+    assert board.value(4) == 0.25 and board.history(4)[-1][1] == 0.25

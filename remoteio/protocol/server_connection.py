@@ -33,7 +33,8 @@ from . import writing
 from .auth import Penalties
 from .framing import TOO_LARGE, Frame, FrameBuffer, MAX_FRAME
 from .ops import CONNECTION, SERVER
-from .reading import Request, parse_request
+from .known import parse
+from .reading import Request
 from .session import Session
 
 log = logging.getLogger(__name__)
@@ -112,7 +113,7 @@ class ServerConnection:
             return self._refuse(FrameTooLarge(f"a frame may be at most {self.max_frame} bytes"))
         req = None
         try:
-            req = parse_request(frame)  # type: ignore[arg-type]
+            req = parse(frame)  # type: ignore[arg-type]
             refusal = self.session.gate(req.op)
             if refusal is not None:
                 raise Rejected(refusal, req.id_json)

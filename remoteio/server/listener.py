@@ -70,7 +70,7 @@ TURN_BUDGET_S, MIN_SLICE_S = 0.010, 0.001
 PRE_READY_BUFFER, HELLO_TIMEOUT_S = 16 << 10, 10.0
 #: requests handed to the router at once, between two looks at the clock
 #: (the router sends each worker one batch per turn, however many chunks)
-CHUNK = 64
+CHUNK = 256
 #: the longest the loop sleeps with nothing to do (s)
 MAX_SLEEP = 1.0
 

@@ -26,7 +26,7 @@ import os
 import selectors
 import time
 from collections import defaultdict
-from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Set
+from typing import Any, Dict, Iterable, List, Optional, Set
 
 try:
     from typing import Protocol
@@ -36,15 +36,16 @@ except ImportError:  # Python < 3.8
 from ..errors import NotSupported, ServerBusy, ServerError, ShuttingDown, WorkerFailed
 from ..pins import BOARD_TO_BCM, bus_chip_pin, describe, is_bus_chip_spec, pin_key
 from ..protocol import writing
-from ..protocol.ops import BATCH, BUS, SERVER
+from ..protocol.ops import BATCH, BUS, PIN, SERVER
 from ..protocol.reading import Request
 from .admin import sim_operation
+from .batching import Inflight, PinBatching
 from .backends import Backend
 from .busgate import BusGate
 from .expanderroute import Expanders
 from .routebuses import MAX_INFLIGHT, BusRouting
 from .routeexpanders import ExpanderRouting
-from .gather import Gather, GatherPart, PartError
+from .gather import GatherPart, PartError
 from .info import InfoService
 from .messages import Event, Gone, MakeSafe, PartReply, Pong, Reply, Settings, Task, ToWorker
 from .ownership import Ownership
@@ -75,13 +76,7 @@ class Outlet(Protocol):
         """Is *conn* still there (a closed one's later requests are dropped)?"""
 
 
-class Inflight(NamedTuple):
-    conn: int
-    id_json: str
-    part: Optional[GatherPart]
-
-
-class Router(BusRouting, ExpanderRouting):
+class Router(BusRouting, ExpanderRouting, PinBatching):
     def __init__(self, *, backend: Backend, mode: str, status: StatusTable, rules: Rules, pool: WorkerPool,
                  outlet: Outlet, selector: selectors.BaseSelector, version: str, started: float,
                  disconnect_policy: str = "finish", show_peers: bool = True,
@@ -134,11 +129,22 @@ class Router(BusRouting, ExpanderRouting):
         self._send_batches()
 
     def route(self, conn: int, requests: List[Request]) -> None:
-        """Route one read's requests (replies go to the outlet)."""
-        outlet = self.outlet
-        for req in requests:
+        """Route one read's requests (replies go to the outlet); a run of one
+        header pin's requests in one pass (batching.py)."""
+        outlet, n, count = self.outlet, 0, len(requests)
+        while n < count:
             if not outlet.is_open(conn):
                 break  # closed on the way (its output ran over): nothing more for it
+            req, end = requests[n], n + 1
+            board = req.pin
+            if req.spec.scope == PIN and type(board) is int:   # a run of one header pin's
+                while end < count and requests[end].pin == board and requests[end].spec.scope == PIN:
+                    end += 1
+                if end - n > 1:
+                    self._route_run(conn, board, requests[n:end])
+                    n = end
+                    continue
+            n = end
             try:
                 scope = req.spec.scope
                 if scope == SERVER:
@@ -227,29 +233,6 @@ class Router(BusRouting, ExpanderRouting):
             batches, self._batches = self._batches, {}
             for handle, batch in batches.items():
                 self.pool.send(handle, batch)
-
-    def _fan_out(self, conn: int, req: Request) -> None:
-        """write / read_many: checked for every pin first, then one part per pin."""
-        boards = list(req.args["pins"])
-        if req.op == "write":
-            lease = {"lease_ms": req.args.get("lease_ms", 0.0),
-                     "revert": req.args.get("revert", "safe")}
-            parts = {}
-            for board, level in req.args["pins"].items():
-                op = "on" if level == 1.0 else "off" if level == 0.0 else "value"
-                args = dict(lease, time_ms=0.0, **({"level": level} if op == "value" else {}))
-                self.rules.check(board, op, args)
-                parts[board] = (op, args)
-        else:
-            parts = {board: ("read", {}) for board in boards}
-            for board in boards:
-                self.rules.check_access(board, "read")
-        handles = {board: self._handle(board) for board in boards}
-        if req.op == "write":
-            self.ownership.claim_all(conn, boards, "write")
-        gather = Gather(conn, req.id_json, "write" if req.op == "write" else "read", len(parts))
-        for board, (op, args) in parts.items():
-            self._dispatch(handles[board], conn, "0", op, args, GatherPart(gather, board), board)
 
     def _server_op(self, conn: int, req: Request) -> None:
         if req.op == "info":

@@ -88,9 +88,10 @@ class SimPin(PiPin):
         return bool(self.board.level(self.line))
 
     def _set_state(self, value) -> None:
-        if self._get_function() != "output":
+        frequency = self.board.output_frequency(self.line)  # one read of the line's record
+        if frequency is None:
             raise PinSetInput(f"cannot set state of input pin {self!r}")
-        if self.board.frequency(self.line):
+        if frequency:
             if not 0 <= value <= 1:
                 raise PinInvalidState(f'invalid state "{value}" for pin {self!r}')
             self.board.set_output(self.line, float(value))

@@ -65,6 +65,11 @@ for _name, _fmt in _FIELDS:
     _FIELD[_name] = (_offset, _struct)
     _offset += _struct.size
 _LINE_SIZE = (_offset + 7) // 8 * 8
+#: the whole record at once (the fields are packed back to back, as above):
+#: one unpack where a write would otherwise make five
+_LINE = struct.Struct("=" + "".join(fmt for _, fmt in _FIELDS))
+_VALUE_AT, _VALUE = _FIELD["value"]
+_HEAD_AT, _HEAD = _FIELD["head"]
 _ENTRY = struct.Struct("=qd")
 _EDGE = struct.Struct("=bq")  # one edge record in a wake pipe: level, t_ns
 _HISTORY_OFFSET = _LINE_SIZE * NUM_LINES
@@ -229,25 +234,30 @@ class SimBoard:
 
     def set_output(self, line: int, value: float) -> None:
         """Drive *value* on an output line and record it in the history."""
-        old, head = self._get(line, "value"), self._get(line, "head")
+        mem, start = self._mem, line * _LINE_SIZE
+        _, _, _, group, echo, old, _, head, echo_ns, _, _ = _LINE.unpack_from(mem, start)
         if value == old and head:
             return
         t_ns = time.monotonic_ns()
         base = _HISTORY_OFFSET + line * HISTORY * _ENTRY.size
-        _ENTRY.pack_into(self._mem, base + (head % HISTORY) * _ENTRY.size, t_ns, value)
-        self._set(line, "value", value)
-        self._set(line, "head", head + 1)
-        if self._get(line, "group") >= 0:
+        _ENTRY.pack_into(mem, base + (head % HISTORY) * _ENTRY.size, t_ns, value)
+        _VALUE.pack_into(mem, start + _VALUE_AT, value)
+        _HEAD.pack_into(mem, start + _HEAD_AT, head + 1)
+        if group >= 0:
             self._notify_wire(line, t_ns)
-        echo = self._get(line, "echo_to")
         if echo >= 0 and old >= 0.5 > value:  # the trigger fell: the sensor answers
             start = t_ns + ECHO_DELAY_NS
-            end = start + self._get(line, "echo_ns")
+            end = start + echo_ns
             self._set(echo, "window_end", 0)
             self._set(echo, "window_start", start)
             self._set(echo, "window_end", end)
             self.notify(echo, start, level=1)
             self.notify(echo, end, level=0)
+
+    def output_frequency(self, line: int) -> Optional[float]:
+        """An output line's PWM frequency (0.0: none); None if the line is no output."""
+        record = _LINE.unpack_from(self._mem, line * _LINE_SIZE)
+        return record[6] if record[0] == OUTPUT else None
 
     def _notify_wire(self, line: int, t_ns: Optional[int] = None) -> None:
         for other in self.wired_to(line):

@@ -1,0 +1,110 @@
+"""A run of one pin's requests, routed in one pass (server/batching.py): each
+request still checked and answered on its own, in order.
+
+Every run is sent in one write, so the server reads it in one pass (on
+127.0.0.1 a few KiB arrive together); the same answers must hold if it did
+not. Every wait bounded; a stopped worker is continued by its pid."""
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from remoteio.server import Server
+from remoteio.testing import RawClient, frame, wait_until, worker_pid
+
+
+def sim_server(**options) -> Server:
+    return Server(host="127.0.0.1", port=0, backend="sim", **options)
+
+
+def run(conn: RawClient, requests) -> tuple:
+    """Send the requests (id 1, 2, ...) in one write: the replies by id, and
+    the ids in the order the replies came."""
+    conn.sock.sendall(b"".join(frame(n + 1, op, **fields) for n, (op, fields) in enumerate(requests)))
+    replies = [conn.recv() for _ in requests]
+    return {reply["id"]: reply for reply in replies}, [reply["id"] for reply in replies]
+
+
+def codes(replies: dict) -> list:
+    return [None if replies[n]["ok"] else replies[n]["error"]["code"] for n in sorted(replies)]
+
+
+def test_a_bad_command_mid_run_gets_its_own_error_and_the_others_run_in_order():
+    with sim_server(mode="nowait") as server, RawClient(server.address) as conn:
+        conn.hello()
+        conn.request("open", pin=7)
+        since = server.sim.history(7)[-1][0] if server.sim.history(7) else 0
+        replies, _ = run(conn, [("on", {"pin": 7}), ("off", {"pin": 7}), ("on", {"pin": 7, "time_ms": -5}),
+                                ("on", {"pin": 7}), ("read", {"pin": 7}), ("bogus", {"pin": 7}),
+                                ("off", {"pin": 7})])
+        assert codes(replies) == [None, None, "bad_argument", None, None, "unknown_op", None]
+        assert replies[5]["value"] == 1.0  # read ran after the on before it, before the off
+
+        def changes():
+            return [level for t, level in server.sim.history(7) if t > since]
+        assert wait_until(lambda: len(changes()) >= 4, timeout=3)
+        assert changes() == [1.0, 0.0, 1.0, 0.0]
+
+
+def test_the_sharing_rule_is_applied_to_each_command_of_a_run():
+    with sim_server(mode="nowait") as server, RawClient(server.address) as conn, \
+            RawClient(server.address) as other:
+        conn.hello()
+        other.hello()
+        conn.request("open", pin=11)
+        replies, _ = run(other, [("on", {"pin": 11})] * 3)
+        assert codes(replies) == ["pin_busy"] * 3
+        replies, _ = run(conn, [("on", {"pin": 11}), ("close", {"pin": 11}), ("on", {"pin": 11}),
+                                ("open", {"pin": 11}), ("off", {"pin": 11})])
+        assert codes(replies) == [None, None, "pin_closed", None, None]
+        replies, _ = run(other, [("off", {"pin": 11})] * 2)
+        assert codes(replies) == ["pin_busy"] * 2   # conn opened it again mid-run
+
+
+def test_the_pin_rules_are_applied_to_each_command_of_a_run():
+    with sim_server(mode="nowait", pins={7: {"max_hold_ms": 1000}, 11: {"access": "read"}}) as server, \
+            RawClient(server.address) as conn:
+        conn.hello()
+        replies, _ = run(conn, [("on", {"pin": 7, "time_ms": 100}), ("on", {"pin": 7}),
+                                ("off", {"pin": 7}), ("on", {"pin": 7, "time_ms": 5000}),
+                                ("on", {"pin": 7, "time_ms": 50})])
+        assert codes(replies) == [None, "forbidden", None, "forbidden", None]
+        replies, _ = run(conn, [("read", {"pin": 11}), ("on", {"pin": 11}), ("state", {"pin": 11})])
+        assert codes(replies) == [None, "forbidden", None]
+
+
+def test_a_run_holds_the_in_flight_bound_at_every_request(monkeypatch):
+    from remoteio.server import batching, router
+    monkeypatch.setattr(batching, "MAX_INFLIGHT", 3)
+    monkeypatch.setattr(router, "MAX_INFLIGHT", 3)
+    with sim_server(mode="nowait") as server, RawClient(server.address) as conn:
+        conn.hello()
+        conn.request("open", pin=7)
+        pid = worker_pid(server, 7)
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            conn.sock.sendall(b"".join(frame(n + 1, "on" if n % 2 == 0 else "off", pin=7)
+                                       for n in range(6)))
+            early = [conn.recv() for _ in range(3)]   # refused at once: the worker answers nothing
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        assert [(r["id"], r["error"]["code"]) for r in early] == [
+            (4, "server_busy"), (5, "server_busy"), (6, "server_busy")]
+        late = [conn.recv() for _ in range(3)]
+        assert [(r["id"], r["ok"]) for r in late] == [(1, True), (2, True), (3, True)]
+        assert wait_until(lambda: server.sim.value(7) == 1.0, timeout=3)
+
+
+@pytest.mark.parametrize("count", [2, 300, 1000])
+def test_a_long_run_is_answered_in_order_and_leaves_the_pin_where_the_last_command_put_it(count):
+    with sim_server(mode="nowait") as server, RawClient(server.address) as conn:
+        conn.hello()
+        conn.request("open", pin=7)
+        requests = [("on" if n % 2 == 0 else "off", {"pin": 7}) for n in range(count)]
+        requests.append(("value", {"pin": 7, "level": 0.25}))
+        replies, order = run(conn, requests)
+        assert order == list(range(1, count + 2))
+        assert all(reply["ok"] for reply in replies.values())
+        assert wait_until(lambda: server.sim.value(7) == 0.25, timeout=3)
