@@ -13,12 +13,11 @@ Nothing here waits on anything but the selector, and that wait is bounded
 by the next housekeeping (greeting and heartbeat timeouts, half-closed
 connections) and the router's next deadline (worker probes).
 
-Fairness and back-pressure: a turn of the loop handles at most
-:data:`FRAMES_PER_TURN` frames and spends at most about
-:data:`TURN_BUDGET_S` on them, both shared by the connections with frames
-waiting, so a flood on one connection delays the others by one short turn;
-a connection is not read again until its frames are handled, nor while a
-worker it feeds is congested.
+Fairness and back-pressure (:mod:`.frameshare`, a part of this class): a
+turn of the loop shares its frames and time among the connections with
+frames waiting, so a flood on one connection delays the others by one short
+turn; a connection is not read again until its frames are handled, nor
+while a worker it feeds is congested.
 
 Slow readers: replies are never dropped, but once a connection has more than
 ``event_buffer`` bytes waiting, new *events* for it are dropped (its client
@@ -34,18 +33,17 @@ import selectors
 import socket
 import ssl
 import time
-from typing import TYPE_CHECKING, Callable, Dict, Iterable, List, Optional, Set
+from typing import TYPE_CHECKING, Callable, Dict, Iterable, Optional, Set
 
 from ..errors import ServerBusy
 from ..protocol import writing
 from ..protocol.auth import Penalties
-from ..protocol.ops import SERVER
-from ..protocol.reading import Request
-from ..protocol.server_connection import Greeted, PinRequest, ServerConnection
+from ..protocol.server_connection import ServerConnection
 from ..protocol.session import Session
 from ..tcp import tune
 from . import memory
 from .connection import Connection, format_peer, peer_ip
+from .frameshare import FrameSharing
 from .transport import WOULD_BLOCK, Transport
 from .wakeup import WakePipe
 
@@ -57,20 +55,9 @@ log = logging.getLogger(__name__)
 #: bytes asked for per read: below glibc's mmap threshold (128 KiB), so a read
 #: does not map and unmap a fresh buffer every time (that cost ~9 µs a read)
 READ_SIZE = 65536
-#: frames handled per turn of the loop, shared by the connections that have
-#: frames waiting (so one connection alone gets big batches, and a crowd
-#: gets fair turns that stay short: a fresh connection waits one turn)...
-FRAMES_PER_TURN = 2048
-#: ... but never fewer than this each
-MIN_SHARE = 32
-#: the time a turn spends on frames, shared the same way (s), and its floor
-TURN_BUDGET_S, MIN_SLICE_S = 0.010, 0.001
 #: before hello (and auth) succeeds: the output a connection may have waiting,
 #: the seconds it has to say hello (the refusals it may earn: server_connection)
 PRE_READY_BUFFER, HELLO_TIMEOUT_S = 16 << 10, 10.0
-#: requests handed to the router at once, between two looks at the clock
-#: (the router sends each worker one batch per turn, however many chunks)
-CHUNK = 256
 #: the longest the loop sleeps with nothing to do (s)
 MAX_SLEEP = 1.0
 
@@ -78,7 +65,7 @@ _READ = selectors.EVENT_READ
 _WRITE = selectors.EVENT_WRITE
 
 
-class Listener:
+class Listener(FrameSharing):
     def __init__(self, sock: socket.socket, *, selector: selectors.BaseSelector,
                  new_session: Callable[[], Session], max_frame: int,
                  max_connections: int = 256, event_buffer: int = 1 << 20,
@@ -316,74 +303,6 @@ class Listener:
         conn.last_seen = time.monotonic()
         if conn.protocol.receive_data(data):
             self._backlog[conn] = None  # handled at the end of this turn, with the others
-
-    def _work_backlog(self) -> None:
-        """This turn's share of every waiting connection's frames: the turn's
-        frames and time divided among them, each its part of what is left."""
-        # the few frames of quiet connections (a hello, a ping) before the floods' slices
-        conns = sorted(self._backlog, key=lambda c: c.protocol.waiting > MIN_SHARE)
-        share = max(MIN_SHARE, FRAMES_PER_TURN // len(conns))
-        deadline = time.monotonic() + TURN_BUDGET_S
-        for n, conn in enumerate(conns):
-            if conn.id not in self.connections:
-                self._backlog.pop(conn, None)
-                continue
-            left = max(0.0, deadline - time.monotonic()) / (len(conns) - n)
-            self._work(conn, share, max(MIN_SLICE_S, left))
-        for conn in conns:
-            if conn in self._backlog:  # frames left: not read again until they are handled,
-                del self._backlog[conn]  # and last in the next turn's order
-                self._backlog[conn] = None
-                self._update_events(conn)
-
-    def _work(self, conn: Connection, share: int, budget: float) -> None:
-        """Handle up to *share* of the connection's frames, stopping once
-        *budget* seconds are spent (frames differ: a ``sim history`` costs
-        a thousand ``on``); pin requests go to the router in chunks."""
-        protocol = conn.protocol
-        deadline = time.monotonic() + budget
-        batch: List[Request] = []
-        for _ in range(min(share, protocol.waiting)):
-            step = protocol.next_step()
-            if step is None:
-                break  # ending (after a failed authentication): read no further
-            if isinstance(step, PinRequest):
-                batch.append(step.request)
-            else:
-                if isinstance(step, Greeted):
-                    self.router.identify(conn.id, step.session, step.take_over)
-                self._queue(conn, step.frame)
-            if conn.id not in self.connections:
-                return  # closed on the way (its output ran over)
-            late = time.monotonic() >= deadline
-            if batch and (late or len(batch) >= CHUNK or batch[-1].spec.scope == SERVER):
-                if not self._route(conn, batch):
-                    return
-                batch = []
-                if conn in self._paused:
-                    break
-            if late:
-                break
-        if batch and not self._route(conn, batch):
-            return
-        if protocol.close_reason:
-            protocol.discard()
-        if not protocol.waiting and conn in self._backlog:
-            del self._backlog[conn]
-            self._update_events(conn)
-        if protocol.close_reason and not conn.eof:
-            self._end(conn, protocol.close_reason)  # once its last reply is queued
-
-    def _route(self, conn: Connection, batch: List[Request]) -> bool:
-        """Hand requests to the router; False if the connection closed meanwhile."""
-        conn.pending += len(batch)
-        self.router.route(conn.id, batch)
-        if conn.id not in self.connections:
-            return False
-        if self.router.congested(conn.id):
-            self._paused.add(conn)
-            self._update_events(conn)
-        return True
 
     def _end(self, conn: Connection, reason: Optional[str]) -> None:
         """Read no more; answer what was asked, then close (peer EOF, or us)."""
