@@ -318,7 +318,7 @@ class SimHeader:
         """``released``, ``input`` or ``output``."""
         if is_expander_spec(pin):  # an expander's pin is an input until IODIR says otherwise
             chip, bit = self.board.chips.pin(pin)
-            return "input" if chip.read(bit // 8) >> bit % 8 & 1 else "output"
+            return "input" if chip.is_input(bit) else "output"
         return self.board.function(self._line(pin))
 
     def frequency(self, pin) -> Optional[float]:
