@@ -212,7 +212,8 @@ def test_a_pull_down_on_a_pcf8574_pin_is_a_bad_argument_saying_why(remote):
 
 
 def test_a_gpiozero_button_on_a_pcf8574_pin_works_over_the_network(server):
-    from gpiozero import Button
+    from gpiozero import Button, DigitalInputDevice
+    from gpiozero.exc import PinInvalidPull
     from remoteio.gpiozero_factory import RemoteIOFactory
     factory = RemoteIOFactory(*server.address)
     try:
@@ -221,6 +222,8 @@ def test_a_gpiozero_button_on_a_pcf8574_pin_works_over_the_network(server):
         server.sim.drive("pcf0:P3", 0)
         assert wait_until(lambda: button.is_pressed, timeout=5)
         button.close()
+        with pytest.raises(PinInvalidPull, match="weak pull-up"):   # pull_up=False: down
+            DigitalInputDevice("pcf0:P4", pin_factory=factory)
     finally:
         factory.close()
 
