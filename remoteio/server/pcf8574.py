@@ -10,7 +10,7 @@ input, GPPU unused), and :meth:`PCF8574Chip.flush` sends it with ONE
 write. Its INT output has no flag or capture register: it is asserted while
 an input differs from what the last read or write saw, and a read clears it;
 :meth:`PCF8574Chip.read_captured` is that read, and the worker stamps its
-levels with the line's fall (docs/expanders.md, "PCF8574").
+levels with the line's fall (docs/expanders.md, "PCF8574 and PCF8574A").
 
 >>> from remoteio.server.simdevices import SimI2CBus
 >>> from remoteio.server.simpcf import SimPCF8574
