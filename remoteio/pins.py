@@ -12,14 +12,15 @@ translated at the edge.
 7
 >>> bcm_of(7)
 4
->>> pin_key("MCP0:gpb7"), pin_key("mcp0:3"), pin_key("GPIO4")
-('mcp0:B7', 'mcp0:A3', 7)
+>>> pin_key("MCP0:gpb7"), pin_key("mcp0:3"), pin_key("GPIO4"), pin_key("pcf0:p3")
+('mcp0:B7', 'mcp0:A3', 7, 'pcf0:P3')
 
 A pin of an I/O expander the server declares (docs/expanders.md) is named
 ``"<expander>:<port><bit>"``: ``"mcp0:A3"``, ``"mcp0:B7"`` (an MCP23008 has
 port A only); ``"mcp0:GPA3"`` (the datasheet's name) and the bit number
 ``"mcp0:11"`` (0-7 port A, 8-15 port B) are read too. Case does not matter;
-the canonical spelling is ``"mcp0:A3"``.
+the canonical spelling is ``"mcp0:A3"``. A PCF8574's pins are ``"pcf0:P0"`` ..
+``"pcf0:P7"`` (the datasheet's P0..P7); the bit number form is for MCP chips only.
 """
 from __future__ import annotations
 
@@ -122,25 +123,42 @@ def describe(board: Union[int, str]) -> str:
 # ---- pins of I/O expanders (docs/expanders.md) --------------------------------------------
 #: an expander's name as a configuration declares it: a letter, then letters, digits, _
 EXPANDER_NAME = re.compile(r"^[a-z][a-z0-9_]{0,15}$")
-_EXPANDER_PIN = re.compile(r"^([A-Za-z][A-Za-z0-9_]{0,15}):(?:[Gg][Pp])?([ABab])([0-7])$|"
+_EXPANDER_PIN = re.compile(r"^([A-Za-z][A-Za-z0-9_]{0,15}):(?:(?:[Gg][Pp])?([ABab])|([Pp]))([0-7])$|"
                            r"^([A-Za-z][A-Za-z0-9_]{0,15}):(1[0-5]|[0-9])$")
+#: the chips whose pins are named P0..P7 (quasi-bidirectional, one port; docs/expanders.md)
+PCF_CHIPS = ("pcf8574", "pcf8574a")
 
 #: a pin as the server names it: a board number, or an expander pin's name
 PinKey = Union[int, str]
 
 
-def expander_pin(spec: Any) -> Tuple[str, int]:
-    """``"mcp0:B3"`` -> ``("mcp0", 11)`` (the bit, 0-15); BadPin if it is not such a name."""
+def expander_pin_parts(spec: Any) -> Tuple[str, int, str]:
+    """``"mcp0:B3"`` -> ``("mcp0", 11, "AB")``, ``"pcf0:P3"`` -> ``("pcf0", 3, "P")``,
+    ``"mcp0:11"`` -> ``("mcp0", 11, "")``: name, bit (0-15) and the naming style;
+    BadPin if it is not such a name."""
     match = _EXPANDER_PIN.match(spec.strip()) if isinstance(spec, str) else None
     if match is None:
-        raise BadPin(f"cannot read pin {spec!r}: an expander's pin is named like 'mcp0:A3'")
-    if match.group(1):
-        return match.group(1).lower(), "AB".index(match.group(2).upper()) * 8 + int(match.group(3))
-    return match.group(4).lower(), int(match.group(5))
+        raise BadPin(f"cannot read pin {spec!r}: an expander's pin is named like 'mcp0:A3' "
+                     "(MCP23017/MCP23008: A0-A7, B0-B7) or 'pcf0:P3' (PCF8574: P0-P7)")
+    if match.group(2):
+        return (match.group(1).lower(), "AB".index(match.group(2).upper()) * 8 +
+                int(match.group(4)), "AB")
+    if match.group(3):
+        return match.group(1).lower(), int(match.group(4)), "P"
+    return match.group(5).lower(), int(match.group(6)), ""
 
 
-def expander_pin_name(expander: str, bit: int) -> str:
-    """The canonical name of bit *bit* (0-15) of *expander*: ``"mcp0:B3"``."""
+def expander_pin(spec: Any) -> Tuple[str, int]:
+    """``"mcp0:B3"`` -> ``("mcp0", 11)`` (the bit, 0-15); BadPin if it is not such a name."""
+    name, bit, _ = expander_pin_parts(spec)
+    return name, bit
+
+
+def expander_pin_name(expander: str, bit: int, chip: str = "") -> str:
+    """The canonical name of bit *bit* (0-15) of *expander*: ``"mcp0:B3"``
+    (``"pcf0:P3"`` when *chip* is one of :data:`PCF_CHIPS`)."""
+    if chip in PCF_CHIPS:
+        return f"{expander}:P{bit}"
     return f"{expander}:{'AB'[bit // 8]}{bit % 8}"
 
 
@@ -177,9 +195,10 @@ def is_expander_spec(spec: Any) -> bool:
 
 def pin_key(spec: PinSpec, numbering: str = "b") -> PinKey:
     """A header pin's board number (see :func:`board_pin`), or an expander
-    pin's canonical name (``"mcp0:A3"``); BadPin for anything else."""
-    if is_expander_spec(spec):
-        return expander_pin_name(*expander_pin(spec))
+    pin's canonical name (``"mcp0:A3"``, ``"pcf0:P3"``); BadPin for anything else."""
+    if is_expander_spec(spec):   # the chip is not known here: "P" names keep their style
+        name, bit, style = expander_pin_parts(spec)
+        return f"{name}:P{bit}" if style == "P" else expander_pin_name(name, bit)
     return board_pin(spec, numbering)
 
 

@@ -282,7 +282,7 @@ def test_an_expander_declared_at_run_time_serves_timed_pins_and_interrupts():
         with pytest.raises(PinBusy, match="expander mcp0 already"):
             remote.declare_expander("mcp8", "mcp23017", address=0x20)
         with pytest.raises(BadArgument, match="chip must be one of"):
-            remote.declare_expander("mcp9", "pcf8574", address=0x38)
+            remote.declare_expander("mcp9", "pcf9999", address=0x38)
 
 
 def test_the_configuration_file_allows_declaring_expanders_at_run_time():

@@ -1,7 +1,8 @@
 import pytest
 
 from remoteio.errors import BadPin
-from remoteio.pins import ALL_BOARD_PINS, BCM_TO_BOARD, BOARD_TO_BCM, POWER_AND_GROUND, bcm_of, board_pin
+from remoteio.pins import (ALL_BOARD_PINS, BCM_TO_BOARD, BOARD_TO_BCM, POWER_AND_GROUND, bcm_of,
+                           board_pin, expander_pin_name, expander_pin_parts, pin_key)
 
 
 def test_header_has_28_gpios_and_12_power_or_ground_pins():
@@ -50,3 +51,23 @@ def test_bad_pin_is_a_value_error_with_its_wire_code():
     with pytest.raises(ValueError) as info:
         board_pin(1)
     assert info.value.code == "bad_pin"
+
+
+@pytest.mark.parametrize("spec, key", [("pcf0:P3", "pcf0:P3"), ("PCF0:p7", "pcf0:P7"),
+                                       ("mcp0:gpb7", "mcp0:B7"), ("mcp0:11", "mcp0:B3")])
+def test_expander_pins_keep_their_naming_style_in_the_canonical_name(spec, key):
+    assert pin_key(spec) == key
+
+
+def test_a_pcf8574_pin_is_named_p0_to_p7_and_others_keep_a_and_b():
+    assert expander_pin_parts("pcf0:P3") == ("pcf0", 3, "P")
+    assert expander_pin_parts("mcp0:A3") == ("mcp0", 3, "AB")
+    assert expander_pin_parts("mcp0:3") == ("mcp0", 3, "")
+    assert expander_pin_name("pcf0", 5, "pcf8574a") == "pcf0:P5"
+    assert expander_pin_name("mcp0", 13, "mcp23017") == "mcp0:B5"
+
+
+@pytest.mark.parametrize("spec", ["pcf0:P8", "pcf0:GPP3", "pcf0:PA3", "pcf0:P"])
+def test_a_p_name_past_p7_is_a_bad_pin_naming_both_forms(spec):
+    with pytest.raises(BadPin, match="'pcf0:P3' \\(PCF8574: P0-P7\\)"):
+        pin_key(spec)

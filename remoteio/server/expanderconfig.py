@@ -3,7 +3,7 @@
 ::
 
     [expanders.mcp0]
-    chip = "mcp23017"      # or "mcp23008"
+    chip = "mcp23017"      # or "mcp23008", "pcf8574" (0x20-0x27), "pcf8574a" (0x38-0x3F)
     bus = 1                # /dev/i2c-1
     address = 0x20
     poll_ms = 10           # how often watched inputs are read (change events)
@@ -13,18 +13,23 @@
 >>> spec = parse_expander("mcp0", {"chip": "mcp23017", "address": 0x21}, lambda k, m: ValueError(m))
 >>> spec.bus, hex(spec.address), spec.pins[:3], len(spec.pins)
 (1, '0x21', ('A0', 'A1', 'A2'), 16)
+>>> spec = parse_expander("pcf0", {"chip": "pcf8574a"}, lambda k, m: ValueError(m))
+>>> hex(spec.address), spec.pins[-1], spec.ports
+('0x38', 'P7', 1)
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional, Tuple
 
-from ..pins import BOARD_TO_BCM, EXPANDER_NAME
+from ..pins import BOARD_TO_BCM, EXPANDER_NAME, expander_pin_name
 from ..protocol.buses import BUS_PINS
 
 #: chip -> its ports (8 pins each); the register map is the same shape for all
 #: (MCP23017 with IOCON.BANK = 0: register = base * 2 + port; MCP23008: base)
-CHIPS: Dict[str, int] = {"mcp23017": 2, "mcp23008": 1}
+CHIPS: Dict[str, int] = {"mcp23017": 2, "mcp23008": 1, "pcf8574": 1, "pcf8574a": 1}
+#: the addresses a chip can be strapped to (A2..A0), the first the default
+ADDRESSES: Dict[str, range] = {"pcf8574": range(0x20, 0x28), "pcf8574a": range(0x38, 0x40)}
 #: the fastest poll a configuration may ask for
 MIN_POLL_MS, DEFAULT_POLL_MS = 1.0, 10.0
 
@@ -44,8 +49,8 @@ class ExpanderSpec:
 
     @property
     def pins(self) -> Tuple[str, ...]:
-        """The pins' spellings after the colon, A0 first."""
-        return tuple(f"{'AB'[bit // 8]}{bit % 8}" for bit in range(8 * self.ports))
+        """The pins' spellings after the colon, A0 (a PCF8574's: P0) first."""
+        return tuple(expander_pin_name("", bit, self.chip)[1:] for bit in range(8 * self.ports))
 
     @property
     def key(self) -> Tuple[str, str]:
@@ -76,9 +81,12 @@ def parse_expander(name: str, table: Dict[str, Any],
     bus = table.get("bus", 1)
     if isinstance(bus, bool) or not isinstance(bus, int) or not 0 <= bus <= 255:
         raise fail("bus", f"bus must be an I2C bus number 0..255, not {bus!r}")
-    address = table.get("address", 0x20)
-    if isinstance(address, bool) or not isinstance(address, int) or not 0x03 <= address <= 0x77:
-        raise fail("address", f"address must be an I2C address 0x03..0x77, not {address!r}")
+    strapped = ADDRESSES.get(chip, range(0x03, 0x78))
+    address = table.get("address", strapped[0] if chip in ADDRESSES else 0x20)
+    if isinstance(address, bool) or not isinstance(address, int) or address not in strapped:
+        which = f" (a {chip.upper()}'s)" if chip in ADDRESSES else ""
+        raise fail("address", f"address must be an I2C address{which} "
+                              f"0x{strapped[0]:02x}..0x{strapped[-1]:02x}, not {address!r}")
     poll_ms = table.get("poll_ms", DEFAULT_POLL_MS)
     if isinstance(poll_ms, bool) or not isinstance(poll_ms, (int, float)) or \
             not MIN_POLL_MS <= poll_ms <= 60_000:

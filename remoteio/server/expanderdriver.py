@@ -118,6 +118,14 @@ class ExpanderChip:
             raise
         return made
 
+    def pull_of(self, label: str, pull: str) -> str:
+        """The pull an input of this chip gets when *pull* is asked for (GPPU:
+        a pull-up or none); BadArgument if it cannot have it."""
+        if pull == "down":
+            raise BadArgument(f"{label} has a pull-up only (the chip's GPPU); pull must be "
+                              "'up' or 'floating'", detail="PinInvalidPull")
+        return pull
+
     def enable_interrupts(self, mask: int) -> None:
         """GPINTEN = *mask* (bit n: pin n interrupts on change), if it changed."""
         if mask != self.gpinten:
@@ -164,7 +172,7 @@ class ExpanderPinDriver:
         self.read_levels = read_levels or chip.read_inputs
         self.mode = "released"
         self.level = 0.0
-        self.pull = "floating"
+        self.pull = chip.pull_of(name, "floating")
         self.bounce_ms = 0.0
         self.edges = "both"
         self.watching = False
@@ -178,7 +186,7 @@ class ExpanderPinDriver:
         """An input without pull-up again (the chip's power-on state)."""
         self.chip.set_bit(B_GPPU, self.bit, 0)
         self.chip.set_bit(B_IODIR, self.bit, 1)
-        self.mode, self.pull, self.level = "released", "floating", 0.0
+        self.mode, self.pull, self.level = "released", self.chip.pull_of(self.label, "floating"), 0.0
 
     def check_output(self) -> None:
         if self.mode == "input":
@@ -199,22 +207,21 @@ class ExpanderPinDriver:
         return level != before
 
     def check_input(self, pull: str) -> None:
-        if pull == "down":
-            raise BadArgument(f"{self.label} has a pull-up only (the chip's GPPU); pull must be "
-                              "'up' or 'floating'", detail="PinInvalidPull")
+        self.chip.pull_of(self.label, pull)
 
     def make_input(self, pull: str, bounce_ms: float) -> None:
         self.open()
         self.check_input(pull)
         self.chip.set_bit(B_GPPU, self.bit, int(pull == "up"))
         self.chip.set_bit(B_IODIR, self.bit, 1)
-        self.mode, self.pull, self.bounce_ms, self.level = "input", pull, bounce_ms, 0.0
+        self.mode, self.bounce_ms, self.level = "input", bounce_ms, 0.0
+        self.pull = self.chip.pull_of(self.label, pull)
         self.seen = None
 
     def set_pull(self, pull: str) -> None:
         self.check_input(pull)
         self.chip.set_bit(B_GPPU, self.bit, int(pull == "up"))
-        self.pull = pull
+        self.pull = self.chip.pull_of(self.label, pull)
 
     def set_frequency(self, frequency: Optional[float]) -> None:
         if frequency:

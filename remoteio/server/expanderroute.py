@@ -9,6 +9,10 @@ worker owns that chip: another writer would fight its register image).
 >>> ex = Expanders({"mcp0": ExpanderSpec("mcp0", "mcp23008", 1, 0x20)})
 >>> ex.spec_of("mcp0:A7").key
 ('expander', 'mcp0')
+>>> Expanders({"pcf0": ExpanderSpec("pcf0", "pcf8574", 1, 0x21)}).spec_of("pcf0:A3")
+Traceback (most recent call last):
+...
+remoteio.errors.BadPin: pcf0:A3: pcf0 is a PCF8574, with pins pcf0:P0 .. pcf0:P7
 >>> ex.check_address(("i2c", 1), "i2c_read_byte_data", {"addr": 0x20, "register": 0})
 Traceback (most recent call last):
 ...
@@ -52,20 +56,21 @@ class Expanders:
         return bool(self.specs)
 
     def spec_of(self, pin: str) -> ExpanderSpec:
-        """The expander of *pin* (a canonical name); BadPin if there is none."""
-        name, bit = expander_pin(pin)
+        """The expander of *pin* (a canonical name); BadPin if there is none, or
+        if the name is not one of its chip's (``"pcf0:A3"``, ``"mcp0:P1"``)."""
+        name, _ = expander_pin(pin)
         spec = self.specs.get(name)
         if spec is None:
             have = ", ".join(sorted(self.specs)) or "none"
             raise BadPin(f"{pin}: this server has no expander {name!r} (its expanders: {have})")
-        if bit >= 8 * spec.ports:
-            raise BadPin(f"{pin}: {name} is an {spec.chip.upper()}, with pins "
-                         f"{name}:A0 .. {expander_pin_name(name, 8 * spec.ports - 1)}")
+        if pin not in self.pins(spec):
+            raise BadPin(f"{pin}: {name} is {chip_name(spec)}, with pins {pin_range(spec)}")
         return spec
 
     @staticmethod
     def pins(spec: ExpanderSpec) -> Tuple[str, ...]:
-        return tuple(expander_pin_name(spec.name, bit) for bit in range(8 * spec.ports))
+        return tuple(expander_pin_name(spec.name, bit, spec.chip)
+                     for bit in range(8 * spec.ports))
 
     @staticmethod
     def wrap(pin: str, message: ToWorker) -> ForPin:
@@ -84,10 +89,19 @@ class Expanders:
         for addr in _addresses(op, args):
             spec = self._by_address.get((key[1], addr))
             if spec is not None:
-                last = expander_pin_name(spec.name, 8 * spec.ports - 1)
                 raise PinBusy(f"I2C bus {spec.bus}, address 0x{addr:02x} is held by expander "
-                              f"{spec.name} (an {spec.chip.upper()}): use its pins, "
-                              f"{spec.name}:A0 .. {last}")
+                              f"{spec.name} ({chip_name(spec)}): use its pins, {pin_range(spec)}")
+
+
+def chip_name(spec: ExpanderSpec) -> str:
+    """``"an MCP23017"``, ``"a PCF8574"``: the chip, for a message."""
+    return f"{'an' if spec.chip.startswith('mcp') else 'a'} {spec.chip.upper()}"
+
+
+def pin_range(spec: ExpanderSpec) -> str:
+    """``"mcp0:A0 .. mcp0:B7"``: the pins of *spec*'s chip, for a message."""
+    pins = Expanders.pins(spec)
+    return f"{pins[0]} .. {pins[-1]}"
 
 
 def _addresses(op: str, args: Dict[str, Any]) -> Iterable[int]:

@@ -21,12 +21,13 @@ import time
 from typing import Any, Dict, Optional, Set, Tuple
 
 from ..errors import ServerError
-from ..pins import expander_pin_name
+from ..pins import PCF_CHIPS, expander_pin_name
 from .channel import Channel
 from .config import PinRule
 from .expanderdriver import ExpanderChip, ExpanderPinDriver
 from .expanderint import InterruptLine
 from .messages import ForPin, Pong, Probe, Stop, Task, decode
+from .pcf8574 import PCF8574Chip
 from .pinworker import PinMachine
 from .status import StatusTable
 from .worker import Worker
@@ -76,7 +77,6 @@ class ExpanderWorker(Worker):
             status.adopt(settings.get("slots", {}))
         expander = settings["expander"]
         self.name = expander["name"]
-        ports = 2 if expander["chip"] == "mcp23017" else 1
         self.line: Optional[InterruptLine] = None
         if expander.get("interrupt") is not None and backend is not None:
             try:
@@ -84,14 +84,13 @@ class ExpanderWorker(Worker):
             except Exception as exc:  # the chip's pins still work; its inputs are polled
                 log.error("expander %s: interrupt line pin %d unusable, inputs polled: %s",
                           self.name, expander["interrupt"], exc)
-        self.chip = ExpanderChip(bus, self.name, expander["bus"], expander["address"], ports,
-                                 interrupt=self.line is not None)
+        self.chip = make_chip(bus, expander, interrupt=self.line is not None)
         self.poll_s = expander["poll_ms"] / 1000.0
         self.next_poll: Optional[float] = None
         rules = settings["rules"]
         self.pins: Dict[str, ExpanderPin] = {}
-        for bit in range(8 * ports):
-            name = expander_pin_name(self.name, bit)
+        for bit in range(8 * self.chip.ports):
+            name = expander_pin_name(self.name, bit, expander["chip"])
             self.pins[name] = ExpanderPin(self, self.chip, name, bit, mode,
                                           PinRule(**rules.get(name, {})))
         try:
@@ -296,6 +295,15 @@ class ExpanderWorker(Worker):
             self.line.close()
 
 
+def make_chip(bus: Any, expander: Dict[str, Any], interrupt: bool) -> ExpanderChip:
+    """The chip of an expander's settings, on *bus*: an MCP230xx's registers or a PCF8574's port."""
+    if expander["chip"] in PCF_CHIPS:
+        return PCF8574Chip(bus, expander["name"], expander["bus"], expander["address"],
+                           interrupt=interrupt)
+    return ExpanderChip(bus, expander["name"], expander["bus"], expander["address"],
+                        2 if expander["chip"] == "mcp23017" else 1, interrupt=interrupt)
+
+
 class _Unopened:
     """A bus whose device file would not open: every call fails with why."""
 
@@ -306,7 +314,7 @@ class _Unopened:
         raise self.exc
 
     write_byte_data = write_i2c_block_data = read_word_data = read_byte_data = _fail
-    read_i2c_block_data = _fail
+    read_i2c_block_data = write_byte = read_byte = _fail
 
     def close(self) -> None:
         pass

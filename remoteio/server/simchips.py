@@ -29,11 +29,12 @@ import mmap
 import multiprocessing
 import struct
 import threading
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from ..errors import BadPin
-from ..pins import bus_chip_pin, expander_pin, is_bus_chip_spec
+from ..pins import PCF_CHIPS, bus_chip_pin, expander_pin_parts, is_bus_chip_spec
 from .simdevices import DEVICE_KINDS, NO_INPUT, MCP23017
+from .simpcf import SimPCF8574
 
 log = logging.getLogger(__name__)
 
@@ -52,14 +53,27 @@ _SLOT = _RING + PINS * HISTORY * _ENTRY.size
 #: a slot's directory entry: kind (0: free), bus, address, interrupt line (-1: none), name
 #: (empty for a bus's own chip that is no expander)
 _DIRECTORY = struct.Struct("=bBBb16s")
-_KINDS = ("mcp23017", "mcp23008")
+_KINDS = ("mcp23017", "mcp23008", "pcf8574", "pcf8574a")
+#: the models of the kinds a slot can hold
+_MODELS = {"mcp23017": DEVICE_KINDS["mcp23017"], "mcp23008": DEVICE_KINDS["mcp23008"],
+           "pcf8574": SimPCF8574, "pcf8574a": SimPCF8574}
+Model = Union[MCP23017, SimPCF8574]
+
+
+def _pin_names(kind: str, pins: int) -> List[str]:
+    """A model's names of its pins in ``history``: "GPA0" (MCP230xx), "P0" (PCF8574)."""
+    if kind in PCF_CHIPS:
+        return [f"P{bit}" for bit in range(pins)]
+    return [f"GP{'AB'[bit // 8]}{bit % 8}" for bit in range(pins)]
 
 
 class SharedChipMemory:
     """A chip's state in slot *index* of the shared mapping (see ChipMemory)."""
 
-    def __init__(self, mem: mmap.mmap, index: int, size: int, pins: int, lock: Any):
+    def __init__(self, mem: mmap.mmap, index: int, size: int, pins: int, lock: Any,
+                 kind: str = "mcp23017"):
         self.mem, self.base, self.lock = mem, index * _SLOT, lock
+        self.names = _pin_names(kind, pins)
         view = memoryview(mem)
         self.registers = view[self.base:self.base + size]
         self.inputs = view[self.base + _REGISTERS:self.base + _REGISTERS + pins]
@@ -90,7 +104,7 @@ class SharedChipMemory:
     @property
     def history(self) -> List[Tuple[int, str, int]]:
         """Every pin's changes, as the private model lists them."""
-        rows = [(t, f"GP{'AB'[bit // 8]}{bit % 8}", int(v))
+        rows = [(t, self.names[bit], int(v))
                 for bit in range(len(self.levels)) for t, v in self.pin_history(bit)]
         return sorted(rows)
 
@@ -141,7 +155,7 @@ class SimChips:
                              -1 if interrupt_line is None else interrupt_line, name.encode())
 
     def declare(self, name: str, bus: int, address: int, kind: str,
-                interrupt_line: Optional[int] = None) -> MCP23017:
+                interrupt_line: Optional[int] = None) -> Model:
         """An expander's chip (at power-on in a free slot, unless its bus's own
         chip has one already); *interrupt_line*: the header line (BCM) its INTA
         is wired to."""
@@ -159,7 +173,7 @@ class SimChips:
             self._write_entry(index, kind, bus, address, interrupt_line, name)
         return self._model(bus, address, reset=reset)
 
-    def _new(self, bus: int, address: int, kind: str) -> Optional[MCP23017]:
+    def _new(self, bus: int, address: int, kind: str) -> Optional[Model]:
         """The chip at (bus, address), given a slot at power-on if it has none; None: full."""
         with self._lock:   # one slot per chip, and none past the mapping
             if self._slot(bus, address) is None:
@@ -185,22 +199,23 @@ class SimChips:
         return sorted((address, kind, index) for index, kind, b, address, _, _ in self._entries()
                       if b == bus)
 
-    def attach(self, index: int, kind: str) -> MCP23017:
-        """A view of the chip in slot *index* (a bus worker's, told by the server)."""
-        if kind not in SHARED_KINDS or not 0 <= index < SLOTS:
-            raise ValueError(f"no shared {kind} in slot {index}")
-        cls = DEVICE_KINDS[kind]
-        memory = SharedChipMemory(self._mem, index, 11 * cls.ports, 8 * cls.ports,
-                                  self.chip_lock)
-        return cls(memory=memory, reset=False)
+    def _memory(self, index: int, kind: str) -> SharedChipMemory:
+        cls = _MODELS[kind]
+        return SharedChipMemory(self._mem, index, cls.per_port * cls.ports, 8 * cls.ports,
+                                self.chip_lock, kind)
 
-    def _model(self, bus: int, address: int, reset: bool) -> MCP23017:
+    def attach(self, index: int, kind: str) -> Model:
+        """A view of the chip in slot *index* (a bus worker's, told by the server)."""
+        if kind not in _KINDS or not 0 <= index < SLOTS:   # (an expander's slot: any kind)
+            raise ValueError(f"no shared {kind} in slot {index}")
+        return _MODELS[kind](memory=self._memory(index, kind), reset=False)
+
+    def _model(self, bus: int, address: int, reset: bool) -> Model:
         slot = self._slot(bus, address)
         assert slot is not None
         index, kind, line = slot
-        cls = DEVICE_KINDS[kind]
-        memory = SharedChipMemory(self._mem, index, 11 * cls.ports, 8 * cls.ports,
-                                  self.chip_lock)
+        cls = _MODELS[kind]
+        memory = self._memory(index, kind)
         if reset:
             memory.inputs[:] = bytes([NO_INPUT] * len(memory.inputs))
         wire = self._wire
@@ -208,16 +223,16 @@ class SimChips:
             else None
         return cls(memory=memory, reset=reset, interrupt=interrupt)
 
-    def model(self, bus: int, address: int) -> Optional[MCP23017]:
+    def model(self, bus: int, address: int) -> Optional[Model]:
         """A view of the shared chip at (bus, address), or None."""
         return self._model(bus, address, reset=False) if self._slot(bus, address) else None
 
-    def models(self, bus: int) -> Dict[int, MCP23017]:
+    def models(self, bus: int) -> Dict[int, Model]:
         """address -> the shared chips of *bus* (for its bus worker)."""
         return {address: self._model(b, address, reset=False)
                 for _, _, b, address, _, _ in self._entries() if b == bus}
 
-    def pin(self, spec: str) -> Tuple[MCP23017, int]:
+    def pin(self, spec: str) -> Tuple[Model, int]:
         """The chip and bit of an expander pin (``"mcp0:A3"``) or of a bus's
         chip (``"i2c1@0x20:A3"``); BadPin if unknown."""
         if is_bus_chip_spec(spec):
@@ -228,10 +243,11 @@ class SimChips:
                 raise BadPin(f"{spec!r} is not a pin of an MCP23017/MCP23008 on simulated "
                              f"I2C bus {bus}")
             return chip, bit
-        name, bit = expander_pin(spec)
+        name, bit, style = expander_pin_parts(spec)
         where = self.names.get(name)
         chip = self.model(*where) if where else None
-        if chip is None or bit >= 8 * chip.ports:
+        if chip is None or bit >= 8 * chip.ports or \
+                (style == "P") != isinstance(chip, SimPCF8574):   # "pcf0:A3", "mcp0:P3"
             raise BadPin(f"{spec!r} is not a pin of an expander on this simulated board")
         return chip, bit
 

@@ -63,6 +63,10 @@ class RegisterChip:
     def write(self, register: int, value: int) -> None:
         self.registers[register % self.size] = value
 
+    def send_byte(self, value: int) -> None:
+        """An SMBus send byte (``write_byte``): it sets the pointer."""
+        self.pointer = value % self.size
+
     def advance(self, register: int) -> int:
         """The register after *register* in a sequential transfer."""
         return (register + 1) % self.size
@@ -138,11 +142,11 @@ class MCP23017(RegisterChip):
     between processes for an expander the server drives); *reset*: start it
     at the chip's power-on state."""
 
-    ports = 2
+    ports, per_port = 2, 11   # per_port: registers per port
 
     def __init__(self, memory: Optional[ChipMemory] = None, reset: bool = True,
                  interrupt: Optional[Callable[[Optional[int]], None]] = None) -> None:
-        size = 11 * self.ports
+        size = self.per_port * self.ports
         super().__init__(size)
         self.interrupt = interrupt
         self.memory = memory if memory is not None else ChipMemory(size, 8 * self.ports)
@@ -178,6 +182,9 @@ class MCP23017(RegisterChip):
                     driven = inputs[port * 8 + bit]
                     levels.append(driven if driven != NO_INPUT else pullup >> bit & 1)
         return levels
+
+    def is_input(self, bit: int) -> bool:
+        return bool(self.registers[self._reg(B_IODIR, bit // 8)] >> bit % 8 & 1)
 
     def drive_input(self, port: int, bit: int, level: Optional[int]) -> None:
         """Drive an input pin from outside (None: let it float)."""
@@ -339,7 +346,7 @@ class SimI2CBus:
         return chip.read_from(chip.pointer, 1)[0]
 
     def write_byte(self, i2c_addr: int, value: int, force: Any = None) -> None:
-        self._chip(i2c_addr).pointer = value % self._chip(i2c_addr).size
+        self._chip(i2c_addr).send_byte(value)
 
     def read_byte_data(self, i2c_addr: int, register: int, force: Any = None) -> int:
         return self._chip(i2c_addr).read_from(register, 1)[0]

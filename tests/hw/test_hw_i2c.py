@@ -163,3 +163,39 @@ def test_an_expander_pin_is_driven_through_the_registers_of_a_kernel_chip(i2c, r
     finally:
         local.close()
         server.terminate()
+
+
+def test_a_pcf8574s_pin_writes_reach_a_kernel_chip_one_byte_each(i2c, rig, tmp_path):
+    """i2c-stub's chip at 0x20 as a PCF8574 the server declares. The stub is a
+    register file behind a pointer: an SMBus send byte (the PCF8574's write)
+    sets the pointer, a receive byte returns the word at it (and moves it on).
+    With every word k preloaded with k, a receive byte right after the
+    worker's write returns the byte it wrote, through the kernel. Outputs
+    only: every read moves the pointer, so the stub cannot stand for the
+    chip's inputs or its INT (tests/test_pcf8574.py has those, simulated)."""
+    import smbus2
+    number = stub_bus()
+    local = smbus2.SMBus(number)
+    for k in range(256):
+        local.write_word_data(0x20, k, k)
+    config = tmp_path / "pcf.toml"
+    (tmp_path / "srv").mkdir()
+    config.write_text(f'[expanders.pcf]\nchip = "pcf8574"\nbus = {number}\naddress = 0x20\n')
+    server = start_server(["--backend", rig.backend, "--chip", str(rig.chip.chip_number),
+                           "--revision", REVISION, "--config", str(config)], tmp_path / "srv")
+    try:
+        with RemoteServer(*server.address, timeout=10.0) as remote:
+            bell = remote.pin("pcf:P3")
+            bell.off()                                   # after the worker's reset (0xFF)
+            assert local.read_byte(0x20) == 0xF7         # P3 latched low, the rest high
+            bell.on()
+            assert local.read_byte(0x20) == 0xFF         # P3 weak high
+            bell.on(time_ms=300, wait=True)              # timed on the Pi: low at its end
+            assert local.read_byte(0x20) == 0xF7
+            remote.write({f"pcf:P{bit}": bit % 2 for bit in range(8)})   # one byte
+            assert local.read_byte(0x20) == 0xAA
+            with pytest.raises(PinBusy, match="expander pcf"):
+                remote.i2c(number).read_byte(0x20)
+    finally:
+        local.close()
+        server.terminate()

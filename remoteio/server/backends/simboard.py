@@ -326,9 +326,9 @@ class SimHeader:
 
     def function(self, pin) -> str:
         """``released``, ``input`` or ``output``."""
-        if is_expander_spec(pin):  # an expander's pin is an input until IODIR says otherwise
+        if is_expander_spec(pin):  # an input until its chip makes it an output (IODIR, a latch 0)
             chip, bit = self.board.chips.pin(pin)
-            return "input" if chip.read(bit // 8) >> bit % 8 & 1 else "output"
+            return "input" if chip.is_input(bit) else "output"
         return self.board.function(self._line(pin))
 
     def frequency(self, pin) -> Optional[float]:
