@@ -42,6 +42,13 @@ def read_all(pool: WorkerPool, handle, timeout: float = 5.0):
     raise AssertionError("no reply")
 
 
+def _gone_or_zombie(pid: int) -> bool:
+    try:  # (reaped between a pid_exists and a Process() is gone too)
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
 def test_a_worker_forked_by_the_zygote_answers_and_the_zygote_reaps_it():
     zygote = Zygote({"echo": echo_worker}).start()
     selector = selectors.DefaultSelector()
@@ -56,8 +63,7 @@ def test_a_worker_forked_by_the_zygote_answers_and_the_zygote_reaps_it():
         pool.kill(handle)
         with pytest.raises(WorkerEnded):  # its pipe ends: the router's sign of a death
             read_all(pool, handle)
-        assert wait_until(lambda: not psutil.pid_exists(handle.pid) or
-                          psutil.Process(handle.pid).status() == psutil.STATUS_ZOMBIE, timeout=5)
+        assert wait_until(lambda: _gone_or_zombie(handle.pid), timeout=5)
     finally:
         pool.stop(2.0, lambda handle, messages: None)
     assert zygote.pid is None
