@@ -325,7 +325,11 @@ class RemoteIOPin(PiPin):
             raise PinSetInput(f"cannot set state of pin {self!r}")
         self._call("set", state=float(value))
         self._state = value if self._frequency else bool(value)
-        self._remember()
+        restore = self._remote.restore_setup
+        if restore.get("function") == "output":  # the same setup, a new state: no new dict per write
+            restore["state"] = float(self._state)
+        else:
+            self._remember()
 
     # pull ------------------------------------------------------------------------
     def _check_pull(self, value: str) -> None:
