@@ -258,13 +258,14 @@ class RemoteIOPin(PiPin):
         server = self.factory.server
         if server.closed and op != "read":
             return {}  # cleaning up after the factory closed (gpiozero's __del__, atexit)
+        request = {"pin": self._remote.board, **fields}
         try:
-            try:
-                return server.request(op, pin=self._remote.board, **fields)
+            try:  # straight to the link: a write is one call through fewer layers
+                return server.live_link().request(op, request, server.timeout)
             except PinClosed:
                 # gpiozero reuses a pin object after close(): take the pin again
                 server.request("open", pin=self._remote.board)
-                return server.request(op, pin=self._remote.board, **fields)
+                return server.live_link().request(op, request, server.timeout)
         except ServerError as exc:
             raise _gpiozero_error(exc) from None
 
