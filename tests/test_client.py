@@ -148,3 +148,21 @@ def test_welcome_describes_the_server(client):
     assert "on" in client.welcome["ops"]
     assert client.ping() < 1.0
     assert repr(client).endswith("connected>")
+
+
+def test_a_task_without_a_duration_leaves_time_ms_to_its_default_on_the_wire():
+    from fakeservers import ScriptedServer
+    stand_in = ScriptedServer(lambda message: [(0.0, {"ok": True, "id": message["id"]})])
+    remote = RemoteServer(*stand_in.address, timeout=10.0, heartbeat=0, reconnect=False)
+    try:
+        pin = remote.pin(7)
+        pin.on()
+        pin.off(time_ms=0.0)
+        pin.on(time_ms=250)
+        pin.blink(on_time=0.1, off_time=0.1)
+    finally:
+        remote.close()
+        stand_in.close()
+    sent = [m for m in stand_in.requests if m["op"] != "open"]
+    assert [m.get("time_ms") for m in sent] == [None, None, 250, None]
+    assert [m["op"] for m in sent] == ["on", "off", "on", "blink"]

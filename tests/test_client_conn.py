@@ -32,6 +32,22 @@ def test_a_reply_nobody_waits_for_is_dropped():
     assert conn.receive(b'{"id":99,"ok":true}\n') == []
 
 
+def test_bare_acknowledgements_reach_their_waiters_alone_together_or_after_a_split_frame():
+    conn = ClientConnection()
+    conn.send([("on", {"pin": 7}, "a"), ("on", {"pin": 11}, "b"), ("read", {"pin": 7}, "c"),
+               ("on", {"pin": 13}, "d")])
+    assert conn.receive(b'{"id":2,"ok":true}\n') == [Reply("b", {"id": 2, "ok": True})]
+    assert conn.receive(b'{"id":1,"ok":true}\n{"id":4,"ok":true}\n') == [
+        Reply("a", {"id": 1, "ok": True}), Reply("d", {"id": 4, "ok": True})]
+    # the end of a frame begun in the last read, ending like an acknowledgement
+    conn.send([("on", {"pin": 15}, "e")])
+    assert conn.receive(b'{"id":3,"ok":true,"val') == []
+    assert conn.receive(b'ue":1,"ok":true}\n') == [Reply("c", {"id": 3, "ok": True, "value": 1})]
+    assert conn.outstanding == 1
+    with pytest.raises(ValueError):  # not JSON (a leading zero): never taken for id 5
+        conn.receive(b'{"id":05,"ok":true}\n')
+
+
 def test_a_request_that_cannot_be_encoded_registers_nothing():
     conn = ClientConnection()
     with pytest.raises(BadArgument):

@@ -22,13 +22,15 @@ def factory(server):
 
 
 def count_round_trips(factory):
+    """The requests the factory's connection sends from now on (one round trip each)."""
     calls = []
-    original = factory.server.request
+    link = factory.server.live_link()
+    original = link.request
 
-    def counting(op, **fields):
+    def counting(op, fields, timeout):
         calls.append(op)
-        return original(op, **fields)
-    factory.server.request = counting
+        return original(op, fields, timeout)
+    link.request = counting
     return calls
 
 

@@ -23,3 +23,23 @@ def test_ok_and_error_shapes():
 def test_request_encoding():
     assert json.loads(writing.request(3, "on", {"pin": 7, "time_ms": 10})) == {
         "id": 3, "op": "on", "pin": 7, "time_ms": 10}
+
+
+def test_a_request_is_the_json_of_its_id_op_and_fields_whatever_they_hold():
+    cases = [{}, {"pin": 7}, {"pin": "mcp0:A3", "level": 0.25, "note": "é\n\"", "data": [1, {"a": None}]}]
+    for fields in cases:
+        frame = writing.request(12, "on", fields)
+        assert frame.endswith(b"\n") and frame.count(b"\n") == 1 and frame.isascii()
+        assert json.loads(frame) == {"id": 12, "op": "on", **fields}
+    assert json.loads(writing.request(1, 'we"ird', {})) == {"id": 1, "op": 'we"ird'}
+
+
+def test_a_request_that_is_not_json_raises_a_value_or_type_error():
+    import pytest
+    for bad in ({"level": float("nan")}, {"level": float("inf")}, {"pin": object()}):
+        with pytest.raises((ValueError, TypeError)):
+            writing.request(1, "value", bad)
+    looped: dict = {}
+    looped["self"] = looped
+    with pytest.raises(ValueError):
+        writing.request(1, "on", {"x": looped})

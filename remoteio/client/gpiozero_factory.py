@@ -258,13 +258,14 @@ class RemoteIOPin(PiPin):
         server = self.factory.server
         if server.closed and op != "read":
             return {}  # cleaning up after the factory closed (gpiozero's __del__, atexit)
+        request = {"pin": self._remote.board, **fields}
         try:
-            try:
-                return server.request(op, pin=self._remote.board, **fields)
+            try:  # straight to the link: a write is one call through fewer layers
+                return server.live_link().request(op, request, server.timeout)
             except PinClosed:
                 # gpiozero reuses a pin object after close(): take the pin again
                 server.request("open", pin=self._remote.board)
-                return server.request(op, pin=self._remote.board, **fields)
+                return server.live_link().request(op, request, server.timeout)
         except ServerError as exc:
             raise _gpiozero_error(exc) from None
 
@@ -325,7 +326,11 @@ class RemoteIOPin(PiPin):
             raise PinSetInput(f"cannot set state of pin {self!r}")
         self._call("set", state=float(value))
         self._state = value if self._frequency else bool(value)
-        self._remember()
+        restore = self._remote.restore_setup
+        if restore.get("function") == "output":  # the same setup, a new state: no new dict per write
+            restore["state"] = float(self._state)
+        else:
+            self._remember()
 
     # pull ------------------------------------------------------------------------
     def _check_pull(self, value: str) -> None:

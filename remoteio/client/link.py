@@ -125,7 +125,7 @@ class Link:
     def _write(self, data: bytes, calls: List[Call]) -> None:
         """Send *data* (under _send_lock)."""
         try:
-            self.sock.sendall(data)
+            self._send_wire.send(data)
             self.conn.sent()
         except socket.timeout:
             error = CallTimeout("the server did not take the request in time")

@@ -89,11 +89,16 @@ class RemotePin:
         return self._server.request(op, pin=self.board, **fields)
 
     def _task(self, op: str, wait: bool, lease_ms: float, revert: str, **fields: Any) -> None:
+        if fields["time_ms"] == 0 and fields["time_ms"] is not False:
+            del fields["time_ms"]  # the protocol's default: a smaller frame to write and read
         if lease_ms:
             fields.update(lease_ms=lease_ms, revert=revert)
         sent = time.monotonic()  # the Pi's deadline is no earlier than this + lease_ms
         if not wait:
-            self._request(op, **fields)
+            if self._closed:
+                raise PinClosed(f"{describe(self.board)} is closed; use server.pin() to open it again")
+            server = self._server  # straight to the link: the commonest call, one layer less
+            server.live_link().request(op, {"pin": self.board, **fields}, server.timeout)
         else:
             self._until_idle([(op, dict(fields, pin=self.board))], None,
                              floor_ms=fields.get("time_ms", 0))

@@ -18,6 +18,7 @@ Each waiting thread has its own Wire (a poll object is one thread's).
 """
 from __future__ import annotations
 
+import os
 import select
 import socket
 from typing import Optional, Union
@@ -26,6 +27,9 @@ from ..tls import SecureSocket
 
 #: under glibc's mmap threshold: no map per read
 CHUNK = 65536
+#: a plain socket is read and written on its descriptor where that works: a
+#: socket with a timeout polls before every recv/send (one system call more)
+FD_IO = os.name == "posix"
 _IN = select.POLLIN | select.POLLPRI if hasattr(select, "poll") else 0
 
 
@@ -97,11 +101,29 @@ class Wire:
         if self._epoll is not None:
             self._epoll.close()
 
+    def send(self, data: bytes) -> None:
+        """``sendall(data)``; a plain socket tries one write first, without the
+        poll its timeout would add (a request that fits goes out in it)."""
+        if self._tls is None and FD_IO:
+            try:
+                sent = os.write(self.sock.fileno(), data)
+            except BlockingIOError:
+                sent = 0
+            if sent == len(data):
+                return
+            data = memoryview(data)[sent:]  # the rest as sendall: within the timeout
+        self.sock.sendall(data)
+
     def read(self) -> Optional[bytes]:
         """One read after :meth:`wait` said readable: bytes, b"" at the end,
-        or None (a TLS record is not whole yet: wait again)."""
+        or None (woken for nothing, or a TLS record is not whole yet: wait again)."""
         if self._tls is None:
-            return self.sock.recv(CHUNK)
+            if not FD_IO:
+                return self.sock.recv(CHUNK)
+            try:  # fileno() each time: -1 (EBADF) once closed, never a reused number
+                return os.read(self.sock.fileno(), CHUNK)
+            except BlockingIOError:
+                return None  # woken for nothing: wait again
         if not self._tls.fill():
             return b""
         return self._tls.recv_buffered(CHUNK)

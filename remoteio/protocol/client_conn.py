@@ -41,6 +41,15 @@ CLIENT_MAX_FRAME = 4 << 20
 _scan = json.scanner.make_scanner(json.JSONDecoder())
 _decode = json.JSONDecoder().decode
 _ACKED = b',"ok":true}'
+_ACKED_LINE = _ACKED + b"\n"
+
+
+def _ack_id(digits: bytes) -> Optional[int]:
+    """The id of a bare acknowledgement from the digits between ``{"id":`` and
+    ``,"ok":true}``, or None if they are not exactly a JSON integer's."""
+    if digits.isdigit() and len(digits) < 16 and (digits[0] != 48 or len(digits) == 1):
+        return int(digits)
+    return None
 
 
 def _loads(frame: bytes) -> Any:
@@ -49,9 +58,9 @@ def _loads(frame: bytes) -> Any:
     without a parser, and the scanner is called directly (json.loads spends
     as long again guessing the encoding and checking what trails)."""
     if frame.endswith(_ACKED) and frame.startswith(b'{"id":'):
-        digits = frame[6:-11]
-        if digits.isdigit() and len(digits) < 16 and (digits[0] != 48 or len(digits) == 1):
-            return {"id": int(digits), "ok": True}
+        request_id = _ack_id(frame[6:-11])
+        if request_id is not None:
+            return {"id": request_id, "ok": True}
     text = frame.decode()
     try:
         message, end = _scan(text, 0)
@@ -147,8 +156,14 @@ class ClientConnection:
         no longer known (forgotten) is dropped. Raises ProtocolViolation for a
         frame over the limit, ValueError for one that is not JSON."""
         self.last_received = self.clock()
-        out: List[Received] = []
         pending = self._pending
+        if data.endswith(_ACKED_LINE) and data.startswith(b'{"id":') and self._frames.between:
+            # the commonest read by far: one bare acknowledgement, nothing around it
+            request_id = _ack_id(data[6:-12])
+            if request_id is not None:
+                waiter = pending.pop(request_id, None)
+                return [] if waiter is None else [Reply(waiter, {"id": request_id, "ok": True})]
+        out: List[Received] = []
         for frame in self._frames.feed(data):
             if frame is TOO_LARGE:
                 raise ProtocolViolation(

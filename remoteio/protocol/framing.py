@@ -49,6 +49,12 @@ class FrameBuffer:
         """Bytes held for an incomplete frame."""
         return len(self._partial)
 
+    @property
+    def between(self) -> bool:
+        """Is the stream between frames (nothing held, nothing being skipped)?
+        Then bytes ending in a newline and holding no other are one whole frame."""
+        return not self._partial and not self._skipping
+
     def feed(self, data: bytes) -> List[Frame]:
         """Add *data*; return the frames it completes (blank lines dropped)."""
         if self._partial:

@@ -69,11 +69,15 @@ _encode_once = c_make_encoder(None, JSONEncoder().default, encode_basestring_asc
 
 def request(request_id: Any, op: str, fields: Mapping[str, Any]) -> bytes:
     """A request frame (client side)."""
-    body = {"id": request_id, "op": op}
-    body.update(fields)
-    if _encode_once is None:
+    if (_encode_once is None or request_id.__class__ is not int or op.__class__ is not str
+            or "id" in fields or "op" in fields):
+        body = {"id": request_id, "op": op}
+        body.update(fields)
         return (_encode(body) + "\n").encode()
-    try:
-        return ("".join(_encode_once(body, 0)) + "\n").encode()
+    head = '{"id":%d,"op":%s' % (request_id, encode_basestring_ascii(op))
+    if not fields:
+        return (head + "}\n").encode()
+    try:  # the fields alone through the encoder: half the time of a whole body
+        return (head + "," + "".join(_encode_once(fields, 0))[1:] + "\n").encode()
     except RecursionError:
         raise ValueError("a circular reference in the request") from None
