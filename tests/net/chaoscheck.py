@@ -161,18 +161,33 @@ class Seen(NamedTuple):
 def check_events(seen: Sequence[Seen], driven: int, restarts: int,
                  faulty: Sequence[Tuple[int, int]]) -> List[str]:
     """In order (seq increasing, except where a restarted server numbers
-    afresh, at most once per restart); none invented (no more than the edges
-    driven); a lost edge always visible (two events in a row with the same
-    level: the second says it missed some); a gap only where the schedule can
-    explain it (a fault, or a restart, between the two events: *faulty*, the
-    (start, end) ns of each)."""
+    afresh, at most once per restart); none invented (no more events, nor
+    events and missed ones together, than the edges driven, + one level
+    change per restart: a fresh server's input reads low); a lost edge always
+    visible (a gap in seq counted in the next event's `missed`; two events
+    in a row with the same level: the second says it missed some); a gap
+    only where the schedule can explain it (a fault, or a restart, between
+    the two events: *faulty*, the (start, end) ns of each).
+
+    >>> check_events([Seen(1, 1, 1, 0), Seen(2, 4, 0, 2)], 4, 0, [(0, 3)])
+    []
+    >>> check_events([Seen(1, 1, 1, 0), Seen(2, 4, 0, 1)], 4, 0, [(0, 3)])
+    ['seq 1 -> 4: 2 lost, 1 shown missed']
+    """
     problems: List[str] = []
     if len(seen) > driven:
         problems.append(f"{len(seen)} events for {driven} edges driven: some invented")
+    missed = sum(e.missed for e in seen)
+    if len(seen) + missed > driven + restarts:
+        problems.append(f"{len(seen)} events and {missed} missed for {driven} edges driven "
+                        f"and {restarts} restarts: some invented")
     renumbered = 0
     for before, event in zip(seen, seen[1:]):
         if event.seq <= before.seq:
             renumbered += 1
+        elif event.missed < event.seq - before.seq - 1:
+            problems.append(f"seq {before.seq} -> {event.seq}: {event.seq - before.seq - 1} lost, "
+                            f"{event.missed} shown missed")
         if event.value == before.value and event.missed == 0:
             problems.append(f"seq {before.seq} -> {event.seq}: the same level twice, no gap shown")
         if event.missed and not any(start <= event.at_ns and end >= before.at_ns

@@ -7,7 +7,8 @@
   per test (stopped by pid at the end); its log is printed if the test fails.
 * ``observer``: a client in the server's namespace, over its loopback, which
   no fault touches: it reads the simulated board's history and drives inputs.
-* ``connect``: RemoteServer clients in the client namespace, closed at the end.
+* ``connect``: RemoteServer clients in the client namespace, closed at the end
+  (to ``server``'s port unless given another).
 * ``floor``: the guest's timer floor (netrig.TimerFloor) measured while the test
   runs, for its timing bounds: documented figure + the floor's worst lateness.
 """
@@ -92,12 +93,15 @@ def observer(server) -> Iterator[RemoteServer]:
 
 
 @pytest.fixture
-def connect(server) -> Iterator[Callable[..., RemoteServer]]:
+def connect(net, request) -> Iterator[Callable[..., RemoteServer]]:
     made: List[RemoteServer] = []
 
     def make(**kw) -> RemoteServer:
+        # the ``server`` fixture's only when no port is given: a test that
+        # makes its own does not wait for another to start (~10 s in the guest)
+        port = kw.pop("port", None) or request.getfixturevalue("server").port
         with netrig.netns(netrig.CLIENT_NS):
-            client = RemoteServer(netrig.SERVER_IP, kw.pop("port", server.port), **kw)
+            client = RemoteServer(netrig.SERVER_IP, port, **kw)
         made.append(client)
         return client
 

@@ -25,7 +25,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator, List, Optional
+from typing import Any, Callable, Iterator, List, NamedTuple, Optional
 
 from remoteio import testing
 
@@ -207,31 +207,63 @@ class ServerProcess:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
 
-# ---- the guest's own timer floor ------------------------------------------------------
+# ---- the guest's own timer floor, and its CPU's pace -----------------------------------
 
 # A process of its own (as a pin worker is) that sleeps in select() for
-# INTERVAL_S at a time and keeps how late each wake was; a line on its stdin
-# asks for "count worst_ms p99_ms" so far.
+# INTERVAL_S at a time and keeps how late each wake was; every CPU_EVERY-th
+# wake it also times a fixed loop of Python (calibrated at its start to take
+# at least CPU_MS: the quickest of 5 runs is its pace then) and keeps how much
+# longer it took than at the start. A line on its stdin asks for
+# "count worst_ms p99_ms samples slowest_x p90_x base_ms" so far.
 _FLOOR_CHILD = """
 import select, sys, time
-interval, late = float(sys.argv[1]), []
+interval, every, target = float(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]) / 1000
+def work(n):
+    start, x = time.monotonic(), 0
+    for i in range(n):
+        x += i
+    return time.monotonic() - start
+n = 1000
+while True:  # the quickest of 5 runs: a stall in one does not shrink the loop
+    base = min(work(n) for _ in range(5))
+    if base >= target:
+        break
+    n *= 2
+late, slow = [], []
 while True:
     start = time.monotonic()
     if select.select([sys.stdin], [], [], interval)[0]:
         if not sys.stdin.readline():
             break
-        ranked = sorted(late) or [0.0]
-        print(len(late), ranked[-1], ranked[int(0.99 * (len(ranked) - 1))], flush=True)
+        ranked, paced = sorted(late) or [0.0], sorted(slow) or [1.0]
+        print(len(late), ranked[-1], ranked[int(0.99 * (len(ranked) - 1))], len(slow),
+              paced[-1], paced[int(0.9 * (len(paced) - 1))], base * 1000, flush=True)
         continue
     late.append((time.monotonic() - start - interval) * 1000)
+    if len(late) % every == 0:
+        slow.append(work(n) / base)
 """
 
 
+class FloorReport(NamedTuple):
+    wakes: int
+    worst_ms: float  # the latest wake
+    p99_ms: float
+    samples: int  # CPU loops timed
+    slowest_x: float  # the slowest loop, against the pace at the start
+    p90_x: float
+    base_ms: float  # the loop at the start
+
+
 class TimerFloor:
-    """How late a plain timer wakes in this guest under the load of the same
-    run: the floor under every timing bound here (a lease's revert, a
-    heartbeat's check are timers of their own processes). A test's bound is
-    the documented figure + the floor's worst lateness measured meanwhile.
+    """How late a plain timer wakes in this guest, and how much slower its
+    CPU runs than at the start, under the load of the same run: the floor
+    under every timing bound here (a lease's revert, a heartbeat's check are
+    timers of their own processes; the work around them runs at the guest's
+    pace). A test's bound is the documented figure + the floor's worst
+    lateness measured meanwhile for each timer or thread wake on its path,
+    + its own work, measured at the start, at the slowest pace seen
+    (`allowance`).
 
         with TimerFloor() as floor:
             ...
@@ -239,13 +271,17 @@ class TimerFloor:
     """
 
     INTERVAL_S = 0.02
+    CPU_EVERY = 5  # wakes: a loop every 100 ms
+    CPU_MS = 4.0  # about 4 % of one guest CPU
 
     def __init__(self) -> None:
         self.proc: Optional[subprocess.Popen] = None
 
     def __enter__(self) -> "TimerFloor":
-        self.proc = subprocess.Popen([sys.executable, "-c", _FLOOR_CHILD, str(self.INTERVAL_S)],
+        self.proc = subprocess.Popen([sys.executable, "-c", _FLOOR_CHILD, str(self.INTERVAL_S),
+                                      str(self.CPU_EVERY), str(self.CPU_MS)],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.report()  # calibrated: its pace at the start is taken before the test's work
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -257,23 +293,43 @@ class TimerFloor:
                 self.proc.kill()
                 self.proc.wait(10)
 
-    def report(self) -> tuple:
-        """(wakes so far, worst lateness ms, 99th percentile ms)."""
+    def report(self) -> FloorReport:
         self.proc.stdin.write("report\n")
         self.proc.stdin.flush()
         ready = select.select([self.proc.stdout], [], [], 30)[0]
         if not ready:
             raise RuntimeError("the timer floor's process did not answer")
-        count, worst, p99 = self.proc.stdout.readline().split()
-        return int(count), float(worst), float(p99)
+        words = self.proc.stdout.readline().split()
+        return FloorReport(int(words[0]), float(words[1]), float(words[2]), int(words[3]),
+                           float(words[4]), float(words[5]), float(words[6]))
 
     def worst_ms(self) -> float:
-        return self.report()[1]
+        return self.report().worst_ms
+
+    def allowance(self, wakes: int, work_s: float) -> float:
+        """Seconds a path may run past its documented figure in this guest now:
+        each of its *wakes* (a timer, a thread woken) as late as the latest
+        wake seen, and its *work_s* of work (measured at the start: `call_work`)
+        at the slowest pace the CPU loop saw meanwhile (never faster than then)."""
+        r = self.report()
+        return wakes * r.worst_ms / 1000 + work_s * max(1.0, r.slowest_x)
 
     def describe(self) -> str:
-        count, worst, p99 = self.report()
-        return (f"timer floor: {count} wakes of {self.INTERVAL_S * 1000:g} ms, "
-                f"worst {worst:.1f} ms late, p99 {p99:.1f} ms")
+        r = self.report()
+        return (f"timer floor: {r.wakes} wakes of {self.INTERVAL_S * 1000:g} ms, "
+                f"worst {r.worst_ms:.1f} ms late, p99 {r.p99_ms:.1f} ms; CPU: {r.samples} loops "
+                f"of {r.base_ms:.1f} ms, the slowest x{r.slowest_x:.2f}, p90 x{r.p90_x:.2f}")
+
+
+def call_work(client: Any, calls: int = 5) -> float:
+    """A call's work in this guest now (s): the slowest of a few pings, each
+    the client's send, the server's answer and the client's wake for it."""
+    took = []
+    for _ in range(calls):
+        start = time.monotonic()
+        client.ping()
+        took.append(time.monotonic() - start)
+    return max(took)
 
 
 def rising_edges(history: list, since_ns: int = 0) -> List[int]:

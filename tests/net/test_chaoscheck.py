@@ -1,4 +1,4 @@
-"""The chaos run's lease checker (chaoscheck.check_leases) on made-up
+"""The chaos run's checkers (chaoscheck.check_leases, check_events) on made-up
 histories: each stretch the pin was high judged by its own polls. Pure: runs
 on the host too (`python -m pytest -c tests/net/pytest.ini tests/net/test_chaoscheck.py`).
 
@@ -6,7 +6,7 @@ Times in ms, turned into the ns the checker takes; the lease of the chaos
 run is 1500 ms, its polls come every 50-100 ms, the bound here is 100 ms."""
 from __future__ import annotations
 
-from chaoscheck import Poll, check_leases
+from chaoscheck import Poll, Seen, check_events, check_leases
 
 MS = 1_000_000
 BOUND_MS = 100
@@ -103,3 +103,40 @@ def test_a_fall_after_a_pause_in_the_polls_is_not_judged():
     # the last poll 0.9 s before the fall (a server restart): nothing to judge it by
     problems, late, unjudged, _ = judge([(100, 1), (2500, 0)], polls_every(110, 1600, 1600))
     assert problems == [] and late == [] and unjudged == 1
+
+
+# ---- events -------------------------------------------------------------------------------
+
+def seen(*events):
+    """(ms, seq, value, missed) -> Seen events, in the order they came."""
+    return [Seen(int(t * MS), seq, float(value), missed) for t, seq, value, missed in events]
+
+
+FAULT = [(int(1000 * MS), int(2000 * MS))]
+
+
+def test_events_with_a_gap_shown_across_a_fault_pass():
+    events = seen((0, 1, 1, 0), (500, 2, 0, 0), (2500, 5, 1, 2), (3000, 6, 0, 0))
+    assert check_events(events, 6, 0, FAULT) == []
+
+
+def test_a_gap_in_seq_not_counted_in_missed_is_named():
+    events = seen((0, 1, 1, 0), (2500, 4, 0, 0))
+    assert check_events(events, 4, 0, FAULT) == ["seq 1 -> 4: 2 lost, 0 shown missed"]
+
+
+def test_missed_events_beyond_the_edges_driven_are_named_invented():
+    events = seen((0, 1, 1, 0), (2500, 2, 0, 5))
+    problems = check_events(events, 4, 0, FAULT)
+    assert problems == ["2 events and 5 missed for 4 edges driven and 0 restarts: some invented"]
+
+
+def test_a_gap_with_no_fault_between_is_named():
+    events = seen((0, 1, 1, 0), (500, 3, 1, 1))
+    assert check_events(events, 4, 0, FAULT) == ["seq 1 -> 3: 1 missed with no fault between them"]
+
+
+def test_seq_going_back_more_often_than_the_server_restarted_is_named():
+    events = seen((0, 5, 1, 0), (2500, 1, 0, 0))
+    assert check_events(events, 6, 0, FAULT) == ["seq went back 1 times for 0 server restarts"]
+    assert check_events(events, 6, 1, FAULT) == []
