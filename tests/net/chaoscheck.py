@@ -197,3 +197,45 @@ def check_events(seen: Sequence[Seen], driven: int, restarts: int,
     if renumbered > restarts:
         problems.append(f"seq went back {renumbered} times for {restarts} server restarts")
     return problems
+
+
+def check_delivery(seen: Sequence[Seen], drives: Sequence[Tuple[int, int]],
+                   up: Sequence[Tuple[int, bool]], faulty: Sequence[Tuple[int, int]],
+                   end_ns: int, margin_ns: int) -> Tuple[List[str], int]:
+    """Every edge driven in a quiet span of the watcher's connection was
+    numbered for it: it came, or a gap counted it missed. A quiet span runs
+    from the watch being made (*up*: (ns, True), the first at the start; a
+    reconnect's True comes after its rewatch) to the connection's loss
+    (ns, False) or *end_ns*; an edge (its drive's (sent, recv) ns) counts if
+    no fault window touches the span from its start to *margin_ns* after the
+    edge (what a fault may have broken is not asked for: an edge made while
+    nobody watched cannot be seen, docs/inputs.md). Judged span by span: the
+    events that came in it, and the missed they count, at least its edges.
+    (problems, edges that had to come)
+
+    >>> ms = 1_000_000
+    >>> up = [(0, True)]
+    >>> check_delivery([Seen(10 * ms, 1, 1, 0)], [(5 * ms, 6 * ms)], up, [], 99 * ms, 10 * ms)
+    ([], 1)
+    >>> check_delivery([], [(5 * ms, 6 * ms)], up, [], 99 * ms, 10 * ms)[0][0][:42]
+    '1 edges driven from 0 to 99000000, 0 came '
+    >>> check_delivery([], [(5 * ms, 6 * ms)], up, [(10 * ms, 20 * ms)], 99 * ms, 10 * ms)
+    ([], 0)
+    """
+    problems: List[str] = []
+    owed = 0
+    for i, (start, is_up) in enumerate(up):
+        if not is_up:
+            continue
+        end = next((t for t, u in up[i + 1:] if not u), end_ns)
+        edges = sum(1 for sent, recv in drives if start <= sent and recv + margin_ns <= end
+                    and not any(a <= recv + margin_ns and b >= start for a, b in faulty))
+        if not edges:
+            continue
+        owed += edges
+        came = [e for e in seen if start <= e.at_ns <= end]
+        counted = len(came) + sum(e.missed for e in came)
+        if counted < edges:
+            problems.append(f"{edges} edges driven from {start} to {end}, {len(came)} came "
+                            f"and {counted - len(came)} shown missed in that quiet span")
+    return problems, owed

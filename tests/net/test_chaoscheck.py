@@ -6,7 +6,7 @@ Times in ms, turned into the ns the checker takes; the lease of the chaos
 run is 1500 ms, its polls come every 50-100 ms, the bound here is 100 ms."""
 from __future__ import annotations
 
-from chaoscheck import Poll, Seen, check_events, check_leases
+from chaoscheck import Poll, Seen, check_delivery, check_events, check_leases
 
 MS = 1_000_000
 BOUND_MS = 100
@@ -140,3 +140,21 @@ def test_seq_going_back_more_often_than_the_server_restarted_is_named():
     events = seen((0, 5, 1, 0), (2500, 1, 0, 0))
     assert check_events(events, 6, 0, FAULT) == ["seq went back 1 times for 0 server restarts"]
     assert check_events(events, 6, 1, FAULT) == []
+
+
+def test_an_edge_driven_in_a_quiet_span_that_never_came_is_named():
+    up = [(0, True), (int(3000 * MS), False), (int(5000 * MS), True)]
+    drives = [(int(t * MS), int((t + 5) * MS)) for t in (100, 200, 5100, 5200)]
+    came = seen((110, 1, 1, 0), (210, 2, 0, 0), (5110, 3, 1, 0))
+    problems, owed = check_delivery(came, drives, up, [], int(9000 * MS), int(1000 * MS))
+    assert owed == 4
+    assert problems == [f"2 edges driven from {5000 * MS} to {9000 * MS}, 1 came and 0 shown "
+                        "missed in that quiet span"]
+
+
+def test_edges_a_fault_may_have_broken_are_not_asked_for():
+    up = [(0, True)]
+    drives = [(int(t * MS), int((t + 5) * MS)) for t in (100, 1500, 2500)]
+    problems, owed = check_delivery(seen((110, 1, 1, 0)), drives, up, FAULT, int(9000 * MS),
+                                    int(500 * MS))
+    assert (problems, owed) == ([], 1)  # 1500 is in the fault; 2500 comes after it on the same link
