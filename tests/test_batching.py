@@ -108,3 +108,23 @@ def test_a_long_run_is_answered_in_order_and_leaves_the_pin_where_the_last_comma
         assert order == list(range(1, count + 2))
         assert all(reply["ok"] for reply in replies.values())
         assert wait_until(lambda: server.sim.value(7) == 0.25, timeout=3)
+
+
+def test_a_workers_replies_go_out_in_order_together_per_connection_and_before_a_later_event():
+    from types import SimpleNamespace
+
+    from remoteio.server.batching import Inflight, PinBatching
+    from remoteio.server.messages import Event, Reply
+
+    calls = []
+    outlet = SimpleNamespace(replies=lambda conn, frames: calls.append(("replies", conn, list(frames))),
+                             event=lambda targets, frame: calls.append(("event", targets, frame)))
+    router = PinBatching()
+    router.outlet = outlet
+    handle = SimpleNamespace(inflight={seq: Inflight(conn, str(seq), None)
+                                       for seq, conn in ((1, 1), (2, 1), (3, 2), (4, 1))})
+    router._deliver(handle, [Reply(1, b"a\n"), Reply(2, b"b\n"), Reply(99, b"gone\n"),
+                             Reply(3, b"c\n"), Event((1,), b"e\n"), Reply(4, b"d\n")])
+    assert calls == [("replies", 1, [b"a\n", b"b\n"]), ("replies", 2, [b"c\n"]),
+                     ("event", (1,), b"e\n"), ("replies", 1, [b"d\n"])]
+    assert handle.inflight == {}

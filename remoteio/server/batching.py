@@ -22,7 +22,7 @@ from ..protocol import writing
 from ..protocol.ops import WATCH
 from ..protocol.reading import Request
 from .gather import Gather, GatherPart
-from .messages import Task
+from .messages import Event, PartReply, Pong, Reply, Task
 from .routebuses import MAX_INFLIGHT
 
 if TYPE_CHECKING:  # the attributes a Router has
@@ -93,6 +93,37 @@ class PinBatching:
             if self.pool.congested(handle):  # inflight and the batch only grew in the run
                 self._feeding[conn].add(handle)
             return
+
+    def _deliver(self, handle: "WorkerHandle", messages: List[Any]) -> None:
+        """A worker's messages, in order; consecutive replies for one connection
+        go to the outlet together (one append to its output)."""
+        outlet, inflight = self.outlet, handle.inflight
+        run: List[bytes] = []
+        run_conn = -1
+        for message in messages:
+            kind = type(message)
+            if kind is Reply:
+                entry = inflight.pop(message.seq, None)
+                if entry is not None:
+                    if entry.conn != run_conn and run:
+                        outlet.replies(run_conn, run)
+                        run = []
+                    run_conn = entry.conn
+                    run.append(message.frame)
+                continue
+            if run:   # what came before this message goes out before it
+                outlet.replies(run_conn, run)
+                run = []
+            if kind is Event:
+                outlet.event(message.targets, message.frame)
+            elif kind is PartReply:
+                entry = inflight.pop(message.seq, None)
+                if entry is not None:
+                    self._part_done(entry.part, message.error, message.value)  # type: ignore[attr-defined]
+            elif kind is Pong:
+                self.pool.pong(handle)
+        if run:
+            outlet.replies(run_conn, run)
 
     def _fan_out(self, conn: int, req: Request) -> None:
         """write / read_many: checked for every pin first, then one part per pin."""

@@ -5,9 +5,10 @@ off by job). A turn handles at most :data:`FRAMES_PER_TURN` frames and
 spends at most about :data:`TURN_BUDGET_S` on them, shared by the
 connections with frames waiting (a hello or a ping of a quiet connection
 first), so a flood on one connection delays the others by one short turn.
-Pin requests go to the router in chunks of :data:`CHUNK`; a connection is
-not read again until its frames are handled, nor while a worker it feeds
-is congested.
+Pin requests go to the router in chunks of :data:`CHUNK`, and each chunk
+on to its workers at once (a worker applies one chunk while the next is
+read); a connection is not read again until its frames are handled, nor
+while a worker it feeds is congested.
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ MIN_SHARE = 32
 #: the time a turn spends on frames, shared the same way (s), and its floor
 TURN_BUDGET_S, MIN_SLICE_S = 0.010, 0.001
 #: requests handed to the router at once, between two looks at the clock
-#: (the router sends each worker one batch per turn, however many chunks)
+#: (each chunk is sent on to its workers before the next is read)
 CHUNK = 256
 
 
@@ -107,6 +108,7 @@ class FrameSharing:
         """Hand requests to the router; False if the connection closed meanwhile."""
         conn.pending += len(batch)
         self.router.route(conn.id, batch)
+        self.router.flush()  # the worker starts on this chunk while the next is read
         if conn.id not in self.connections:
             return False
         if self.router.congested(conn.id):

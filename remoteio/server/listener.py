@@ -121,6 +121,14 @@ class Listener(FrameSharing):
             if conn.eof and conn.id in self.connections:
                 self._maybe_finish(conn)
 
+    def replies(self, conn_id: int, frames: List[bytes]) -> None:
+        conn = self.connections.get(conn_id)
+        if conn is not None:
+            conn.pending -= len(frames)
+            self._queue(conn, frames[0] if len(frames) == 1 else b"".join(frames))
+            if conn.eof and conn.id in self.connections:
+                self._maybe_finish(conn)
+
     def event(self, targets: Iterable[int], frame: bytes) -> None:
         for conn_id in targets:
             conn = self.connections.get(conn_id)

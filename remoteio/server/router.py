@@ -9,15 +9,15 @@ the processes (:class:`~.pool.WorkerPool`), ``info`` (:class:`~.info.InfoService
 The router itself owns the in-flight table of each worker (what it must
 still answer, and for whom) and the batches being built.
 
-Requests are batched per worker: one pipe write per worker per turn of the
-loop (:meth:`Router.flush`). When a worker is behind the router says so
+Requests are batched per worker: one pipe write per worker for each chunk
+the listener hands over and at the end of each turn (:meth:`Router.flush`). When a worker is behind the router says so
 (:meth:`Router.congested`)
 and the listener stops reading from the connections that fed it until it
 drains; other pins and connections go on.
 
 Replies and events leave through the :class:`Outlet` the listener gives it,
-one frame at a time, so that every bound on a connection's output holds at
-every append.
+one append at a time (a worker's consecutive replies for one connection are
+one), so that every bound on a connection's output holds at every append.
 """
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ from .routebuses import MAX_INFLIGHT, BusRouting
 from .routeexpanders import ExpanderRouting
 from .gather import GatherPart, PartError
 from .info import InfoService
-from .messages import Event, Gone, MakeSafe, PartReply, Pong, Reply, Settings, Task, ToWorker
+from .messages import Gone, MakeSafe, Settings, Task, ToWorker
 from .ownership import Ownership
 from .pool import WorkerEnded, WorkerHandle, WorkerPool
 from .rules import Rules
@@ -68,6 +68,9 @@ class Outlet(Protocol):
 
     def reply(self, conn: int, frame: bytes) -> None:
         """The answer to one request of *conn*."""
+
+    def replies(self, conn: int, frames: List[bytes]) -> None:
+        """The answers to several requests of *conn*, in order."""
 
     def event(self, targets: Iterable[int], frame: bytes) -> None:
         """A pushed frame for each of *targets* (droppable for a slow reader)."""
@@ -163,8 +166,9 @@ class Router(BusRouting, ExpanderRouting, PinBatching):
                     f"internal error while routing {req.op}; see the server log"), req.id_json))
 
     def flush(self) -> None:
-        """Send each worker what this turn of the loop routed to it, in one
-        write per worker (the listener calls it at the end of every turn)."""
+        """Send each worker what was routed to it since the last flush, in one
+        write per worker (the listener calls it after each chunk of a
+        connection's requests and at the end of every turn)."""
         self._send_batches()
 
     def congested(self, conn: int) -> bool:
@@ -285,23 +289,6 @@ class Router(BusRouting, ExpanderRouting, PinBatching):
             self._worker_ended(handle)
             return
         self._deliver(handle, messages)
-
-    def _deliver(self, handle: WorkerHandle, messages: List[Any]) -> None:
-        outlet, inflight = self.outlet, handle.inflight
-        for message in messages:
-            kind = type(message)
-            if kind is Reply:
-                entry = inflight.pop(message.seq, None)
-                if entry is not None:
-                    outlet.reply(entry.conn, message.frame)
-            elif kind is Event:
-                outlet.event(message.targets, message.frame)
-            elif kind is PartReply:
-                entry = inflight.pop(message.seq, None)
-                if entry is not None:
-                    self._part_done(entry.part, message.error, message.value)
-            elif kind is Pong:
-                self.pool.pong(handle)
 
     def _part_done(self, part: GatherPart, error: PartError, value: Any = None) -> None:
         frame = part.gather.add(part.board, error, value)
