@@ -110,6 +110,33 @@ def test_a_long_run_is_answered_in_order_and_leaves_the_pin_where_the_last_comma
         assert wait_until(lambda: server.sim.value(7) == 0.25, timeout=3)
 
 
+def test_interleaved_pins_each_run_their_own_commands_in_order_and_one_pins_errors_stay_its_own():
+    with sim_server(mode="nowait", pins={11: {"access": "read"}}) as server, \
+            RawClient(server.address) as conn:
+        conn.hello()
+        for pin in (7, 8):
+            conn.request("open", pin=pin)
+        since = {pin: len(server.sim.history(pin)) for pin in (7, 8)}
+        requests = []
+        for n in range(300):   # 7, 8, 11 in turn, one write
+            requests += [("on" if n % 2 == 0 else "off", {"pin": 7}),
+                         ("value", {"pin": 8, "level": (n % 4) / 4}),
+                         ("on", {"pin": 11})]
+        requests += [("read", {"pin": 7}), ("read", {"pin": 8})]
+        replies, order = run(conn, requests)
+        assert sorted(order) == list(range(1, len(requests) + 1))
+        got = codes(replies)
+        assert got[0::3][:300] == [None] * 300 and got[1::3][:300] == [None] * 300
+        assert got[2::3] == ["forbidden"] * 300
+        for pin in (7, 8):   # each pin's replies came in its own order
+            ids = [n + 1 for n, (_, fields) in enumerate(requests) if fields["pin"] == pin]
+            assert [i for i in order if i in set(ids)] == ids
+        assert replies[len(requests) - 1]["value"] == 0.0   # read after pin 7's last off
+        assert replies[len(requests)]["value"] == 0.75      # read after pin 8's last value
+        assert wait_until(lambda: len(server.sim.history(7)) - since[7] >= 300, timeout=5)
+        assert [level for _, level in server.sim.history(7)[since[7]:]] == [1.0, 0.0] * 150
+
+
 def test_a_workers_replies_go_out_in_order_together_per_connection_and_before_a_later_event():
     from types import SimpleNamespace
 

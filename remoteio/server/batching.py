@@ -1,9 +1,12 @@
 """The router's batching part: a run of one pin's requests routed in one pass, and batch requests' fan-out.
 
 A mixin of :class:`~.router.Router` (the same object and state, split off by
-job). A pipelining client sends long runs of requests for one header pin
-(``on``, ``off``, ``on``...): :meth:`PinBatching._route_run` looks the pin's
-rule and worker up once for the run, but every request still passes the
+job). A pipelining client sends long runs of requests for header pins
+(``on``, ``off``, ``on``..., for one pin or several in turn):
+:meth:`PinBatching._route_span` takes each pin's requests in their order
+(different pins' workers run in parallel: nothing orders them across pins)
+and :meth:`PinBatching._route_run` looks the pin's rule and worker up once
+for the run, but every request still passes the
 pin rules (:meth:`~.rules.Rules.check`, skipped only where the pin's rule
 has nothing to check, as ``check`` itself does), the in-flight bound
 (``MAX_INFLIGHT``, at every request) and the sharing rule, and gets its own
@@ -49,6 +52,22 @@ class PinBatching:
     _seq: int
     _batches: Dict["WorkerHandle", List[Any]]
     _feeding: Dict[int, Set["WorkerHandle"]]
+
+    def _route_span(self, conn: int, span: List[Request]) -> None:
+        """Requests for header pins (any), each pin's run in its order: two
+        pins' workers run in parallel, so nothing orders one pin's requests
+        after another's."""
+        runs: Dict[int, List[Request]] = {}
+        for req in span:
+            run = runs.get(req.pin)  # type: ignore[arg-type]
+            if run is None:
+                runs[req.pin] = [req]  # type: ignore[index]
+            else:
+                run.append(req)
+        for board, run in runs.items():
+            self._route_run(conn, board, run)
+            if not self.outlet.is_open(conn):
+                return
 
     def _route_run(self, conn: int, board: int, run: List[Request]) -> None:
         """Requests for one header pin, in order; each checked and answered

@@ -132,19 +132,20 @@ class Router(BusRouting, ExpanderRouting, PinBatching):
         self._send_batches()
 
     def route(self, conn: int, requests: List[Request]) -> None:
-        """Route one read's requests (replies go to the outlet); a run of one
-        header pin's requests in one pass (batching.py)."""
+        """Route one read's requests (replies go to the outlet); a span of
+        header pins' requests one pin's run at a time (batching.py)."""
         outlet, n, count = self.outlet, 0, len(requests)
         while n < count:
             if not outlet.is_open(conn):
                 break  # closed on the way (its output ran over): nothing more for it
             req, end = requests[n], n + 1
             board = req.pin
-            if req.spec.scope == PIN and type(board) is int:   # a run of one header pin's
-                while end < count and requests[end].pin == board and requests[end].spec.scope == PIN:
+            if req.spec.scope == PIN and type(board) is int:   # a span of header pins' requests
+                while end < count and type(requests[end].pin) is int \
+                        and requests[end].spec.scope == PIN:
                     end += 1
                 if end - n > 1:
-                    self._route_run(conn, board, requests[n:end])
+                    self._route_span(conn, requests[n:end])
                     n = end
                     continue
             n = end
