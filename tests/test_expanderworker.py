@@ -19,7 +19,7 @@ import pytest
 from remoteio.server.backends.sim import SimBackend
 from remoteio.server.channel import channel_pair
 from remoteio.server.expanderworker import ExpanderWorker
-from remoteio.server.messages import Event, ForPin, Reply, Task, decode, encode
+from remoteio.server.messages import Event, ForPin, Replies, Task, decode, encode
 from remoteio.server.simdevices import B_GPINTEN, SimI2CBus
 
 LINE = 13       # the header pin (board) the chip's INT is wired to: GPIO27
@@ -152,7 +152,7 @@ def test_a_pulse_while_the_interrupt_is_being_enabled_is_reported_as_a_fall_then
 
 
 def _replies(rig: Rig) -> List[dict]:
-    return [json.loads(m.frame) for m in rig.out if isinstance(m, Reply)]
+    return [json.loads(frame) for m in rig.out if isinstance(m, Replies) for frame in m.frames]
 
 
 def test_an_edge_after_a_watchs_reply_is_reported(rig):
@@ -181,7 +181,7 @@ def test_a_watchs_reply_leaves_after_its_interrupt_is_enabled_even_with_other_ev
                                       for raw in batch)
     r.bus.when = when
     r.turn("mcp3:A6", "watch")     # its first read reports A7's fall (before A6's GPINTEN)
-    assert not [m for m in sent_before_enable if isinstance(m, Reply)]
+    assert not [m for m in sent_before_enable if isinstance(m, Replies)]
     r.out[:0] = sent_before_enable
     assert [(value, edge) for value, edge, _ in r.changes()] == [(0, "falling")]   # A7's
     assert r.changes()[0][2] <= _now()

@@ -111,3 +111,21 @@ def test_replies_wait_in_the_channel_while_the_server_does_not_read():
     tasks_w.send([encode(Stop())])
     thread.join(10)
     assert not thread.is_alive()
+
+
+def test_consecutive_replies_go_as_one_message_and_an_event_between_them_keeps_its_place():
+    from remoteio.server.messages import Event, Replies
+    tasks_r, tasks_w, replies_r, replies_w = _pipes()
+    worker = Clocked(tasks_r, replies_w)
+    worker.reply(1, b"a\n")
+    worker.reply(2, b"b\n")
+    worker.event((3,), b"e\n")
+    worker.reply(4, b"c\n")
+    worker.message(Pong())
+    worker.reply(5, b"d\n")
+    worker._flush()   # one write: all of it is in the pipe
+    got = [decode(raw) for batch in replies_r.receive() for raw in batch]
+    assert got == [Replies([1, 2], [b"a\n", b"b\n"]), Event((3,), b"e\n"),
+                   Replies([4], [b"c\n"]), Pong(), Replies([5], [b"d\n"])]
+    for channel in (tasks_r, tasks_w, replies_r, replies_w):
+        channel.close()

@@ -25,7 +25,7 @@ from ..protocol import writing
 from ..protocol.ops import WATCH
 from ..protocol.reading import Request
 from .gather import Gather, GatherPart
-from .messages import Event, PartReply, Pong, Reply, Task
+from .messages import Event, PartReply, Pong, Replies, Reply, Task
 from .routebuses import MAX_INFLIGHT
 
 if TYPE_CHECKING:  # the attributes a Router has
@@ -129,6 +129,16 @@ class PinBatching:
                         run = []
                     run_conn = entry.conn
                     run.append(message.frame)
+                continue
+            if kind is Replies:
+                for seq, frame in zip(message.seqs, message.frames):
+                    entry = inflight.pop(seq, None)
+                    if entry is not None:
+                        if entry.conn != run_conn and run:
+                            outlet.replies(run_conn, run)
+                            run = []
+                        run_conn = entry.conn
+                        run.append(frame)
                 continue
             if run:   # what came before this message goes out before it
                 outlet.replies(run_conn, run)

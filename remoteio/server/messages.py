@@ -12,7 +12,7 @@ Probe()
 """
 from __future__ import annotations
 
-from typing import Any, Dict, NamedTuple, Optional, Tuple, Union
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple, Union
 
 
 # ---- router -> worker --------------------------------------------------------------
@@ -64,6 +64,12 @@ class Reply(NamedTuple):
     frame: bytes
 
 
+class Replies(NamedTuple):
+    """Answers to several Tasks, in order (a worker's consecutive replies, sent as one)."""
+    seqs: List[int]
+    frames: List[bytes]
+
+
 class PartReply(NamedTuple):
     """The answer to one part of a batch (the router gathers the parts)."""
     seq: int
@@ -111,12 +117,12 @@ class Exited(NamedTuple):
 
 
 ToWorker = Union[Task, Gone, MakeSafe, Probe, Stop, Settings, ForPin]
-FromWorker = Union[Reply, PartReply, Event, Pong]
+FromWorker = Union[Reply, Replies, PartReply, Event, Pong]
 ToZygote = Union[Spawn, Kill, Quit]
 FromZygote = Union[Spawned, Exited]
 
 _KINDS = (Task, Gone, MakeSafe, Probe, Stop, Reply, PartReply, Event, Pong,
-          Spawn, Kill, Quit, Spawned, Exited, Settings, ForPin)
+          Spawn, Kill, Quit, Spawned, Exited, Settings, ForPin, Replies)
 _TAG = {kind: n for n, kind in enumerate(_KINDS)}
 _MAKE = tuple(kind._make for kind in _KINDS)
 

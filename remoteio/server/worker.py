@@ -23,7 +23,7 @@ import time
 from typing import Any, List, Optional, Tuple
 
 from .channel import Channel, ChannelClosed
-from .messages import Event, PartReply, Reply, decode, encode
+from .messages import Event, PartReply, Replies, decode, encode
 from .wakeup import WakePipe
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ MAX_KEPT = 4 << 20
 #: messages of a batch handled between two looks at the clock (each takes
 #: microseconds: the clock is never more than a fraction of a ms behind)
 CLOCK_EVERY = 16
-_REPLY = encode(Reply(0, b""))[0]
+_REPLIES = encode(Replies([], []))[0]
 
 
 class Worker:
@@ -147,8 +147,14 @@ class Worker:
     # ---- replies and events ----------------------------------------------------------
     # every append under the lock: an edge thread may be swapping the outbox
     def reply(self, seq: int, frame: bytes) -> None:
-        with self._lock:
-            self._outbox.append((_REPLY, seq, frame))  # encode(Reply(seq, frame)), the hot path
+        with self._lock:   # consecutive replies are one Replies: one message for the router
+            outbox = self._outbox
+            last = outbox[-1] if outbox else None
+            if last is not None and last[0] == _REPLIES:
+                last[1].append(seq)
+                last[2].append(frame)
+            else:
+                outbox.append((_REPLIES, [seq], [frame]))  # encode(Replies(...)), the hot path
 
     def part_reply(self, seq: int, error: Optional[Tuple[str, str, Optional[str]]],
                    value: Any = None) -> None:
