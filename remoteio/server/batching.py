@@ -25,7 +25,7 @@ from ..protocol import writing
 from ..protocol.ops import WATCH
 from ..protocol.reading import Request
 from .gather import Gather, GatherPart
-from .messages import Event, PartReply, Pong, Replies, Reply, Task
+from .messages import Event, PartReply, Pong, Replies, Reply, encoded_task
 from .routebuses import MAX_INFLIGHT
 
 if TYPE_CHECKING:  # the attributes a Router has
@@ -108,7 +108,7 @@ class PinBatching:
                     continue
                 self._seq += 1
                 inflight[self._seq] = Inflight(conn, req.id_json, None)
-                batch.append(Task(self._seq, conn, req.id_json, op, args, False))
+                batch.append(encoded_task(self._seq, conn, req.id_json, op, args, False))
             if self.pool.congested(handle):  # inflight and the batch only grew in the run
                 self._feeding[conn].add(handle)
             return

@@ -127,6 +127,19 @@ _TAG = {kind: n for n, kind in enumerate(_KINDS)}
 _MAKE = tuple(kind._make for kind in _KINDS)
 
 
+_TASK = _TAG[Task]
+
+
+def encoded_task(seq: int, conn: int, id_json: str, op: str, args: Dict[str, Any],
+                 part: bool) -> tuple:
+    """``encode(Task(...))``, made without the named tuple (the router's hot path).
+
+    >>> decode(encoded_task(1, 2, "7", "on", {}, False)) == Task(1, 2, "7", "on", {}, False)
+    True
+    """
+    return (_TASK, seq, conn, id_json, op, args, part)
+
+
 def encode(message: NamedTuple) -> tuple:
     """A plain tuple for marshal: the kind's tag, then the fields."""
     return (_TAG[type(message)], *message)

@@ -186,12 +186,13 @@ class PinMachine(PinQueries):
             return self._enqueue(op, args, conn) or self._pin_attributes()
         if op in TASK_OPS:
             self.driver.check_output()
-            now = time.monotonic() if self.lease is not None else 0.0
-            renewed = renew(self.lease, op, args, now)
-            if renewed is not None:  # the same leased write again: a heartbeat
-                self._gate(op, args, now, back_in=renewed.deadline - now)
-                self.lease = renewed
-                return {"renewed": True}
+            if self.lease is not None:
+                now = time.monotonic()
+                renewed = renew(self.lease, op, args, now)
+                if renewed is not None:  # the same leased write again: a heartbeat
+                    self._gate(op, args, now, back_in=renewed.deadline - now)
+                    self.lease = renewed
+                    return {"renewed": True}
         elif op == "input":
             self.driver.check_input(args["pull"])
         return self._enqueue(op, args, conn)
@@ -247,7 +248,8 @@ class PinMachine(PinQueries):
             edge = time.monotonic()  # durations count from the edge, never before it
             self.job = job.moved_to(edge)  # only once it runs: a refused task leaves nothing
             self.lease = start_lease(self.lease, op, args, now=edge, level_before=level_before,
-                                     safe_value=self.safe_value, conn=conn)
+                                     safe_value=self.safe_value, conn=conn) \
+                if args.get("lease_ms") else None   # (what start_lease answers without one)
             return
         if op == "setup" and args["state"] is not None:
             state = args["state"] if self.driver.pwm_configured or args["frequency"] else \

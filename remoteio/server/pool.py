@@ -132,10 +132,11 @@ class WorkerPool:
                     handle.exit_status = message.status
 
     # ---- feeding ----------------------------------------------------------------------
-    def send(self, handle: WorkerHandle, messages: List[ToWorker]) -> None:
-        """Send a batch of messages in one write (kept while the pipe is full)."""
+    def send(self, handle: WorkerHandle, messages: List[Any]) -> None:
+        """Send a batch of messages in one write (kept while the pipe is full);
+        a plain tuple in it is one already encoded (:func:`~.messages.encoded_task`)."""
         try:
-            handle.tasks.send([encode(m) for m in messages])
+            handle.tasks.send([m if type(m) is tuple else encode(m) for m in messages])
         except OSError:
             return  # the worker is dying; its end of file brings the failure replies
         self._watch_writing(handle)
