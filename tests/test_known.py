@@ -151,3 +151,30 @@ def test_the_fast_path_reads_generated_frames_as_the_full_path_does(frame):
 @given(likely_frames())
 def test_the_fast_path_reads_near_miss_frames_as_the_full_path_does(frame):
     same_as_full(frame)
+
+
+def test_a_repeated_tail_reads_as_the_full_path_with_its_own_id_and_its_own_args():
+    first = parse_known(b'{"id":41,"op":"value","pin":12,"level":0.75}')
+    first.args["level"] = 0.0   # a reader downstream changing its copy
+    for frame in (b'{"id":42,"op":"value","pin":12,"level":0.75}',
+                  b'{"id":-0,"op":"value","pin":12,"level":0.75}',
+                  b'{"id":-9,"op":"value","pin":12,"level":0.75}'):
+        again = same_as_full(frame)
+        assert again is not None and again[1] == str(parse_request(frame).id_json)
+        assert parse_known(frame).args["level"] == 0.75
+
+
+def test_a_refused_tail_is_refused_every_time_and_a_near_miss_never_hits_the_cache():
+    for n in range(3):
+        assert same_as_full(b'{"id":%d,"op":"on","pin":7,"time_ms":-5}' % n)[0] == "rejected"
+    same_as_full(b'{"id":1,"op":"on","pin":7}')
+    assert parse_known(b'{"id":01,"op":"on","pin":7}') is None   # the id still judged
+    assert parse_known(b'{"id":1 ,"op":"on","pin":7}') is None
+
+
+def test_the_tail_cache_stays_within_its_bound():
+    from remoteio.protocol import known
+    for n in range(known.MAX_TAILS + 500):
+        parse_known(b'{"id":1,"op":"value","pin":12,"level":0.%d}' % (n + 1))
+    assert len(known._TAILS) <= known.MAX_TAILS
+    assert same_as_full(b'{"id":7,"op":"value","pin":12,"level":0.123456789}') is not None

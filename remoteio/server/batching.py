@@ -44,6 +44,10 @@ class Inflight(NamedTuple):
     part: Optional[GatherPart]
 
 
+#: ``Inflight(...)`` without the named tuple's Python-level ``__new__`` (the hot path)
+_new = tuple.__new__
+
+
 class PinBatching:
     ownership: "Ownership"
     pool: "WorkerPool"
@@ -107,7 +111,7 @@ class PinBatching:
                         return
                     continue
                 self._seq += 1
-                inflight[self._seq] = Inflight(conn, req.id_json, None)
+                inflight[self._seq] = _new(Inflight, (conn, req.id_json, None))
                 batch.append(encoded_task(self._seq, conn, req.id_json, op, args, False))
             if self.pool.congested(handle):  # inflight and the batch only grew in the run
                 self._feeding[conn].add(handle)
