@@ -82,3 +82,28 @@ def test_the_zygote_leaves_when_the_server_is_gone():
     else:
         os.kill(pid, signal.SIGKILL)
         raise AssertionError("the zygote did not exit")
+
+
+_FORKED_WITH_HOOKS = []
+
+
+def report_fork_worker(key, task_fd: int, reply_fd: int, settings) -> None:
+    """Writes whether CPython's at-fork hooks ran for its own fork."""
+    hooks_ran = os.getpid() in _FORKED_WITH_HOOKS
+    os.write(settings["report_fd"], b"hooks\n" if hooks_ran else b"bare\n")
+
+
+def test_the_zygote_forks_its_workers_without_the_at_fork_hooks():
+    read_fd, write_fd = os.pipe()
+    os.register_at_fork(after_in_child=lambda: _FORKED_WITH_HOOKS.append(os.getpid()))
+    zygote = Zygote({"report": report_fork_worker}).start()
+    pool = WorkerPool(zygote, selectors.DefaultSelector())
+    try:
+        pool.start("report", 7, {"report_fd": write_fd})
+        ready, _, _ = select.select([read_fd], [], [], 5.0)
+        assert ready, "the worker did not report"
+        assert os.read(read_fd, 64) == b"bare\n"
+    finally:
+        pool.stop(2.0, lambda handle, messages: None)
+        os.close(read_fd)
+        os.close(write_fd)

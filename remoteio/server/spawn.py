@@ -7,12 +7,17 @@ anything. Right after the fork the child lets go of what is not its own (see
 """
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
+import random
 import signal
 import stat
+import sys
+import sysconfig
+import threading
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
 
 from ..pins import BOARD_TO_BCM
 from .channel import Channel
@@ -49,6 +54,59 @@ def realtime(priority: int, what: str) -> bool:
 
 def _exit_on_signal(signum: int, frame: Any) -> None:
     raise SystemExit(0)  # unwinds through run(), which makes the resource safe
+
+
+def fork_function() -> Callable[[], int]:
+    """How a single-threaded process (the zygote) forks its workers.
+
+    ``os.fork()`` runs CPython's at-fork hooks in the child: threading's,
+    logging's and random's, written in Python. A child's first run of
+    them touches objects all over the heap it shares with its parent, and
+    each page they write (reference counts, lock objects) becomes the
+    child's own copy: ~0.25 MiB per worker (docs/performance.md). In a
+    process with one thread those hooks have nothing to repair (no lock can
+    be held by a thread the child lacks; the forking thread is the child's
+    main thread, with the same ident), so the zygote calls the C library's
+    ``fork()`` itself and keeps only the reseeding of ``random``, so that no
+    two workers draw the same numbers. Checked when called: with a second
+    thread, or without a C library to call, ``os.fork``."""
+    if not _plain_cpython():
+        return os.fork
+    try:
+        libc_fork = ctypes.PyDLL(None, use_errno=True).fork  # PyDLL: the GIL stays held across, as os.fork does
+        libc_fork.restype, libc_fork.argtypes = ctypes.c_int, []
+    except (OSError, AttributeError):
+        return os.fork
+    if threading.active_count() != 1 or _os_threads() != 1:
+        return os.fork
+
+    def bare_fork() -> int:
+        pid = libc_fork()
+        if pid < 0:
+            errno = ctypes.get_errno()
+            raise OSError(errno, os.strerror(errno))
+        if pid == 0:
+            random.seed()  # os.fork's one hook a worker needs
+        return pid
+    return bare_fork
+
+
+def _plain_cpython() -> bool:
+    """CPython with its GIL, up to 3.13: the interpreters whose C after-fork
+    work (the runtime's and the import lock's re-initialisation, dead thread
+    states removed) has nothing to do in a process with one thread. A
+    free-threaded build repairs per-thread state there too, so it keeps
+    ``os.fork``."""
+    if sys.implementation.name != "cpython" or sys.version_info >= (3, 14):
+        return False
+    return not sysconfig.get_config_var("Py_GIL_DISABLED")
+
+
+def _os_threads() -> int:
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return 0  # cannot tell: not 1, so os.fork
 
 
 def drop_inherited(foreign_fds: List[int], keep: Optional[int] = None) -> None:

@@ -5,8 +5,9 @@ A fork copies only the thread that called it; locks held by the others stay
 locked for ever in the child (a thread of an embedding program sitting in
 ``sys.stdin.readline()`` holds stdin's lock, and ``multiprocessing`` closes
 stdin in every child it starts). So the server forks once, early, into this
-zygote, and the zygote (one thread, our code only) forks the workers: a bare
-``os.fork()``, nothing re-imported, nothing of ``__main__`` run again.
+zygote, and the zygote (one thread, our code only) forks the workers: a bare fork
+(the C library's, without CPython's at-fork hooks: spawn.fork_function), nothing
+re-imported, nothing of ``__main__`` run again.
 
 The server sends :class:`~.messages.Spawn` with the worker's two pipe ends
 attached (``SCM_RIGHTS``), and learns the pid from :class:`~.messages.Spawned`.
@@ -28,7 +29,7 @@ import time
 from typing import Any, Callable, Dict, List, Optional
 
 from .messages import Exited, Kill, Quit, Spawn, Spawned, decode, encode
-from .spawn import drop_inherited
+from .spawn import drop_inherited, fork_function
 from .wakeup import WakePipe
 from ..errors import ZygoteGone  # noqa: F401 (defined in errors.py)
 
@@ -159,6 +160,7 @@ def _serve(sock: socket.socket, kinds: Dict[str, WorkerMain]) -> None:
     sock.settimeout(5.0)  # a reply to a server that stopped reading is dropped, not waited on
     gc.freeze()  # what is here now is shared with every worker: keep the GC off its pages
     children: Dict[int, None] = {}
+    fork = fork_function()  # one thread here: CPython's at-fork hooks are not needed (spawn.py)
     exits = _exit_pipe()
     watched = [sock] if exits is None else [sock, exits.fileno()]
     while True:
@@ -179,7 +181,7 @@ def _serve(sock: socket.socket, kinds: Dict[str, WorkerMain]) -> None:
         message = decode(marshal.loads(data))
         if isinstance(message, Spawn):
             pid = _fork_worker(sock, kinds[message.kind], message.key, fds, message.settings,
-                               exits)
+                               exits, fork)
             children[pid] = None
             _tell(sock, Spawned(message.key, message.generation, pid))
         elif isinstance(message, Kill):
@@ -208,8 +210,9 @@ def _exit_pipe() -> Optional[WakePipe]:
 
 
 def _fork_worker(sock: socket.socket, main: WorkerMain, key: Any, fds: List[int],
-                 settings: Dict[str, Any], exits: Optional[WakePipe] = None) -> int:
-    pid = os.fork()
+                 settings: Dict[str, Any], exits: Optional[WakePipe] = None,
+                 fork: Callable[[], int] = os.fork) -> int:
+    pid = fork()
     if pid == 0:
         code = 0
         try:
