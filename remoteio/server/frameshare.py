@@ -5,9 +5,9 @@ off by job). A turn handles at most :data:`FRAMES_PER_TURN` frames and
 spends at most about :data:`TURN_BUDGET_S` on them, shared by the
 connections with frames waiting (a hello or a ping of a quiet connection
 first), so a flood on one connection delays the others by one short turn.
-Pin requests go to the router in chunks of :data:`CHUNK`, and each chunk
-on to its workers at once (a worker applies one chunk while the next is
-read); a connection is not read again until its frames are handled, nor
+Pin requests go to the router in chunks of :data:`CHUNK`, and each full
+chunk on to its workers at once (a worker applies one chunk while the next
+is read; shorter ones go at the turn's end, together); a connection is not read again until its frames are handled, nor
 while a worker it feeds is congested.
 """
 from __future__ import annotations
@@ -108,7 +108,13 @@ class FrameSharing:
         """Hand requests to the router; False if the connection closed meanwhile."""
         conn.pending += len(batch)
         self.router.route(conn.id, batch)
-        self.router.flush()  # the worker starts on this chunk while the next is read
+        if len(batch) >= CHUNK:
+            # a full chunk: the worker starts on it while the next is read. A
+            # short one waits for the turn's end, where the requests of every
+            # connection to one worker go in one write: a crowd of
+            # connections sending one command each costs a write per turn per
+            # worker, not one per command
+            self.router.flush()
         if conn.id not in self.connections:
             return False
         if self.router.congested(conn.id):
