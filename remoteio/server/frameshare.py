@@ -7,8 +7,9 @@ connections with frames waiting (a hello or a ping of a quiet connection
 first), so a flood on one connection delays the others by one short turn.
 Pin requests go to the router in chunks of :data:`CHUNK`, and each full
 chunk on to its workers at once (a worker applies one chunk while the next
-is read; shorter ones go at the turn's end, together); a connection is not read again until its frames are handled, nor
-while a worker it feeds is congested.
+is read; shorter ones go at the turn's end, together); a connection is not
+read again until its frames are handled, nor while a worker it feeds is
+congested.
 """
 from __future__ import annotations
 
