@@ -87,3 +87,22 @@ def test_a_process_with_a_second_thread_forks_with_os_fork():
     finally:
         release.set()
         thread.join(5.0)
+
+
+def test_set_handler_sets_what_signal_signal_would():
+    import signal
+
+    from remoteio.server.spawn import set_handler
+
+    before = signal.getsignal(signal.SIGUSR1)
+    caught = []
+    try:
+        set_handler(signal.SIGUSR1, signal.SIG_IGN)
+        assert signal.getsignal(signal.SIGUSR1) == signal.SIG_IGN
+        set_handler(signal.SIGUSR1, lambda signum, frame: caught.append(signum))
+        signal.raise_signal(signal.SIGUSR1)
+        assert caught == [signal.SIGUSR1]
+        set_handler(signal.SIGUSR1, signal.SIG_DFL)
+        assert signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGUSR1, before)

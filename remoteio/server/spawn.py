@@ -19,6 +19,11 @@ import threading
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
 
+try:  # the C module under signal: no enum wrapping of handlers (spawn.worker_signals)
+    import _signal
+except ImportError:  # not CPython
+    import signal as _signal  # type: ignore[no-redef]
+
 from ..pins import BOARD_TO_BCM
 from .channel import Channel
 from .config import PinRule
@@ -33,8 +38,21 @@ log = logging.getLogger(__name__)
 
 def worker_signals() -> None:
     """Ctrl-C is the server's to handle; SIGTERM unwinds (the pin goes safe)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, _exit_on_signal)
+    set_handler(signal.SIGINT, signal.SIG_IGN)
+    set_handler(signal.SIGTERM, _exit_on_signal)
+
+
+def set_handler(signum: int, handler: Any) -> None:
+    """``signal.signal`` without its wrapping: that looks the previous
+    handler up in an enum (for a function, a failed lookup and its
+    exception), and each such first run in a worker writes reference counts
+    into shared enum objects, ~0.06-0.08 MiB of copied pages per worker
+    (docs/performance.md). *handler* may be ``signal.SIG_IGN``/``SIG_DFL``."""
+    if handler is signal.SIG_IGN:
+        handler = _signal.SIG_IGN
+    elif handler is signal.SIG_DFL:
+        handler = _signal.SIG_DFL
+    _signal.signal(signum, handler)
 
 
 def realtime(priority: int, what: str) -> bool:

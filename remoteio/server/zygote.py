@@ -29,7 +29,7 @@ import time
 from typing import Any, Callable, Dict, List, Optional
 
 from .messages import Exited, Kill, Quit, Spawn, Spawned, decode, encode
-from .spawn import drop_inherited, fork_function
+from .spawn import drop_inherited, fork_function, set_handler
 from .wakeup import WakePipe
 from ..errors import ZygoteGone  # noqa: F401 (defined in errors.py)
 
@@ -218,7 +218,7 @@ def _fork_worker(sock: socket.socket, main: WorkerMain, key: Any, fds: List[int]
         try:
             if exits is not None:  # the zygote's exit pipe is not the worker's
                 signal.set_wakeup_fd(-1)
-                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                set_handler(signal.SIGCHLD, signal.SIG_DFL)
                 exits.close()
             drop_inherited([])  # the zygote's socket too: a worker talks through its pipes only
             main(key, fds[0], fds[1], settings)
