@@ -129,3 +129,14 @@ def test_the_fork_floor_forks_each_child_and_reaps_them_all():
     seconds = fork_floor_s(3)
     assert 0 < seconds < 30
     assert {c.pid for c in psutil.Process().children()} - before == set()   # none left behind
+
+
+def test_the_memory_floor_is_a_child_forked_as_the_zygote_forks_and_it_is_reaped():
+    sys.path.insert(0, str(ROOT))
+    from bench.resources import fork_floor_mib
+    import psutil
+    before = {c.pid for c in psutil.Process().children(recursive=True)}
+    mib, how = fork_floor_mib()
+    assert how in ("bare_fork", "fork")   # the zygote's own choice (spawn.fork_function)
+    assert 0 < mib < psutil.Process().memory_full_info().uss / 2**20   # a fork owns less than a whole process
+    assert {c.pid for c in psutil.Process().children(recursive=True)} - before == set()
