@@ -1,4 +1,6 @@
-"""A stand-in server on 127.0.0.1 for the client's tests: one connection, hello answered, every other request as the test's script says (late, out of order, or never).
+"""A stand-in server on 127.0.0.1 for the client's tests: one connection (or
+a few, one after another), hello answered, every other request as the test's
+script says (late, out of order, or never).
 
 Tests import it (``from fakeservers import ScriptedServer``); it runs no
 remoteio code, so the client's side of the protocol is checked on its own.
@@ -21,18 +23,23 @@ HELLO: Frame = {"ok": True, "server": "scripted", "protocol": 1, "mode": "wait",
 
 
 class ScriptedServer:
-    """Accepts one connection, answers hello with *hello* (its id added), and
-    every other request as *script* says; *reverse*: the requests read
-    together are answered in reverse order, so that replies cross."""
+    """Accepts one connection (or *connections*, each after the last ended),
+    answers hello with *hello* (its id added), and every other request as
+    *script* says; *reverse*: the requests read together are answered in
+    reverse order, so that replies cross."""
 
-    def __init__(self, script: Script, reverse: bool = False, hello: Optional[Frame] = None):
+    def __init__(self, script: Script, reverse: bool = False, hello: Optional[Frame] = None,
+                 connections: int = 1):
         self.script = script
         self.reverse = reverse
         self.hello = HELLO if hello is None else hello
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.address = self.sock.getsockname()
         self.requests: List[Frame] = []
+        self.connections = connections  # served one after another (a client's reconnects)
+        self.connection = 0             # the one being served now (from 1)
         self._stop = threading.Event()
+        self._drop = threading.Event()
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
 
@@ -42,18 +49,28 @@ class ScriptedServer:
         self.requests.append(message)
         return self.script(message)
 
+    def drop(self) -> None:
+        """Close the connection being served (the client sees it lost)."""
+        self._drop.set()
+
     def _serve(self) -> None:
         self.sock.settimeout(10)
-        try:
-            conn, _ = self.sock.accept()
-        except OSError:
-            return
+        while self.connection < self.connections and not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connection += 1
+            self._drop.clear()
+            self._serve_one(conn)
+
+    def _serve_one(self, conn: socket.socket) -> None:
         due: List[Tuple[float, int, bytes]] = []  # a heap: (when, order, frame)
         order = 0
         buffer = b""
         with conn:
             try:
-                while not self._stop.is_set():
+                while not self._stop.is_set() and not self._drop.is_set():
                     wait = 0.5 if not due else max(0.0, due[0][0] - time.monotonic())
                     readable, _, _ = select.select([conn], [], [], min(wait, 0.5))
                     if readable:

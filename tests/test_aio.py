@@ -114,3 +114,41 @@ def test_an_event_missed_while_the_connection_was_down_shows_in_missed_after_the
     finally:
         for server in servers:
             server.stop()
+
+
+def test_a_reconnect_whose_watch_goes_unanswered_is_dropped_and_retried_until_the_watch_stands():
+    """The sync client's rule (tests/test_client_liveness.py) in the asyncio
+    client: a reconnect's setup that gets no answer is not called connected."""
+    from fakeservers import ScriptedServer
+
+    def script(message):
+        if message["op"] == "watch":
+            if fake.connection == 2:
+                return []  # the reconnect's watch: never answered
+            reply = [(0.0, {"id": message["id"], "ok": True, "pin": 7, "seq": 0, "value": 0})]
+            if fake.connection == 3:
+                reply.append((0.05, {"event": "change", "pin": 7, "value": 1, "edge": "rising",
+                                     "seq": 1, "ts": 123}))
+            return reply
+        return [(0.0, {"id": message["id"], "ok": True, "pin": 7, "value": 0})]
+    fake = ScriptedServer(script, connections=3)
+
+    async def scenario():
+        async with AsyncRemoteServer(*fake.address, timeout=0.5, heartbeat=0) as remote:
+            ups = []
+            remote.when_connection_changed = ups.append
+            button = await remote.pin(7, claim=False)
+            await button.watch()
+            fake.drop()
+            assert await button.wait_for_value(1, timeout=10), f"connection {fake.connection}, {ups}"
+            assert fake.connection == 3
+            assert [m["op"] for m in fake.requests if m["op"] == "watch"] == ["watch"] * 3
+            for _ in range(500):
+                if ups == [False, True]:
+                    break
+                await asyncio.sleep(0.01)
+            assert ups == [False, True] and remote.connected
+    try:
+        _run(scenario())
+    finally:
+        fake.close()

@@ -245,3 +245,42 @@ def test_a_call_settled_twice_keeps_its_first_outcome_and_raises_nothing():
     for t in threads:
         t.join(10)
     assert all(c.done for c in racing)
+
+
+# ---- 4. a reconnect whose setup goes unanswered ---------------------------------
+
+def test_a_reconnect_whose_watch_goes_unanswered_is_dropped_and_retried_until_the_watch_stands(
+        scripted, caplog):
+    """Found by the chaos run of tests/net: the network failed again while a
+    reconnect re-applied a watch; the client logged it, called itself
+    connected, and no event ever came on that healthy link again."""
+    def script(message: Frame) -> List[Tuple[float, Frame]]:
+        if message["op"] == "watch":
+            if fake.connection == 2:
+                return []  # the reconnect's watch: never answered
+            reply = [(0.0, ok(message, pin=7, seq=0, value=0))]
+            if fake.connection == 3:
+                reply.append((0.05, {"event": "change", "pin": 7, "value": 1, "edge": "rising",
+                                     "seq": 1, "ts": 123}))
+            return reply
+        return [(0.0, ok(message, pin=7, value=0))]
+    fake = ScriptedServer(script, connections=3)
+    try:
+        with RemoteServer(*fake.address, timeout=0.5, heartbeat=0) as remote:
+            ups: List[bool] = []
+            remote.when_connection_changed = ups.append
+            seen: List[int] = []
+            remote.pin(7, claim=False).when_changed = lambda event: seen.append(event.value)
+            assert fake.connection == 1 and [m["op"] for m in fake.requests] == ["watch"]
+            with caplog.at_level(logging.INFO, logger="remoteio"):
+                fake.drop()
+                assert wait_until(lambda: seen, timeout=10), \
+                    f"the watch never stood again; connection {fake.connection}, {ups}"
+            assert fake.connection == 3
+            assert [m["op"] for m in fake.requests] == ["watch"] * 3
+            assert seen == [1]
+            assert wait_until(lambda: ups == [False, True], timeout=5), ups  # True once, at the end
+            assert remote.connected
+            assert any("watch on BOARD7 got no answer" in r.getMessage() for r in caplog.records)
+    finally:
+        fake.close()

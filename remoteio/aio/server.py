@@ -198,7 +198,14 @@ class AsyncRemoteServer:
                     reply = await link.call(op, fields, self.timeout)
                     if op == "watch":  # what it missed while the link was down
                         pin.rewatched(reply)
-                except RemoteIOError as exc:
+                except LinkError as exc:
+                    # no answer: this link failed too; calling it connected would lose
+                    # this setup for good (the sync client's rule, docs/reliability.md)
+                    link.abort(exc)
+                    raise ConnectionLost(f"after reconnecting, {op} on BOARD{pin.board} got no "
+                                         f"answer ({exc}); the setup is re-applied on the next "
+                                         "connection") from None
+                except RemoteIOError as exc:  # answered: the server refuses it, a retry would too
                     log.warning("after reconnecting, %s on BOARD%d failed: %s", op, pin.board, exc)
         log.info("reconnected to %s:%d; pin setup re-applied", self.host, self.port)
         self._connected.set()

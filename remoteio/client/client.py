@@ -175,12 +175,26 @@ class RemoteServer:
                     reply = link.call(op, fields).result(self.timeout)
                     if op == "watch":  # what it missed while the link was down
                         pin.rewatched(reply)
-                except RemoteIOError as exc:
+                except LinkError as exc:
+                    # no answer: this link failed too, and a client that called itself
+                    # connected now would have lost this setup (a watch, a claim) for good
+                    self._replay_failed(link, f"{op} on BOARD{pin.board}", exc)
+                except RemoteIOError as exc:  # answered: the server refuses it, a retry would too
                     log.warning("after reconnecting, %s on BOARD%d failed: %s", op, pin.board, exc)
-        self.serial_ports.reopen(link, self.timeout)
+        try:
+            self.serial_ports.reopen(link, self.timeout)
+        except LinkError as exc:
+            self._replay_failed(link, "reopening the serial ports", exc)
         log.info("reconnected to %s:%d; pin setup re-applied", self.host, self.port)
         self._connected.set()
         self._notify_connection(True)
+
+    def _replay_failed(self, link: Link, what: str, exc: LinkError) -> None:
+        """A reconnect's setup went unanswered: that link is dropped and the
+        keeper tries again (raises)."""
+        link.abort(exc)
+        raise ConnectionLost(f"after reconnecting, {what} got no answer ({exc}); "
+                             "the setup is re-applied on the next connection") from None
 
     def _notify_connection(self, connected: bool) -> None:
         callback = self._when_connection_changed

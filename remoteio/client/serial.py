@@ -18,7 +18,7 @@ import time
 from collections import defaultdict, deque
 from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, List, Optional, Union
 
-from ..errors import RemoteIOError
+from ..errors import LinkError, RemoteIOError
 from ..protocol.serial import MAX_WRITE, decode_data, encode_data
 
 if TYPE_CHECKING:
@@ -333,11 +333,14 @@ class SerialPorts:
             port.handle_event(message)
 
     def reopen(self, link: "Link", timeout: float) -> None:
-        """A reconnect: every open port opens again on *link* (failures logged)."""
+        """A reconnect: every open port opens again on *link* (refusals logged;
+        a LinkError, no answer, raised)."""
         with self._lock:
             ports = [p for group in self._by_name.values() for p in group]
         for port in ports:
             try:
                 port.reopen(link, timeout)
+            except LinkError:
+                raise   # no answer: the caller drops this link and tries again
             except RemoteIOError as exc:
                 log.warning("after reconnecting, opening %s failed: %s", port.name, exc)
