@@ -12,6 +12,8 @@ and the lgpio backends, and for rgpiod (the lg project's C daemon, client
 * an acknowledged write on the raw socket, on 1 line and round-robin on 26;
 * the same through the client library;
 * an edge made in sysfs (the line's pull) to the client's callback;
+* the same edges through bench/edgefloor.py: a gpiod watcher, a relay and a
+  client thread, three Python processes as remoteio's path has, none of its code;
 
 beside the relayed Python floor measured in the same boot.
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
 import socket
 import struct
@@ -116,6 +119,44 @@ def _edge_latency(chip, make_watch: Callable[[Callable[[], None]], None], count:
         samples.append(time.monotonic_ns() - started)
         time.sleep(0.02)  # each edge on a quiet line
     return percentiles(samples)
+
+
+def _edge_floor(chip, counts: Dict[str, int]) -> Dict[str, Any]:
+    """The same edges through bench/edgefloor.py: our topology, none of our code."""
+    proc = subprocess.Popen([sys.executable, "-m", "bench.edgefloor", "--chip", chip.chip_path,
+                             "--line", str(EDGE_GPIO)], cwd=ROOT, stdout=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    stop = threading.Event()
+    sock: Optional[socket.socket] = None
+    try:
+        ready, _, _ = select.select([proc.stdout], [], [], 60.0)
+        if not ready:
+            raise RuntimeError("the edge floor did not start within 60 s")
+        sock = socket.create_connection(("127.0.0.1", int(proc.stdout.readline())), timeout=1.0)
+
+        def watch(done: Callable[[], None]) -> None:
+            def read() -> None:   # the client library's reader, reduced to its wake-up
+                while not stop.is_set():
+                    try:
+                        if not sock.recv(4096):
+                            return
+                    except socket.timeout:
+                        continue
+                    except OSError:
+                        return
+                    done()
+            threading.Thread(target=read, name="edge-floor-reader", daemon=True).start()
+        chip.pull(EDGE_GPIO, "pull-down")
+        return _edge_latency(chip, watch, counts["edges"])
+    finally:
+        stop.set()
+        if sock is not None:
+            sock.close()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
 
 
 def _remoteio(backend: str, chip, plan: Plan, counts: Dict[str, int]) -> Dict[str, Any]:
@@ -306,18 +347,24 @@ def measure_inside(plan: Plan, rgpiod: str) -> List[Dict[str, Any]]:
         floor.close()
     fork_s = fork_floor_s()
     figures: Dict[str, Dict[str, Any]] = {}
-    for name in ("rgpiod", "gpiod", "lgpio"):
+    for name in ("edge_floor", "rgpiod", "gpiod", "lgpio"):
         with GpioSimChip(num_lines=28, label="pinctrl-rp1",
                          line_names=[f"GPIO{n}" for n in range(28)]) as chip:
+            if name == "edge_floor":
+                edge_floor = _edge_floor(chip, counts)
+                continue
             figures[name] = (_rgpiod(rgpiod, chip, plan, counts) if name == "rgpiod"
                              else _remoteio(name, chip, plan, counts))
-    return _rows(figures, floor_stats, fork_s)
+    return _rows(figures, floor_stats, fork_s, edge_floor)
 
 
 def _rows(figures: Dict[str, Dict[str, Any]], floor: Dict[str, Any],
-          fork_s: float) -> List[Dict[str, Any]]:
+          fork_s: float, edge_floor: Dict[str, Any]) -> List[Dict[str, Any]]:
     rg = figures["rgpiod"]
     rows = [row("kernel.floor", "VM: relayed Python floor (same boot)", stats=floor),
+            row("kernel.edge_floor", "VM: edge floor: sysfs edge → gpiod in one Python process → "
+                "a second → a client's thread (same boot)", stats=edge_floor,
+                notes="remoteio's edge topology with none of remoteio (bench/edgefloor.py)"),
             row("kernel.fork_floor", f"VM: {len(GPIOS_26)} bare forks of a process of the "
                 "zygote's size, one after the other (same boot)", figure=f"{fork_s} s",
                 notes="the least a process per pin costs here before any of our code runs",
@@ -346,7 +393,9 @@ def _rows(figures: Dict[str, Dict[str, Any]], floor: Dict[str, Any],
             row(f"kernel.{name}.edge", f"VM {name}: sysfs edge → client callback",
                 stats=f["edge"], target="≤ rgpiod's",
                 met=f["edge"]["p50_us"] <= rg["edge"]["p50_us"],
-                notes=f"rgpiod {rg['edge']['p50_us']} µs p50, {rg['edge']['p99_us']} µs p99"),
+                notes=f"rgpiod {rg['edge']['p50_us']} µs p50, {rg['edge']['p99_us']} µs p99; "
+                      f"edge floor {edge_floor['p50_us']} µs p50 "
+                      f"({ratio(f['edge']['p50_us'], edge_floor['p50_us'])} that)"),
             row(f"kernel.{name}.ready", f"VM {name}: 26 pins ready",
                 figure=f"{f['ready_s']} s (start {f['start_s']} s)", target="≤ 0.5 s",
                 met=f["ready_s"] <= 0.5,

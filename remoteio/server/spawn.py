@@ -91,7 +91,8 @@ def fork_function() -> Callable[[], int]:
     if not _plain_cpython():
         return os.fork
     try:
-        libc_fork = ctypes.PyDLL(None, use_errno=True).fork  # PyDLL: the GIL stays held across, as os.fork does
+        # PyDLL: the GIL stays held across the call, as os.fork holds it
+        libc_fork = ctypes.PyDLL(None, use_errno=True).fork
         libc_fork.restype, libc_fork.argtypes = ctypes.c_int, []
     except (OSError, AttributeError):
         return os.fork
