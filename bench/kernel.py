@@ -152,11 +152,7 @@ def _edge_floor(chip, counts: Dict[str, int]) -> Dict[str, Any]:
         stop.set()
         if sock is not None:
             sock.close()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        _reap(proc)   # it ends when its client leaves
 
 
 def _remoteio(backend: str, chip, plan: Plan, counts: Dict[str, int]) -> Dict[str, Any]:
@@ -257,14 +253,19 @@ def _rgpiod(binary: str, chip, plan: Plan, counts: Dict[str, int]) -> Dict[str, 
         _stop(proc, log, workdir)
 
 
-def _stop(proc: subprocess.Popen, log: Any, workdir: Path) -> None:
-    """Stop a server this section started (by its pid), and clean up after it."""
-    proc.terminate()
+def _reap(proc: subprocess.Popen) -> None:
+    """Wait for a process this section started to end; killed (by its pid) after 30 s."""
     try:
         proc.wait(30)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(10)
+
+
+def _stop(proc: subprocess.Popen, log: Any, workdir: Path) -> None:
+    """Stop a server this section started (by its pid), and clean up after it."""
+    proc.terminate()
+    _reap(proc)
     log.close()
     shutil.rmtree(workdir, ignore_errors=True)
 
