@@ -97,7 +97,10 @@ def storm(address):
 def control_plane_problems(proc, holder, window, lease_ms, latencies, event_within_s):
     """Everything that went wrong for the lease holder and the fresh connections."""
     problems = []
-    if max(latencies) >= 0.1:
+    # a ping queued behind the storm would wait for its 160,000 requests (a second or more); one fair
+    # turn is about 10 ms of work, but with both cores flooded the scheduler alone has kept
+    # a process off the CPU for 127 ms (a CI check, 2026-12-06): the bound sits between
+    if max(latencies) >= 0.3:
         problems.append(f"hello/ping took up to {max(latencies) * 1000:.0f} ms")
     if not wait_event(holder, "lease_expired", timeout=event_within_s):
         problems.append(f"no lease_expired {event_within_s} s after its deadline and more")
