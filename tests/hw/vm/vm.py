@@ -38,6 +38,7 @@ log = logging.getLogger("remoteio-vm")
 HERE = Path(__file__).resolve().parent
 EXIT_TIMEOUT = 124   # like timeout(1)
 EXIT_VM_FAILED = 125  # the VM, not the command, failed: boot, crash, no status
+BOOT_ATTEMPTS = 3     # a guest that dies before the command starts is booted again
 PASS_ENV = ("PATH", "HOME", "VIRTUAL_ENV", "PYTHONPATH")
 # Defaults inside the guest; any --env value overrides them. TERM=dumb keeps
 # colour codes out of logs (the guest's stdout is a serial tty).
@@ -168,6 +169,21 @@ def run_in_vm(command, timeout=600, share=None, env=None, sink=None, boot_timeou
         log.error("remoteio-vm: qemu or virtiofsd missing; run `vm.py setup`")
         return EXIT_VM_FAILED, ""
 
+    for attempt in range(1, BOOT_ATTEMPTS + 1):
+        code, output, started = _run_once(art, virtiofsd, command, share, env, sink, t0, timeout,
+                                          boot_timeout, stats)
+        # a guest that died before the command started (a kernel panic at boot under
+        # TCG, seen once in a CI check) ran nothing: booting again cannot run it twice
+        if started or code != EXIT_VM_FAILED or attempt == BOOT_ATTEMPTS \
+                or time.monotonic() - t0 > timeout / 2:
+            return code, output
+        log.warning("remoteio-vm: the guest died before the command started (boot %d of %d); "
+                    "booting again", attempt, BOOT_ATTEMPTS)
+    return code, output
+
+
+def _run_once(art, virtiofsd, command, share, env, sink, t0, timeout, boot_timeout, stats):
+    """One boot: (exit code, output, did the command start)."""
     nonce = os.urandom(8).hex()
     console = Console(nonce, sink)
     _remove_stale_tmpdirs()
@@ -178,12 +194,12 @@ def run_in_vm(command, timeout=600, share=None, env=None, sink=None, boot_timeou
         ctl.mkdir()
         _write_job(ctl, command, share, guest_env(env), nonce, deadline=timeout + 30)
         code = _boot_and_run(art, virtiofsd, tmp, share, console, procs, t0, timeout, boot_timeout, stats)
-        return code, console.output.decode(errors="replace")
+        return code, console.output.decode(errors="replace"), True
     except VMError as e:
         console.flush()
         log.error("remoteio-vm: %s", e)
         _dump_logs(tmp, console)
-        return e.code, console.output.decode(errors="replace")
+        return e.code, console.output.decode(errors="replace"), console.started
     finally:
         for name in ("qemu", "virtiofsd"):  # qemu first: virtiofsd serves it
             _stop(procs.get(name))
