@@ -3,11 +3,15 @@
 * bare: a Python TCP echo in another process (one connection, TCP_NODELAY)
 * relayed: the same echo, but each message goes through a second process over
   a multiprocessing pipe and back: the least any process-per-pin design can do
+* forks: 26 processes forked as the zygote forks its workers, by a process of
+  the zygote's size: the least 26 pins' workers cost before any of our code
 """
 from __future__ import annotations
 
 import multiprocessing
+import os
 import socket
+import time
 from typing import Any, Dict
 
 from .harness import RawClient, percentiles, round_trips
@@ -135,3 +139,38 @@ class Greeter:
         if self.proc.is_alive():
             self.proc.kill()
             self.proc.join(5)
+
+
+def fork_floor_s(count: int = 26) -> float:
+    """Seconds for *count* forks, one after the other, made as the zygote
+    makes its workers' (``spawn.fork_function``: the C library's fork where
+    it can) by this process once it has imported the server (the zygote's
+    size): each child says it runs and stays alive until the end, as a pin's
+    worker does. Run it in a process of its own, with one thread."""
+    import remoteio.server.app  # noqa: F401 - a process as big as the zygote
+    from remoteio.server.spawn import fork_function
+    fork = fork_function()
+    hold_r, hold_w = os.pipe()   # the children wait on it; its close ends them
+    children = []
+    t0 = time.perf_counter()
+    try:
+        for _ in range(count):
+            ran_r, ran_w = os.pipe()
+            pid = fork()
+            if pid == 0:
+                try:
+                    os.close(hold_w)
+                    os.write(ran_w, b"!")
+                    os.read(hold_r, 1)   # end of file once the parent closes hold_w
+                finally:
+                    os._exit(0)
+            children.append(pid)
+            os.close(ran_w)
+            os.read(ran_r, 1)
+            os.close(ran_r)
+        return round(time.perf_counter() - t0, 3)
+    finally:
+        os.close(hold_w)
+        os.close(hold_r)
+        for pid in children:
+            os.waitpid(pid, 0)

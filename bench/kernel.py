@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
-from .floors import Floor
+from .floors import Floor, fork_floor_s
 from .harness import OK, PINS_26, ROOT, frame, hello, percentiles, round_trips, row, tree_cpu_seconds
 from .plan import Plan
 
@@ -302,38 +302,6 @@ def _listening_port(pid: int, timeout: float) -> int:
                 return conn.laddr.port
         time.sleep(0.02)
     raise RuntimeError(f"the server did not listen within {timeout} s")
-
-
-def fork_floor_s(count: int = len(GPIOS_26)) -> float:
-    """Seconds for *count* bare forks, one after the other, of this process once
-    it has imported the server (the zygote's size): each child says it runs and
-    stays alive until the end, as a pin's worker does. The least that *count*
-    processes cost here, before any of our code runs in them."""
-    import remoteio.server.app  # noqa: F401 - a process as big as the zygote
-    hold_r, hold_w = os.pipe()   # the children wait on it; its close ends them
-    children = []
-    t0 = time.perf_counter()
-    try:
-        for _ in range(count):
-            ran_r, ran_w = os.pipe()
-            pid = os.fork()
-            if pid == 0:
-                try:
-                    os.close(hold_w)
-                    os.write(ran_w, b"!")
-                    os.read(hold_r, 1)   # end of file once the parent closes hold_w
-                finally:
-                    os._exit(0)
-            children.append(pid)
-            os.close(ran_w)
-            os.read(ran_r, 1)
-            os.close(ran_r)
-        return round(time.perf_counter() - t0, 3)
-    finally:
-        os.close(hold_w)
-        os.close(hold_r)
-        for pid in children:
-            os.waitpid(pid, 0)
 
 
 def measure_inside(plan: Plan, rgpiod: str) -> List[Dict[str, Any]]:

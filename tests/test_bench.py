@@ -123,7 +123,7 @@ def test_markdown_block_replaces_only_the_generated_part(smoke, tmp_path, monkey
 
 def test_the_fork_floor_forks_each_child_and_reaps_them_all():
     sys.path.insert(0, str(ROOT))
-    from bench.kernel import fork_floor_s
+    from bench.floors import fork_floor_s
     import psutil
     before = {c.pid for c in psutil.Process().children()}
     seconds = fork_floor_s(3)
