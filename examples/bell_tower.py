@@ -13,7 +13,8 @@ Each bell is one pin of the expander's port A (``mcp0:A0`` .. ``mcp0:A3``,
 or another expander's: ``REMOTEIO_EXPANDER``): ``on(time_ms=500)`` is sent
 and the Pi switches the bell off 500 ms later, whatever the network does;
 the client only keeps the 450 ms step of the chase. Against ``remoteio serve
---sim`` it prints each pulse as the simulated chip recorded it.
+--sim --config FILE``, FILE holding the section above, it prints each pulse as
+the simulated chip recorded it.
 """
 import os
 import sys

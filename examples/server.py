@@ -1,7 +1,7 @@
 """The server example of the original remoteio README, unchanged but for the
 port, which the environment may override (REMOTEIO_PORT, default 1234).
 
-On a Raspberry Pi it serves the real pins (lgpio or RPi.GPIO); anywhere else
+On a Raspberry Pi it serves the real pins (gpiod, lgpio or RPi.GPIO); anywhere else
 it serves a simulated board. Stop it with Ctrl-C: every pin is made safe.
 """
 import os

@@ -54,6 +54,15 @@ def test_connection_options_before_a_verb_that_does_not_connect_are_refused(home
                    "--timeout goes with the commands that talk to a server, not 'token'")
 
 
+@pytest.mark.parametrize("args", [("read", "7", "--token", "s3cret-of-sixteen"),
+                                  ("--token=s3cret-of-sixteen", "read", "7"),
+                                  ("serve", "--sim", "--token", "s3cret-of-sixteen")])
+def test_a_token_on_the_command_line_is_refused_and_never_echoed(home, args):
+    result = cli(home, None, *args)
+    one_line_error(result, 2, "there is deliberately no --token option")
+    assert "s3cret-of-sixteen" not in result.stderr + result.stdout
+
+
 # ---- pin lists ------------------------------------------------------------------------
 
 @pytest.mark.parametrize("text, boards", [
@@ -237,6 +246,9 @@ def test_docs_lists_and_prints_the_pages(home):
     assert page.stdout.startswith("# The `remoteio` command")
     assert cli(home, None, "docs", "docs/gpiozero.md").stdout.startswith("# gpiozero")
     one_line_error(cli(home, None, "docs", "clli"), 2, "did you mean 'cli'?")
+    assert re.search(r"^  examples/notebook\.ipynb\s+remoteio in a notebook", listing.stdout, re.M)
+    where = cli(home, None, "docs", "--path", "examples/notebook.ipynb").stdout.strip()
+    assert where.endswith("notebook.ipynb") and json.loads(open(where).read())["cells"]
 
 
 def test_systemd_unit_prints_the_service(home):
@@ -255,3 +267,34 @@ def test_check_config_json_gives_every_setting_but_the_token(home, tmp_path):
     assert settings["pins"]["7"]["access"] == "read"
     assert settings["token"] is None and settings["token_set"] is True
     assert "a secret of sixteen+" not in result.stdout
+    config.write_text('[server]\ntoken_file = "/etc/remoteio/token"\n')
+    from_file = json.loads(cli(home, None, "check-config", str(config), "--json").stdout)
+    assert from_file["token_set"] is True and from_file["token_file"] == "/etc/remoteio/token"
+
+
+def test_all_leaves_out_the_pins_a_bus_holds_and_the_header_shows_the_bus_holding_them(
+        home, server, client):
+    from remoteio.errors import ServerError
+    try:
+        client.i2c(1).read_byte(0x77)   # answered or not, bus 1's worker now holds BOARD3/5
+    except ServerError:
+        pass
+    client.read_pins([37])              # read, never set up: "unset"
+    note = "leaving out BOARD3 (GPIO2) (held by I2C bus 1), BOARD5 (GPIO3) (held by I2C bus 1)"
+    off = cli(home, server.address, "off", "all")
+    assert off.returncode == 0 and note in off.stderr, off.stderr
+    assert wait_until(lambda: all(server.sim.function(b) == "released"
+                                  for b in pin_list("all") if b not in (3, 5)))
+    read = cli(home, server.address, "read", "all")
+    assert read.returncode == 0 and note in read.stderr, read.stderr
+    assert len(read.stdout.splitlines()) == 26 and "BOARD3 " not in read.stdout
+    named = cli(home, server.address, "off", "3")   # named: refused, as any held pin
+    one_line_error(named, 1, "BOARD3 (GPIO2) is held by I2C bus 1")
+    rows = json.loads(cli(home, server.address, "pins", "--json").stdout)
+    assert rows[2]["function"] == "bus" and rows[2]["holder"] == "I2C bus 1"
+    assert rows[36]["function"] == "unset"
+    info = json.loads(cli(home, server.address, "info", "--json").stdout)
+    assert {(e["pin"], e["by"]) for e in info["held"]} == {(3, "I2C bus 1"), (5, "I2C bus 1")}
+    state = cli(home, server.address, "state", "3")
+    assert state.returncode == 0 and state.stdout.splitlines()[1].split()[-3:] == \
+        ["I2C", "bus", "1"], state.stdout

@@ -176,3 +176,9 @@ def test_remoteio_discover_says_when_nobody_answered(lan):
     result = subprocess.run(in_namespace(laptop, "-m", "remoteio", "discover", "--timeout", "1"),
                             cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "no remoteio server answered within 1 s" in result.stderr
+    # with --json too: the notice on standard error, the list (empty) on standard output
+    result = subprocess.run(in_namespace(laptop, "-m", "remoteio", "discover", "--timeout", "1",
+                                         "--json"),
+                            cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and json.loads(result.stdout) == []
+    assert "no remoteio server answered within 1 s" in result.stderr

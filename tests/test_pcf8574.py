@@ -229,8 +229,9 @@ def test_a_gpiozero_button_on_a_pcf8574_pin_works_over_the_network(server):
 
 
 @pytest.mark.parametrize("name, says", [
-    ("pcf0:A3", "pcf0 is a PCF8574, with pins pcf0:P0 .. pcf0:P7"),
-    ("pcf0:3", "pcf0 is a PCF8574, with pins pcf0:P0 .. pcf0:P7"),   # bit numbers: MCP only
+    ("pcf0:A3", "pcf0 is a PCF8574, with pins pcf0:P0 .. pcf0:P7 \\(bit numbers and A/B names "
+                "are an MCP chip's\\)"),
+    ("pcf0:3", "pcf0:A3: pcf0 is a PCF8574, with pins pcf0:P0 .. pcf0:P7 \\(bit numbers"),
     ("pcf0:P8", "'pcf0:P3' \\(PCF8574: P0-P7\\)"),
     ("mcp0:P1", "mcp0 is an MCP23017, with pins mcp0:A0 .. mcp0:B7"),
 ])

@@ -12,7 +12,7 @@ import psutil
 import pytest
 
 from remoteio import RemoteServer
-from remoteio.errors import BadArgument, ServerBusy, WorkerFailed
+from remoteio.errors import BadArgument, PinClosed, ServerBusy, WorkerFailed
 from remoteio.server import Server
 
 from remoteio.testing import free_port, levels, pulses, RawClient, wait_until, worker_pid
@@ -270,6 +270,28 @@ def test_the_queue_of_a_pin_is_bounded(server, client):
             outcomes.append("busy")
     assert outcomes.count("ok") == 1000 and outcomes[-1] == "busy"
     assert client.ping() < 5
+
+
+def test_a_holder_may_close_its_pin_behind_a_full_queue_and_the_close_runs_after_it(server, client):
+    pin = client.pin(7)
+    pin.on(time_ms=300)
+    calls = client._link.pipeline([("on", {"pin": 7, "time_ms": 1})] * 1000)
+    assert all(call.result(10) is not None for call in calls)      # the queue is full
+    with pytest.raises(ServerBusy):
+        client._link.call("off", {"pin": 7}).result(10)
+    closing = client._link.call("close", {"pin": 7})
+    assert closing.result(10)["queued"] == 1001                     # one close beyond the bound
+    with pytest.raises(PinClosed):                                   # and only one
+        client._link.call("close", {"pin": 7}).result(10)
+    assert pin.state()["queue"] == 1001
+    assert wait_until(lambda: pin.state()["mode"] == "released", timeout=30)   # after the queue
+    assert server.sim.value(7) == 0.0
+    other = connect(server)
+    try:
+        other.pin(7).on()                                            # let go: anyone may take it
+        assert server.sim.value(7) == 1.0
+    finally:
+        other.close()
 
 
 

@@ -107,11 +107,12 @@ def _discover(args: argparse.Namespace) -> int:
         servers = RemoteServer.discover(timeout=args.timeout, interfaces=args.interface)
     except RuntimeError as exc:  # zeroconf is not installed
         raise UsageError(str(exc)) from None
+    if not servers:  # on standard error: `--json` output stays a list
+        print(f"no remoteio server answered within {args.timeout:g} s", file=sys.stderr)
     if args.json:
         output.emit_json([server.as_dict() for server in servers])
         return EXIT_OK
     if not servers:
-        print(f"no remoteio server answered within {args.timeout:g} s", file=sys.stderr)
         return EXIT_OK
     rows = [("NAME", "ADDRESS", "VERSION", "BOARD", "AUTH", "TLS")] + [
         (s.name, f"{s.host}:{s.port}", s.version,

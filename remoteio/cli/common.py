@@ -16,7 +16,7 @@ import re
 import signal
 import sys
 import textwrap
-from typing import Any, Callable, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
 from ..settings import DEFAULT_PORT
 from ..errors import UsageError  # noqa: F401 (defined in errors.py)
@@ -132,6 +132,23 @@ def pin_name(board: int) -> str:
     return describe(board)
 
 
+def held_pins(info: Dict[str, Any]) -> Dict[int, str]:
+    """The header pins a bus, a serial port or an expander's worker holds,
+    each with what holds it ("I2C bus 1"), from an ``info`` reply's ``held``."""
+    return {entry["pin"]: entry["by"] for entry in info.get("held", [])}
+
+
+def without_held(remote: Any, boards: List[int]) -> List[int]:
+    """*boards* (a list with ``all`` in it) less the pins held as
+    :func:`held_pins` says, with a note on standard error of what was left out."""
+    held = held_pins(remote.info())
+    left_out = [board for board in boards if board in held]
+    if left_out:
+        print("remoteio: note: leaving out " + ", ".join(
+            f"{pin_name(board)} (held by {held[board]})" for board in left_out), file=sys.stderr)
+    return [board for board in boards if board not in held]
+
+
 def checked(validator: Callable[[str, Any], Any], name: str,
             convert: Callable[[str], Any] = float) -> Callable[[str], Any]:
     """An argparse ``type=``: convert the text, then check it as the server would."""
@@ -192,6 +209,21 @@ CONNECTION_OPTIONS = ("host", "port", "timeout", "token_file", "tls", "fingerpri
 DEFAULT_TIMEOUT = 5.0
 
 
+class NoTokenOption(argparse.Action):
+    """``--token``: refused with its reason, its value never echoed. Without
+    it argparse would read ``--token SECRET`` as ``--token-file SECRET`` and
+    quote the secret in its error; and a command line is visible to every
+    user of the machine (``ps``), so a token never goes on one."""
+
+    def __init__(self, option_strings: List[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs="?", help=argparse.SUPPRESS)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: Optional[str] = None) -> None:
+        parser.error("there is deliberately no --token option: a command line is visible to "
+                     "every user of the machine (ps); use --token-file FILE or $REMOTEIO_TOKEN")
+
+
 def add_connection_options(parser: argparse.ArgumentParser, *, before_command: bool = False) -> None:
     """The options of every client verb; with *before_command*, the same on
     the top-level parser (``remoteio --host pi.local info``), kept apart as
@@ -211,6 +243,7 @@ def add_connection_options(parser: argparse.ArgumentParser, *, before_command: b
     group.add_argument("--token-file", dest=prefix + "token_file", metavar="FILE",
                        help="the token to authenticate with (default: $REMOTEIO_TOKEN, "
                             "$REMOTEIO_TOKEN_FILE, ~/.config/remoteio/token, /etc/remoteio/token)")
+    group.add_argument("--token", dest=prefix + "no_token", action=NoTokenOption)
     group.add_argument("--tls", dest=prefix + "tls", action="store_true", default=None,
                        help="use TLS, verified against the system's CA store "
                             "(implied by --fingerprint, --cafile, --tofu; or $REMOTEIO_TLS=1)")

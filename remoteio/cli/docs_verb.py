@@ -28,17 +28,27 @@ def docs_root() -> Optional[Path]:
 
 
 def topics(root: Path) -> Dict[str, Path]:
-    """name -> file: ``readme``, ``cli``, ``install``..., ``examples/NAME.py``, ``install.sh``."""
+    """name -> file: ``readme``, ``cli``, ``install``..., ``examples/NAME.py``, the
+    notebook ``examples/notebook.ipynb`` (``--path`` finds it to open), ``install.sh``."""
     found = {"readme": root / "README.md"}
     found.update({page.stem: page for page in sorted((root / "docs").glob("*.md"))})
     found.update({f"examples/{example.name}": example
-                  for example in sorted((root / "examples").glob("*.py"))})
+                  for pattern in ("*.py", "*.ipynb")
+                  for example in sorted((root / "examples").glob(pattern))})
     if (root / "install.sh").is_file():
         found["install.sh"] = root / "install.sh"
     return {name: path for name, path in found.items() if path.is_file()}
 
 
 def _first_line(path: Path) -> str:
+    if path.suffix == ".ipynb":  # a notebook: its first cell's first line
+        import json
+        try:
+            cells = json.loads(path.read_text(encoding="utf-8")).get("cells") or [{}]
+            source = "".join(cells[0].get("source") or [])
+        except (ValueError, AttributeError):
+            return ""
+        return source.strip().splitlines()[0].lstrip("#").strip() if source.strip() else ""
     with open(path, encoding="utf-8") as f:
         for line in f:
             line = line.strip().lstrip("#").strip().strip('"').strip()

@@ -13,7 +13,7 @@ import sys
 from typing import Any, Dict, List
 
 from . import output
-from .common import EXIT_OK, add_connection_options, client_verb, examples
+from .common import EXIT_OK, add_connection_options, client_verb, examples, held_pins
 from ..pins import BOARD_TO_BCM, POWER_AND_GROUND
 
 SHORT = {"3V3 power": "3V3", "5V power": "5V", "ground": "GND"}
@@ -24,13 +24,15 @@ def header(remote: Any, read: bool = False) -> List[Dict[str, Any]]:
     from ..errors import ServerError
     info = remote.info()
     used = {entry["pin"]: entry for entry in info.get("pins", [])}
+    held = held_pins(info)  # by a bus, a serial port, an expander
     levels: Dict[int, Any] = {}
     try:
         reply = remote.request("sim", action="levels")
         levels = {int(board): level for board, level in reply.get("levels", {}).items()}
     except ServerError:
         pass  # real hardware: not_supported
-    unknown = [b for b in sorted(BOARD_TO_BCM) if b not in used and b not in levels]
+    unknown = [b for b in sorted(BOARD_TO_BCM) if b not in used and b not in levels
+               and b not in held]   # a bus's pin: its read is refused
     if read and unknown:
         try:
             levels.update(remote.read_pins(unknown))
@@ -48,8 +50,9 @@ def header(remote: Any, read: bool = False) -> List[Dict[str, Any]]:
             level = levels.get(board)
         rows.append({"pin": board, "name": f"GPIO{BOARD_TO_BCM[board]}",
                      "gpio": BOARD_TO_BCM[board],
-                     "function": (entry.get("mode") or "unset") if entry else "unused",
-                     "level": level, "holder": (entry or {}).get("owner")})
+                     "function": "bus" if board in held else
+                                 (entry.get("mode") or "unset") if entry else "unused",
+                     "level": level, "holder": held.get(board) or (entry or {}).get("owner")})
     return rows
 
 

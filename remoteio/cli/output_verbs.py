@@ -27,8 +27,8 @@ import threading
 from typing import Any, Callable, Dict, Optional
 
 from .common import (EXIT_OK, UsageError, add_connection_options, client_verb, duration_ms,
-                     examples, level, phase_s, unique)
-from .pinlist import names, pins_arg
+                     examples, level, phase_s, unique, without_held)
+from .pinlist import EveryPin, names, pins_arg
 
 TASKS = ("on", "off", "value", "blink", "pulse")
 
@@ -87,6 +87,10 @@ def _task(args: argparse.Namespace, remote: Any) -> int:
         fields.update(on_time=args.on_time, off_time=args.off_time)
     elif op == "pulse":
         fields.update(fade_in_time=args.fade_in, fade_out_time=args.fade_out)
+    if args.every:  # "all" is every GPIO a pin may be now: not one a bus holds
+        args.pins = without_held(remote, args.pins)
+        if not args.pins:
+            return EXIT_OK
     # every pin claimed first (PinBusy if someone holds one), then driven
     pins = [remote.pin(board) for board in args.pins]
     tasks = [{"on": pin.on, "off": pin.off, "value": pin.value, "blink": pin.blink,
@@ -127,6 +131,7 @@ def _task(args: argparse.Namespace, remote: Any) -> int:
 
 
 def _check(args: argparse.Namespace) -> None:
+    args.every = isinstance(args.pins, EveryPin)
     args.pins = unique(args.pins)
     if args.detach and (args.hold or args.wait):
         raise UsageError("--detach cannot go with --hold or --wait")

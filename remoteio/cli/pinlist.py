@@ -59,20 +59,32 @@ def _range(text: str) -> List[int]:
     return boards
 
 
+class EveryPin(list):
+    """A pin list with ``all`` in it: the verbs leave out the pins that a bus,
+    a serial port or an expander holds then (common.without_held), which
+    ``all`` does not mean."""
+
+
 def pin_list(text: str) -> List[int]:
-    """The board numbers of one argument (BadPin/PinListError if it does not read)."""
+    """The board numbers of one argument (BadPin/PinListError if it does not read).
+
+    >>> isinstance(pin_list("all"), EveryPin), isinstance(pin_list("7"), EveryPin)
+    (True, False)
+    """
     boards: List[int] = []
+    every = False
     for item in text.split(","):
         item = item.strip()
         if not item:
             raise PinListError(f"an empty item in the pin list {text!r}")
         if item.lower() == "all":
             boards.extend(ALL_BOARD_PINS)
+            every = True
         elif "-" in item.strip("-"):
             boards.extend(_range(item))
         else:
             boards.append(pin_key(item))   # an expander pin too: "mcp0:A3"
-    return boards
+    return EveryPin(boards) if every else boards
 
 
 def pins_arg(text: str) -> List[int]:

@@ -9,9 +9,10 @@ from typing import Any, Dict, List, Optional
 
 from . import output
 from .common import (EXIT_OK, add_connection_options, checked, client_verb, examples,
-                     pin_arg, pin_name, positive, unique)
+                     held_pins, pin_arg, pin_name, positive, unique, without_held)
 from .output_verbs import hold
-from .pinlist import flatten, pins_arg
+from ..pins import BOARD_TO_BCM
+from .pinlist import EveryPin, flatten, pins_arg
 
 PULLS = ("up", "down", "none", "floating")
 PIN_HELP = "7, b7, BOARD7 (board numbers) or g4, GPIO4"
@@ -23,12 +24,15 @@ def _pull(text: Optional[str]) -> Optional[str]:
 
 
 def _check_pins(args: argparse.Namespace) -> None:
+    args.every = any(isinstance(group, EveryPin) for group in args.pins)
     args.pins = unique(flatten(args.pins))
 
 
 # ---- read, input -------------------------------------------------------------------
 def _read(args: argparse.Namespace, remote: Any) -> int:
-    values = remote.read_pins(args.pins)
+    if args.every:  # "all": not the pins a bus holds (their reads are refused)
+        args.pins = without_held(remote, args.pins)
+    values = remote.read_pins(args.pins) if args.pins else {}
     if args.json:
         output.emit_json({str(board): values[board] for board in args.pins})
     else:
@@ -55,9 +59,10 @@ def _input(args: argparse.Namespace, remote: Any) -> int:
 
 # ---- info, state ---------------------------------------------------------------------
 def _states(remote: Any, boards: List[int], owners: Dict[int, Any],
-            fallback: Dict[int, Dict[str, Any]]) -> List[Dict[str, Any]]:
+            fallback: Dict[int, Dict[str, Any]],
+            held: Dict[int, str]) -> List[Dict[str, Any]]:
     """``state`` of each pin; a pin whose state is refused (a pin rule) keeps
-    what ``info`` said of it."""
+    what ``info`` said of it, one that a bus holds (*held*) says so."""
     from ..errors import ServerError
     states = []
     for board in boards:
@@ -65,9 +70,12 @@ def _states(remote: Any, boards: List[int], owners: Dict[int, Any],
             state = remote.request("state", pin=board)
             state = {k: v for k, v in state.items() if k not in ("id", "ok")}
         except ServerError as exc:
-            if board not in fallback:
+            if board in held:  # a bus's pin: what holds it is its state
+                state = {"pin": board, "gpio": BOARD_TO_BCM[board], "mode": "bus"}
+            elif board not in fallback:
                 raise
-            state = dict(fallback[board], refused=exc.code)
+            else:
+                state = dict(fallback[board], refused=exc.code)
         states.append(dict(state, owner=owners.get(board)))
     return states
 
@@ -97,8 +105,8 @@ def _info(args: argparse.Namespace, remote: Any) -> int:
                 + (f", memory {memory['pss_kib'] / 1024:.1f} MiB in {memory['processes']} "
                    "processes" if memory.get("pss_kib") else ""))
     output.emit()
-    _print_states(_states(remote, sorted(entries), {b: e.get("owner") for b, e in entries.items()},
-                          entries))
+    held = held_pins(info)
+    _print_states(_states(remote, sorted(entries), _holders(entries, held), entries, held))
     return EXIT_OK
 
 
@@ -106,12 +114,19 @@ def _state(args: argparse.Namespace, remote: Any) -> int:
     info = remote.info()
     entries = {entry["pin"]: entry for entry in info.get("pins", [])}
     boards = args.pins or sorted(entries)
-    states = _states(remote, boards, {b: e.get("owner") for b, e in entries.items()}, entries)
+    held = held_pins(info)
+    states = _states(remote, boards, _holders(entries, held), entries, held)
     if args.json:
         output.emit_json(states)
     else:
         _print_states(states)
     return EXIT_OK
+
+
+def _holders(entries: Dict[int, Dict[str, Any]], held: Dict[int, str]) -> Dict[int, Any]:
+    """Who holds each pin: a connection (``info``'s owner), or a bus, a serial
+    port or an expander's worker (*held*: ``info``'s ``held``)."""
+    return {**{board: entry.get("owner") for board, entry in entries.items()}, **held}
 
 
 def _print_states(states: List[Dict[str, Any]]) -> None:

@@ -7,7 +7,7 @@ import os
 import sys
 
 from ..settings import BACKEND_NAMES, DEFAULT_PORT, DISCONNECT_POLICIES, LOG_LEVELS, MODES
-from .common import EXIT_CONNECT, EXIT_OK, EXIT_USAGE, examples
+from .common import EXIT_CONNECT, EXIT_OK, EXIT_USAGE, NoTokenOption, examples
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -121,7 +121,8 @@ def _check_config(args: argparse.Namespace) -> int:
     if args.json:  # what install.sh reads (the token itself is never printed)
         settings = dataclasses.asdict(config)
         settings["token"] = None
-        settings["token_set"] = config.token is not None
+        # a token is required: given inline, or in token_file (read when the server starts)
+        settings["token_set"] = config.token is not None or config.token_file is not None
         if settings.get("mqtt"):  # nor the broker's password
             settings["mqtt"]["password_set"] = settings["mqtt"].pop("password", None) is not None
         settings["pins"] = {str(board): rule for board, rule in settings["pins"].items()}
@@ -166,6 +167,7 @@ def add_parsers(verbs: "argparse._SubParsersAction") -> None:
                             "running one short (default wait)")
     serve.add_argument("--backend", choices=BACKEND_NAMES,
                        help="what drives the pins (default auto: gpiod, lgpio, RPi.GPIO, then sim)")
+    serve.add_argument("--token", dest="no_token", action=NoTokenOption)
     serve.add_argument("--token-file", metavar="FILE",
                        help="require clients to prove they know the token in FILE "
                             "(or set REMOTEIO_TOKEN)")

@@ -12,7 +12,7 @@ worker owns that chip: another writer would fight its register image).
 >>> Expanders({"pcf0": ExpanderSpec("pcf0", "pcf8574", 1, 0x21)}).spec_of("pcf0:A3")
 Traceback (most recent call last):
 ...
-remoteio.errors.BadPin: pcf0:A3: pcf0 is a PCF8574, with pins pcf0:P0 .. pcf0:P7
+remoteio.errors.BadPin: pcf0:A3: pcf0 is a PCF8574, with pins pcf0:P0 .. pcf0:P7 (bit numbers and A/B names are an MCP chip's)
 >>> ex.check_address(("i2c", 1), "i2c_read_byte_data", {"addr": 0x20, "register": 0})
 Traceback (most recent call last):
 ...
@@ -24,7 +24,7 @@ from dataclasses import asdict
 from typing import Any, Callable, Dict, Iterable, Tuple
 
 from ..errors import BadArgument, BadPin, PinBusy
-from ..pins import expander_pin, expander_pin_name
+from ..pins import PCF_CHIPS, expander_pin, expander_pin_name
 from .config import PinRule
 from .expanderconfig import ExpanderSpec
 from .messages import ForPin, ToWorker, encode
@@ -64,7 +64,9 @@ class Expanders:
             have = ", ".join(sorted(self.specs)) or "none"
             raise BadPin(f"{pin}: this server has no expander {name!r} (its expanders: {have})")
         if pin not in self.pins(spec):
-            raise BadPin(f"{pin}: {name} is {chip_name(spec)}, with pins {pin_range(spec)}")
+            hint = " (bit numbers and A/B names are an MCP chip's)" \
+                if spec.chip in PCF_CHIPS and not pin.startswith(f"{name}:P") else ""
+            raise BadPin(f"{pin}: {name} is {chip_name(spec)}, with pins {pin_range(spec)}{hint}")
         return spec
 
     @staticmethod

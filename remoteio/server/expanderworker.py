@@ -29,7 +29,7 @@ from .expanderint import InterruptLine
 from .messages import ForPin, Pong, Probe, Stop, Task, decode
 from .pcf8574 import PCF8574Chip
 from .pinworker import PinMachine
-from .status import StatusTable
+from .status import FUNCTIONS, StatusTable
 from .worker import Worker
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ class ExpanderPin(PinMachine):
         mode = driver.mode
         value = float(driver.seen or 0) if mode in ("input", "unset") else driver.level
         status.post(self.board, pid=pid,
-                    function=mode if mode in ("input", "output", "released") else "input",
+                    function=mode if mode in FUNCTIONS else "unset",
                     task=job.name if job else "", watchers=len(self.watchers),
                     queue=len(self.pending), value=value,
                     ends_ns=int(job.until * 1e9) if job and job.until else 0,

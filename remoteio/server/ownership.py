@@ -105,6 +105,10 @@ class Ownership:
                 if not holders:
                     del self.bus_held[board]
 
+    def bus_holders(self) -> Dict[int, List[str]]:
+        """The header pins buses hold now, each with its buses (``info``'s ``held``)."""
+        return {board: list(holders) for board, holders in self.bus_held.items()}
+
     def holds(self, bus: str) -> bool:
         """Does *bus* hold pins now?"""
         return any(bus in holders for holders in self.bus_held.values())

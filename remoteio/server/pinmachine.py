@@ -195,7 +195,15 @@ class PinMachine(PinQueries):
                     return {"renewed": True}
         elif op == "input":
             self.driver.check_input(args["pull"])
+        elif op == "close":
+            # how a holder lets go and leaves its pin safe: a full queue never
+            # refuses it (one close at most beyond the bound)
+            return self._enqueue(op, args, conn, bound=self._closing())
         return self._enqueue(op, args, conn)
+
+    def _closing(self) -> bool:
+        """Is a close queued (the holder's, or a disconnect's under "finish")?"""
+        return any(op == "close" for op, _, _ in self.pending)
 
     def _enqueue(self, op: str, args: Dict[str, Any], conn: int,
                  bound: bool = True) -> Optional[Dict[str, Any]]:
@@ -332,9 +340,8 @@ class PinMachine(PinQueries):
     def _lease_ran_out(self) -> None:
         """A safety action: it preempts everything, in both modes."""
         lease, self.lease = self.lease, None
-        # a queued close (its holder's, or its disconnect's under "finish") is
-        # not work to drop: it is how the pin ends safe and let go
-        closing = any(op == "close" for op, _, _ in self.pending)
+        # a queued close is not work to drop: it is how the pin ends safe and let go
+        closing = self._closing()
         self.pending.clear()
         self.job = None
         level = self.safe_value if self.bounded else lease.revert_to

@@ -9,7 +9,7 @@ from ..protocol import writing
 from .config import PinRule
 from .jobs import Job
 from .lease import Lease
-from .status import StatusTable
+from .status import FUNCTIONS, StatusTable
 
 DEFERRED = object()  # a handler that replies later (sync)
 
@@ -121,7 +121,7 @@ class PinQueries:
         job, lease, mode = self.job, self.lease, self.driver.mode
         status.post(
             self.board, pid=pid,
-            function=mode if mode in ("input", "output", "released") else "input",
+            function=mode if mode in FUNCTIONS else "unset",
             task=job.name if job else "", watchers=len(self.watchers),
             queue=len(self.pending), value=value,
             ends_ns=int(job.until * 1e9) if job and job.until else 0,

@@ -266,7 +266,9 @@ class Router(BusRouting, ExpanderRouting, PinBatching):
         pids = [os.getpid()] + [h.pid for h in self.pool if h.pid is not None]
         fields = {"server": self.version, "uptime_s": round(time.monotonic() - self.started, 3),
                   "mode": self.mode, "backend": self.backend.name,
-                  "connections": self.ownership.connections, "pins": pins}
+                  "connections": self.ownership.connections, "pins": pins,
+                  "held": [{"pin": board, "gpio": BOARD_TO_BCM[board], "by": " and ".join(buses)}
+                           for board, buses in sorted(self.ownership.bus_holders().items())]}
         if self.expanders:
             fields["expanders"] = self._expanders_info()
         return fields, pids

@@ -16,7 +16,8 @@ from typing import Any, Dict, Iterable, Optional, Union
 
 from ..pins import ALL_BOARD_PINS
 
-FUNCTIONS = ("unused", "input", "output", "released")
+#: what a slot says a pin is (a driver's mode: "unset" is a pin read but never set up)
+FUNCTIONS = ("unused", "input", "output", "released", "unset")
 TASKS = ("", "on", "off", "value", "blink", "pulse", "set")
 
 # pid, function, task, watchers, queue, value, ends_ns (0: untimed),
