@@ -170,6 +170,16 @@ def test_serving_without_a_token_on_the_network_warns(caplog):
         assert "WITHOUT AUTHENTICATION" in caplog.text
 
 
+def test_a_reload_that_drops_the_token_of_a_server_on_the_network_warns(caplog):
+    with Server(host="0.0.0.0", port=0, backend="sim", token="a token of sixteen+") as server:
+        with caplog.at_level(logging.WARNING, logger="remoteio.server"):
+            server.reload_token("another of sixteen+")
+            assert "WITHOUT AUTHENTICATION" not in caplog.text
+            server.reload_token(None)
+            assert "after the reload, remoteio serves 0.0.0.0" in caplog.text
+            assert "WITHOUT AUTHENTICATION" in caplog.text
+
+
 # ---- TLS -----------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -208,10 +208,8 @@ class Server:
                  __version__, self.host, self.port, self.mode, self.backend.name,
                  welcome["board"]["description"], "TLS" if tls else "plain TCP",
                  "token required" if authenticator else "no authentication")
-        if authenticator is None and not _loopback(self.host):
-            log.warning("*** remoteio serves %s port %d WITHOUT AUTHENTICATION: anyone who can "
-                        "reach it can drive the pins. Set a token (remoteio docs security). ***",
-                        self.host, self.port)
+        if authenticator is None:
+            self._warn_unauthenticated()
         if self.advertise:  # its own thread; None when it cannot (docs/discovery.md)
             from ..bridges.discovery import advertise_server
             self._advertiser = advertise_server(self)
@@ -294,13 +292,23 @@ class Server:
     def reload_token(self, token: Optional[str]) -> None:
         """Require *token* (None: none) from connections made from now on
         (SIGHUP of the daemon); connections already made keep their session."""
+        had_token = self.token is not None
         self.token = check_token(token) if token is not None else None
+        if self.token is None and had_token:
+            self._warn_unauthenticated("after the reload, ")
         if self._threads:
             authenticator = Authenticator(self.token, self._binding) if self.token else None
 
             def swap() -> None:
                 self._authenticator = authenticator
             self.listener.call_soon(swap)
+
+    def _warn_unauthenticated(self, when: str = "") -> None:
+        """The loud warning of a server that anyone on its network may drive."""
+        if not _loopback(self.host):
+            log.warning("*** %sremoteio serves %s port %d WITHOUT AUTHENTICATION: anyone who "
+                        "can reach it can drive the pins. Set a token (remoteio docs "
+                        "security). ***", when, self.host, self.port)
 
     def worker_pids(self) -> dict:
         """board pin -> pid of its worker process."""

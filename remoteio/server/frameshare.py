@@ -32,7 +32,7 @@ FRAMES_PER_TURN = 2048
 MIN_SHARE = 32
 #: the time a turn spends on frames, shared the same way (s), and its floor
 TURN_BUDGET_S, MIN_SLICE_S = 0.010, 0.001
-#: requests handed to the router at once, between two looks at the clock
+#: requests handed to the router at once (the clock is looked at after every frame)
 #: (each chunk is sent on to its workers before the next is read)
 CHUNK = 256
 

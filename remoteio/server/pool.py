@@ -1,8 +1,9 @@
-"""The worker pool: start, feed, probe, replace and stop worker processes.
+"""The worker pool: start, feed, probe and stop worker processes (the router
+replaces one that ended).
 
-Generic over what a worker owns: a key (a board pin number now; a bus or an
-expander later) and a kind, the name of the entry point the zygote runs
-(zygote.py). Starting is asynchronous: the pipes exist at once and the
+Generic over what a worker owns: a key (a board pin number, ``("i2c", 1)``,
+``("spi", 0, 0)``, ``("serial", name)``, ``("expander", name)``) and a kind,
+the name of the entry point the zygote runs (zygote.py). Starting is asynchronous: the pipes exist at once and the
 router may send the first tasks before the process runs (the pipe holds
 them); the pid arrives later.
 
