@@ -41,8 +41,8 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
-from . import (aio, buses, client_cost, crowd, events, kernel, latency, resources, scale,
-               serialbench, throughput, timing)
+from . import (aio, buses, client_cost, crowd, events, kernel, latency, leases, resources,
+               scale, serialbench, throughput, timing)
 from .floors import Floor
 from .harness import ROOT
 from .plan import FULL, QUICK, SMOKE, Plan
@@ -56,6 +56,7 @@ SECTIONS: Dict[str, Section] = {
     "client_cost": client_cost.client_cost,
     "pipelined": lambda plan, floor: throughput.pipelined(plan),
     "timing": lambda plan, floor: timing.timing(plan),
+    "leases": lambda plan, floor: leases.leases(plan),
     "edge": lambda plan, floor: events.edge_latency(plan),
     "resources": lambda plan, floor: resources.resources(plan),
     "crowd": lambda plan, floor: crowd.connect_storm(plan),

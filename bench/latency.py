@@ -18,7 +18,8 @@ from .harness import (FAST_BLINK, OK, PINS_26, ServerProcess, frame, hello, no_g
 from .plan import Plan
 
 CHUNK = 2000  # writes between two history checks (the board keeps 4096 changes per pin)
-WRITE_TARGET = "p50 ≤ 100 µs, p99 ≤ 300 µs, ≤ 3× floor"
+#: DESIGN.md's: the absolute figures, and ≤ 2× the relayed floor measured at the run's start
+WRITE_TARGET = "p50 ≤ 100 µs, p99 ≤ 300 µs, ≤ 2× floor"
 History = Callable[[int], List[Tuple[int, float]]]
 
 
@@ -29,7 +30,7 @@ def judge_write(stats: Dict[str, Any], floor_p50: float) -> Tuple[bool, str]:
         missed.append("p50")
     if stats["p99_us"] > 300:
         missed.append("p99")
-    if floor_p50 and stats["p50_us"] > 3 * floor_p50:
+    if floor_p50 and stats["p50_us"] > 2 * floor_p50:
         missed.append("× floor")
     return not missed, ", ".join(missed)
 

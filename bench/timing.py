@@ -167,7 +167,7 @@ def _beside_floor(key: str, name: str, stats: Dict[str, Any], floor: Dict[str, A
     return row(key, name, stats=stats, target="|error| p99 ≤ timer floor p99 + 100 µs",
                met=complete and stats["p99_us"] is not None and floor["p99_us"] is not None
                and stats["p99_us"] <= floor["p99_us"] + 100,
-               notes=f"timer floor (bench process, normal priority, same scenario) p99 "
+               notes=f"timer floor (a child of the bench process, normal priority, same scenario) p99 "
                      f"{floor['p99_us']} µs", busy=busy)
 
 

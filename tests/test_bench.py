@@ -36,6 +36,7 @@ EXPECTED = {
                    ["timing.on100.rt.idle", "timing.on100.rt.busy"] if _realtime_allowed()
                    else ["timing.on100.rt"]),
     "edge": ["edge.raw", "edge.callback"],
+    "leases": ["leases.idle", "leases.loaded"],
     "resources": ["resources.ready", "resources.pss.1", "resources.pss.26",
                   "resources.worker_private", "resources.idle_cpu"],
     "crowd": ["crowd.connect", "crowd.lost"],
@@ -105,6 +106,8 @@ def test_measurements_checked_what_they_claim(smoke):
     assert rows["batch_write.skew"]["complete"]
     assert rows["edge.callback"]["missing"] == 0
     assert rows["asyncio.concurrent"]["acked"] == rows["asyncio.concurrent"]["sent"] > 0
+    for key in ("leases.idle", "leases.loaded"):   # every lease seen to revert
+        assert rows[key]["n"] == 3, rows[key]["notes"]
 
 
 def test_markdown_block_replaces_only_the_generated_part(smoke, tmp_path, monkeypatch):

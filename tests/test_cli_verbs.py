@@ -179,6 +179,22 @@ def test_an_untimed_on_holds_the_pin_until_ctrl_c(home, server, sig):
     assert levels(server.sim.history(7)) == [1.0, 0.0]    # on, and off only after the signal
 
 
+def test_ctrl_c_twice_in_a_row_still_ends_a_held_command_quietly(home, server):
+    """A second Ctrl-C while the first unwinds is ignored (raised inside
+    threading's lock handling it once gave "release unlocked lock")."""
+    for attempt in range(5):
+        proc = start(home, server.address, "blink", "GPIO4", "--on-time", "0.02",
+                     "--off-time", "0.02")
+        try:
+            wait_line(proc, "holding it until Ctrl-C")
+            proc.send_signal(signal.SIGINT)
+            proc.send_signal(signal.SIGINT)
+        finally:
+            code, out, err = finish(proc)
+        assert code == 0 and "Traceback" not in err and err.count("\n") <= 1, (attempt, err)
+        assert wait_until(lambda: server.sim.function(7) == "released")
+
+
 def test_detach_leaves_the_task_to_the_server(home, server):
     started = time.monotonic()
     # long enough that a slow interpreter start still returns well inside it

@@ -187,3 +187,17 @@ def test_a_reconnect_never_shortens_a_lease_whose_write_came_late_to_the_pi():
         lease = pump.state()["lease"]
         left = before - (time.monotonic() - asked) * 1000
         assert lease is not None and lease["in_ms"] >= left - 100, (lease, left)
+
+
+def test_leases_that_run_out_again_and_again_log_one_warning_not_a_flood():
+    """A client may let a 5 ms lease run out many times a second; the
+    server's log gets one warning per pin per 10 s (the rest counted)."""
+    from remoteio.testing import ServerProcess
+    with ServerProcess("--sim") as server:
+        with RemoteServer(*server.address, heartbeat=0) as remote:
+            pin = remote.pin(7)
+            for _ in range(20):
+                pin.on(lease_ms=5)
+                assert wait_until(lambda: pin.read() == 0, timeout=5)   # it ran out
+            assert wait_until(lambda: "lease ran out" in server.output(), timeout=5)
+        assert server.output().count("lease ran out") == 1, server.tail()

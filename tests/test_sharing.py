@@ -46,6 +46,24 @@ def test_closing_or_disconnecting_frees_the_pin(server):
         assert server.sim.value(11) == 1.0
 
 
+def test_a_connection_that_ends_while_its_sync_waits_lets_its_pin_go_at_once(server):
+    """Its end of file is its disconnect (policy finish: the timed task runs on),
+    not the moment its last question is answered: another may queue behind."""
+    from remoteio.testing import RawClient, pulses
+    gone = RawClient(server.address, timeout=10.0)
+    gone.hello()
+    assert gone.call({"id": 1, "op": "on", "pin": 7, "time_ms": 1500})["ok"]
+    gone.send({"id": 2, "op": "sync", "pin": 7})     # answered only when the task ends
+    gone.sock.close()                                 # Ctrl-C of `remoteio on 7 --time-ms`
+    with RemoteServer(*server.address) as other:
+        pin = other.pin(7)
+        assert wait_until(lambda: pin.state()["queue"] == 1, timeout=5)   # its close, queued
+        pin.on(time_ms=100)                           # not pin_busy: queued behind the task
+        pin.sync(timeout=10)
+    widths = [width for _, width in pulses(server.sim.history(7))]
+    assert len(widths) == 2 and widths[0] >= 1490 and 90 <= widths[1] <= 1000, widths
+
+
 def test_same_connection_may_reopen_what_it_closed(raw):
     assert raw.call({"id": 1, "op": "on", "pin": 7})["ok"]
     assert raw.call({"id": 2, "op": "close", "pin": 7})["ok"]

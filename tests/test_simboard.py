@@ -167,3 +167,12 @@ def test_a_line_tells_its_pwm_frequency_while_an_output_and_none_otherwise(backe
     assert board.output_frequency(4) == 100.0
     pin.state = 0.25
     assert board.value(4) == 0.25 and board.history(4)[-1][1] == 0.25
+
+
+def test_a_fresh_board_reads_gpio2_and_gpio3_high_before_anyone_opens_them():
+    board = SimBoard()
+    try:
+        assert [board.level(line) for line in (2, 3, 4)] == [1, 1, 0]   # fixed pull-ups, a floating one
+        assert board.pull(2) == board.pull(3) == "up"
+    finally:
+        board.close()

@@ -328,9 +328,12 @@ def close_quickly(remote: Any) -> None:
 @contextlib.contextmanager
 def command_settings() -> Iterator[None]:
     """For the time of a command: SIGTERM ends it like Ctrl-C does (cleanly,
-    exit 0); warnings come on one line (a token file others can read) and the
-    command itself reports a lost connection. Put back afterwards, for callers
-    of main() in a longer-lived process."""
+    exit 0), and the first of either ends it: a second one, while the first
+    unwinds (closing the connection), is ignored (raised inside threading's
+    own lock handling it would break it: "release unlocked lock"); warnings
+    come on one line (a token file others can read) and the command itself
+    reports a lost connection. Put back afterwards, for callers of main() in a
+    longer-lived process."""
     handler = None
     if not logging.getLogger().handlers:
         handler = logging.StreamHandler()
@@ -339,12 +342,16 @@ def command_settings() -> Iterator[None]:
     client_log = logging.getLogger("remoteio.client")
     level = client_log.level
     client_log.setLevel(logging.ERROR)
-    previous = None
+    previous: dict = {}
 
     def interrupt(signum: int, frame: Any) -> None:
+        for number in previous:
+            signal.signal(number, signal.SIG_IGN)
         raise KeyboardInterrupt
     try:
-        previous = signal.signal(signal.SIGTERM, interrupt)
+        for number in (signal.SIGTERM, signal.SIGINT):
+            if signal.getsignal(number) is not signal.SIG_IGN:  # a background job's stays so
+                previous[number] = signal.signal(number, interrupt)
     except (ValueError, AttributeError):  # not the main thread; no SIGTERM here
         pass
     try:
@@ -353,8 +360,8 @@ def command_settings() -> Iterator[None]:
         client_log.setLevel(level)
         if handler is not None:
             logging.getLogger("remoteio").removeHandler(handler)
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for number, earlier in previous.items():
+            signal.signal(number, earlier)
 
 
 def client_verb(function: Callable[..., int], *, long_lived: Any = False,

@@ -130,6 +130,23 @@ def _task(args: argparse.Namespace, remote: Any) -> int:
     return EXIT_OK
 
 
+#: the shortest lease a command can keep renewed (every third of it, from a
+#: process the machine may keep off the CPU for a few ms)
+MIN_COMMAND_LEASE_MS = 100.0
+
+
+def lease_ms(text: str) -> float:
+    """argparse ``type=`` for --lease-ms: a duration, 0 (none) or at least
+    :data:`MIN_COMMAND_LEASE_MS` (a usage error below: the renewals could not
+    keep up and the pin would flap)."""
+    value = duration_ms("lease_ms")(text)
+    if 0 < value < MIN_COMMAND_LEASE_MS:
+        raise argparse.ArgumentTypeError(
+            f"--lease-ms {value:g} is too short for a command to keep renewed (every third of "
+            f"it); give at least {MIN_COMMAND_LEASE_MS:g}, or use the Python API")
+    return value
+
+
 def _check(args: argparse.Namespace) -> None:
     args.every = isinstance(args.pins, EveryPin)
     args.pins = unique(args.pins)
@@ -199,7 +216,7 @@ def add_parsers(verbs: "argparse._SubParsersAction") -> None:
         parser.add_argument("--time-ms", type=duration_ms("time_ms"), default=0.0, metavar="N",
                             help="run for N ms (timed on the Pi), then off; the command "
                                  "returns when it has ended")
-        parser.add_argument("--lease-ms", type=duration_ms("lease_ms"), default=0.0,
+        parser.add_argument("--lease-ms", type=lease_ms, default=0.0,
                             metavar="N", help="a dead-man switch: the Pi reverts the pin "
                                               "unless renewed within N ms (this command "
                                               "renews it while it runs)")

@@ -12,7 +12,7 @@ from .transport import Transport
 class Connection:
     __slots__ = ("id", "transport", "peer", "ip", "protocol", "out", "pending",
                  "eof", "eof_at", "events", "events_dropped", "opened_at", "last_seen",
-                 "closing_reason")
+                 "closing_reason", "left")
 
     def __init__(self, conn_id: int, transport: Transport, peer: str, ip: str,
                  protocol: ServerConnection):
@@ -29,6 +29,7 @@ class Connection:
         self.events_dropped = 0
         self.opened_at = self.last_seen = time.monotonic()
         self.closing_reason: Optional[str] = None  # why we close it (logged)
+        self.left = False           # the router told: its pins follow their disconnect policy
 
     @property
     def session(self) -> Session:

@@ -170,7 +170,7 @@ class PinDriver:
         fixed = self.open().info.pull
         if fixed and pull != fixed:
             raise BadArgument(
-                f"GPIO{self.bcm} has a fixed pull-{fixed} resistor; pull must be {fixed!r}")
+                f"{self.label} has a fixed pull-{fixed} resistor; pull must be {fixed!r}")
 
     def make_input(self, pull: str, bounce_ms: float) -> None:
         pin = self.open()

@@ -320,11 +320,20 @@ class Listener(FrameSharing):
         conn.protocol.discard()
         self._backlog.pop(conn, None)
         self._update_events(conn)
+        # it can ask nothing more: its pins follow their disconnect policy now, not once
+        # what it asked is answered (a sync waiting for a 10-minute task would keep them
+        # held by nobody until then)
+        self._leave(conn)
         self._maybe_finish(conn)
 
     def _maybe_finish(self, conn: Connection) -> None:
         if conn.eof and conn.pending <= 0 and not conn.out:
             self._close(conn, conn.closing_reason)
+
+    def _leave(self, conn: Connection) -> None:
+        if not conn.left:
+            conn.left = True
+            self.router.closed(conn.id)
 
     def _close(self, conn: Connection, reason: Optional[str]) -> None:
         if self.connections.pop(conn.id, None) is None:
@@ -339,7 +348,7 @@ class Listener(FrameSharing):
         self._dirty.discard(conn)
         self._backlog.pop(conn, None)
         self._paused.discard(conn)
-        self.router.closed(conn.id)
+        self._leave(conn)
         if big:
             memory.give_back()
 

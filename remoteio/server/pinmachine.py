@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 
 TASK_OPS = ("on", "off", "value", "blink", "pulse", "set")
 QUEUED_OPS = TASK_OPS + ("close", "input", "output", "setup")
+#: at most one "lease ran out" warning per pin this often (s); the rest are counted
+LEASE_LOG_S = 10.0
 
 
 class PinMachine(PinQueries):
@@ -71,6 +73,9 @@ class PinMachine(PinQueries):
         self.job: Optional[Job] = None
         self.lease: Optional[Lease] = None
         self.pending: Deque[Queued] = deque()
+        # leases that ran out since the last one logged (a client may make a 1 ms lease
+        # run out a thousand times a second: one warning per LEASE_LOG_S, with the count)
+        self._lease_logged, self._leases_unlogged = -LEASE_LOG_S, 0
         self.syncs: List[Tuple[int, int, str]] = []
         self.failures: Dict[int, ServerError] = {}   # conn -> its queued work that could not run
         self.watchers: Dict[int, None] = {}
@@ -345,7 +350,14 @@ class PinMachine(PinQueries):
         self.pending.clear()
         self.job = None
         level = self.safe_value if self.bounded else lease.revert_to
-        log.warning("pin %s: lease ran out; reverting to %g", self.board, level)
+        now = time.monotonic()
+        if now - self._lease_logged >= LEASE_LOG_S:
+            log.warning("pin %s: lease ran out; reverting to %g%s", self.board, level,
+                        f" ({self._leases_unlogged} more since the last warning)"
+                        if self._leases_unlogged else "")
+            self._lease_logged, self._leases_unlogged = now, 0
+        else:
+            self._leases_unlogged += 1
         try:
             self._apply(level, 0.0 < level < 1.0)
         except Exception as exc:

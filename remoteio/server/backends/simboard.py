@@ -51,6 +51,8 @@ RELEASED, INPUT, OUTPUT = 0, 1, 2
 FUNCTION_NAMES = {RELEASED: "released", INPUT: "input", OUTPUT: "output"}
 FLOATING, PULL_UP, PULL_DOWN = 0, 1, 2
 PULL_NAMES = {FLOATING: "floating", PULL_UP: "up", PULL_DOWN: "down"}
+#: the lines with a fixed pull-up on the board itself (I2C1's SDA and SCL, as on a Pi)
+FIXED_PULL_UPS = (2, 3)
 PULL_CODES = {name: code for code, name in PULL_NAMES.items()}
 NO_DRIVE = -1
 
@@ -86,6 +88,8 @@ class SimBoard:
         for line in range(NUM_LINES):
             for name, initial in (("drive", NO_DRIVE), ("group", -1), ("echo_to", -1)):
                 self._set(line, name, initial)
+            if line in FIXED_PULL_UPS:  # high before anyone opens them, as on a Pi
+                self._set(line, "pull", PULL_UP)
         self._wake: List[Tuple[int, int]] = []
         for _ in range(NUM_LINES):
             r, w = os.pipe()
