@@ -74,7 +74,8 @@ NOT_IN_SMOKE = ("kernel",)
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="fewer samples (a few minutes, most of them the VM section)")
+    parser.add_argument("--quick", action="store_true",
+                        help="fewer samples (a few minutes, most of them the VM section)")
     parser.add_argument("--smoke", action="store_true", help="tiny counts; do not touch docs/")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"),
                         help="folder for results.json (default bench/results)")
