@@ -85,8 +85,11 @@ class ScriptedServer:
                                 order += 1
                                 heapq.heappush(due, (time.monotonic() + delay, order,
                                                      (json.dumps(frame) + "\n").encode()))
+                    ready = []
                     while due and due[0][0] <= time.monotonic():
-                        conn.sendall(heapq.heappop(due)[2])
+                        ready.append(heapq.heappop(due)[2])
+                    if ready:  # in one write: frames due together are read together
+                        conn.sendall(b"".join(ready))
             except (OSError, ValueError):
                 return
 

@@ -152,3 +152,49 @@ def test_a_reconnect_whose_watch_goes_unanswered_is_dropped_and_retried_until_th
         _run(scenario())
     finally:
         fake.close()
+
+
+def test_an_event_read_together_with_its_watchs_reply_is_numbered_from_that_reply():
+    """The sync client's rule (tests/test_client_liveness.py): each watch's
+    reply, the first and a reconnect's, is taken as it is read, before the
+    event that came in the same read; a callback's watch and an awaited
+    watch() at once send one request."""
+    from fakeservers import ScriptedServer
+
+    def change(seq, value):
+        return {"event": "change", "pin": 7, "value": value,
+                "edge": "rising" if value else "falling", "seq": seq, "ts": seq}
+
+    def script(message):
+        if message["op"] != "watch":
+            return [(0.0, {"id": message["id"], "ok": True, "pin": 7, "value": 0})]
+        if fake.connection == 1:
+            return [(0.0, {"id": message["id"], "ok": True, "pin": 7, "seq": 3, "value": 1}),
+                    (0.0, change(4, 0)), (0.05, change(5, 1))]
+        return [(0.0, {"id": message["id"], "ok": True, "pin": 7, "seq": 0, "value": 0}),
+                (0.0, change(1, 1))]
+    fake = ScriptedServer(script, connections=2)
+
+    async def scenario():
+        async with AsyncRemoteServer(*fake.address, timeout=2.0, heartbeat=0) as remote:
+            seen = []
+            button = await remote.pin(7, claim=False)
+            button.when_changed = lambda event: seen.append((event.seq, event.value, event.missed))
+            await button.watch()
+            for _ in range(1000):
+                if len(seen) >= 2:
+                    break
+                await asyncio.sleep(0.01)
+            assert seen == [(4, 0, 0), (5, 1, 0)] and button.missed_events == 0
+            # the callback's watch and the awaited one made one request
+            assert [m["op"] for m in fake.requests] == ["watch"]
+            fake.drop()
+            for _ in range(1000):
+                if len(seen) >= 3:
+                    break
+                await asyncio.sleep(0.01)
+            assert seen[2:] == [(1, 1, 1)] and button.missed_events == 1, seen
+    try:
+        _run(scenario())
+    finally:
+        fake.close()

@@ -284,3 +284,37 @@ def test_a_reconnect_whose_watch_goes_unanswered_is_dropped_and_retried_until_th
             assert any("watch on BOARD7 got no answer" in r.getMessage() for r in caplog.records)
     finally:
         fake.close()
+
+
+def test_an_event_read_together_with_its_watchs_reply_is_numbered_from_that_reply():
+    """Found by the chaos run of tests/net: a restarted server's first event
+    came in the same read as the reconnect's watch reply, was handed out
+    before the reply's level was taken, and a lost level change showed as
+    'the same level twice, nothing missed'. Each watch's reply (the first,
+    and a reconnect's) is taken as it is read, before the event after it."""
+    def script(message: Frame) -> List[Tuple[float, Frame]]:
+        if message["op"] != "watch":
+            return [(0.0, ok(message, pin=7, value=0))]
+        if fake.connection == 1:   # seq 3 at level 1; its next edge in the same write
+            return [(0.0, ok(message, pin=7, seq=3, value=1)), (0.0, change(4, 0)),
+                    (0.05, change(5, 1))]
+        # a restarted server: numbered from 0, at level 0 (a fall nobody saw), then a rise
+        return [(0.0, ok(message, pin=7, seq=0, value=0)), (0.0, change(1, 1))]
+
+    def change(seq: int, value: int) -> Frame:
+        return {"event": "change", "pin": 7, "value": value,
+                "edge": "rising" if value else "falling", "seq": seq, "ts": seq}
+    fake = ScriptedServer(script, connections=2)
+    try:
+        with RemoteServer(*fake.address, timeout=2.0, heartbeat=0) as remote:
+            seen: List[Tuple[int, int, int]] = []
+            button = remote.pin(7, claim=False)
+            button.when_changed = lambda event: seen.append((event.seq, event.value, event.missed))
+            assert wait_until(lambda: len(seen) == 2, timeout=10), seen
+            assert seen == [(4, 0, 0), (5, 1, 0)] and button.missed_events == 0
+            fake.drop()
+            assert wait_until(lambda: len(seen) == 3, timeout=10), seen
+            assert seen[2] == (1, 1, 1), seen   # the unseen fall counted, in this event
+            assert button.missed_events == 1
+    finally:
+        fake.close()

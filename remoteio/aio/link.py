@@ -41,6 +41,8 @@ class AsyncLink(asyncio.BufferedProtocol):
         self._view = memoryview(self._buffer)
         # requests of one turn of the loop, written together at its end (None: nothing waits)
         self._out: Optional[List[bytes]] = None
+        # what runs on an accepted reply as it is read, before what came after it
+        self._on_reply: Dict["asyncio.Future[Dict[str, Any]]", Callable[[Dict[str, Any]], None]] = {}
 
     # ---- asyncio.BufferedProtocol ------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -65,6 +67,16 @@ class AsyncLink(asyncio.BufferedProtocol):
                 future = item.waiter
                 if not future.done():  # cancelled: nobody waits for it any more
                     future.set_result(item.message)
+                    if self._on_reply:
+                        self._replied(future, item.message)
+
+    def _replied(self, future: "asyncio.Future[Dict[str, Any]]", message: Dict[str, Any]) -> None:
+        hook = self._on_reply.pop(future, None)
+        if hook is not None and message.get("ok"):
+            try:
+                hook(message)
+            except Exception:  # the reading must go on
+                log.exception("handling a reply failed")
 
     def connection_lost(self, exc: Optional[Exception]) -> None:
         self._fail(ConnectionLost("closed") if self._closing else ConnectionLost(
@@ -118,25 +130,33 @@ class AsyncLink(asyncio.BufferedProtocol):
             except asyncio.TimeoutError:
                 raise CallTimeout("the server did not take the requests in time") from None
 
-    async def call(self, op: str, fields: Mapping[str, Any], timeout: Optional[float]) -> Dict[str, Any]:
+    async def call(self, op: str, fields: Mapping[str, Any], timeout: Optional[float],
+                   on_reply: Optional[Callable[[Dict[str, Any]], None]] = None) -> Dict[str, Any]:
         """One request's reply fields (raises the server's error, CallTimeout,
-        ConnectionLost); cancelling it leaves the connection usable. (The
-        path of every awaited call, so it is written out flat: settle()'s
-        timer.)"""
+        ConnectionLost); cancelling it leaves the connection usable. *on_reply*
+        (an accepted reply's fields) runs as the reply is read, before any
+        event read after it. (The path of every awaited call, so it is
+        written out flat: settle()'s timer.)"""
         if timeout is not None and not self._writable.is_set():
             await self.writable(timeout)
         if self.lost is not None or self.transport is None:
             raise ConnectionLost(f"not connected: {self.lost}")
         loop = asyncio.get_running_loop()
         future = loop.create_future()
+        if on_reply is not None:
+            self._on_reply[future] = on_reply
         self._write(loop, self.conn.send(((op, fields, future),)))
-        if timeout is None:
+        if timeout is None and on_reply is None:
             return result(await future)
-        timer = loop.call_later(max(0.0, timeout), _expire, future, op, timeout)
+        timer = None if timeout is None else loop.call_later(
+            max(0.0, timeout), _expire, future, op, timeout)
         try:
             message = await future
         finally:
-            timer.cancel()
+            if timer is not None:
+                timer.cancel()
+            if on_reply is not None:
+                self._on_reply.pop(future, None)
         return result(message)
 
     # ---- the end -----------------------------------------------------------------------------

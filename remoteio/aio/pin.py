@@ -34,6 +34,7 @@ class AsyncRemotePin:
         self.gpio = BOARD_TO_BCM.get(board)  # None for an expander's pin ("mcp0:A3")
         self._closed = False
         self._watching = False
+        self._watch_lock: Optional[asyncio.Lock] = None  # made on the loop, when first needed
         self._claimed = False
         self._seq = 0
         self._last_value: Any = None  # the level the last event (or watch reply) gave
@@ -78,17 +79,19 @@ class AsyncRemotePin:
 
     # ---- requests ----------------------------------------------------------------------------
     async def _request(self, op: str, **fields: Any) -> Dict[str, Any]:
+        self._check_open()
+        return await self._server.request(op, pin=self.board, **fields)
+
+    def _check_open(self) -> None:
         if self._closed:
             raise PinClosed(f"{describe(self.board)} is closed; use server.pin() to open it again")
-        return await self._server.request(op, pin=self.board, **fields)
 
     async def _task(self, op: str, wait: bool, lease_ms: float, revert: str, **fields: Any) -> None:
         if lease_ms:
             fields.update(lease_ms=lease_ms, revert=revert)
         sent = time.monotonic()  # the Pi's deadline is no earlier than this + lease_ms
         if not wait:
-            if self._closed:
-                raise PinClosed(f"{describe(self.board)} is closed; use server.pin() to open it again")
+            self._check_open()
             await self._server.request(op, pin=self.board, **fields)
         else:
             await self._until_idle([(op, dict(fields, pin=self.board))], None,
@@ -171,8 +174,7 @@ class AsyncRemotePin:
 
     async def _until_idle(self, before: List[Tuple[str, Dict[str, Any]]],
                           timeout: Optional[float], floor_ms: float = 0.0) -> None:
-        if self._closed:
-            raise PinClosed(f"{describe(self.board)} is closed; use server.pin() to open it again")
+        self._check_open()
         server = self._server
         pin = {"pin": self.board}
         requests = before + [("state", pin), ("sync", pin)]
@@ -211,11 +213,22 @@ class AsyncRemotePin:
     # ---- events ------------------------------------------------------------------------------
     async def watch(self) -> None:
         """Subscribe to change events (a callback or ``events()`` does it for you)."""
-        if not self._watching:
-            reply = await self._request("watch")
-            self._seq = reply.get("seq", 0)
-            self._last_value = reply.get("value")
-            self._watching = True
+        if self._watching:
+            return
+        if self._watch_lock is None:
+            self._watch_lock = asyncio.Lock()
+        async with self._watch_lock:  # a callback's watch and an awaited one: one request
+            if not self._watching:
+                self._check_open()
+                # the numbering starts from the reply's as it is read, before the
+                # first event after it (which may come in the same read)
+                link = await self._server.live_link()
+                await link.call("watch", {"pin": self.board}, self._server.timeout, self._watched)
+                self._watching = True
+
+    def _watched(self, reply: Mapping[str, Any]) -> None:
+        self._seq = reply.get("seq", 0)
+        self._last_value = reply.get("value")
 
     def rewatched(self, reply: Mapping[str, Any]) -> None:
         """The reply to this pin's watch on a fresh connection (a reconnect):

@@ -195,9 +195,10 @@ class AsyncRemoteServer:
                         if resend is None:
                             continue
                         op, fields = resend
-                    reply = await link.call(op, fields, self.timeout)
-                    if op == "watch":  # what it missed while the link was down
-                        pin.rewatched(reply)
+                    # a watch's reply tells what it missed while the link was down:
+                    # counted as it is read, before the first event after it
+                    await link.call(op, fields, self.timeout,
+                                    pin.rewatched if op == "watch" else None)
                 except LinkError as exc:
                     # no answer: this link failed too; calling it connected would lose
                     # this setup for good (the sync client's rule, docs/reliability.md)

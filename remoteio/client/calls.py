@@ -13,12 +13,15 @@ False
 """
 from __future__ import annotations
 
+import logging
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional
 
 from ..errors import CallTimeout
 from ..protocol.client_conn import result
+
+log = logging.getLogger(__name__)
 
 _SETTLING = threading.Lock()  # held for two assignments: one for all calls
 
@@ -32,11 +35,15 @@ class Call:
     """One request in flight; :meth:`result` waits for its reply (reading the
     socket itself when nobody else does: see :meth:`Link.wait`)."""
 
-    __slots__ = ("op", "link", "_wake", "reply", "error", "abandoned")
+    __slots__ = ("op", "link", "_wake", "reply", "error", "abandoned", "on_reply")
 
-    def __init__(self, op: str, link: Optional["Link"] = None):
+    def __init__(self, op: str, link: Optional["Link"] = None,
+                 on_reply: Optional[Callable[[Dict[str, Any]], None]] = None):
         self.op = op
         self.link = link
+        #: run by whoever hands out the reply, as it does, before anything read
+        #: after it (a watch's seq and level are in place before its first event)
+        self.on_reply = on_reply
         #: released when the reply is in, or when this call's caller is
         #: handed the socket to read (a hint: the waiter looks again)
         self._wake = threading.Lock()
@@ -51,8 +58,15 @@ class Call:
         or its end) and the keeper (giving up on the link) can both settle one
         call, at the same moment (found by the chaos run of tests/net)."""
         with _SETTLING:
-            if self.reply is None and self.error is None:
+            took = self.reply is None and self.error is None
+            if took:
                 self.reply, self.error = reply, error
+        if took and self.on_reply is not None and reply is not None and reply.get("ok") \
+                and not self.abandoned:
+            try:
+                self.on_reply(reply)
+            except Exception:  # whoever reads must go on
+                log.exception("handling the reply to %s failed", self.op)
         self.signal()
 
     def signal(self) -> None:

@@ -172,9 +172,10 @@ class RemoteServer:
                         if resend is None:
                             continue
                         op, fields = resend
-                    reply = link.call(op, fields).result(self.timeout)
-                    if op == "watch":  # what it missed while the link was down
-                        pin.rewatched(reply)
+                    # a watch's reply tells what it missed while the link was down:
+                    # counted as it is read, before the first event after it
+                    link.call(op, fields, pin.rewatched if op == "watch" else None
+                              ).result(self.timeout)
                 except LinkError as exc:
                     # no answer: this link failed too, and a client that called itself
                     # connected now would have lost this setup (a watch, a claim) for good

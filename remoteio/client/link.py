@@ -73,15 +73,21 @@ class Link:
         self._reader.start()
 
     # ---- sending --------------------------------------------------------------
-    def call(self, op: str, fields: Dict[str, Any]) -> Call:
-        """Send one request; return its :class:`Call` at once."""
-        return self.pipeline([(op, fields)])[0]
+    def call(self, op: str, fields: Dict[str, Any],
+             on_reply: Optional[Callable[[Dict[str, Any]], None]] = None) -> Call:
+        """Send one request; return its :class:`Call` at once. *on_reply* (an
+        accepted reply's fields) runs on the reading thread, before anything
+        that came after the reply is handed out; it must not block."""
+        call = Call(op, self, on_reply)
+        self._send([(op, fields)], [call])
+        return call
 
-    def request(self, op: str, fields: Dict[str, Any], timeout: Optional[float]) -> Dict[str, Any]:
+    def request(self, op: str, fields: Dict[str, Any], timeout: Optional[float],
+                on_reply: Optional[Callable[[Dict[str, Any]], None]] = None) -> Dict[str, Any]:
         """Send one request and wait for its reply (``call(...).result(timeout)``),
         claiming the reading before sending when nobody reads for a caller:
         a quick reply then cannot reach the background reader first."""
-        call = Call(op, self)
+        call = Call(op, self, on_reply)
         try:
             self._send_one(op, fields, call)
         except BaseException:

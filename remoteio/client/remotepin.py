@@ -84,9 +84,12 @@ class RemotePin:
 
     # ---- requests ----------------------------------------------------------------
     def _request(self, op: str, **fields: Any) -> Dict[str, Any]:
+        self._check_open()
+        return self._server.request(op, pin=self.board, **fields)
+
+    def _check_open(self) -> None:
         if self._closed:
             raise PinClosed(f"{describe(self.board)} is closed; use server.pin() to open it again")
-        return self._server.request(op, pin=self.board, **fields)
 
     def _task(self, op: str, wait: bool, lease_ms: float, revert: str, **fields: Any) -> None:
         if fields["time_ms"] == 0 and fields["time_ms"] is not False:
@@ -95,8 +98,7 @@ class RemotePin:
             fields.update(lease_ms=lease_ms, revert=revert)
         sent = time.monotonic()  # the Pi's deadline is no earlier than this + lease_ms
         if not wait:
-            if self._closed:
-                raise PinClosed(f"{describe(self.board)} is closed; use server.pin() to open it again")
+            self._check_open()
             server = self._server  # straight to the link: the commonest call, one layer less
             server.live_link().request(op, {"pin": self.board, **fields}, server.timeout)
         else:
@@ -198,8 +200,7 @@ class RemotePin:
         work will take (``busy_ms``; a server that does not say counts as 0,
         and *floor_ms* as a lower bound: the task just sent), so the sync is
         given the call timeout beyond that, unless *timeout* bounds it all."""
-        if self._closed:
-            raise PinClosed(f"{describe(self.board)} is closed; use server.pin() to open it again")
+        self._check_open()
         server = self._server
         pin = {"pin": self.board}
         calls = server.live_link().pipeline(before + [("state", pin), ("sync", pin)])
@@ -236,17 +237,24 @@ class RemotePin:
     def watch(self) -> None:
         """Subscribe to change events (setting a callback does it for you)."""
         if not self._watching:
-            reply = self._request("watch")
-            with self._cond:
-                self._seq = reply.get("seq", 0)
-                self._last_value = reply.get("value")
+            self._check_open()
+            # the numbering starts from the reply's as it is read, before the
+            # first event after it (which may come in the same read)
+            self._server.live_link().request("watch", {"pin": self.board}, self._server.timeout,
+                                             self._watched)
             self._watching = True
+
+    def _watched(self, reply: Mapping[str, Any]) -> None:
+        with self._cond:
+            self._seq = reply.get("seq", 0)
+            self._last_value = reply.get("value")
 
     def rewatched(self, reply: Mapping[str, Any]) -> None:
         """The reply to this pin's watch on a fresh connection (a reconnect):
         what it missed meanwhile counts in ``missed_events`` and in the next
         event's ``missed``, and the numbering goes on from the Pi's (a
-        restarted server's starts again)."""
+        restarted server's starts again). Called as the reply is read, before
+        any event after it."""
         with self._cond:
             gap = rewatch_gap(self._seq, self._last_value, reply)
             self.missed_events += gap
