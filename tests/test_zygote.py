@@ -13,7 +13,7 @@ import pytest
 from remoteio.server.channel import Channel
 from remoteio.server.messages import Pong, encode
 from remoteio.server.pool import WorkerEnded, WorkerPool
-from remoteio.server.zygote import Zygote
+from remoteio.server.zygote import Zygote, ZygoteGone
 
 from remoteio.testing import wait_until
 
@@ -82,6 +82,43 @@ def test_the_zygote_leaves_when_the_server_is_gone():
     else:
         os.kill(pid, signal.SIGKILL)
         raise AssertionError("the zygote did not exit")
+
+
+def test_a_worker_holds_no_socket_so_the_zygotes_death_reaches_the_server_while_it_lives():
+    zygote = Zygote({"echo": echo_worker}).start()
+    zygote_pid, worker_pid = zygote.pid, 0
+    selector = selectors.DefaultSelector()
+    pool = WorkerPool(zygote, selector)
+    try:
+        handle = pool.start("echo", 7, {})
+        pool.send(handle, [])
+        assert read_all(pool, handle) == [Pong()]
+        assert wait_until(lambda: pool.zygote_ready() or handle.pid, timeout=5)
+        worker_pid = handle.pid
+        links = [os.readlink(f"/proc/{handle.pid}/fd/{fd}")
+                 for fd in os.listdir(f"/proc/{handle.pid}/fd")]
+        assert not [link for link in links if link.startswith("socket:")], links
+        os.kill(zygote_pid, signal.SIGKILL)
+        gone = []
+
+        def zygote_gone() -> bool:
+            try:
+                zygote.receive()
+            except ZygoteGone:
+                gone.append(True)
+            return bool(gone)
+        assert wait_until(zygote_gone, timeout=5)
+        assert psutil.Process(handle.pid).status() != psutil.STATUS_ZOMBIE  # the worker lives on
+    finally:
+        for pid in (worker_pid, zygote_pid):  # the worker is the zygote's child, not ours
+            if pid:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        os.waitpid(zygote_pid, 0)
+        zygote.pid = None
+        pool.stop(2.0, lambda handle, messages: None)
 
 
 _FORKED_WITH_HOOKS = []
