@@ -34,7 +34,9 @@ def measure(count: int = 2000) -> Rows:
         with RemoteServer(*server.address) as remote:
             pin, bus, spi = remote.pin(7), remote.i2c(1), remote.spi(0, 0)
             for _ in range(50):   # warm: workers started, caches hot
-                pin.on(); bus.read_byte_data(0x20, 0); bus.transaction(calls)
+                pin.on()
+                bus.read_byte_data(0x20, 0)
+                bus.transaction(calls)
                 spi.xfer2([0x01, 0x80, 0x00])
             for n in range(count):
                 level = n & 1

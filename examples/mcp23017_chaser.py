@@ -24,7 +24,8 @@ with RemoteServer(os.environ.get("REMOTEIO_HOST", "localhost"),
         for _ in range(rounds):
             for bell in range(4):
                 bus.write_byte_data(ADDRESS, GPIOA, 1 << bell)
-                print("bell %d: GPIOA = %s" % (bell, format(bus.read_byte_data(ADDRESS, GPIOA) & 0x0F, "04b")))
+                print("bell %d: GPIOA = %s" % (
+                    bell, format(bus.read_byte_data(ADDRESS, GPIOA) & 0x0F, "04b")))
                 time.sleep(0.1)
     finally:
         bus.write_byte_data(ADDRESS, GPIOA, 0x00)    # all bells quiet

@@ -95,7 +95,8 @@ def run_demo(out: TextIO = sys.stdout, *, mode: str = "wait") -> int:
             led.sync(2.0)
             say("   (the demo presses the button on the simulated board for 100 ms)")
             presses = [(t0, 1.0), (t0 + 50_000_000, 0.0), (t0 + 150_000_000, 1.0)]
-            say(f"   BOARD11 |{waveform(presses, t0, t0 + 400_000_000, ascii_only=ascii_only)}| button (pulled up)")
+            say(f"   BOARD11 |{waveform(presses, t0, t0 + 400_000_000, ascii_only=ascii_only)}| "
+                "button (pulled up)")
             show(7, t0, t0 + 400_000_000, "LED switched by the callback")
 
             say("\n5. server.write({13: 1, 15: 1, 16: 0.5}); server.read_pins([13, 15, 16, 11])")
@@ -107,5 +108,6 @@ def run_demo(out: TextIO = sys.stdout, *, mode: str = "wait") -> int:
             say(f"\n6. server.info(): {len(info['pins'])} pins in use, "
                 f"{info['memory']['processes']} processes, {memory_mib:.0f} MiB (PSS), "
                 f"round trip {remote.ping() * 1e6:.0f} us")
-        say("\nDone: every pin was made safe when the client closed. Next: `remoteio docs` (every page, and the examples).")
+        say("\nDone: every pin was made safe when the client closed. "
+            "Next: `remoteio docs` (every page, and the examples).")
     return 0

@@ -1,4 +1,5 @@
-"""Helpers for testing code that uses remoteio: bounded waits, a raw protocol client, a relay that cuts links, a server process.
+"""Helpers for testing code that uses remoteio: bounded waits, a raw protocol
+client, a relay that cuts links, a server process.
 
 They are what remoteio's own tests, benchmarks and VM suite use (as gpiozero
 ships its mock pin factory). Every wait is bounded, every server listens on

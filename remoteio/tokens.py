@@ -30,10 +30,11 @@ def check_token(token: str, source: str = "the token") -> str:
     """*token* stripped, or ValueError if it is too weak to protect anything
     (empty, blank, or shorter than :data:`MIN_TOKEN_LENGTH`).
 
-    >>> check_token("   ")
+    >>> check_token("   ")  # doctest: +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
     ...
-    ValueError: the token is empty: an empty token would turn authentication off; make one with `remoteio token`
+    ValueError: the token is empty: an empty token would turn authentication off;
+    make one with `remoteio token`
     """
     token = token.strip()
     if not token:

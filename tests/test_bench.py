@@ -11,6 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
+
 def _realtime_allowed() -> bool:
     """Can this machine run the bench's real-time rows (SCHED_FIFO)?"""
     try:

@@ -23,6 +23,7 @@ from remoteio.client.link import Call
 
 from fakeservers import Frame, Script, ScriptedServer
 
+
 @pytest.fixture
 def scripted() -> Iterator[Callable[[Script], ScriptedServer]]:
     started: List[ScriptedServer] = []

@@ -159,7 +159,8 @@ def test_a_server_on_one_host_is_found_from_another_with_what_its_txt_says(lan, 
             "from remoteio import RemoteServer\n"
             "found = RemoteServer.discover(timeout=3)\n"
             "s = found[0]\n"
-            f"with RemoteServer(s.host, s.port, token='a token of sixteen+', fingerprint=s.fingerprint) as r:\n"
+            "with RemoteServer(s.host, s.port, token='a token of sixteen+',"
+            " fingerprint=s.fingerprint) as r:\n"
             "    print(s.name, r.server_version, round(r.ping() * 1000) >= 0)\n")
         result = subprocess.run(in_namespace(laptop, "-c", script), cwd=ROOT, capture_output=True,
                                 text=True, timeout=60)

@@ -1,4 +1,5 @@
-"""An I/O expander's interrupt line: short input pulses seen through a header pin, as the chip signals them."""
+"""An I/O expander's interrupt line: short input pulses seen through a header
+pin, as the chip signals them."""
 from __future__ import annotations
 
 import time

@@ -1,11 +1,10 @@
 """Real gpiozero devices through the remoteio pin factory, against a server on
 the simulated board."""
-import os
 import time
 
 import pytest
 from gpiozero import (LED, PWMLED, RGBLED, AngularServo, Button, Device, DistanceSensor,
-                      GPIODevice, Motor, Servo, TrafficLights)
+                      Motor, Servo, TrafficLights)
 from gpiozero.exc import GPIOPinInUse, PinFixedPull, PinInvalidPull, PinSetInput
 
 from remoteio.gpiozero_factory import RemoteIOFactory

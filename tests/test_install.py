@@ -681,7 +681,8 @@ def test_update_keeps_config_and_token(debian):
     assert "upgraded remoteio" in proc.stdout and "remoteio updated" in proc.stdout, proc.stdout
     assert debian.p("etc/remoteio/token").read_bytes() == token
     now = snapshot(debian.root)
-    assert outside_venv(now) == outside_venv(debian.after), diff(outside_venv(debian.after), outside_venv(now))
+    assert outside_venv(now) == outside_venv(debian.after), (
+        diff(outside_venv(debian.after), outside_venv(now)))
     proc = subprocess.run([str(debian.p("opt/remoteio/venv/bin/remoteio")), "--version"],
                           capture_output=True, text=True, cwd="/", timeout=60)
     assert proc.returncode == 0, proc.stderr
@@ -731,7 +732,8 @@ def test_uninstall_keep_config_then_reinstall(debian):
     assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (new_uid, gid, 0o600)
     assert new_uid == uid  # the same free system uid, here
     now = snapshot(debian.root)
-    assert outside_venv(now) == outside_venv(debian.after), diff(outside_venv(debian.after), outside_venv(now))
+    assert outside_venv(now) == outside_venv(debian.after), (
+        diff(outside_venv(debian.after), outside_venv(now)))
     assert debian.run().stdout.count("Nothing changed") == 1
 
 

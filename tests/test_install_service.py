@@ -17,7 +17,6 @@ import os
 import shutil
 import signal
 import subprocess
-from pathlib import Path
 
 import pytest
 
@@ -30,7 +29,9 @@ STAND_IN = REPO / "tests/install/notify_systemctl.py"
 SCRIPT = r"""
 set -euo pipefail
 trap 'systemctl stop remoteio || true; cp "$SANDBOX_LOG" "$OUT/calls" || true' EXIT
-client() { /opt/remoteio/venv/bin/remoteio --host 127.0.0.1 --port "$PORT" --token-file /etc/remoteio/token "$@"; }
+client() {
+    /opt/remoteio/venv/bin/remoteio --host 127.0.0.1 --port "$PORT" --token-file /etc/remoteio/token "$@"
+}
 status=0
 bash "$INSTALL" --from "$SRC" $PYARGS --host 127.0.0.1 --port "$PORT" >"$OUT/install.log" 2>&1 || status=$?
 echo "$status" >"$OUT/install.status"

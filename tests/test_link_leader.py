@@ -21,6 +21,7 @@ from remoteio.testing import wait_until
 
 from fakeservers import Frame, ScriptedServer
 
+
 class StandIn(ScriptedServer):
     """One connection: answers hello; every other request gets
     ``answer(request)``: None (never), or ``(delay_s, reply)``. The requests

@@ -11,7 +11,8 @@ EXAMPLES = [
     m.Task(1, 2, '"x"', "on", {"time_ms": 5.0}, False), m.Gone(3, True, "finish"),
     m.MakeSafe(True), m.Probe(), m.Stop(), m.Reply(4, b"{}\n"),
     m.PartReply(5, ("bad_pin", "no", None), None), m.PartReply(6, None, 1),
-    m.Event((1, 2), b"{}\n"), m.Pong(), m.Spawn("pin", 7, 1, {"rule": {"access": "read"}}), m.Settings({}), m.Kill(123), m.Quit(),
+    m.Event((1, 2), b"{}\n"), m.Pong(), m.Spawn("pin", 7, 1, {"rule": {"access": "read"}}),
+    m.Settings({}), m.Kill(123), m.Quit(),
     m.Spawned(7, 1, 123), m.Exited(123, -9),
 ]
 

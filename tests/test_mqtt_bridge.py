@@ -33,7 +33,7 @@ def server():
 
 
 def test_a_switch_set_over_mqtt_drives_the_pin_and_its_retained_state_follows_the_pi(
-        server, broker, watcher, make_bridge):
+        server, broker, watcher, make_bridge):  # noqa: F811 (pytest fixtures)
     make_bridge(server, bridge_settings(broker, [PUMP]))
     assert watcher.wait_payload(T + "status", "online")
     assert watcher.wait_payload(T + "pump/state", "OFF")
@@ -51,7 +51,7 @@ def test_a_switch_set_over_mqtt_drives_the_pin_and_its_retained_state_follows_th
 
 
 def test_set_on_ms_is_timed_on_the_pi_and_the_state_goes_off_by_itself(
-        server, broker, watcher, make_bridge):
+        server, broker, watcher, make_bridge):  # noqa: F811 (pytest fixtures)
     make_bridge(server, bridge_settings(broker, [PUMP]))
     mark = watcher.mark()
     watcher.publish(T + "pump/set_on_ms", "300")
@@ -61,7 +61,7 @@ def test_set_on_ms_is_timed_on_the_pi_and_the_state_goes_off_by_itself(
 
 
 def test_the_lease_form_reverts_on_the_pi_unless_it_is_published_again(
-        server, broker, watcher, make_bridge):
+        server, broker, watcher, make_bridge):  # noqa: F811 (pytest fixtures)
     make_bridge(server, bridge_settings(broker, [PUMP]))
     mark = watcher.mark()
     watcher.publish(T + "pump/set", json.dumps({"state": "ON", "lease_ms": 400}))
@@ -71,7 +71,7 @@ def test_the_lease_form_reverts_on_the_pi_unless_it_is_published_again(
 
 
 def test_a_light_takes_brightness_from_home_assistant_and_reports_the_pwm_level(
-        server, broker, watcher, make_bridge):
+        server, broker, watcher, make_bridge):  # noqa: F811 (pytest fixtures)
     make_bridge(server, bridge_settings(broker, [LAMP]))
     watcher.publish(T + "lamp/brightness/set", "64")
     assert wait_until(lambda: abs(server.sim.value(12) - 64 / 255) < 1e-5)
@@ -86,7 +86,8 @@ def test_a_light_takes_brightness_from_home_assistant_and_reports_the_pwm_level(
     assert watcher.wait_payload(T + "lamp/brightness/state", "128")
 
 
-def test_an_input_edge_is_published_with_the_pis_timestamp(server, broker, watcher, make_bridge):
+def test_an_input_edge_is_published_with_the_pis_timestamp(
+        server, broker, watcher, make_bridge):  # noqa: F811 (pytest fixtures)
     make_bridge(server, bridge_settings(broker, [DOOR]))
     assert watcher.wait_payload(T + "door/state", "ON")  # pulled up
     mark = watcher.mark()
@@ -100,7 +101,8 @@ def test_an_input_edge_is_published_with_the_pis_timestamp(server, broker, watch
     assert found[2] is False                      # events are not retained; states are
 
 
-def test_a_button_press_pulses_the_pin_for_its_pulse_ms(server, broker, watcher, make_bridge):
+def test_a_button_press_pulses_the_pin_for_its_pulse_ms(
+        server, broker, watcher, make_bridge):  # noqa: F811 (pytest fixtures)
     make_bridge(server, bridge_settings(broker, [BELL]))
     watcher.publish(T + "bell/pulse", "PRESS")
     assert wait_until(lambda: len(pulses(server.sim.history(15))) == 1, timeout=5)
@@ -108,7 +110,8 @@ def test_a_button_press_pulses_the_pin_for_its_pulse_ms(server, broker, watcher,
     assert 249 <= width < 350, width
 
 
-def test_inverted_pins_mean_on_when_the_level_is_low(server, broker, watcher, make_bridge):
+def test_inverted_pins_mean_on_when_the_level_is_low(
+        server, broker, watcher, make_bridge):  # noqa: F811 (pytest fixtures)
     relay = PinSettings(8, id="relay", name="Relay", inverted=True)
     button = PinSettings(11, entity="binary_sensor", id="button", pull="up", inverted=True)
     make_bridge(server, bridge_settings(broker, [relay, button]))
@@ -122,7 +125,7 @@ def test_inverted_pins_mean_on_when_the_level_is_low(server, broker, watcher, ma
 
 
 def test_garbage_is_logged_and_ignored_and_the_bridge_goes_on(
-        server, broker, watcher, make_bridge, caplog):
+        server, broker, watcher, make_bridge, caplog):  # noqa: F811 (pytest fixtures)
     caplog.set_level(logging.WARNING, logger="remoteio.mqtt")
     watcher.publish(T + "pump/set", "ON", retain=True)   # a retained command is never run
     make_bridge(server, bridge_settings(broker, [PUMP, LAMP]))
@@ -143,7 +146,7 @@ def test_garbage_is_logged_and_ignored_and_the_bridge_goes_on(
 
 
 def test_the_servers_pin_rules_apply_to_everything_from_mqtt(
-        server, broker, watcher, make_bridge, caplog):
+        server, broker, watcher, make_bridge, caplog):  # noqa: F811 (pytest fixtures)
     caplog.set_level(logging.WARNING, logger="remoteio.mqtt")
     heater = PinSettings(13, id="heater")                     # max_hold_ms = 1000 on the server
     sensor_pin = PinSettings(16, id="sensor")                 # access = "read" on the server
@@ -164,7 +167,7 @@ def test_the_servers_pin_rules_apply_to_everything_from_mqtt(
 
 
 def test_home_assistant_coming_online_gets_discovery_and_states_again(
-        server, broker, watcher, make_bridge):
+        server, broker, watcher, make_bridge):  # noqa: F811 (pytest fixtures)
     make_bridge(server, bridge_settings(broker, [PUMP, DOOR]))
     topic = "homeassistant/switch/remoteio_pi/pump/config"
     assert watcher.wait_for(lambda t, p: t == topic)

@@ -25,7 +25,8 @@ pytestmark = needs_mosquitto
 TOKEN = "a token the bridge must know too"
 
 
-def test_the_daemon_runs_the_bridge_of_its_mqtt_section(tmp_path, broker, watcher, server_process):
+def test_the_daemon_runs_the_bridge_of_its_mqtt_section(
+        tmp_path, broker, watcher, server_process):  # noqa: F811 (pytest fixtures)
     """...a client of its own server, with its token and over its TLS."""
     pytest.importorskip("cryptography", reason="making a certificate needs cryptography")
     from remoteio.tls import generate_self_signed
@@ -70,7 +71,8 @@ pull = "up"
     assert watcher.wait_payload("remoteio/daemon/status", "offline", since=mark)
 
 
-def start_bridge(tmp_path: Path, address, broker, *extra: str) -> subprocess.Popen:
+def start_bridge(
+        tmp_path: Path, address, broker, *extra: str) -> subprocess.Popen:  # noqa: F811 (pytest fixtures)
     (tmp_path / "pw").write_text(PASSWORD)
     log = open(tmp_path / f"bridge-{os.getpid()}-{len(list(tmp_path.iterdir()))}.log", "wb")
     return subprocess.Popen(
@@ -87,7 +89,7 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 def test_remoteio_mqtt_bridges_a_server_and_its_last_will_says_offline_when_killed(
-        tmp_path, broker, watcher):
+        tmp_path, broker, watcher):  # noqa: F811 (pytest fixtures)
     with Server(host="127.0.0.1", port=0, backend="sim") as server:
         bridge = start_bridge(tmp_path, server.address, broker, "--switch", "7", "--light", "12",
                               "--binary-sensor", "11", "--button", "15")
@@ -118,7 +120,7 @@ def test_remoteio_mqtt_bridges_a_server_and_its_last_will_says_offline_when_kill
             stop(bridge)
 
 
-def test_remoteio_mqtt_needs_pins_and_says_so(tmp_path, broker):
+def test_remoteio_mqtt_needs_pins_and_says_so(tmp_path, broker):  # noqa: F811 (pytest fixtures)
     result = subprocess.run([sys.executable, "-m", "remoteio", "mqtt", "--broker-port",
                              str(broker.port)], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "no pins to bridge" in result.stderr

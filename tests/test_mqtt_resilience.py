@@ -31,7 +31,7 @@ def server():
 
 
 def test_after_a_broker_restart_discovery_state_and_availability_come_back(
-        server, broker, make_bridge):
+        server, broker, make_bridge):  # noqa: F811 (pytest fixtures)
     door = PinSettings(11, entity="binary_sensor", id="door", pull="up")
     bridge = make_bridge(server, bridge_settings(broker, [PUMP, door]))
     first = Watcher(broker)
@@ -54,7 +54,7 @@ def test_after_a_broker_restart_discovery_state_and_availability_come_back(
 
 
 def test_without_the_broker_a_safe_pin_reverts_after_its_delay_and_a_hold_pin_stays(
-        server, broker, watcher, make_bridge):
+        server, broker, watcher, make_bridge):  # noqa: F811 (pytest fixtures)
     safe = PinSettings(7, id="pump", on_broker_loss="safe", safe_after_ms=1000)
     hold = PinSettings(8, id="light", on_broker_loss="hold")
     make_bridge(server, bridge_settings(broker, [safe, hold]))
@@ -80,7 +80,7 @@ def test_without_the_broker_a_safe_pin_reverts_after_its_delay_and_a_hold_pin_st
 
 
 def test_the_remoteio_server_going_away_marks_the_pi_offline_then_online_again(
-        broker, watcher, make_bridge):
+        broker, watcher, make_bridge):  # noqa: F811 (pytest fixtures)
     with Server(host="127.0.0.1", port=0, backend="sim") as first:
         address = first.address
         make_bridge(address, bridge_settings(broker, [PUMP]))
@@ -96,7 +96,7 @@ def test_the_remoteio_server_going_away_marks_the_pi_offline_then_online_again(
 
 
 def test_two_pis_on_one_broker_are_two_devices_each_driving_its_own_pins(
-        broker, watcher, make_bridge):
+        broker, watcher, make_bridge):  # noqa: F811 (pytest fixtures)
     with Server(host="127.0.0.1", port=0, backend="sim") as pi_a, \
             Server(host="127.0.0.1", port=0, backend="sim") as pi_b:
         make_bridge(pi_a, bridge_settings(broker, [PUMP], node="pi-a"))
@@ -117,7 +117,7 @@ def test_two_pis_on_one_broker_are_two_devices_each_driving_its_own_pins(
 
 
 def test_the_broker_requires_the_password_and_a_wrong_one_is_logged(
-        server, broker, make_bridge, caplog):
+        server, broker, make_bridge, caplog):  # noqa: F811 (pytest fixtures)
     caplog.set_level(logging.ERROR, logger="remoteio.mqtt")
     refused = []
     anonymous = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="anonymous")
@@ -135,7 +135,7 @@ def test_the_broker_requires_the_password_and_a_wrong_one_is_logged(
     assert not bridge.ready.is_set() and server.sim.function(7) != "output"
 
 
-def test_tls_to_the_broker_with_a_password(server, tmp_path, make_bridge):
+def test_tls_to_the_broker_with_a_password(server, tmp_path, make_bridge):  # noqa: F811 (pytest fixtures)
     pytest.importorskip("cryptography", reason="making a certificate needs cryptography")
     from remoteio.tls import generate_self_signed
     cert, key = str(tmp_path / "cert.pem"), str(tmp_path / "key.pem")

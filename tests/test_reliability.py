@@ -294,8 +294,6 @@ def test_a_holder_may_close_its_pin_behind_a_full_queue_and_the_close_runs_after
         other.close()
 
 
-
-
 def test_events_missed_while_the_connection_was_down_show_in_missed_after_the_reconnect():
     """seq numbers a pin's events per server run, and only while someone
     watches; after a reconnect the re-watch's reply (the pin's seq and level

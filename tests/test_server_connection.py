@@ -92,7 +92,8 @@ def test_a_failed_authentication_is_counted_against_the_source_and_ends_the_conn
     penalties = Penalties()
     conn = ServerConnection(Session({"server": "t"}, _Authenticator()), penalties=penalties, ip="10.0.0.9")
     conn.receive_data(frames({"id": 1, "op": "hello"}, {"id": 2, "op": "ping"},
-                             {"id": 3, "op": "auth", "nonce": "ab" * 16, "mac": "cd" * 32}, {"id": 4, "op": "on", "pin": 7}))
+                             {"id": 3, "op": "auth", "nonce": "ab" * 16, "mac": "cd" * 32},
+                             {"id": 4, "op": "on", "pin": 7}))
     hello, ping, auth, rest = steps(conn)
     assert "auth" in reply(hello) and "board" not in reply(hello)  # nothing told before the proof
     assert reply(ping)["error"]["code"] == "auth_required"

@@ -44,7 +44,7 @@ def test_the_chasers_pattern_on_raw_i2c_shows_in_the_boards_history_in_order(ser
             assert 40 <= width_ms <= 1000              # generous: the sleep was 50 ms
         assert remote.sim.history("i2c1@0x20:GPA4", since) == []   # an input nobody drove
         assert server.sim.history("i2c1@0x20:A0", since) == remote.sim.history("i2c1@0x20:0",
-                                                                                 since)
+                                                                               since)
 
 
 def test_an_input_driven_on_the_sim_is_read_back_with_its_pull_up(server):

@@ -73,6 +73,7 @@ def test_results_come_back_in_spidevs_types(spi):
 
 def test_the_model_reads_what_the_datasheet_says():
     spi = local_mcp3008()
+
     def read(channel: int, single: bool = True) -> int:
         rx = spi.xfer2([0x01, (0x80 if single else 0) | channel << 4, 0x00])
         return (rx[1] & 0x03) << 8 | rx[2]

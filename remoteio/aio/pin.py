@@ -109,7 +109,8 @@ class AsyncRemotePin:
         if self._closed:
             return []
         return setup_requests(self.board, claimed=self._claimed, setup=self.setup,
-                              restore_setup=self.restore_setup, lease=lease_left(self._lease, time.monotonic()),
+                              restore_setup=self.restore_setup,
+                              lease=lease_left(self._lease, time.monotonic()),
                               watching=self._watching)
 
     async def open(self) -> "AsyncRemotePin":

@@ -113,4 +113,3 @@ def add_parsers(verbs: "argparse._SubParsersAction") -> None:
                            "level, holder")
     add_connection_options(pins)
     pins.set_defaults(run=client_verb(show_header))
-

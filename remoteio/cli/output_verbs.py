@@ -232,4 +232,3 @@ def add_parsers(verbs: "argparse._SubParsersAction") -> None:
         add_connection_options(parser)
         parser.set_defaults(run=client_verb(_task, long_lived=lambda a: not a.detach,
                                             check=_check))
-

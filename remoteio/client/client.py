@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional,
 from . import display, trace
 from .._version import __version__
 from ..errors import (ConnectFailed, ConnectionLost, LinkError,
-                     RemoteIOError)
+                      RemoteIOError)
 from .liveness import Keeper
 from .link import Link, wait_all
 from ..pins import PinSpec, pin_key
@@ -352,6 +352,7 @@ class RemoteServer:
         from .spi import RemoteSPI
         return RemoteSPI(self, bus, device, mode=mode, max_speed_hz=max_speed_hz,
                          bits_per_word=bits_per_word)
+
     def serial(self, port: str = "serial0", baudrate: Optional[int] = None,
                timeout: Optional[float] = None, **options: Any) -> "RemoteSerial":
         """Serial port *port* of the Pi (its configured name, or that port's

@@ -144,8 +144,8 @@ def pin_text(board: int, gpio: int, state: Optional[Mapping[str, Any]], error: s
     return f"RemotePin {facts[0][1]}: " + ", ".join(f"{k} {v}" for k, v in facts[1:] if v != "")
 
 
-def view_of(server: Union["RemoteServer", "AsyncRemoteServer"], info: Optional[Dict[str, Any]], error: str = "",
-            title: str = "RemoteServer") -> Dict[str, Any]:
+def view_of(server: Union["RemoteServer", "AsyncRemoteServer"], info: Optional[Dict[str, Any]],
+            error: str = "", title: str = "RemoteServer") -> Dict[str, Any]:
     """What a client (sync or async) shows of itself, with *info* if it has it."""
     welcome = server.welcome or {}
     return {"title": title, "host": server.host, "port": server.port,

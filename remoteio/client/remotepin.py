@@ -119,7 +119,8 @@ class RemotePin:
         if self._closed:
             return []
         return setup_requests(self.board, claimed=self._claimed, setup=self.setup,
-                              restore_setup=self.restore_setup, lease=lease_left(self._lease, time.monotonic()),
+                              restore_setup=self.restore_setup,
+                              lease=lease_left(self._lease, time.monotonic()),
                               watching=self._watching)
 
     def open(self) -> "RemotePin":

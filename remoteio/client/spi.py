@@ -163,7 +163,7 @@ class RemoteSPI:
     def _xfer(self, op: str, values: Data, speed_hz: int, delay_usecs: int,
               bits_per_word: int) -> List[int]:
         reply = self._request(op, data=_hex(values), **_overrides(speed_hz, delay_usecs,
-                                                                   bits_per_word))
+                                                                  bits_per_word))
         return list(bytes.fromhex(reply["data"]))
 
     def xfer(self, values: Data, speed_hz: int = 0, delay_usecs: int = 0,

@@ -135,7 +135,8 @@ def record(server: Union["RemoteServer", "AsyncRemoteServer"], pins: Iterable[An
     return recorder.trace
 
 
-async def record_async(server: Union["RemoteServer", "AsyncRemoteServer"], pins: Iterable[Any], seconds: float) -> Trace:
+async def record_async(server: Union["RemoteServer", "AsyncRemoteServer"], pins: Iterable[Any],
+                       seconds: float) -> Trace:
     """Record *pins* of an asyncio client for *seconds*."""
     pins = list(pins)
     events: List[PinEvent] = []

@@ -158,7 +158,8 @@ def pin_levels(name: str, value: Any) -> dict:
         board = pin_key(spec)
         if board in levels:
             raise BadArgument(f"{name} names {describe(board)} twice")
-        levels[board] = 1.0 if level is True else 0.0 if level is False else fraction(f"{name}[{spec}]", level)
+        levels[board] = (1.0 if level is True else 0.0 if level is False
+                         else fraction(f"{name}[{spec}]", level))
     return levels
 
 

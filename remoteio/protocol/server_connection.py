@@ -1,4 +1,5 @@
-"""The server's side of one connection as an object: bytes in; reply frames, requests for the pins and a close reason out.
+"""The server's side of one connection as an object: bytes in; reply frames,
+requests for the pins and a close reason out.
 
 No sockets and no threads (as h11 does for HTTP): the listener feeds it what
 it reads and carries out what it gives back. It splits frames, validates

@@ -1,4 +1,5 @@
-"""The base of every bus kind's worker (I2C, SPI, serial): one process owns one bus device and answers its calls in order.
+"""The base of every bus kind's worker (I2C, SPI, serial): one process owns
+one bus device and answers its calls in order.
 
 A worker kind beside the pin worker (see :mod:`.worker`): started by the
 pool on a bus's first use, probed like the others (a call stuck in the

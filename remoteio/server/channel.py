@@ -140,4 +140,3 @@ def channel_pair(size: int = 1 << 20) -> Tuple[Channel, Channel]:
     except (ImportError, OSError):
         pass  # the default size (64 KiB) still works, with less slack
     return Channel(r, reader=True), Channel(w, reader=False)
-

@@ -9,14 +9,18 @@ worker owns that chip: another writer would fight its register image).
 >>> ex = Expanders({"mcp0": ExpanderSpec("mcp0", "mcp23008", 1, 0x20)})
 >>> ex.spec_of("mcp0:A7").key
 ('expander', 'mcp0')
->>> Expanders({"pcf0": ExpanderSpec("pcf0", "pcf8574", 1, 0x21)}).spec_of("pcf0:A3")
+>>> Expanders({"pcf0": ExpanderSpec("pcf0", "pcf8574", 1, 0x21)}).spec_of(
+...     "pcf0:A3")  # doctest: +NORMALIZE_WHITESPACE
 Traceback (most recent call last):
 ...
-remoteio.errors.BadPin: pcf0:A3: pcf0 is a PCF8574, with pins pcf0:P0 .. pcf0:P7 (bit numbers and A/B names are an MCP chip's)
->>> ex.check_address(("i2c", 1), "i2c_read_byte_data", {"addr": 0x20, "register": 0})
+remoteio.errors.BadPin: pcf0:A3: pcf0 is a PCF8574, with pins pcf0:P0 .. pcf0:P7
+(bit numbers and A/B names are an MCP chip's)
+>>> ex.check_address(("i2c", 1), "i2c_read_byte_data",
+...                  {"addr": 0x20, "register": 0})  # doctest: +NORMALIZE_WHITESPACE
 Traceback (most recent call last):
 ...
-remoteio.errors.PinBusy: I2C bus 1, address 0x20 is held by expander mcp0 (an MCP23008): use its pins, mcp0:A0 .. mcp0:A7
+remoteio.errors.PinBusy: I2C bus 1, address 0x20 is held by expander mcp0 (an MCP23008):
+use its pins, mcp0:A0 .. mcp0:A7
 """
 from __future__ import annotations
 

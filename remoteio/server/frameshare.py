@@ -1,4 +1,5 @@
-"""The listener's share of frames: each turn's frames and time divided among the connections that have frames waiting.
+"""The listener's share of frames: each turn's frames and time divided among
+the connections that have frames waiting.
 
 A mixin of :class:`~.listener.Listener` (the same object and state, split
 off by job). A turn handles at most :data:`FRAMES_PER_TURN` frames and

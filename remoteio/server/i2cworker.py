@@ -1,4 +1,5 @@
-"""The I2C bus worker: one process owns one /dev/i2c-N (or the simulated chips) and runs its calls in order (a :class:`~.busworker.BusWorker`)."""
+"""The I2C bus worker: one process owns one /dev/i2c-N (or the simulated
+chips) and runs its calls in order (a :class:`~.busworker.BusWorker`)."""
 from __future__ import annotations
 
 import logging

@@ -33,7 +33,7 @@ import selectors
 import socket
 import ssl
 import time
-from typing import TYPE_CHECKING, Callable, Dict, Iterable, Optional, Set
+from typing import TYPE_CHECKING, Callable, Dict, Iterable, List, Optional, Set
 
 from ..errors import ServerBusy
 from ..protocol import writing
@@ -375,10 +375,12 @@ class Listener(FrameSharing):
             elif not conn.session.greeted and now - conn.opened_at > HELLO_TIMEOUT_S:
                 self._close(conn, f"no hello within {HELLO_TIMEOUT_S:g} s")
             elif not conn.session.ready and self.greeting_timeout and \
-                    now - conn.opened_at > self.greeting_timeout and (self.tls or conn.session.authenticator):
+                    now - conn.opened_at > self.greeting_timeout and \
+                    (self.tls or conn.session.authenticator):
                 self._close(conn, f"no TLS handshake or authentication within {self.greeting_timeout:g} s")
             elif conn.session.heartbeat and silent > 3 * conn.session.heartbeat + 1:
-                self._close(conn, f"silent for {silent:.0f} s (its heartbeat is {conn.session.heartbeat:g} s)")
+                self._close(conn, f"silent for {silent:.0f} s "
+                                  f"(its heartbeat is {conn.session.heartbeat:g} s)")
             elif self.heartbeat_timeout and silent > self.heartbeat_timeout:
                 self._close(conn, f"silent for {silent:.0f} s")
 

@@ -1,4 +1,5 @@
-"""A pin's operations answered at once in both modes (open, read, state, sync, watch) and its events and status."""
+"""A pin's operations answered at once in both modes (open, read, state,
+sync, watch) and its events and status."""
 from __future__ import annotations
 
 import time

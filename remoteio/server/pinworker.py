@@ -1,4 +1,5 @@
-"""A pin worker: the process that owns one header pin and runs its tasks (a :class:`~.pinmachine.PinMachine` in a :class:`~.worker.Worker`)."""
+"""A pin worker: the process that owns one header pin and runs its tasks
+(a :class:`~.pinmachine.PinMachine` in a :class:`~.worker.Worker`)."""
 from __future__ import annotations
 
 from .backends import Backend

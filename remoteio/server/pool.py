@@ -3,9 +3,9 @@ replaces one that ended).
 
 Generic over what a worker owns: a key (a board pin number, ``("i2c", 1)``,
 ``("spi", 0, 0)``, ``("serial", name)``, ``("expander", name)``) and a kind,
-the name of the entry point the zygote runs (zygote.py). Starting is asynchronous: the pipes exist at once and the
-router may send the first tasks before the process runs (the pipe holds
-them); the pid arrives later.
+the name of the entry point the zygote runs (zygote.py). Starting is
+asynchronous: the pipes exist at once and the router may send the first
+tasks before the process runs (the pipe holds them); the pid arrives later.
 
 Nothing here blocks. A worker's task pipe is non-blocking; what it cannot
 take waits in the channel and is written when the pipe is writable (the
@@ -27,7 +27,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional
 
 from ..errors import WorkerFailed
 from .channel import Channel, ChannelClosed, channel_pair
-from .messages import Exited, Probe, Spawned, Stop, ToWorker, decode, encode
+from .messages import Exited, Probe, Spawned, Stop, decode, encode
 from .zygote import Zygote, ZygoteGone
 from ..errors import WorkerEnded  # noqa: F401 (defined in errors.py)
 

@@ -10,9 +10,9 @@ The router itself owns the in-flight table of each worker (what it must
 still answer, and for whom) and the batches being built.
 
 Requests are batched per worker: one pipe write per worker for each chunk
-the listener hands over and at the end of each turn (:meth:`Router.flush`). When a worker is behind the router says so
-(:meth:`Router.congested`)
-and the listener stops reading from the connections that fed it until it
+the listener hands over and at the end of each turn (:meth:`Router.flush`).
+When a worker is behind the router says so (:meth:`Router.congested`) and
+the listener stops reading from the connections that fed it until it
 drains; other pins and connections go on.
 
 Replies and events leave through the :class:`Outlet` the listener gives it,
@@ -122,7 +122,7 @@ class Router(BusRouting, ExpanderRouting, PinBatching):
             if handle is not None:
                 policy = self.rules.rule(board).on_disconnect or self.disconnect_policy
                 self._queue(handle, self._for(handle, board, Gone(conn, board in left.owned,
-                                                                   policy)))
+                                                                  policy)))
         for key in self.spi.closed(conn):   # its last user went: the worker closes the device
             self._close_spi(key)
         for key in self.serial.closed(conn):   # the ports it received from stop pushing to it

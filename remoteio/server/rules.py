@@ -22,10 +22,12 @@ queued work alike. A refusal is a ``forbidden`` error that names the rule.
 >>> from remoteio.server.config import PinRule
 >>> rule = PinRule(max_hold_ms=1000)
 >>> check_hold(rule, "BOARD7", "on", away=True, back_in=0.9, leased=False, away_for=0.0)
->>> check_hold(rule, "BOARD7", "on", away=True, back_in=0.9, leased=False, away_for=0.5)
+>>> check_hold(rule, "BOARD7", "on", away=True, back_in=0.9, leased=False,
+...            away_for=0.5)  # doctest: +NORMALIZE_WHITESPACE
 Traceback (most recent call last):
 ...
-remoteio.errors.Forbidden: BOARD7 may be away from its safe value for at most 1000 ms at a stretch (on would make it 1400 ms)
+remoteio.errors.Forbidden: BOARD7 may be away from its safe value for at most 1000 ms at a stretch
+(on would make it 1400 ms)
 """
 from __future__ import annotations
 

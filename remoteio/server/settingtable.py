@@ -1,4 +1,5 @@
-"""One configuration table read against a table of its settings (each a default and a check), with the checks the bus tables share.
+"""One configuration table read against a table of its settings (each a
+default and a check), with the checks the bus tables share.
 
 >>> SETTINGS = {"access": Setting("write", access), "addresses": Setting(None, optional(tuple))}
 >>> parse_table({"access": "read"}, SETTINGS, lambda key, message: ValueError(message))

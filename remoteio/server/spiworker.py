@@ -13,6 +13,7 @@ from .channel import Channel
 from .messages import Task
 from .spibus import SpiDevice, open_spi
 
+
 class SPIWorker(BusWorker):
     def __init__(self, device: SpiDevice, tasks: Channel, replies: Channel):
         super().__init__(tasks, replies)

@@ -31,7 +31,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE / "vm"))
-import gpiosim  # noqa: E402
+import gpiosim  # noqa: E402,F401 (re-exported: conftest.py, test_hw_edgefloor.py)
 from gpiosim import GpioSimChip  # noqa: E402
 
 from remoteio import RemoteServer, testing  # noqa: E402

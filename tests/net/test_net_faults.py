@@ -109,7 +109,8 @@ def test_the_server_notices_a_vanished_client_by_its_heartbeat_and_makes_its_pin
         # the client: a ping a heartbeat after it last heard (its keeper's timer),
         # unanswered for the timeout (the call's timer), then the callback (its thread woken)
         client_s, client_late = changes[0][0] - heard, floor.allowance(3, work)
-        print(f"heartbeat {heartbeat:g} s, timeout {timeout:g} s: the partition took {(after - before) / 1e6:.0f} ms to "
+        print(f"heartbeat {heartbeat:g} s, timeout {timeout:g} s: the partition took "
+              f"{(after - before) / 1e6:.0f} ms to "
               f"install; the client last heard from the server {heard - before / 1e9:+.2f} s after "
               f"it began; the server noticed {server_s:.2f} s after it was in (documented "
               f"{3 * heartbeat + 2:g} + {server_late:.2f} s for the guest), the client "

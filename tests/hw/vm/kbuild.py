@@ -218,4 +218,3 @@ def build_gpio_sim(headers, srcdir, known_modules):
         if junk.name not in keep and junk.is_file():
             junk.unlink()
     return ko
-

@@ -315,8 +315,10 @@ def cmd_check(args):
     print(f"check: `true` ok: boot {stats['boot']:.2f} s, round trip {stats['total']:.2f} s")
     stats = {}
     code, _ = run_in_vm([args.python, str(HERE / "smoke.py")], timeout=args.timeout,
-                        env={"SMOKE_STRICT": "1" if args.strict else "0"}, sink=sys.stdout.buffer, stats=stats)
-    print(f"check: smoke test {'ok' if code == 0 else 'FAILED (%d)' % code}: round trip {stats.get('total', 0):.2f} s")
+                        env={"SMOKE_STRICT": "1" if args.strict else "0"}, sink=sys.stdout.buffer,
+                        stats=stats)
+    print(f"check: smoke test {'ok' if code == 0 else 'FAILED (%d)' % code}: "
+          f"round trip {stats.get('total', 0):.2f} s")
     return code
 
 

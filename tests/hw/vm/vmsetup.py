@@ -84,7 +84,8 @@ def run(cmd, **kw):
     except subprocess.CalledProcessError as e:
         out = (e.stderr or b"")
         out = out.decode(errors="replace") if isinstance(out, bytes) else out
-        raise SetupError(f"command failed ({e.returncode}): {' '.join(map(str, cmd))}\n{out[-2000:]}") from None
+        raise SetupError(f"command failed ({e.returncode}): {' '.join(map(str, cmd))}\n"
+                         f"{out[-2000:]}") from None
 
 
 def _dpkg_installed(pkg):
@@ -102,7 +103,8 @@ class Apt:
     def update(self):
         if not self.updated:
             t = time.monotonic()
-            run(["apt-get", "update", "-q", *APT_LOCK_WAIT], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            run(["apt-get", "update", "-q", *APT_LOCK_WAIT], stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE)
             log.info("apt-get update: %.1f s", time.monotonic() - t)
             self.updated = True
 
@@ -335,4 +337,3 @@ def build_initramfs(d, modules):
             input="\n".join(files).encode(), stdout=f, stderr=subprocess.PIPE)
     out.replace(d / "initramfs.cpio")
     shutil.rmtree(root)
-
