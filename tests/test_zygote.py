@@ -5,6 +5,8 @@ import os
 import select
 import selectors
 import signal
+import subprocess
+import sys
 import time
 
 import psutil
@@ -144,3 +146,27 @@ def test_the_zygote_forks_its_workers_without_the_at_fork_hooks():
         pool.stop(2.0, lambda handle, messages: None)
         os.close(read_fd)
         os.close(write_fd)
+
+
+# In a process of its own: the loop reaps with waitpid(-1), which must not take
+# the exit of a child of pytest's.
+_REHEARSAL = """
+import os, sys
+from remoteio.server import zygote
+started = []
+before = sorted(os.listdir("/proc/self/fd"))
+replies = zygote.rehearse_loop({"pin": lambda *args: started.append(args)}, None, turns=12)
+after = sorted(os.listdir("/proc/self/fd"))
+try:
+    os.waitpid(-1, os.WNOHANG)
+    forked = True
+except ChildProcessError:
+    forked = False
+print(replies, started == [], before == after, forked)
+"""
+
+
+def test_the_zygotes_rehearsal_runs_its_loop_to_the_end_without_forking_or_keeping_a_descriptor():
+    out = subprocess.run([sys.executable, "-c", _REHEARSAL], capture_output=True, text=True,
+                         timeout=60, check=True).stdout.split()
+    assert out == ["12", "True", "True", "False"]

@@ -128,6 +128,8 @@ _MAKE = tuple(kind._make for kind in _KINDS)
 
 
 _TASK = _TAG[Task]
+#: the zygote reads its requests as the tuples :func:`encode` makes (see zygote._loop)
+SPAWN, KILL, QUIT, SPAWNED = _TAG[Spawn], _TAG[Kill], _TAG[Quit], _TAG[Spawned]
 
 
 def encoded_task(seq: int, conn: int, id_json: str, op: str, args: Dict[str, Any],
@@ -138,6 +140,15 @@ def encoded_task(seq: int, conn: int, id_json: str, op: str, args: Dict[str, Any
     True
     """
     return (_TASK, seq, conn, id_json, op, args, part)
+
+
+def encoded_spawned(key: Any, generation: int, pid: int) -> tuple:
+    """``encode(Spawned(...))``, made without the named tuple (the zygote's loop).
+
+    >>> decode(encoded_spawned(7, 2, 99))
+    Spawned(key=7, generation=2, pid=99)
+    """
+    return (SPAWNED, key, generation, pid)
 
 
 def encode(message: NamedTuple) -> tuple:
