@@ -97,3 +97,40 @@ def test_sigkill_of_the_server_leaves_no_orphans(server_process):
                                       for pid in children), timeout=5)
     with pytest.raises(OSError):
         socket.create_connection(proc.address, timeout=1).close()
+
+
+# ---- signals a terminal or a kill of the whole group sends to every process ----------
+def _signal_every_process(proc, signum: int) -> list:
+    """*signum* to the server's workers and zygote, then to the server (by pid,
+    as a terminal's hang-up or ``pkill`` reaches each of them); their pids."""
+    children = proc.children()
+    for pid in children + [proc.pid]:
+        os.kill(pid, signum)
+    return children
+
+
+def test_a_hang_up_sent_to_every_server_process_leaves_it_serving_its_pins(server_process):
+    proc = server_process()
+    with RemoteServer(*proc.address) as remote:
+        remote.pin(7).on()
+        children = _signal_every_process(proc, signal.SIGHUP)
+        assert wait_until(lambda: "SIGHUP" in proc.output(), timeout=10)
+        assert remote.pin(7).state()["value"] == 1     # its worker still holds it
+        remote.pin(11).on()                             # the zygote still forks workers
+        assert remote.pin(11).state()["value"] == 1
+        assert all(psutil.pid_exists(pid) for pid in children)
+    assert "ERROR" not in proc.output()
+
+
+def test_a_sigterm_sent_to_every_server_process_stops_it_cleanly_with_every_pin_made_safe(
+        server_process):
+    proc = server_process()
+    with RemoteServer(*proc.address) as remote:
+        remote.pin(7).on()
+        remote.pin(11).blink(on_time=0.01, off_time=0.01)
+        children = _signal_every_process(proc, signal.SIGTERM)
+        assert proc.proc.wait(15) == 0
+    assert wait_until(lambda: not any(psutil.pid_exists(p) for p in children), timeout=5)
+    log = proc.output()
+    assert "every pin safe" in log
+    assert "ERROR" not in log and "ended (exit status" not in log, log

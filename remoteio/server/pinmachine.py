@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections import deque
 from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
@@ -80,6 +81,8 @@ class PinMachine(PinQueries):
         self.failures: Dict[int, ServerError] = {}   # conn -> its queued work that could not run
         self.watchers: Dict[int, None] = {}
         self.event_seq = 0
+        self._told: Any = None
+        self._events_lock = threading.RLock()
         self.pid = os.getpid()
         self.running = True
         self._current: Tuple[int, int, str] = (0, 0, "null")

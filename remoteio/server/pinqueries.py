@@ -2,6 +2,7 @@
 sync, watch) and its events and status."""
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
@@ -35,6 +36,8 @@ class PinQueries:
     failures: Dict[int, ServerError]
     watchers: Dict[int, None]
     event_seq: int
+    _told: Any                         # the level the watchers were told last
+    _events_lock: "threading.RLock"    # watchers and numbering: the loop and an edge thread
     _current: Tuple[int, int, str]
     event: Callable[..., None]
     _busy: Callable[[], bool]
@@ -81,11 +84,21 @@ class PinQueries:
             raise failure
         return None
 
-    def _watch(self, op: str, args: Dict[str, Any]) -> Dict[str, Any]:
+    def _watch(self, op: str, args: Dict[str, Any]) -> Any:
+        """Its reply gives the level the pin's events go on from and their
+        number so far: the level read just after edges were turned on (by the
+        first watch), else the level last told. It is sent from here, under
+        the events' lock, so that an edge thread's next event comes after it."""
+        seq, conn, id_json = self._current
         self.driver.open()
-        self.watchers[self._current[1]] = None
-        self.driver.watch(True)
-        return {"value": self.driver.read(), "seq": self.event_seq}
+        with self._events_lock:
+            first = not self.watchers
+            self.driver.watch(True)
+            if first:
+                self._told = self.driver.read()
+            self.watchers[conn] = None
+            self.reply(seq, writing.ok(id_json, {"value": self._told, "seq": self.event_seq}))
+        return DEFERRED
 
     def _unwatch(self, op: str, args: Dict[str, Any]) -> None:
         self.watchers.pop(self._current[1], None)
@@ -98,13 +111,19 @@ class PinQueries:
         self._emit(level, t_ns, now=True)
 
     def _emit(self, value: Any, t_ns: int, now: bool = False) -> None:
-        targets = tuple(self.watchers)
-        if not targets:
-            return
-        self.event_seq += 1  # edges of an input and drives of an output never mix
-        self.event(targets, writing.event("change", {
-            "pin": self.board, "value": value,
-            "edge": "rising" if value else "falling", "ts": t_ns, "seq": self.event_seq}), now=now)
+        """A change to tell the watchers, numbered; none for the level they
+        were told last (an edge between a watch's turning edges on and its
+        read: the reply told it already)."""
+        with self._events_lock:
+            targets = tuple(self.watchers)
+            if not targets or value == self._told:
+                return
+            self.event_seq += 1  # edges of an input and drives of an output never mix
+            self._told = value
+            self.event(targets, writing.event("change", {
+                "pin": self.board, "value": value,
+                "edge": "rising" if value else "falling", "ts": t_ns, "seq": self.event_seq}),
+                now=now)
 
     def idle(self) -> None:
         if self.driver.mode in ("input", "unset"):

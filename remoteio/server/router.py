@@ -319,7 +319,7 @@ class Router(BusRouting, ExpanderRouting, PinBatching):
         if handle.kind != "pin":  # a bus: its next use starts a fresh worker
             self._bus_ended(handle)
             return
-        log.warning("%s: worker %s ended (exit status %s); pin made safe",
+        log.warning("%s: worker %s ended (exit status %s); a fresh worker makes the pin safe",
                     describe(board), handle.pid, handle.exit_status)
         failure = WorkerFailed(f"the worker of {describe(board)} died; the pin was made safe")
         self._fail_inflight(handle, failure)
@@ -334,7 +334,7 @@ class Router(BusRouting, ExpanderRouting, PinBatching):
         try:
             fresh = self.pool.start(handle.kind, board, pin_settings(self.rules.rule(board)))
         except WorkerFailed as exc:
-            log.error("%s: %s", describe(board), exc.message)
+            log.error("%s: the pin could not be made safe: %s", describe(board), exc.message)
             return
         self._queue(fresh, MakeSafe(was_output))
         self._send_batches()

@@ -36,10 +36,20 @@ if TYPE_CHECKING:  # handed in by the zygote's fork
 log = logging.getLogger(__name__)
 
 
+#: what a terminal (Ctrl-C, a hang-up) or a kill of the whole group (``pkill``)
+#: sends to every process of the server: the server's to handle, not its workers'
+SERVERS_SIGNALS = (signal.SIGINT, signal.SIGHUP, signal.SIGTERM)
+
+
 def worker_signals() -> None:
-    """Ctrl-C is the server's to handle; SIGTERM unwinds (the pin goes safe)."""
-    set_handler(signal.SIGINT, signal.SIG_IGN)
-    set_handler(signal.SIGTERM, _exit_on_signal)
+    """A worker ignores :data:`SERVERS_SIGNALS`: the server stops on them
+    (SIGHUP re-reads its configuration) and makes every pin safe itself;
+    a worker that died with them would leave its pin as it was, and the
+    zygote's death would leave the server unable to start another. A worker
+    ends on ``Stop``, on its task pipe's end (the server gone), or on
+    SIGKILL (then the server makes its pin safe with a fresh worker)."""
+    for signum in SERVERS_SIGNALS:
+        set_handler(signum, signal.SIG_IGN)
 
 
 def set_handler(signum: int, handler: Any) -> None:
@@ -68,10 +78,6 @@ def realtime(priority: int, what: str) -> bool:
                     "(docs/install.md, Real-time priority)", what, priority, exc)
         return False
     return True
-
-
-def _exit_on_signal(signum: int, frame: Any) -> None:
-    raise SystemExit(0)  # unwinds through run(), which makes the resource safe
 
 
 def fork_function() -> Callable[[], int]:

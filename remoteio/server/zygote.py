@@ -31,7 +31,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .messages import (KILL, QUIT, SPAWN, Exited, Kill, Quit, Spawn, Spawned, decode, encode,
                        encoded_spawned)
-from .spawn import drop_inherited, fork_function, set_handler
+from .spawn import SERVERS_SIGNALS, drop_inherited, fork_function, set_handler
 from .wakeup import WakePipe
 from ..errors import ZygoteGone  # noqa: F401 (defined in errors.py)
 
@@ -159,8 +159,8 @@ def _wait_pid(pid: int, timeout: float) -> bool:
 
 # ---- inside the zygote ------------------------------------------------------------------
 def _serve(sock: socket.socket, kinds: Dict[str, WorkerMain]) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the server's to handle
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    for signum in SERVERS_SIGNALS:  # the server's to handle: it tells this process Quit
+        signal.signal(signum, signal.SIG_IGN)
     drop_inherited([], keep=sock.fileno())         # no listening socket, no client's
     sock.settimeout(5.0)  # a reply to a server that stopped reading is dropped, not waited on
     exits = _exit_pipe()
