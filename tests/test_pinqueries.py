@@ -33,6 +33,12 @@ class EdgeDriver:
     def deliver(self, level: int) -> None:
         self.on_edge(level, 0)
 
+    def check_input(self, pull: str) -> None:
+        pass
+
+    def make_input(self, pull: str, bounce_ms: float) -> None:
+        self.level = 1 if pull == "up" else 0   # the line re-claimed: edges off meanwhile
+
 
 class Machine(PinMachine):
     def __init__(self, driver: EdgeDriver):
@@ -73,24 +79,23 @@ def test_an_edge_that_a_watchs_read_already_saw_is_not_told_again():
     assert [(t, e["value"], e["seq"]) for t, e in machine.events] == [((1,), 0, 1)]
 
 
-def test_a_second_watcher_is_told_the_level_the_events_go_on_from():
+def test_a_second_watcher_is_told_the_level_now_and_numbered_with_the_first():
     driver = EdgeDriver(0)
     machine = Machine(driver)
     machine.watch(1)
     driver.level = 1             # an edge on its way to the first watcher...
     reply = machine.watch(2)     # ...when a second one watches
-    assert (reply["value"], reply["seq"]) == (0, 0)
-    driver.deliver(1)            # both hear of it, numbered once
+    assert (reply["value"], reply["seq"]) == (1, 0)
+    driver.deliver(1)            # the first watcher must hear of it: both do, numbered once
     assert [(t, e["value"], e["seq"]) for t, e in machine.events] == [((1, 2), 1, 1)]
 
 
-def test_every_event_changes_the_level_its_watchers_were_told():
+def test_a_change_made_by_an_operation_after_the_watch_lets_its_first_event_through():
     driver = EdgeDriver(0)
     machine = Machine(driver)
-    machine.watch(1)
-    for level in (1, 1, 0, 0, 1):
-        driver.level = level
-        driver.deliver(level)
-    values = [e["value"] for _, e in machine.events]
-    assert values == [1, 0, 1]
-    assert [e["seq"] for _, e in machine.events] == [1, 2, 3]
+    machine.watch(1)                                  # told 0 (pull down)
+    machine.handle(Task(2, 1, "2", "input", {"pull": "up", "bounce_ms": 0.0}, False))
+    assert driver.level == 1                          # the new pull moved it, no edge seen
+    driver.level = 0
+    driver.deliver(0)                                 # a press: an edge to tell
+    assert [(e["value"], e["seq"]) for _, e in machine.events] == [(0, 1)]

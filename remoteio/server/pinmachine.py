@@ -33,7 +33,7 @@ from .driver import translate
 from .jobs import Job, make_job
 from .lease import Lease, renew, start_lease
 from .messages import Gone, MakeSafe, Pong, Probe, Settings, Stop, Task
-from .pinqueries import DEFERRED, PinQueries, Queued
+from .pinqueries import DEFERRED, NOTHING, PinQueries, Queued
 from .status import StatusTable
 from .rules import REST_S, HoldClock, bounded, check_hold, steady_level, task_bound
 
@@ -81,7 +81,7 @@ class PinMachine(PinQueries):
         self.failures: Dict[int, ServerError] = {}   # conn -> its queued work that could not run
         self.watchers: Dict[int, None] = {}
         self.event_seq = 0
-        self._told: Any = None
+        self._reflected: Any = NOTHING
         self._events_lock = threading.RLock()
         self.pid = os.getpid()
         self.running = True
@@ -251,6 +251,7 @@ class PinMachine(PinQueries):
                    leased=bool(args.get("lease_ms")), away_for=self.hold.away_for(now))
 
     def _start(self, op: str, args: Dict[str, Any], conn: int, now: float) -> None:
+        self._reflected = NOTHING  # what it does to the pin, its events tell
         if op in TASK_OPS:
             if op == "set" and not self.driver.pwm_configured:
                 args = dict(args, state=1.0 if args["state"] else 0.0)  # a digital pin

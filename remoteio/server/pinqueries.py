@@ -14,6 +14,7 @@ from .lease import Lease
 from .status import FUNCTIONS, StatusTable
 
 DEFERRED = object()  # a handler that replies later (sync)
+NOTHING = object()   # no level a watch's reply gave is waiting for its first event
 
 Queued = Tuple[str, Dict[str, Any], int]  # (op, args, conn)
 
@@ -36,7 +37,7 @@ class PinQueries:
     failures: Dict[int, ServerError]
     watchers: Dict[int, None]
     event_seq: int
-    _told: Any                         # the level the watchers were told last
+    _reflected: Any                    # a first watch's level until the next event or change
     _events_lock: "threading.RLock"    # watchers and numbering: the loop and an edge thread
     _current: Tuple[int, int, str]
     event: Callable[..., None]
@@ -85,19 +86,21 @@ class PinQueries:
         return None
 
     def _watch(self, op: str, args: Dict[str, Any]) -> Any:
-        """Its reply gives the level the pin's events go on from and their
-        number so far: the level read just after edges were turned on (by the
-        first watch), else the level last told. It is sent from here, under
-        the events' lock, so that an edge thread's next event comes after it."""
+        """Its reply (the level now, the events' number so far) is sent from
+        here, under the events' lock, so that an edge thread's next event
+        comes after it. The first watch turns edge detection on, then reads:
+        an edge between the two is in that read and may still come as an
+        event, which would tell the reply's level again (:meth:`_emit`)."""
         seq, conn, id_json = self._current
         self.driver.open()
         with self._events_lock:
             first = not self.watchers
             self.driver.watch(True)
+            value = self.driver.read()
             if first:
-                self._told = self.driver.read()
+                self._reflected = value
             self.watchers[conn] = None
-            self.reply(seq, writing.ok(id_json, {"value": self._told, "seq": self.event_seq}))
+            self.reply(seq, writing.ok(id_json, {"value": value, "seq": self.event_seq}))
         return DEFERRED
 
     def _unwatch(self, op: str, args: Dict[str, Any]) -> None:
@@ -111,15 +114,16 @@ class PinQueries:
         self._emit(level, t_ns, now=True)
 
     def _emit(self, value: Any, t_ns: int, now: bool = False) -> None:
-        """A change to tell the watchers, numbered; none for the level they
-        were told last (an edge between a watch's turning edges on and its
-        read: the reply told it already)."""
+        """A change to tell the watchers, numbered; but not the first one
+        after a first watch's reply if it is of the level that reply gave:
+        the edge its read already saw (until then nothing else moved the pin:
+        each queued operation forgets the reply's level, :attr:`_reflected`)."""
         with self._events_lock:
             targets = tuple(self.watchers)
-            if not targets or value == self._told:
+            reflected, self._reflected = self._reflected, NOTHING
+            if not targets or value == reflected:
                 return
             self.event_seq += 1  # edges of an input and drives of an output never mix
-            self._told = value
             self.event(targets, writing.event("change", {
                 "pin": self.board, "value": value,
                 "edge": "rising" if value else "falling", "ts": t_ns, "seq": self.event_seq}),
