@@ -32,11 +32,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Dict, Optional
 
-try:
-    import tomllib
-except ImportError:  # Python < 3.11
-    import tomli as tomllib  # type: ignore[no-redef]
-
 from ..pins import pin_key as parse_pin
 from ..settings import BACKEND_NAMES, DEFAULT_PORT, DISCONNECT_POLICIES, MODES
 from ..tokens import check_token
@@ -112,6 +107,10 @@ def load_config(path: str) -> ServerConfig:
 
 
 def parse_config(text: str, name: str = "<config>") -> ServerConfig:
+    try:  # here: a server started without a configuration file never loads it
+        import tomllib
+    except ImportError:  # Python < 3.11
+        import tomli as tomllib  # type: ignore[no-redef]
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

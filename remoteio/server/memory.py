@@ -13,7 +13,6 @@ True
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 from typing import Any, Optional
 
@@ -30,7 +29,9 @@ def _glibc() -> Optional[Any]:
     global _libc
     if _libc is None:
         try:
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+            # the process's own symbols: the C library it runs on, found without
+            # ctypes.util.find_library (which runs ldconfig and loads shutil)
+            libc = ctypes.CDLL(None)
             libc.mallopt, libc.malloc_trim  # glibc has both
             _libc = libc
         except (OSError, AttributeError):

@@ -26,7 +26,6 @@ from __future__ import annotations
 import functools
 import logging
 import mmap
-import multiprocessing
 import struct
 import threading
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
@@ -123,6 +122,7 @@ class SimChips:
         self._lock = threading.Lock()   # the router's thread and a test's may declare at once
         # every chip's transactions, in every process: made before the zygote's fork (a
         # semaphore in shared memory; "fork": unlinked at once, no resource tracker)
+        import multiprocessing  # here: only a simulated board loads it
         self.chip_lock = multiprocessing.get_context("fork").RLock()
         self._left_private: set = set()   # (bus, address) of chips a full board could not take
 
