@@ -106,6 +106,40 @@ def test_pipelined_and_single_calls_from_many_threads_all_settle():
         stand_in.close()
 
 
+def _switches(thread: threading.Thread) -> int:
+    with open(f"/proc/self/task/{thread.native_id}/status") as status:
+        for line in status:
+            if line.startswith("voluntary_ctxt_switches:"):
+                return int(line.split()[1])
+    raise AssertionError("no voluntary_ctxt_switches line")
+
+
+@pytest.mark.skipif(not hasattr(select, "epoll"), reason="the paused wire is epoll's")
+def test_a_busy_caller_does_not_wake_the_background_reader_once_per_call():
+    # the reader wakes every `timeout` s while idle; when that happened during a
+    # call it parked, and each hand-over after it woke it again, while the next
+    # call took the reading back at once: a thread wake-up for every call
+    stand_in = StandIn(echo)
+    others = set(threading.enumerate())
+    remote = RemoteServer(*stand_in.address, timeout=0.2, heartbeat=0, reconnect=False)
+    try:
+        remote.request("echo")
+        reader, = [thread for thread in set(threading.enumerate()) - others
+                   if thread.name == "remoteio-reader"]
+        before = _switches(reader)
+        calls, deadline = 0, time.monotonic() + 1.5
+        while calls < 50_000 and time.monotonic() < deadline:  # past several of its timeouts
+            remote.request("echo")
+            calls += 1
+        woken = _switches(reader) - before
+        assert calls >= 200
+        # a few wake-ups per timeout (about 8 of them), none per call
+        assert woken <= 40 + calls // 100, (woken, calls)
+    finally:
+        remote.close()
+        stand_in.close()
+
+
 def test_a_leader_that_times_out_hands_over_so_that_others_get_their_replies():
     # "never" is not answered; "late" is answered only after never's caller gave up
     def answer(message: Frame) -> Optional[tuple]:

@@ -319,8 +319,15 @@ class Link:
         try:
             while True:
                 with mutex:
+                    parked = False
                     while self._role is not _BACKGROUND and self.lost is None:
-                        self._background_parked = True
+                        if parked and wire.pausable:
+                            # woken by a hand-over that the next caller took back at
+                            # once: wait in the paused wire (it reports nothing until
+                            # the reading is handed back), or every call of a busy
+                            # caller would wake this thread once more
+                            break
+                        self._background_parked = parked = True
                         turn.wait(self._idle_timeout)
                         self._background_parked = False
                     if self.lost is not None:

@@ -82,6 +82,11 @@ class Wire:
             return bool(poll.poll(0))
         return bool(select.select([], [self._fd], [], 0)[1])
 
+    @property
+    def pausable(self) -> bool:
+        """Does :meth:`pause` stop the socket being reported (epoll)?"""
+        return self._epoll is not None
+
     def pause(self) -> None:
         """Stop reporting the socket as readable (a pausable wire, on Linux)."""
         self._arm(0)
