@@ -272,6 +272,23 @@ def test_check_config_json_gives_every_setting_but_the_token(home, tmp_path):
     assert from_file["token_set"] is True and from_file["token_file"] == "/etc/remoteio/token"
 
 
+def test_check_config_refuses_a_token_file_whose_token_serve_would_refuse(home, tmp_path):
+    config, token_file = tmp_path / "remoteio.toml", tmp_path / "token"
+    config.write_text(f'[server]\ntoken_file = "{token_file}"\n')
+    token_file.write_text("fifteen_chars_x\n")
+    token_file.chmod(0o600)
+    for extra in ((), ("--json",)):
+        short = cli(home, None, "check-config", str(config), *extra)
+        assert short.returncode == 2 and "15 characters" in short.stderr, short
+    token_file.write_text("   \n")
+    assert cli(home, None, "check-config", str(config)).returncode == 2
+    token_file.write_text("a token of twenty chars\n")
+    assert cli(home, None, "check-config", str(config)).returncode == 0
+    token_file.unlink()  # not readable here: serve reads it at start (a staged root, another user)
+    missing = cli(home, None, "check-config", str(config))
+    assert missing.returncode == 0 and "cannot be read here" in missing.stderr, missing
+
+
 def test_all_leaves_out_the_pins_a_bus_holds_and_the_header_shows_the_bus_holding_them(
         home, server, client):
     from remoteio.errors import ServerError

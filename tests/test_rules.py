@@ -146,3 +146,22 @@ def test_rules_reloaded_while_serving_bind_the_running_workers_and_keep_the_clie
             assert wait_until(refused, timeout=5)
             pin.on(time_ms=300)  # within the new bound: fine, same connection
             assert server.sim.value(7) == 1.0
+
+
+def test_a_reload_that_makes_a_blinking_pin_read_only_stops_the_blink_where_it_is():
+    from remoteio import RemoteServer
+    from remoteio.server import Server
+    from remoteio.testing import wait_until
+    with Server(host="127.0.0.1", port=0, backend="sim") as server:
+        with RemoteServer(*server.address) as remote:
+            pin = remote.pin(7)
+            pin.blink(on_time=0.02, off_time=0.02)
+            assert wait_until(lambda: len(server.sim.history(7)) >= 4, timeout=5)
+            server.reload_rules(pins={7: {"access": "read"}})
+            assert wait_until(lambda: remote.request("state", pin=7)["task"] is None, timeout=5)
+            seen = len(server.sim.history(7))
+            # ten blink periods: a blink still running would have changed the pin
+            assert not wait_until(lambda: len(server.sim.history(7)) > seen, timeout=0.4)
+            with pytest.raises(Forbidden):
+                pin.on()
+            pin.close()  # letting it go is still allowed

@@ -222,3 +222,24 @@ def test_a_configuration_that_no_longer_reads_keeps_the_server_as_it_was(tmp_pat
         remote.pin(7).on()                     # still allowed: the old rules stand
     assert d.stop() == 0
     assert "reload failed, the server goes on as it was" in d.output()
+
+
+def test_a_reload_whose_token_file_holds_a_short_token_keeps_the_server_and_its_token(
+        tmp_path, daemon, systemd):
+    config, token_file = tmp_path / "remoteio.toml", tmp_path / "token"
+    write_token(token_file, TOKEN)
+    write_config(config, token_file)
+    d = daemon("--config", str(config))
+    port = d.ready()
+    with RemoteServer("127.0.0.1", port, token=TOKEN, reconnect=False) as remote:
+        remote.pin(7).on()
+        write_token(token_file, "fifteen_chars_x")  # a truncated paste: too short to use
+        d.proc.send_signal(signal.SIGHUP)
+        systemd.expect("RELOADING=1")
+        systemd.expect("READY=1")
+        assert remote.read_pins([7]) == {7: 1}  # the client was not dropped
+        with RemoteServer("127.0.0.1", port, token=TOKEN, reconnect=False) as again:
+            assert again.ping() > 0             # the token it had still stands
+    assert d.stop() == 0
+    assert "reload failed, the server goes on as it was" in d.output()
+    assert "15 characters" in d.output()

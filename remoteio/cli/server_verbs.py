@@ -118,6 +118,18 @@ def _check_config(args: argparse.Namespace) -> int:
     except (ConfigError, OSError) as exc:
         print(f"remoteio: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if config.token_file:  # the token serve would read: a weak one is refused here too
+        from ..tokens import check_token, read_token_file
+        try:
+            check_token(read_token_file(config.token_file), f"the token in {config.token_file}")
+        except ValueError as exc:
+            print(f"remoteio: {args.file}: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        except OSError as exc:  # another user's file, or a staged root: serve reads it at start
+            if not args.json:
+                print(f"remoteio: warning: {args.file}: token_file {config.token_file} cannot be "
+                      f"read here ({exc.strerror or exc}); serve reads it when it starts",
+                      file=sys.stderr)
     if args.json:  # what install.sh reads (the token itself is never printed)
         settings = dataclasses.asdict(config)
         settings["token"] = None

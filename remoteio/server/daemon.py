@@ -19,7 +19,7 @@ import threading
 from typing import Any, Callable, Dict, Optional
 
 from .config import ServerConfig
-from ..tokens import read_token_file
+from ..tokens import check_token, read_token_file
 from .app import Server
 from .systemd import Notifier
 
@@ -31,9 +31,10 @@ RESTART_ONLY = ("host", "port", "mode", "backend", "chip", "revision", "tls_cert
 
 
 def config_token(config: ServerConfig) -> Optional[str]:
-    """The token a configuration asks for (its file read now), or None."""
+    """The token a configuration asks for (its file read now), or None;
+    ValueError for one too weak to use (as the server refuses it at start)."""
     if config.token_file:
-        return read_token_file(config.token_file)
+        return check_token(read_token_file(config.token_file), f"the token in {config.token_file}")
     return config.token
 
 
@@ -92,8 +93,12 @@ class Daemon:
             except (OSError, ValueError) as exc:
                 log.error("reload failed, the server goes on as it was: %s", exc)
                 return False
-            self.server.reload_rules(pins=dict(config.pins), default_access=config.default_access)
-            self.server.reload_token(token)
+            try:
+                self.server.reload_rules(pins=dict(config.pins), default_access=config.default_access)
+                self.server.reload_token(token)
+            except Exception:  # a fault of ours in applying it: never a reason to stop serving
+                log.exception("reload failed part way (the server goes on)")
+                return False
             if self.config is not None:
                 changed = [key for key in RESTART_ONLY
                            if getattr(config, key) != getattr(self.config, key)]

@@ -26,7 +26,7 @@ from collections import deque
 from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 from .config import PinRule
-from ..errors import ServerBusy, ServerError, ShuttingDown, WrongMode
+from ..errors import Forbidden, ServerBusy, ServerError, ShuttingDown, WrongMode
 from ..pins import describe
 from ..protocol import writing
 from .driver import translate
@@ -133,6 +133,8 @@ class PinMachine(PinQueries):
             self.message(Pong())
         elif kind is Settings:  # the rules were reloaded: from the next change on
             self._set_rule(PinRule(**message.settings["rule"]))
+            if self.rule.access != "write":
+                self._undriven()
         elif kind is Stop:
             self._stop()
 
@@ -333,6 +335,24 @@ class PinMachine(PinQueries):
                 self.reply(seq, writing.error_from(failure, id_json) if failure else
                            writing.ok(id_json))
             self.syncs = []
+
+    def _undriven(self) -> None:
+        """A reload made the pin read-only (or not served): nothing of its own
+        drives it from now on. A running task stops where it is; queued work
+        that would drive it fails; a lease still reverts it (a safety action)."""
+        if self.job is not None:
+            log.warning("pin %s: the reloaded rules make it %s: its %s stops where it is",
+                        self.board, self.rule.access, self.job.name)
+            self.job = None
+        kept: Deque[Queued] = deque()
+        for op, args, conn in self.pending:
+            if op in ("close", "input") or (op == "setup" and args["function"] == "input"):
+                kept.append((op, args, conn))
+            else:
+                self._queued_failed(op, conn, Forbidden(
+                    f"{self.where} is {self.rule.access}-only after a reload"
+                    if self.rule.access == "read" else f"{self.where} is not served after a reload"))
+        self.pending = kept
 
     def _queued_failed(self, op: str, conn: int, exc: Exception) -> None:
         """Queued work that cannot run: its sender hears of it twice (an event
