@@ -11,7 +11,7 @@ True
 """
 from __future__ import annotations
 
-from typing import Dict, Optional, Type
+from typing import Any, Dict, Optional, Type
 
 
 class RemoteIOError(Exception):
@@ -22,6 +22,8 @@ class RemoteIOError(Exception):
     factory can raise the same type on the client."""
 
     code = "error"
+    #: a batch refused in part: every pin's outcome ({pin: {"ok": ..., "error": ...}})
+    results: Optional[Dict[Any, Any]] = None
 
     def __init__(self, message: str = "", *, code: Optional[str] = None,
                  detail: Optional[str] = None):

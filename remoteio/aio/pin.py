@@ -14,7 +14,7 @@ from typing import Any, AsyncIterator, Callable, Dict, List, Mapping, Optional, 
 
 from ..client import display
 from ..errors import PinClosed, ServerError
-from ..client.pinlogic import (HeldLease, PinEvent, adapt, change_event, lease_left,
+from ..client.pinlogic import (HeldLease, PinEvent, adapt, binary, change_event, check_task, lease_left,
                                rewatch_gap, setup_requests, sync_budget, task_failure)
 from ..pins import BOARD_TO_BCM, PinSpec, describe
 from .link import settle_all
@@ -87,6 +87,7 @@ class AsyncRemotePin:
             raise PinClosed(f"{describe(self.board)} is closed; use server.pin() to open it again")
 
     async def _task(self, op: str, wait: bool, lease_ms: float, revert: str, **fields: Any) -> None:
+        check_task(op, lease_ms, revert, fields)
         if lease_ms:
             fields.update(lease_ms=lease_ms, revert=revert)
         sent = time.monotonic()  # the Pi's deadline is no earlier than this + lease_ms
@@ -287,14 +288,14 @@ class AsyncRemotePin:
 
     async def wait_for_value(self, value: int, timeout: Optional[float] = None) -> bool:
         """Wait until the pin reads *value* (0 or 1); False after *timeout*."""
-        wanted = int(bool(value))
+        wanted = binary("value", value)
         queue: "asyncio.Queue[PinEvent]" = asyncio.Queue(EVENT_QUEUE)
         self._queues.add(queue)
         try:
             await self.watch()
-            if int(bool(await self.read())) == wanted:
+            if await self.read() == wanted:  # a PWM output's 0.3 is neither
                 return True
-            return await self._from(queue, lambda e: int(bool(e.value)) == wanted,
+            return await self._from(queue, lambda e: e.value == wanted,
                                     timeout) is not None
         finally:
             self._queues.discard(queue)
@@ -372,8 +373,11 @@ class AsyncSimControl:
     async def _sim(self, action: str, **fields: Any) -> Dict[str, Any]:
         return await self._server.request("sim", action=action, **fields)
 
-    async def drive(self, pin: PinSpec, level: Union[int, bool]) -> None:
-        await self._sim("drive", pin=pin, level=int(bool(level)))
+    async def drive(self, pin: PinSpec, level: Union[int, bool, None]) -> None:
+        if level is None:  # let go, as release()
+            await self.release(pin)
+            return
+        await self._sim("drive", pin=pin, level=binary("level", level))
 
     async def release(self, pin: PinSpec) -> None:
         await self._sim("release", pin=pin)

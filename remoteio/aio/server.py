@@ -22,6 +22,7 @@ from .._version import __version__
 from ..client.client import DEFAULT_PORT, SESSION
 from ..errors import ConnectFailed, ConnectionLost, LinkError, RemoteIOError
 from ..client.liveness import FIRST_BACKOFF, MAX_BACKOFF
+from ..client.pinlogic import by_pin
 from ..pins import PinSpec, pin_key
 from ..protocol import auth
 from ..protocol.client_conn import Greeting
@@ -297,8 +298,13 @@ class AsyncRemoteServer:
 
     async def write(self, levels: Dict[PinSpec, float], numbering: str = "b") -> None:
         """Set several outputs in one request: ``{7: 1, 11: 0, 13: 0.5}``."""
-        await self.request("write", pins={str(pin_key(p, numbering)): level
-                                          for p, level in levels.items()})
+        try:
+            await self.request("write", pins={str(pin_key(p, numbering)): level
+                                              for p, level in levels.items()})
+        except RemoteIOError as exc:  # refused in part: the outcomes by pin
+            if exc.results is not None:
+                exc.results = by_pin(exc.results)
+            raise
 
     async def read_pins(self, pins: Iterable[PinSpec], numbering: str = "b") -> Dict[Any, Any]:
         """Read several pins in one request: ``{board: level}`` (an expander's

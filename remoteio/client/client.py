@@ -28,6 +28,7 @@ from ..errors import (ConnectFailed, ConnectionLost, LinkError,
                       RemoteIOError)
 from .liveness import Keeper
 from .link import Link, wait_all
+from .pinlogic import by_pin
 from ..pins import PinSpec, pin_key
 from ..protocol import auth
 from ..protocol.client_conn import Greeting
@@ -330,7 +331,12 @@ class RemoteServer:
         One round trip; applied in the order given, each pin by its own
         worker (not at the same instant: see docs/inputs.md)."""
         pins = {str(pin_key(p, numbering)): level for p, level in levels.items()}
-        self.request("write", pins=pins)
+        try:
+            self.request("write", pins=pins)
+        except RemoteIOError as exc:  # refused in part: the outcomes by pin, as read_pins keys them
+            if exc.results is not None:
+                exc.results = by_pin(exc.results)
+            raise
 
     def read_pins(self, pins: Iterable[PinSpec], numbering: str = "b") -> Dict[Any, Any]:
         """Read several pins in one request: ``{board: level}`` (an expander's

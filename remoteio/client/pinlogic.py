@@ -12,7 +12,7 @@ from __future__ import annotations
 import inspect
 from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Tuple
 
-from ..errors import ServerError, error_for_code
+from ..errors import BadArgument, ServerError, error_for_code
 
 Request = Tuple[str, Dict[str, Any]]
 #: a leased write as the client keeps it: (op, fields, when it runs out at the
@@ -28,6 +28,49 @@ class PinEvent(NamedTuple):
     ts_ns: int      #: server's monotonic clock, nanoseconds
     seq: int        #: per-pin sequence number
     missed: int     #: events lost just before this one (a slow reader)
+
+
+def check_task(op: str, lease_ms: Any, revert: Any, fields: Mapping[str, Any]) -> None:
+    """Refuse a task argument given as None: on the wire, null is the field's
+    default (a ``value(level=None)`` would drive the pin fully on, a
+    ``lease_ms=None`` would silently be no lease).
+
+    >>> check_task("value", 0, "safe", {"time_ms": 0, "level": None})
+    Traceback (most recent call last):
+    ...
+    remoteio.errors.BadArgument: value: level must be a number, not None
+    """
+    if lease_ms is None or revert is None or None in fields.values():
+        name = "lease_ms" if lease_ms is None else "revert" if revert is None else next(
+            key for key, given in fields.items() if given is None)
+        raise BadArgument(f"{op}: {name} must be {'a string' if name == 'revert' else 'a number'}, "
+                          "not None")
+
+
+def binary(name: str, value: Any) -> int:
+    """*value* as 0 or 1 (True, False, 0.0 and 1.0 too), or BadArgument: a
+    level that is neither is a mistake, never rounded.
+
+    >>> binary("value", True), binary("value", 0.0)
+    (1, 0)
+    >>> binary("value", "0")
+    Traceback (most recent call last):
+    ...
+    remoteio.errors.BadArgument: value must be 0 or 1, not '0'
+    """
+    if value.__class__ in (int, bool, float) and value in (0, 1):
+        return int(value)
+    raise BadArgument(f"{name} must be 0 or 1, not {value!r}")
+
+
+def by_pin(outcomes: Mapping[str, Any]) -> Dict[Any, Any]:
+    """A batch's per-pin mapping from the wire, keyed as the caller named the
+    pins: board numbers as ints, an expander's pin by its name.
+
+    >>> by_pin({"7": {"ok": True}, "mcp0:A3": {"ok": True}})
+    {7: {'ok': True}, 'mcp0:A3': {'ok': True}}
+    """
+    return {key if ":" in key else int(key): outcome for key, outcome in outcomes.items()}
 
 
 def adapt(callback: Optional[Callable]) -> Optional[Callable[[PinEvent], Any]]:

@@ -22,7 +22,7 @@ from . import display
 from ..errors import PinClosed, RemoteIOError, ServerError
 from ..pins import BOARD_TO_BCM, describe
 from .link import abandon, wait_all
-from .pinlogic import (HeldLease, PinEvent, adapt, change_event, lease_left, rewatch_gap,
+from .pinlogic import (HeldLease, PinEvent, adapt, binary, change_event, check_task, lease_left, rewatch_gap,
                        setup_requests, sync_budget, task_failure)
 
 if TYPE_CHECKING:  # the server hands itself to its pins
@@ -92,6 +92,7 @@ class RemotePin:
             raise PinClosed(f"{describe(self.board)} is closed; use server.pin() to open it again")
 
     def _task(self, op: str, wait: bool, lease_ms: float, revert: str, **fields: Any) -> None:
+        check_task(op, lease_ms, revert, fields)
         if fields["time_ms"] == 0 and fields["time_ms"] is not False:
             del fields["time_ms"]  # the protocol's default: a smaller frame to write and read
         if lease_ms:
@@ -304,13 +305,13 @@ class RemotePin:
 
     def wait_for_value(self, value: int, timeout: Optional[float] = None) -> bool:
         """Wait until the pin reads *value* (0 or 1); False after *timeout*."""
+        wanted = binary("value", value)
         self.watch()
         with self._cond:
             start = self._event_count
-        if int(bool(self.read())) == int(bool(value)):
+        if self.read() == wanted:  # a PWM output's 0.3 is neither
             return True
-        wanted = int(bool(value))
-        return self._wait_event(lambda e: int(bool(e.value)) == wanted, start, timeout) is not None
+        return self._wait_event(lambda e: e.value == wanted, start, timeout) is not None
 
     def _wait_event(self, match: Callable[[PinEvent], bool], start: int,
                     timeout: Optional[float]) -> Optional[PinEvent]:

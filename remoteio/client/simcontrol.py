@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Dict, List, Tuple, Union
 
 from ..pins import PinSpec
+from .pinlogic import binary
 
 if TYPE_CHECKING:  # the client whose server is simulated
     from .client import RemoteServer
@@ -18,9 +19,13 @@ class SimControl:
     def _sim(self, action: str, **fields: Any) -> Dict[str, Any]:
         return self._server.request("sim", action=action, **fields)
 
-    def drive(self, pin: PinSpec, level: Union[int, bool]) -> None:
-        """Apply a level to an input from outside (a finger on a button)."""
-        self._sim("drive", pin=pin, level=int(bool(level)))
+    def drive(self, pin: PinSpec, level: Union[int, bool, None]) -> None:
+        """Apply a level (0 or 1) to an input from outside (a finger on a
+        button); None lets go, as :meth:`release`."""
+        if level is None:
+            self.release(pin)
+            return
+        self._sim("drive", pin=pin, level=binary("level", level))
 
     def release(self, pin: PinSpec) -> None:
         """Stop driving the pin from outside (its pull decides again)."""

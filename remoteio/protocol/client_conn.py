@@ -95,7 +95,10 @@ def error_of(message: Mapping[str, Any]) -> RemoteIOError:
     """The exception a failed reply (or a ``task_failed`` event) stands for."""
     error = message.get("error") or {}
     code = error.get("code", "internal_error")
-    return error_for_code(code)(error.get("message", code), code=code, detail=error.get("detail"))
+    exc = error_for_code(code)(error.get("message", code), code=code, detail=error.get("detail"))
+    if isinstance(message.get("results"), dict):  # a batch: what became of every pin
+        exc.results = message["results"]
+    return exc
 
 
 class ClientConnection:
