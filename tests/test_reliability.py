@@ -257,6 +257,25 @@ def test_a_hung_worker_is_detected_killed_and_replaced():
             assert server.sim.value(7) == 1.0
 
 
+def test_a_hung_worker_of_an_idle_pin_is_found_when_its_holder_vanishes_and_the_pin_made_safe():
+    # a steady pin's worker is not probed while idle; its holder's disconnect
+    # is work it must do (the pin made safe), so it is probed from then on
+    with Server(host="127.0.0.1", port=0, backend="sim", hang_timeout=1.0) as server:
+        remote = connect(server)
+        remote.pin(7).on()
+        hung = worker_pid(server, 7)
+        os.kill(hung, signal.SIGSTOP)
+        try:
+            remote.close()
+            assert wait_until(lambda: server.sim.value(7) == 0.0, timeout=10)
+            assert server.worker_pids().get(7) != hung
+        finally:
+            try:
+                os.kill(hung, signal.SIGCONT)
+            except ProcessLookupError:
+                pass  # killed, as it should be
+
+
 def test_the_queue_of_a_pin_is_bounded(server, client):
     pin = client.pin(7)
     pin.on(time_ms=10_000)

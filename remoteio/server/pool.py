@@ -219,6 +219,13 @@ class WorkerPool:
                           now - handle.probe_sent)
                 self.kill(handle)
 
+    def probe_now(self, handle: WorkerHandle, now: float) -> None:
+        """Probe *handle* now, idle or not: it was given a change to make that
+        must not wait on a hang nobody looks for (a disconnect's safe state)."""
+        if handle.probe_sent is None:
+            handle.probe_sent = now
+            self.send(handle, [Probe()])
+
     @staticmethod
     def pong(handle: WorkerHandle) -> None:
         handle.probe_sent = None

@@ -117,12 +117,15 @@ class Router(BusRouting, ExpanderRouting, PinBatching):
         """A connection is gone: its pins follow their disconnect policy."""
         left = self.ownership.closed(conn)
         self._feeding.pop(conn, None)
+        holders = []
         for board in left.owned | left.watched:
             handle = self.pool.get(self._worker_key(board))
             if handle is not None:
                 policy = self.rules.rule(board).on_disconnect or self.disconnect_policy
                 self._queue(handle, self._for(handle, board, Gone(conn, board in left.owned,
                                                                   policy)))
+                if board in left.owned:
+                    holders.append(handle)
         for key in self.spi.closed(conn):   # its last user went: the worker closes the device
             self._close_spi(key)
         for key in self.serial.closed(conn):   # the ports it received from stop pushing to it
@@ -130,6 +133,9 @@ class Router(BusRouting, ExpanderRouting, PinBatching):
             if handle is not None:
                 self._queue(handle, Gone(conn, False, "finish"))
         self._send_batches()
+        now = time.monotonic()
+        for handle in holders:  # an idle pin's hung worker is found, and the pin made safe anyway
+            self.pool.probe_now(handle, now)
 
     def route(self, conn: int, requests: List[Request]) -> None:
         """Route one read's requests (replies go to the outlet); a span of
