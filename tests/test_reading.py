@@ -88,6 +88,15 @@ def test_bad_requests_get_a_stable_code_and_a_message_that_says_why(message, cod
     assert error.id_json == "1"
 
 
+def test_an_unknown_op_is_refused_without_listing_the_operations():
+    # anyone may send it before auth; the list is what a token server's hello keeps back
+    with pytest.raises(Rejected) as refused:
+        parse_request(b'{"id":2,"op":"nope"}')
+    message = refused.value.error.message
+    assert "nope" in message
+    assert not [op for op in ("ping", "info", "i2c_read_byte_data") if op in message], message
+
+
 def test_every_op_accepts_its_documented_defaults():
     needs = {"pin": 7}
     extra = {"sim": {"action": "levels"}, "write": {"pins": {"7": 1}}, "read_many": {"pins": [7]},

@@ -102,7 +102,8 @@ def _parse_fields(message: Dict[str, Any], id_json: str) -> Request:
         raise UnknownOp("the request has no op (a string naming the operation)")
     spec = OPS.get(op)
     if spec is None:
-        raise UnknownOp(f"unknown op {op[:40]!r}; the operations are {', '.join(OPS)}")
+        # not the list itself: a server with a token gives it only after auth (hello's ops)
+        raise UnknownOp(f"unknown op {op[:40]!r} (the welcome's ops lists the operations)")
     pin = None
     if spec.scope == PIN:
         if "pin" not in message:
