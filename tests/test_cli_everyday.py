@@ -305,6 +305,8 @@ def test_all_leaves_out_the_pins_a_bus_holds_and_the_header_shows_the_bus_holdin
     read = cli(home, server.address, "read", "all")
     assert read.returncode == 0 and note in read.stderr, read.stderr
     assert len(read.stdout.splitlines()) == 26 and "BOARD3 " not in read.stdout
+    watch = cli(home, server.address, "watch", "all", "--seconds", "0.3")
+    assert watch.returncode == 0 and note in watch.stderr, watch.stderr
     named = cli(home, server.address, "off", "3")   # named: refused, as any held pin
     one_line_error(named, 1, "BOARD3 (GPIO2) is held by I2C bus 1")
     rows = json.loads(cli(home, server.address, "pins", "--json").stdout)
@@ -315,3 +317,21 @@ def test_all_leaves_out_the_pins_a_bus_holds_and_the_header_shows_the_bus_holdin
     state = cli(home, server.address, "state", "3")
     assert state.returncode == 0 and state.stdout.splitlines()[1].split()[-3:] == \
         ["I2C", "bus", "1"], state.stdout
+
+
+@pytest.mark.parametrize("args, code, fragments", [
+    (("serve", "--sim", "--host", "127.0.0.1", "--port", "70000"), 2,
+     ("between 0 and 65535, not 70000",)),
+    (("serve", "--sim", "--host", "127.0.0.1", "--port", "0", "--tls-cert", "/nonexistent/c.pem",
+      "--tls-key", "/nonexistent/k.pem"), 2, ("cannot read tls_cert /nonexistent/c.pem",)),
+    (("docs", "--path", "clli"), 2, ("no page 'clli'", "did you mean 'cli'?")),
+    (("on", "7", "--lease-ms", "0"), 2, ("--lease-ms 0 is too short", "at least 100")),
+    (("on", "7", "--revert", "previous"), 2, ("--revert goes with --lease-ms",)),
+    (("watch", "11", "--bounce-ms", "20"), 2, ("--bounce-ms goes with --pull",)),
+    (("watch", "11", "--edge", "up"), 2, ("invalid choice: 'up'",)),
+    (("on", "7", "--tim-ms", "5"), 2, ("did you mean --time-ms?",)),
+])
+def test_usage_mistakes_get_one_line_and_exit_2_before_anything_is_done(home, args, code, fragments):
+    result = cli(home, None, *args)
+    one_line_error(result, code, *fragments)
+    assert "did you mean 'up'" not in result.stderr and "did you mean --tofu" not in result.stderr

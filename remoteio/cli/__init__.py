@@ -82,7 +82,7 @@ def _refusal(exc: Exception) -> str:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    from ..errors import LinkError, RemoteIOError, ServerError
+    from ..errors import LinkError, RemoteIOError, ServerError, ShuttingDown
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "run", None):
@@ -98,6 +98,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         return EXIT_USAGE
     except LinkError as exc:           # before OSError: a LinkError is a ConnectionError
         fail(str(exc) or type(exc).__name__)
+        return EXIT_CONNECT
+    except ShuttingDown as exc:        # the server going away, as a lost connection is
+        fail(f"lost the connection ({exc})")
         return EXIT_CONNECT
     except ServerError as exc:         # before ValueError: BadPin, BadArgument are both
         fail(_refusal(exc))

@@ -54,10 +54,13 @@ def _subcommands(parser: argparse.ArgumentParser) -> dict:
 def did_you_mean(parser: argparse.ArgumentParser, message: str, argv: List[str]) -> str:
     """``; did you mean 'read'?`` for a mistyped command or option, else ""."""
     import difflib
-    bad = re.search(r"invalid choice: '?([^'\s]+)'?", message)
+    bad = re.search(r"invalid choice: '?([^'\s]+)'?(?: \(choose from (.*)\))?", message)
     if bad:
-        choices = [c for a in parser._actions if a.choices for c in a.choices]
-        close = difflib.get_close_matches(bad.group(1), [str(c) for c in choices], n=1)
+        if bad.group(2):  # the argument's own choices (another option's would mislead)
+            choices = re.findall(r"'([^']*)'", bad.group(2))
+        else:
+            choices = [str(c) for a in parser._actions if a.choices for c in a.choices]
+        close = difflib.get_close_matches(bad.group(1), [c for c in choices if c != bad.group(1)], n=1)
         return f"; did you mean '{close[0]}'?" if close else ""
     if "unrecognized arguments" not in message:
         return ""
@@ -69,9 +72,12 @@ def did_you_mean(parser: argparse.ArgumentParser, message: str, argv: List[str])
             options |= set(sub._option_string_actions)
     for word in message.split(":", 1)[1].split():
         if word.startswith("--"):
-            close = difflib.get_close_matches(word.split("=", 1)[0], sorted(options), n=1)
+            name = word.split("=", 1)[0]
+            # by the names without their dashes (which every option shares); never itself
+            close = difflib.get_close_matches(name[2:], sorted(o[2:] for o in options
+                                                               if o.startswith("--") and o != name), n=1)
             if close:
-                return f"; did you mean {close[0]}?"
+                return f"; did you mean --{close[0]}?"
     return ""
 
 

@@ -64,8 +64,8 @@ def _docs(args: argparse.Namespace) -> int:
               "without it); it is in the project's docs/ folder", file=sys.stderr)
         return EXIT_USAGE
     pages = topics(root)
-    if args.path:
-        print(pages[args.topic] if args.topic in pages else root)
+    if args.path and args.topic is None:
+        print(root)
         return EXIT_OK
     if args.topic is None:
         width = max(map(len, pages))
@@ -79,7 +79,10 @@ def _docs(args: argparse.Namespace) -> int:
     for candidate in (topic, topic.lower(), topic.lower().removesuffix(".md").split("/")[-1],
                       f"examples/{topic}", f"examples/{topic}.py"):
         if candidate in pages:
-            sys.stdout.write(pages[candidate].read_text(encoding="utf-8"))
+            if args.path:  # where it is (a script copies it): a typo is an error, never the root
+                print(pages[candidate])
+            else:
+                sys.stdout.write(pages[candidate].read_text(encoding="utf-8"))
             return EXIT_OK
     import difflib
     close = difflib.get_close_matches(topic.lower(), list(pages), n=1)

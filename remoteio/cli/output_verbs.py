@@ -136,11 +136,11 @@ MIN_COMMAND_LEASE_MS = 100.0
 
 
 def lease_ms(text: str) -> float:
-    """argparse ``type=`` for --lease-ms: a duration, 0 (none) or at least
+    """argparse ``type=`` for --lease-ms: a duration of at least
     :data:`MIN_COMMAND_LEASE_MS` (a usage error below: the renewals could not
-    keep up and the pin would flap)."""
+    keep up and the pin would flap; 0, which would be no lease, too)."""
     value = duration_ms("lease_ms")(text)
-    if 0 < value < MIN_COMMAND_LEASE_MS:
+    if value < MIN_COMMAND_LEASE_MS:
         raise argparse.ArgumentTypeError(
             f"--lease-ms {value:g} is too short for a command to keep renewed (every third of "
             f"it); give at least {MIN_COMMAND_LEASE_MS:g}, or use the Python API")
@@ -152,6 +152,9 @@ def _check(args: argparse.Namespace) -> None:
     args.pins = unique(args.pins)
     if args.detach and (args.hold or args.wait):
         raise UsageError("--detach cannot go with --hold or --wait")
+    if args.revert is not None and not args.lease_ms:
+        raise UsageError("--revert goes with --lease-ms (what the lease reverts to)")
+    args.revert = args.revert or "safe"
     if args.verb == "pulse" and args.fade_in == 0 and args.fade_out == 0:
         raise UsageError("--fade-in and --fade-out cannot both be 0")
 
@@ -220,8 +223,8 @@ def add_parsers(verbs: "argparse._SubParsersAction") -> None:
                             metavar="N", help="a dead-man switch: the Pi reverts the pin "
                                               "unless renewed within N ms (this command "
                                               "renews it while it runs)")
-        parser.add_argument("--revert", choices=("safe", "previous"), default="safe",
-                            help="what a lease reverts to (default safe)")
+        parser.add_argument("--revert", choices=("safe", "previous"), default=None,
+                            help="with --lease-ms: what the lease reverts to (default safe)")
         parser.add_argument("--wait", action="store_true",
                             help="stay until the task has ended (the default)")
         parser.add_argument("--hold", action="store_true",

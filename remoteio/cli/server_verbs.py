@@ -20,6 +20,13 @@ def _serve(args: argparse.Namespace) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         config = _serve_config(args)
+        for name, path in (("tls_cert", config.tls_cert), ("tls_key", config.tls_key),
+                           ("tls_client_ca", config.tls_client_ca)):  # read at start: say which
+            if path is not None:
+                try:
+                    open(path, "rb").close()
+                except OSError as exc:
+                    raise ConfigError(f"cannot read {name} {path}: {exc.strerror or exc}") from None
     except (ConfigError, OSError) as exc:
         print(f"remoteio: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -55,6 +62,17 @@ def _serve(args: argparse.Namespace) -> int:
         if bridge is not None:
             bridge.stop()
     return EXIT_OK
+
+
+def listen_port(text: str) -> int:
+    """argparse ``type=`` for serve's --port: 0 (any free one) to 65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a port is a number, not {text!r}") from None
+    if not 0 <= port < 65536:
+        raise argparse.ArgumentTypeError(f"a port to serve on is between 0 and 65535, not {port}")
+    return port
 
 
 def _serve_config(args: argparse.Namespace):  # -> ServerConfig
@@ -173,7 +191,8 @@ def add_parsers(verbs: "argparse._SubParsersAction") -> None:
                        help="a TOML configuration file (remoteio docs security); options given "
                             "here win")
     serve.add_argument("--host", help="address to listen on (default 0.0.0.0)")
-    serve.add_argument("--port", type=int, help=f"TCP port (default {DEFAULT_PORT}; 0 picks one)")
+    serve.add_argument("--port", type=listen_port, metavar="N",
+                       help=f"TCP port (default {DEFAULT_PORT}; 0 picks one)")
     serve.add_argument("--mode", choices=MODES,
                        help="wait: tasks on a pin run in order; nowait: a new task cuts the "
                             "running one short (default wait)")

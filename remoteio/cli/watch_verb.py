@@ -10,8 +10,8 @@ from typing import Any, Dict
 
 from . import output
 from .common import (EXIT_OK, UsageError, add_connection_options, checked, client_verb,
-                     examples, pin_name, positive, unique)
-from .pinlist import flatten, pins_arg
+                     examples, pin_name, positive, unique, without_held)
+from .pinlist import EveryPin, flatten, pins_arg
 
 PULLS = ("up", "down", "none", "floating")
 EDGES = ("rising", "falling", "both")
@@ -52,7 +52,10 @@ def unescape(text: str) -> str:
 
 
 def _check(args: argparse.Namespace) -> None:
+    args.every = any(isinstance(group, EveryPin) for group in args.pins)
     args.pins = unique(flatten(args.pins))
+    if args.bounce_ms and args.pull is None:
+        raise UsageError("--bounce-ms goes with --pull (the debounce of an input set up here)")
     if args.format is not None:
         if args.json:
             raise UsageError("--format and --json cannot be combined")
@@ -72,6 +75,8 @@ def _check(args: argparse.Namespace) -> None:
 def _watch(args: argparse.Namespace, remote: Any) -> int:
     from ..errors import ConnectionLost
     events: "queue.Queue[Any]" = queue.Queue()
+    if args.every:  # "all": not the pins a bus holds (they are not GPIOs now)
+        args.pins = without_held(remote, args.pins)
     pins = []
     for board in args.pins:
         if args.pull is not None:  # an input of ours, with the pull (and debounce) asked for
