@@ -335,3 +335,15 @@ def test_usage_mistakes_get_one_line_and_exit_2_before_anything_is_done(home, ar
     result = cli(home, None, *args)
     one_line_error(result, code, *fragments)
     assert "did you mean 'up'" not in result.stderr and "did you mean --tofu" not in result.stderr
+
+
+def test_tls_cert_replaces_an_existing_certificate_only_when_forced(home, tmp_path):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    first = cli(home, None, "tls-cert", "--cert", str(cert), "--key", str(key), "--name", "localhost")
+    assert first.returncode == 0, first.stderr
+    pinned = cert.read_bytes()
+    again = cli(home, None, "tls-cert", "--cert", str(cert), "--key", str(key))
+    one_line_error(again, 2, "exist", "--force")
+    assert cert.read_bytes() == pinned  # the fingerprint clients pinned still holds
+    forced = cli(home, None, "tls-cert", "--cert", str(cert), "--key", str(key), "--force")
+    assert forced.returncode == 0 and cert.read_bytes() != pinned

@@ -115,6 +115,15 @@ def _tls_cert(args: argparse.Namespace) -> int:
     import socket
     from ..tls import generate_self_signed
     names = args.name or [socket.gethostname(), "localhost", "127.0.0.1", "::1"]
+    existing = [path for path in (args.cert, args.key) if os.path.exists(path)]
+    if existing and not args.force:  # a new key: every client that pinned the old one fails
+        print(f"remoteio: {' and '.join(existing)} exist{'s' if len(existing) == 1 else ''} "
+              "(--force replaces them; clients that pinned the old fingerprint must pin the new)",
+              file=sys.stderr)
+        return EXIT_USAGE
+    if args.days < 1:
+        print(f"remoteio: --days is at least 1, not {args.days}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         fingerprint = generate_self_signed(args.cert, args.key, names, days=args.days)
     except RuntimeError as exc:
@@ -252,6 +261,8 @@ def add_parsers(verbs: "argparse._SubParsersAction") -> None:
     cert.add_argument("--name", action="append",
                       help="a host name or IP address it is for (repeat; default: this host)")
     cert.add_argument("--days", type=int, default=3650, help="validity (default 3650)")
+    cert.add_argument("--force", action="store_true",
+                      help="replace an existing certificate and key")
     cert.set_defaults(run=_tls_cert)
 
     check = verbs.add_parser(

@@ -232,8 +232,9 @@ class Greeting:
                     "To use a server without authentication, pass token=False")
             return None
         if token is None:
-            raise AuthRequired(f"{self.where} needs a token: pass token=, set "
-                               "REMOTEIO_TOKEN or put it in ~/.config/remoteio/token")
+            raise AuthRequired(f"{self.where} needs a token: give one (token= in Python, "
+                               "--token-file for the remoteio command), set REMOTEIO_TOKEN or "
+                               "REMOTEIO_TOKEN_FILE, or put it in ~/.config/remoteio/token")
         if offer.get("method") != auth.METHOD:
             raise ConnectFailed(f"the server wants authentication method {offer.get('method')!r}")
         # over TLS the proofs are bound to this channel (the certificate we saw)
