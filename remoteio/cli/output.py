@@ -73,7 +73,8 @@ def pin_row(pin: Dict[str, Any], owner: Optional[str] = None) -> List[str]:
         revert = f"in {duration_ms(pin['lease_ms'])}"
     else:
         revert = "-"
-    return [str(board), str(pin.get("gpio", BOARD_TO_BCM.get(board, "?"))),
+    gpio = pin.get("gpio", BOARD_TO_BCM.get(board))
+    return [str(board), "-" if gpio is None else str(gpio),  # an expander's pin has none
             pin.get("mode") or "-", value(pin.get("value")), pin.get("task") or "-",
             duration_ms(pin.get("remaining_ms")), value(pin.get("queue")), revert,
             owner or pin.get("owner") or "-"]

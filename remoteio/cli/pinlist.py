@@ -28,18 +28,19 @@ _END = re.compile(r"^(BOARD|GPIO|BCM|J8:|B|G)?(\d{1,3})$", re.I)
 _KIND = {"BOARD": "b", "J8:": "b", "B": "b", "GPIO": "g", "BCM": "g", "G": "g"}
 
 
-def _end(text: str, default_kind: str) -> tuple:
+def _end(text: str, default_kind: str, which: str) -> tuple:
     found = _END.match(text.strip())
     if not found:
-        raise PinListError(f"cannot read {text!r} as the end of a range (e.g. 9-11, GPIO9-11)")
+        raise PinListError(f"cannot read {text!r} as the {which} of a range of header pins "
+                           "(e.g. 9-11, GPIO9-11)")
     prefix, number = found.group(1), int(found.group(2))
     return (_KIND[prefix.upper()] if prefix else default_kind), number
 
 
 def _range(text: str) -> List[int]:
     first, last = text.split("-", 1)
-    kind, lo = _end(first, "b")
-    kind_last, hi = _end(last, kind)
+    kind, lo = _end(first, "b", "start")
+    kind_last, hi = _end(last, kind, "end")
     if kind_last != kind:
         raise PinListError(f"range {text!r}: both ends in one numbering (9-11 or GPIO9-11)")
     step = 1 if hi >= lo else -1
