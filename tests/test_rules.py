@@ -165,3 +165,18 @@ def test_a_reload_that_makes_a_blinking_pin_read_only_stops_the_blink_where_it_i
             with pytest.raises(Forbidden):
                 pin.on()
             pin.close()  # letting it go is still allowed
+
+
+def test_a_timed_task_on_a_pin_a_reload_makes_read_only_still_ends_safe():
+    from remoteio import RemoteServer
+    from remoteio.server import Server
+    from remoteio.testing import wait_until
+    with Server(host="127.0.0.1", port=0, backend="sim") as server:
+        with RemoteServer(*server.address) as remote:
+            pin = remote.pin(7)
+            pin.blink(on_time=0.05, off_time=0.05, time_ms=1500)
+            assert wait_until(lambda: len(server.sim.history(7)) >= 3, timeout=5)
+            server.reload_rules(pins={7: {"access": "read"}})
+            # the blink stops where it is, and the pin is not left on when its time is up
+            assert wait_until(lambda: server.sim.value(7) == 0.0
+                              and remote.request("state", pin=7)["task"] is None, timeout=10)

@@ -30,7 +30,7 @@ from ..errors import Forbidden, ServerBusy, ServerError, ShuttingDown, WrongMode
 from ..pins import describe
 from ..protocol import writing
 from .driver import translate
-from .jobs import Job, make_job
+from .jobs import Job, Steady, make_job
 from .lease import Lease, renew, start_lease
 from .messages import Gone, MakeSafe, Pong, Probe, Settings, Stop, Task
 from .pinqueries import DEFERRED, NOTHING, PinQueries, Queued
@@ -338,12 +338,15 @@ class PinMachine(PinQueries):
 
     def _undriven(self) -> None:
         """A reload made the pin read-only (or not served): nothing of its own
-        drives it from now on. A running task stops where it is; queued work
-        that would drive it fails; a lease still reverts it (a safety action)."""
-        if self.job is not None:
+        drives it from now on. A running task stops where it is, a timed one
+        still ending safe when its time is up, and a lease still reverts it (both
+        safety actions); queued work that would drive it fails."""
+        job = self.job
+        if job is not None:
             log.warning("pin %s: the reloaded rules make it %s: its %s stops where it is",
-                        self.board, self.rule.access, self.job.name)
-            self.job = None
+                        self.board, self.rule.access, job.name)
+            self.job = None if job.until is None else Steady(
+                time.monotonic(), job.until, self.driver.level, job.name)
         kept: Deque[Queued] = deque()
         for op, args, conn in self.pending:
             if op in ("close", "input") or (op == "setup" and args["function"] == "input"):
