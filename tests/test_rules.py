@@ -180,3 +180,25 @@ def test_a_timed_task_on_a_pin_a_reload_makes_read_only_still_ends_safe():
             # the blink stops where it is, and the pin is not left on when its time is up
             assert wait_until(lambda: server.sim.value(7) == 0.0
                               and remote.request("state", pin=7)["task"] is None, timeout=10)
+
+
+def test_the_pin_rules_bind_a_bus_or_an_expander_on_the_pins_it_would_use():
+    from remoteio import RemoteServer
+    from remoteio.server import Server
+    rules = {3: {"access": "none"}, 19: {"access": "read"}, 27: {"access": "none"},
+             16: {"access": "none"}, 18: {"access": "read"}}
+    with Server(host="127.0.0.1", port=0, backend="sim", declare_expanders=True,
+                pins=rules) as server, RemoteServer(*server.address) as remote:
+        with pytest.raises(Forbidden, match="BOARD3"):
+            remote.i2c(1).write_byte_data(0x50, 0, 0xAB)      # SDA1 is not served
+        with pytest.raises(Forbidden, match="BOARD19"):
+            remote.spi(0, 0).xfer2([0xFF])                    # MOSI is read-only: a bus drives it
+        with pytest.raises(Forbidden, match="BOARD27"):
+            remote.i2c(0).write_byte_data(0x50, 0, 0x55)      # the HAT EEPROM's bus
+        with pytest.raises(Forbidden, match="BOARD16"):       # an interrupt line not served
+            remote.declare_expander("mcpz", "mcp23017", bus=2, address=0x21, interrupt=16)
+        # a read-only pin may be an interrupt line: the expander's worker only reads it
+        remote.declare_expander("mcpy", "mcp23017", bus=2, address=0x22, interrupt=18)
+        remote.pin("mcpy:B0").as_input(pull="up")
+        assert server.sim.function(16) == "released"
+        assert remote.ping() > 0

@@ -133,6 +133,7 @@ def messages(name: str, value: Any) -> List[Tuple[int, int, List[int]]]:
 
 #: header pins (board numbers) a bus holds while its worker runs
 BUS_PINS: Dict[Tuple[Any, ...], Tuple[int, ...]] = {
+    ("i2c", 0): (27, 28),         # GPIO0 (ID_SD), GPIO1 (ID_SC): the HAT EEPROM's bus
     ("i2c", 1): (3, 5),           # GPIO2 (SDA1), GPIO3 (SCL1)
 }
 BUS_PINS.update({("spi", bus, device): pins for (bus, device), pins in SPI_PINS.items()})

@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from typing import Dict, Iterable, List, NamedTuple, Optional, Set, Tuple
+from typing import Callable, Dict, Iterable, List, NamedTuple, Optional, Set, Tuple
 
-from ..errors import PinBusy, PinClosed
+from ..errors import Forbidden, PinBusy, PinClosed
 from ..pins import describe
 
 log = logging.getLogger(__name__)
@@ -52,6 +52,8 @@ class Ownership:
         self.peers: Dict[int, str] = {}
         self.sessions: Dict[int, Tuple[str, bool]] = {}
         self.bus_held: Dict[int, List[str]] = {}   # board -> the buses that hold it
+        #: board -> its pin rule's access ("write", "read", "none"): the router's rules
+        self.access: Callable[[int], str] = lambda board: "write"
 
     # ---- connections ---------------------------------------------------------------
     def opened(self, conn: int, peer: str) -> None:
@@ -85,11 +87,19 @@ class Ownership:
         return len(self.peers)
 
     # ---- pins a bus holds (I2C1's GPIO2/3, SPI0's...) --------------------------------------
-    def hold_for_bus(self, bus: str, boards: Iterable[int]) -> None:
+    def hold_for_bus(self, bus: str, boards: Iterable[int], listens: Iterable[int] = ()) -> None:
         """*bus* starts: its header pins are its own (PinBusy if a connection holds one).
         Buses may share pins (SPI0's CE0 and CE1 devices share MOSI/MISO/SCLK): a pin
-        is free again when the last bus holding it lets go."""
-        boards = tuple(boards)
+        is free again when the last bus holding it lets go. The pin rules bind a bus as
+        they bind a pin: it drives *boards* (Forbidden unless their access is "write")
+        and only reads *listens* (an interrupt line: Forbidden if not served)."""
+        boards, listens = tuple(boards), tuple(listens)
+        for board in boards + listens:
+            access = self.access(board)
+            if access == "none" or (access == "read" and board not in listens):
+                raise Forbidden(f"{bus} needs {describe(board)}, which the pin rules make "
+                                + ("not served" if access == "none" else "read-only"))
+        boards += listens
         for board in boards:
             if self.owners.get(board) is not None:
                 raise PinBusy(f"{bus} needs {describe(board)}, which a connection holds as a pin")

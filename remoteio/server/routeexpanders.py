@@ -10,7 +10,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Dict, List
 
 from ..errors import BadArgument, Forbidden, ServerBusy, ShuttingDown, WorkerFailed
-from ..pins import BOARD_TO_BCM
+from ..pins import BOARD_TO_BCM, describe
 from ..protocol import writing
 from ..protocol.buses import BUS_PINS
 from .expanderconfig import ExpanderSpec, parse_expander
@@ -71,7 +71,7 @@ class ExpanderRouting:
             # and its interrupt line, which its worker reads
             held = f"expander {spec.name} (I2C bus {spec.bus})"
             line = () if spec.interrupt is None else (spec.interrupt,)
-            self.ownership.hold_for_bus(held, BUS_PINS.get(("i2c", spec.bus), ()) + line)
+            self.ownership.hold_for_bus(held, BUS_PINS.get(("i2c", spec.bus), ()), listens=line)
             try:
                 handle = self.pool.start("expander", spec.key, self._expander_settings(spec))
             except WorkerFailed:
@@ -95,6 +95,8 @@ class ExpanderRouting:
                  if key != "expander" and value is not None}
         spec = parse_expander(args["expander"], table, lambda key, message: BadArgument(
             f"{key}: {message}" if key else message))
+        if spec.interrupt is not None and not self.rules.served(spec.interrupt):
+            raise Forbidden(f"interrupt: {describe(spec.interrupt)} is not served by this server")
         try:
             self.status.slots(self.expanders.pins(spec))
         except KeyError:

@@ -94,6 +94,7 @@ class Router(BusRouting, ExpanderRouting, PinBatching):
         self.started = started
         self.disconnect_policy = disconnect_policy
         self.ownership = Ownership(show_peers)
+        self.ownership.access = lambda board: self.rules.rule(board).access  # as reloaded
         self.buses = buses or BusGate()
         self.spi = SpiUsers(self.ownership)
         self.serial = SerialGate(self.buses.default.access, self.buses.rules,
