@@ -102,3 +102,17 @@ def test_the_greeting_refuses_what_does_not_add_up():
         _greeting("tok-123456789").on_hello({"auth": {"method": auth.METHOD, "nonce": "n"}},
                                             binding="tls-server-end-point:ab")
     assert _greeting(None).on_hello({"auth": None}) is None
+
+
+def test_a_request_over_the_frame_size_is_refused_before_it_is_sent():
+    # the server could not read the id of a frame over 16384 bytes: its refusal
+    # would reach nobody, and the caller would wait out its timeout
+    conn = ClientConnection(clock=lambda: 0.0)
+    big = {"bus": 1, "msgs": [{"addr": 0x50, "write": [255] * 4096}]}
+    with pytest.raises(BadArgument, match="a frame may be at most 16384"):
+        conn.send_one("i2c_rdwr", big, "w1")
+    with pytest.raises(BadArgument, match="a frame may be at most 16384"):
+        conn.send([("ping", {}, "w2"), ("i2c_rdwr", big, "w3")])
+    assert conn.outstanding == 0
+    assert conn.send_one("i2c_rdwr", {"bus": 1, "msgs": [{"addr": 0x50, "write": [255] * 1000}]},
+                         "w4").endswith(b"\n")

@@ -30,7 +30,7 @@ from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Seq
 from ..errors import (AuthFailed, AuthRequired, BadArgument, ConnectFailed, ProtocolViolation,
                       RemoteIOError, error_for_code)
 from . import auth, writing
-from .framing import TOO_LARGE, FrameBuffer
+from .framing import MAX_FRAME, TOO_LARGE, FrameBuffer
 from .ops import PROTOCOL_VERSION
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,16 @@ def _loads(frame: bytes) -> Any:
     except StopIteration:
         return _decode(text)  # raises the parser's error (a ValueError)
     return message if end == len(text) else _decode(text)
+
+
+def _fitting(op: str, frame: bytes) -> bytes:
+    """*frame*, or ValueError if it is over the protocol's frame size: the server
+    could not read its id, so its refusal would reach no caller (who would wait
+    out the timeout)."""
+    if len(frame) > MAX_FRAME + 1:  # the newline is not counted
+        raise ValueError(f"the request is {len(frame) - 1} bytes as JSON; a frame may be at "
+                         f"most {MAX_FRAME} (docs/protocol.md): send less in one call")
+    return frame
 
 
 class Reply(NamedTuple):
@@ -126,7 +136,7 @@ class ClientConnection:
         try:
             for op, fields, waiter in requests:
                 request_id = next(self._ids)
-                frames.append(writing.request(request_id, op, fields))
+                frames.append(_fitting(op, writing.request(request_id, op, fields)))
                 self._pending[request_id] = waiter
                 ids.append(request_id)
         except (TypeError, ValueError) as exc:
@@ -139,7 +149,7 @@ class ClientConnection:
         """:meth:`send` of one request (the common case, without the lists)."""
         request_id = next(self._ids)
         try:
-            frame = writing.request(request_id, op, fields)
+            frame = _fitting(op, writing.request(request_id, op, fields))
         except (TypeError, ValueError) as exc:
             raise BadArgument(f"cannot send {op}: {exc}") from None
         self._pending[request_id] = waiter
