@@ -74,15 +74,20 @@ def by_pin(outcomes: Mapping[str, Any]) -> Dict[Any, Any]:
 
 
 def adapt(callback: Optional[Callable]) -> Optional[Callable[[PinEvent], Any]]:
-    """Accept callbacks of no argument or of one (the event), like gpiozero."""
+    """Accept callbacks of no argument or of one (the event), like gpiozero; one
+    that takes ``*args`` (``print``) gets the event.
+
+    >>> adapt(print)(PinEvent(7, 1, "rising", 0, 1, 0))
+    PinEvent(pin=7, value=1, edge='rising', ts_ns=0, seq=1, missed=0)
+    """
     if callback is None:
         return None
     if not callable(callback):
         raise TypeError("a callback must be callable or None")
     try:
         params = inspect.signature(callback).parameters.values()
-        takes = sum(1 for p in params if p.default is p.empty and
-                    p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
+        takes = sum(1 for p in params if p.kind == p.VAR_POSITIONAL or (
+            p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)))
     except (TypeError, ValueError):
         takes = 1
     if takes == 0:
