@@ -330,11 +330,14 @@ def test_all_leaves_out_the_pins_a_bus_holds_and_the_header_shows_the_bus_holdin
     (("watch", "11", "--bounce-ms", "20"), 2, ("--bounce-ms goes with --pull",)),
     (("watch", "11", "--edge", "up"), 2, ("invalid choice: 'up'",)),
     (("on", "7", "--tim-ms", "5"), 2, ("did you mean --time-ms?",)),
+    (("mqtt", "--broker", "127.0.0.1", "--password", "SECRET", "--switch", "7"), 2,
+     ("deliberately no --password option",)),
 ])
 def test_usage_mistakes_get_one_line_and_exit_2_before_anything_is_done(home, args, code, fragments):
     result = cli(home, None, *args)
     one_line_error(result, code, *fragments)
     assert "did you mean 'up'" not in result.stderr and "did you mean --tofu" not in result.stderr
+    assert "SECRET" not in result.stderr + result.stdout  # a secret is never echoed
 
 
 def test_tls_cert_replaces_an_existing_certificate_only_when_forced(home, tmp_path):

@@ -28,6 +28,21 @@ def require_paho() -> Any:
     return mqtt
 
 
+def reconnect_max_s(settings: MqttSettings) -> float:
+    """The backoff's longest wait: ``reconnect_max_s``, but at most a quarter of
+    the shortest ``safe_after_ms`` of a pin that goes safe on broker loss, so a
+    broker back in time is found before that pin's lease runs out.
+
+    >>> from remoteio.bridges.settings import PinSettings
+    >>> reconnect_max_s(MqttSettings(broker="b", pins={7: PinSettings(
+    ...     board=7, on_broker_loss="safe", safe_after_ms=8000)}))
+    2.0
+    """
+    delays = [pin.safe_after_ms / 4000.0 for pin in settings.pins.values()
+              if pin.on_broker_loss == "safe"]
+    return max(settings.reconnect_min_s, min([settings.reconnect_max_s] + delays))
+
+
 def new_client(settings: MqttSettings, status_topic: str) -> Any:
     """A configured client, not connected yet (the caller sets the callbacks)."""
     mqtt = require_paho()
@@ -38,7 +53,7 @@ def new_client(settings: MqttSettings, status_topic: str) -> Any:
     if settings.tls:
         client.tls_set(ca_certs=settings.cafile)  # verifies the broker and its host name
     client.will_set(status_topic, PAYLOAD_OFFLINE, settings.qos, retain=True)
-    client.reconnect_delay_set(settings.reconnect_min_s, settings.reconnect_max_s)
+    client.reconnect_delay_set(settings.reconnect_min_s, reconnect_max_s(settings))
     client.on_socket_open = _no_delay
     client.on_publish = _ack_now
     return client

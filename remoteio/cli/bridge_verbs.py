@@ -12,9 +12,9 @@ from typing import Any, Dict
 
 from ..settings import LOG_LEVELS
 from . import output
-from .common import (EXIT_CONNECT, EXIT_OK, EXIT_REFUSED, EXIT_USAGE, UsageError,
-                     add_connection_options, connect, examples, pin_arg, port_number, positive,
-                     server_address)
+from .common import (EXIT_CONNECT, EXIT_OK, EXIT_REFUSED, EXIT_USAGE, NoPasswordOption,
+                     UsageError, add_connection_options, connect, examples, pin_arg, port_number,
+                     positive, server_address)
 
 ENTITY_OPTIONS = (("switch", "switch"), ("light", "light"), ("binary_sensor", "binary-sensor"),
                   ("button", "button"))
@@ -146,6 +146,7 @@ def add_parsers(verbs: "argparse._SubParsersAction") -> None:
     broker.add_argument("--broker-port", type=port_number, metavar="N",
                         help="its port (default 1883, or 8883 with TLS)")
     broker.add_argument("--username", help="the broker's user name")
+    broker.add_argument("--password", dest="no_password", action=NoPasswordOption)
     broker.add_argument("--password-file", metavar="FILE",
                         help="its password, the first line of FILE (or $REMOTEIO_MQTT_PASSWORD)")
     broker.add_argument("--broker-tls", action="store_true",

@@ -230,6 +230,16 @@ class NoTokenOption(argparse.Action):
                      "every user of the machine (ps); use --token-file FILE or $REMOTEIO_TOKEN")
 
 
+class NoPasswordOption(NoTokenOption):
+    """``--password`` (the MQTT broker's), refused as ``--token`` is."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: Optional[str] = None) -> None:
+        parser.error("there is deliberately no --password option: a command line is visible "
+                     "to every user of the machine (ps); use --password-file FILE or "
+                     "$REMOTEIO_MQTT_PASSWORD")
+
+
 def add_connection_options(parser: argparse.ArgumentParser, *, before_command: bool = False) -> None:
     """The options of every client verb; with *before_command*, the same on
     the top-level parser (``remoteio --host pi.local info``), kept apart as
