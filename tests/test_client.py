@@ -166,3 +166,12 @@ def test_a_task_without_a_duration_leaves_time_ms_to_its_default_on_the_wire():
     sent = [m for m in stand_in.requests if m["op"] != "open"]
     assert [m.get("time_ms") for m in sent] == [None, None, 250, None]
     assert [m["op"] for m in sent] == ["on", "off", "on", "blink"]
+
+
+def test_info_asked_right_after_a_reply_shows_what_the_reply_did(server, client):
+    # a burst of info shares one answer; an info sent after a reply is a new moment
+    for n in range(20):
+        pin = client.pin(7)
+        (pin.on if n % 2 == 0 else pin.off)()
+        row = {entry["pin"]: entry for entry in client.info()["pins"]}[7]
+        assert (row["mode"], row["value"]) == ("output", 1.0 if n % 2 == 0 else 0.0), (n, row)

@@ -6,8 +6,9 @@ not: the proportional set size of every process comes from
 ``/proc/*/smaps_rollup``, milliseconds each. So a helper thread reads /proc,
 at most once per :data:`MEMORY_FRESH_S`, while the ``info`` requests asked
 meanwhile wait; and one encoded answer serves every request of the same
-moment (:data:`ANSWER_FRESH_S`), so a burst of ``info`` costs one snapshot
-and one reading of /proc.
+moment (one chunk of a read, and at most :data:`ANSWER_FRESH_S`), so a burst
+of ``info`` costs one snapshot and one reading of /proc, while an ``info``
+sent after a reply came sees what that reply did.
 """
 from __future__ import annotations
 
@@ -78,6 +79,11 @@ class InfoService:
             fields["load"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
             self._body, self._made = writing.body(fields), now
         return self._body
+
+    def moment_ended(self) -> None:
+        """The requests read together are routed: the next ``info`` takes a
+        fresh snapshot (a change acknowledged meanwhile shows)."""
+        self._body = None
 
     def ready(self) -> None:
         self._wake.drain()

@@ -178,6 +178,7 @@ class Router(BusRouting, ExpanderRouting, PinBatching):
         write per worker (the listener calls it after each chunk of a
         connection's requests and at the end of every turn)."""
         self._send_batches()
+        self.info.moment_ended()
 
     def congested(self, conn: int) -> bool:
         """Should the listener stop reading *conn* for now (a worker it feeds is full)?"""
