@@ -119,3 +119,8 @@ def test_bus_rules_a_program_gives_are_read_by_their_kind_whatever_the_key():
         bus_rules({"spi0.0": {"colour": "red"}})
     with pytest.raises(ValueError, match="'uart0' is not a bus"):
         bus_rules({"uart0": {}})
+
+
+def test_a_setting_outside_any_section_is_named_with_its_line():
+    with pytest.raises(ConfigError, match=r"^c\.toml:2: port is outside any section"):
+        parse_config('# a comment\nport = 1234\n[pins.7]\naccess = "read"\n', "c.toml")

@@ -122,6 +122,10 @@ def parse_config(text: str, name: str = "<config>") -> ServerConfig:
 
     config = ServerConfig()
     for table in data:
+        if not isinstance(data[table], dict):  # a key before any [section]: say so, with its line
+            raise ConfigError(f"{name}:{_line_in_table(text, '', table)}: {table} is outside any "
+                              "section (settings go under [server], [pins], [mqtt], [buses] "
+                              "or [expanders])")
         if table not in ("server", "pins", "mqtt", "buses", "expanders"):
             raise fail(table, None, "is not a section remoteio knows ([server], [pins], "
                                     "[mqtt], [buses], [expanders])")
@@ -230,7 +234,8 @@ def _line_of(text: str, table: str, key: Optional[str]) -> str:
 
 
 def _line_in_table(text: str, table: str, key: Optional[str]) -> str:
-    in_table = False
+    """The line of *key* in [*table*] ("": before any table), or of the table's header."""
+    in_table = table == ""
     header_line = "?"
     for number, line in enumerate(text.splitlines(), 1):
         stripped = line.strip()
