@@ -105,6 +105,7 @@ def test_a_button_press_is_a_pulse_of_its_pulse_ms():
     (SENSOR, "set", b"ON", "takes no"),
     (LIGHT, "brightness/set", b"101", "between 0 and 100"),
     (BUTTON, "pulse", b"HOLD", "PRESS"),
+    (BUTTON, "set", b"ON", "takes no"),       # a button only pulses: an ON would stay on
 ])
 def test_bad_payloads_are_refused_with_a_reason(pin, leaf, payload, why):
     with pytest.raises(BadPayload, match=why):

@@ -45,7 +45,7 @@ MAX_PAYLOAD = 512
 ON, OFF = "ON", "OFF"
 #: the command topics a pin listens on, by leaf: which entities accept each
 COMMAND_LEAVES: Dict[str, Tuple[str, ...]] = {
-    "set": ("switch", "light", "button"),
+    "set": ("switch", "light"),   # not a button: it pulses (an ON would stay on)
     "set_on_ms": ("switch", "light", "button"),
     "brightness/set": ("light",),
     "pulse": ("button",),
