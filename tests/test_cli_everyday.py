@@ -350,3 +350,7 @@ def test_tls_cert_replaces_an_existing_certificate_only_when_forced(home, tmp_pa
     assert cert.read_bytes() == pinned  # the fingerprint clients pinned still holds
     forced = cli(home, None, "tls-cert", "--cert", str(cert), "--key", str(key), "--force")
     assert forced.returncode == 0 and cert.read_bytes() != pinned
+
+
+def test_a_wire_from_a_pin_to_itself_is_a_usage_error(home, server):
+    one_line_error(cli(home, server.address, "sim", "wire", "15", "15"), 2, "two different pins")

@@ -123,7 +123,7 @@ def _number(name: str, value: Any, low: float, high: float) -> float:
 def _duration(name: str, value: Any, minimum: float = 0.0) -> float:
     value = _number(name, value, 0, MAX_DURATION_MS)
     if value < minimum or (minimum and value == 0):
-        raise BadPayload(f"{name} must be more than 0")
+        raise BadPayload(f"{name} must be at least {minimum:g} ms")
     return value
 
 

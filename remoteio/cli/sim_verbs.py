@@ -5,8 +5,8 @@ import argparse
 from typing import Any
 
 from . import output
-from .common import (EXIT_OK, ArgParser, add_connection_options, client_verb, examples,
-                     pin_arg, pin_name, any_pin_arg)
+from .common import (EXIT_OK, ArgParser, UsageError, add_connection_options, client_verb,
+                     examples, pin_arg, pin_name, any_pin_arg)
 from ..pins import BOARD_TO_BCM
 
 
@@ -17,6 +17,8 @@ def _sim(args: argparse.Namespace, remote: Any) -> int:
     elif action == "release":
         sim.release(args.pin)
     elif action == "wire":
+        if args.pin == args.to:  # checked here as the server would: a usage error
+            raise UsageError("a wire joins two different pins")
         sim.wire(args.pin, args.to)
     elif action == "unwire":
         sim.unwire(args.pin)
