@@ -16,6 +16,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
+from ..errors import RemoteIOError
 from .pinlogic import PinEvent
 
 if TYPE_CHECKING:
@@ -117,8 +118,16 @@ class Recorder:
 
     def __exit__(self, *exc_info: Any) -> None:
         end = self._server.request("ping")["time_ns"]
-        for pin in self._pins:
-            pin.unsubscribe(self._hear)
+        try:
+            for pin in self._pins:
+                # through its worker, after the events it told of edges before
+                # now: the ping's reply does not come that way and may pass them
+                pin.read()
+        except RemoteIOError:
+            pass  # the trace holds what came (the link's loss is the caller's to hear)
+        finally:
+            for pin in self._pins:
+                pin.unsubscribe(self._hear)
         with self._lock:
             self.trace = _trace(self._initial, self._events, self._start, end)
 
@@ -149,6 +158,8 @@ async def record_async(server: Union["RemoteServer", "AsyncRemoteServer"], pins:
         start = (await server.request("ping"))["time_ns"]
         await asyncio.sleep(seconds)
         end = (await server.request("ping"))["time_ns"]
+        for pin in pins:  # through its worker, after the events of the edges before (see Recorder)
+            await pin.read()
     finally:
         for pin in pins:
             pin.unsubscribe(hear)
