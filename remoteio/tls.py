@@ -9,6 +9,9 @@ The client verifies the server one of three ways, never none:
   fingerprint seen is stored in ``~/.config/remoteio/known_hosts`` and every
   later connection must show the same one.
 
+A CA file given beside a fingerprint (or trust on first use) adds its check:
+both must hold.
+
 :class:`SecureSocket` runs TLS over memory buffers under a lock, because the
 client reads on one thread while other threads send, and an ``SSLSocket``
 must not be used from two threads at once.
@@ -207,6 +210,28 @@ class SecureSocket:
         self.raw.close()
 
 
+#: what OpenSSL says when the peer's first answer is not a TLS record
+_NOT_TLS = ("WRONG_VERSION_NUMBER", "PACKET_LENGTH_TOO_LONG", "RECORD_LAYER_FAILURE",
+            "HTTP_REQUEST")
+#: said beside a plain connection's failure to greet, where TLS may be what was missing
+PLAIN_HINT = ("if the server serves TLS, connect with TLS: a fingerprint, a CA file or "
+              "tls=True (--fingerprint, --cafile or --tls on the command line)")
+
+
+def handshake_failed(where: str, exc: ssl.SSLError) -> TLSVerifyFailed:
+    """The error for a failed handshake, with a hint when the server answered without TLS.
+
+    >>> error = ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number")
+    >>> error.reason = "WRONG_VERSION_NUMBER"
+    >>> "without TLS" in str(handshake_failed("pi:8509", error))
+    True
+    """
+    text = f"TLS with {where} failed: {exc}"
+    if getattr(exc, "reason", None) in _NOT_TLS:
+        text += " (the server answered without TLS: is it a plain server? connect without TLS)"
+    return TLSVerifyFailed(text)
+
+
 class ClientTLS(NamedTuple):
     """A client's TLS settings, its arguments completed from the environment."""
     enabled: bool
@@ -232,7 +257,7 @@ class ClientTLS(NamedTuple):
 
 class Trust:
     """What a client trusts at one address: the TLS context to use, the name to
-    check (None when a fingerprint is pinned instead), and :meth:`check` of the
+    check (None when a fingerprint is pinned and no CA file given), and :meth:`check` of the
     certificate the server showed (the sync and the asyncio client share it)."""
 
     def __init__(self, host: str, port: int, *, cafile: Optional[str] = None,
@@ -242,11 +267,12 @@ class Trust:
         self.address = f"{host}:{port}"
         self._store = KnownHosts(known_hosts) if tofu and not fingerprint else None
         self._pinned = fingerprint or (self._store.get(self.address) if self._store else None)
-        pinned = bool(self._pinned) or bool(self._store)
+        # with a CA file as well, the CA is checked too: both must hold
+        pinned = (bool(self._pinned) or bool(self._store)) and not cafile
         try:
             self.context = client_context(cafile, pinned=pinned, cert=cert, key=key)
         except ssl.SSLError as exc:
-            raise TLSVerifyFailed(f"TLS with {self.address} failed: {exc}") from None
+            raise TLSVerifyFailed(f"TLS with {self.address} failed: {exc}") from None  # the context
         self.server_hostname = None if pinned else host
 
     def check(self, der: bytes) -> None:
@@ -276,7 +302,7 @@ def connect(raw: socket.socket, host: str, port: int, *, cafile: Optional[str] =
         secure = SecureSocket(raw, trust.context, trust.server_hostname, timeout)
     except ssl.SSLError as exc:
         raw.close()
-        raise TLSVerifyFailed(f"TLS with {host}:{port} failed: {exc}") from None
+        raise handshake_failed(f"{host}:{port}", exc) from None
     except (OSError, TLSVerifyFailed):
         raw.close()
         raise

@@ -179,6 +179,20 @@ def test_an_untimed_on_holds_the_pin_until_ctrl_c(home, server, sig):
     assert levels(server.sim.history(7)) == [1.0, 0.0]    # on, and off only after the signal
 
 
+def test_pins_may_be_given_as_several_arguments_as_read_takes_them(home, server):
+    proc = start(home, server.address, "on", "7", "11,13")
+    try:
+        said = wait_line(proc, "holding them until Ctrl-C (the pins are made safe")
+        assert [server.sim.value(b) for b in (7, 11, 13)] == [1.0, 1.0, 1.0]
+    finally:
+        code, out, err = finish(proc, signal.SIGINT)
+    assert code == 0 and "Traceback" not in said + err
+    assert wait_until(lambda: all(server.sim.function(b) == "released" for b in (7, 11, 13)))
+    result = cli(home, server.address, "value", "7", "11", "0.5", "--time-ms", "3000", "--detach")
+    assert result.returncode == 0, result.stderr
+    assert server.sim.value(7) == server.sim.value(11) == 0.5
+
+
 def test_ctrl_c_twice_in_a_row_still_ends_a_held_command_quietly(home, server):
     """A second Ctrl-C while the first unwinds is ignored (raised inside
     threading's lock handling it once gave "release unlocked lock")."""

@@ -220,10 +220,34 @@ def test_a_wrong_fingerprint_is_refused(tls_server):
     assert untouched(tls_server)
 
 
-def test_plain_tcp_to_a_tls_server_is_refused(tls_server):
-    with pytest.raises(ConnectFailed):
+def test_a_fingerprint_beside_a_ca_file_is_checked_with_it(tls_server, certificate, tmp_path):
+    other_cert, other_key = str(tmp_path / "c.pem"), str(tmp_path / "k.pem")
+    other_fingerprint = generate_self_signed(other_cert, other_key, ["127.0.0.1"])
+    with pytest.raises(ConnectFailed):      # the right fingerprint, a CA that does not know it
+        RemoteServer(*tls_server.address, token=TOKEN, fingerprint=certificate[2],
+                     cafile=other_cert)
+    with pytest.raises(TLSVerifyFailed, match="not the trusted"):   # the right CA only
+        RemoteServer(*tls_server.address, token=TOKEN, fingerprint=other_fingerprint,
+                     cafile=certificate[0])
+    with RemoteServer(*tls_server.address, token=TOKEN, fingerprint=certificate[2],
+                      cafile=certificate[0]) as remote:
+        assert remote.ping() < 5
+    assert untouched(tls_server)
+
+
+def test_plain_tcp_to_a_tls_server_is_refused_with_a_hint_to_use_tls(tls_server):
+    with pytest.raises(ConnectFailed, match="if the server serves TLS, connect with TLS"):
         RemoteServer(*tls_server.address, token=TOKEN, tls=False, timeout=2)
     assert untouched(tls_server)
+
+
+def test_tls_to_a_plain_server_says_the_server_answered_without_tls():
+    with Server(host="127.0.0.1", port=0, backend="sim") as plain:
+        with pytest.raises(TLSVerifyFailed, match="answered without TLS"):
+            RemoteServer(*plain.address, tls=True, timeout=2)
+        with RemoteServer(*plain.address) as remote:    # and it goes on serving
+            remote.pin(7).on()
+            assert plain.sim.value(7) == 1.0
 
 
 def test_trust_on_first_use_only_when_asked(tls_server, tmp_path, monkeypatch, certificate):

@@ -26,7 +26,7 @@ from ..client.pinlogic import by_pin
 from ..pins import PinSpec, pin_key
 from ..protocol import auth
 from ..protocol.client_conn import Greeting
-from ..tls import ClientTLS, TLSVerifyFailed, Trust
+from ..tls import PLAIN_HINT, ClientTLS, TLSVerifyFailed, Trust, handshake_failed
 from ..tokens import find_token
 from .link import AsyncLink, settle_all
 from .pin import AsyncRemotePin, AsyncSimControl
@@ -96,7 +96,7 @@ class AsyncRemoteServer:
                 server_hostname=(trust.server_hostname or "") if trust else None),
                 self.connect_timeout)
         except ssl.SSLError as exc:
-            raise TLSVerifyFailed(f"TLS with {where} failed: {exc}") from None
+            raise handshake_failed(where, exc) from None
         except (OSError, asyncio.TimeoutError) as exc:
             raise ConnectFailed(f"cannot connect to {where}: {exc or 'timed out'}") from None
         binding = ""
@@ -112,7 +112,8 @@ class AsyncRemoteServer:
             self.welcome = await self._greet(link, binding)
         except LinkError as exc:
             transport.abort()
-            raise ConnectFailed(f"{where} did not greet as a remoteio server: {exc}") from None
+            hint = "" if trust is not None else f"; {PLAIN_HINT}"
+            raise ConnectFailed(f"{where} did not greet as a remoteio server: {exc}{hint}") from None
         except BaseException:
             transport.abort()
             raise

@@ -28,7 +28,7 @@ from typing import Any, Callable, Dict, Optional
 
 from .common import (EXIT_OK, UsageError, add_connection_options, client_verb, duration_ms,
                      examples, level, phase_s, unique, without_held)
-from .pinlist import EveryPin, names, pins_arg
+from .pinlist import EveryPin, flatten, names, pins_arg
 
 TASKS = ("on", "off", "value", "blink", "pulse")
 
@@ -120,9 +120,10 @@ def _task(args: argparse.Namespace, remote: Any) -> int:
         if args.hold or (not timed and op != "off"):
             lease = (f"; lease {args.lease_ms:g} ms, renewed while this command runs"
                      if args.lease_ms else "")
+            one = len(pins) == 1
             print(f"{name} {_doing(op, fields) if not timed else 'done'}{lease}: holding "
-                  f"{'it' if len(pins) == 1 else 'them'} until Ctrl-C (the pin is made safe "
-                  "when this command ends)", file=sys.stderr, flush=True)
+                  f"{'it' if one else 'them'} until Ctrl-C (the {'pin is' if one else 'pins are'} "
+                  "made safe when this command ends)", file=sys.stderr, flush=True)
             hold(remote, renewer)
     finally:
         if renewer is not None:
@@ -148,8 +149,8 @@ def lease_ms(text: str) -> float:
 
 
 def _check(args: argparse.Namespace) -> None:
-    args.every = isinstance(args.pins, EveryPin)
-    args.pins = unique(args.pins)
+    args.every = any(isinstance(group, EveryPin) for group in args.pins)
+    args.pins = unique(flatten(args.pins))
     if args.detach and (args.hold or args.wait):
         raise UsageError("--detach cannot go with --hold or --wait")
     if args.revert is not None and not args.lease_ms:
@@ -201,9 +202,9 @@ def add_parsers(verbs: "argparse._SubParsersAction") -> None:
                       "value": "drive a PWM level 0..1", "blink": "blink an output",
                       "pulse": "fade an output in and out"}[op],
             description=_DESCRIPTIONS[op] + _STAYS, epilog=examples(*_EXAMPLES[op]))
-        parser.add_argument("pins", metavar="PIN", type=pins_arg,
+        parser.add_argument("pins", metavar="PIN", nargs="+", type=pins_arg,
                             help="7, b7, BOARD7 (board numbers) or g4, GPIO4; a list "
-                                 "7,11,13, a range 9-11 or GPIO9-11, or all")
+                                 "7,11,13 (or 7 11 13), a range 9-11 or GPIO9-11, or all")
         if op == "value":
             parser.add_argument("level", metavar="LEVEL", type=level, help="0..1")
         elif op == "blink":

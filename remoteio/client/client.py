@@ -36,7 +36,7 @@ from .remotepin import RemotePin
 from .serial import SerialPorts
 from ..settings import DEFAULT_PORT
 from .simcontrol import SimControl
-from ..tls import ClientTLS
+from ..tls import PLAIN_HINT, ClientTLS
 from ..tls import connect as tls_connect
 from ..tokens import find_token
 
@@ -122,7 +122,8 @@ class RemoteServer:
             self.welcome = self._greet(link, take_over or self.take_over)
         except LinkError as exc:
             link.close(0.1)
-            raise ConnectFailed(f"{where} did not greet as a remoteio server: {exc}") from None
+            hint = "" if self.tls else f"; {PLAIN_HINT}"
+            raise ConnectFailed(f"{where} did not greet as a remoteio server: {exc}{hint}") from None
         except RemoteIOError:
             link.close(0.1)
             raise
