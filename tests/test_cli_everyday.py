@@ -225,6 +225,13 @@ def test_a_typo_gets_a_did_you_mean(home, args, hint):
     one_line_error(cli(home, ("127.0.0.1", 9), *args), 2, hint)
 
 
+def test_an_extra_word_points_at_the_help_of_the_command_it_was_given_to(home):
+    one_line_error(cli(home, ("127.0.0.1", 9), "sim", "drive", "7", "1", "extra"), 2,
+                   "see 'remoteio sim drive --help'")
+    one_line_error(cli(home, ("127.0.0.1", 9), "read", "7", "--bogus"), 2,
+                   "see 'remoteio read --help'")
+
+
 def test_info_json_has_the_board_and_counts_other_connections(home, server, client):
     info = json.loads(cli(home, server.address, "info", "--json").stdout)
     assert info["board"]["description"].startswith("Raspberry Pi")

@@ -40,8 +40,20 @@ class ArgParser(argparse.ArgumentParser):
         return super().parse_args(args, namespace)
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        hint = did_you_mean(self, message, getattr(self, "_argv", []))
-        self.exit(EXIT_USAGE, f"{self.prog}: {message}{hint} (see '{self.prog} --help')\n")
+        argv = getattr(self, "_argv", [])
+        hint = did_you_mean(self, message, argv)
+        # the top parser reports a command's extra words: point at that command's help
+        prog = _command(self, argv).prog if "unrecognized arguments" in message else self.prog
+        self.exit(EXIT_USAGE, f"{prog}: {message}{hint} (see '{prog} --help')\n")
+
+
+def _command(parser: argparse.ArgumentParser, argv: List[str]) -> argparse.ArgumentParser:
+    """The (sub)command *argv* names, walked down from *parser*."""
+    for word in argv:
+        sub = _subcommands(parser).get(word)
+        if sub is not None:
+            parser = sub
+    return parser
 
 
 def _subcommands(parser: argparse.ArgumentParser) -> dict:
