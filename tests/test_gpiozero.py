@@ -3,8 +3,8 @@ the simulated board."""
 import time
 
 import pytest
-from gpiozero import (LED, PWMLED, RGBLED, AngularServo, Button, Device, DistanceSensor,
-                      Motor, Servo, TrafficLights)
+from gpiozero import (LED, PWMLED, RGBLED, AngularServo, Button, Device, DigitalInputDevice,
+                      DistanceSensor, Motor, Servo, TrafficLights)
 from gpiozero.exc import GPIOPinInUse, PinFixedPull, PinInvalidPull, PinSetInput
 
 from remoteio.gpiozero_factory import RemoteIOFactory
@@ -56,6 +56,19 @@ def test_pwmled_value_is_one_round_trip_and_pulses(server, factory):
     led.pulse(fade_in_time=0.1, fade_out_time=0.1, n=1, background=False)
     values = levels(server.sim.history("GPIO18"))
     assert any(0.2 < v < 0.8 for v in values) and values[-1] == 0.0
+
+
+def test_a_button_on_a_fixed_pull_up_pin_is_made_at_the_first_try(server, factory):
+    """GPIO2/3 have a fixed pull-up and a Button asks for one: gpiozero sets the
+    function first, with no pull, which must not be taken as 'floating'."""
+    button = Button(3, pin_factory=factory)
+    device = DigitalInputDevice(2, pull_up=True, pin_factory=factory)
+    assert server.sim.pull("GPIO3") == server.sim.pull("GPIO2") == "up"
+    assert not button.is_pressed and device.pin.state == 1 and not device.is_active
+    server.sim.drive("GPIO3", 0)
+    assert wait_until(lambda: button.is_pressed)
+    button.close()
+    device.close()
 
 
 def test_button_pull_bounce_and_a_callback_that_calls_the_server(server, factory):
@@ -155,7 +168,6 @@ def test_errors_are_gpiozeros_own(server, factory):
 
 @pytest.mark.parametrize("bounce", ["foo", -1, float("nan"), object()])
 def test_a_bad_bounce_time_is_gpiozeros_value_error(server, factory, bounce):
-    from gpiozero import DigitalInputDevice
     from gpiozero.exc import PinInvalidBounce
     with pytest.raises(PinInvalidBounce) as raised:
         DigitalInputDevice(4, bounce_time=bounce, pin_factory=factory)

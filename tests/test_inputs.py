@@ -51,6 +51,14 @@ def test_fixed_pull_up_pins_refuse_pull_down(client):
     client.pin(3).as_input(pull="up")
 
 
+def test_a_fixed_pull_up_pin_made_an_input_with_no_pull_gets_its_pull_up(server, client):
+    assert client.pin(5).as_input().state()["pull"] == "up"    # BOARD5 = GPIO3, on a fresh pin
+    assert server.sim.pull(5) == "up" and client.pin(5).read() == 1
+    with pytest.raises(ValueError, match="fixed pull-up"):
+        client.pin(5).as_input(pull="floating")                 # asked for, it cannot be had
+    assert client.pin(11).as_input().state()["pull"] == "floating"   # a pin without one floats
+
+
 def test_edges_in_both_directions_with_timestamps_and_sequence(server, client):
     button = client.pin(11).as_input(pull="down")
     events = []

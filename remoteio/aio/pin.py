@@ -150,8 +150,8 @@ class AsyncRemotePin:
 
     async def as_input(self, pull: Optional[str] = None, bounce_ms: float = 0) -> "AsyncRemotePin":
         """Make the pin an input (*pull* 'up', 'down' or None; debounce on the Pi)."""
-        await self._request("input", pull=pull or "floating", bounce_ms=bounce_ms)
-        self.setup = {"mode": "input", "pull": pull or "floating", "bounce_ms": bounce_ms}
+        await self._request("input", pull=pull, bounce_ms=bounce_ms)
+        self.setup = {"mode": "input", "pull": pull, "bounce_ms": bounce_ms}
         self._claimed, self._lease = True, None
         return self
 

@@ -164,10 +164,11 @@ class RemotePin:
                    fade_in_time=fade_in_time, fade_out_time=fade_out_time)
 
     def as_input(self, pull: Optional[str] = None, bounce_ms: float = 0) -> "RemotePin":
-        """Make the pin an input: *pull* ``'up'``, ``'down'`` or None (floating);
-        edges shorter than *bounce_ms* are ignored (debounced on the Pi)."""
-        self._request("input", pull=pull or "floating", bounce_ms=bounce_ms)
-        self.setup = {"mode": "input", "pull": pull or "floating", "bounce_ms": bounce_ms}
+        """Make the pin an input: *pull* ``'up'``, ``'down'`` or None (floating;
+        BOARD3/5's fixed pull-up: up); edges shorter than *bounce_ms* are
+        ignored (debounced on the Pi)."""
+        self._request("input", pull=pull, bounce_ms=bounce_ms)
+        self.setup = {"mode": "input", "pull": pull, "bounce_ms": bounce_ms}
         self._claimed, self._lease = True, None
         return self
 

@@ -92,8 +92,8 @@ _OP_LIST = (
     _spec("state", PIN, QUERY),
     _spec("sync", PIN, QUERY),
     _spec("input", PIN, CONFIG, claims=True,
-          pull=(f.one_of(("up", "down", "floating"), aliases={"none": "floating", None: "floating"}),
-                "floating"),
+          # null or absent: the line's fixed resistor's pull (GPIO2/3), else floating
+          pull=(f.one_of(("up", "down", "floating", None), aliases={"none": "floating"}), None),
           bounce_ms=(f.duration_ms(60_000.0), 0.0)),
     _spec("output", PIN, CONFIG, claims=True),
     # gpiozero-level pin access (the gpiozero pin factory): every field optional,

@@ -165,6 +165,11 @@ class PinDriver:
         return changed
 
     # ---- inputs ------------------------------------------------------------
+    @property
+    def fixed_pull(self) -> str:
+        """The pull of the line's fixed resistor ("up" on GPIO2/3), or ""."""
+        return self.open().info.pull or ""
+
     def check_input(self, pull: str) -> None:
         """Raise BadArgument if the pin cannot take *pull* (a fixed resistor)."""
         fixed = self.open().info.pull

@@ -206,6 +206,9 @@ class ExpanderPinDriver:
         self.mode, self.level = "output", float(level)
         return level != before
 
+    #: an expander's pins have no fixed resistor (a PCF8574's weak pull-up is its pull_of)
+    fixed_pull = ""
+
     def check_input(self, pull: str) -> None:
         self.chip.pull_of(self.label, pull)
 

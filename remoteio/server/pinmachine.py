@@ -204,7 +204,7 @@ class PinMachine(PinQueries):
                     self.lease = renewed
                     return {"renewed": True}
         elif op == "input":
-            self.driver.check_input(args["pull"])
+            self.driver.check_input(self._pull_for(args["pull"]))
         elif op == "close":
             # how a holder lets go and leaves its pin safe: a full queue never
             # refuses it (one close at most beyond the bound)
@@ -278,12 +278,17 @@ class PinMachine(PinQueries):
         if op == "close":
             self._close()
         elif op == "input":
-            self.driver.make_input(args["pull"], args["bounce_ms"])
+            self.driver.make_input(self._pull_for(args["pull"]), args["bounce_ms"])
         elif op == "output":
             self.driver.make_output(self.safe_value)
             self.hold.drove(away=False, now=now)
         elif op == "setup":
             self._setup(args)
+
+    def _pull_for(self, pull: Optional[str]) -> str:
+        """An input's pull: the one asked for; none asked, the line's fixed
+        resistor's (GPIO2/3: "up"), else floating."""
+        return pull or self.driver.fixed_pull or "floating"
 
     def _setup(self, args: Dict[str, Any]) -> None:
         """gpiozero-level configuration, each part only if given, in order."""
@@ -293,8 +298,8 @@ class PinMachine(PinQueries):
             driver.make_output(self.safe_value)  # PWM needs an output before its frequency
         elif function == "output" and driver.mode == "input":
             driver.mode = "unset"  # output_with_state: straight to the new level below
-        elif function == "input":
-            driver.make_input(pull or driver.pull, driver.bounce_ms)
+        elif function == "input":   # no pull given: the one it has, or its fixed resistor's
+            driver.make_input(pull or driver.fixed_pull or driver.pull, driver.bounce_ms)
         elif pull is not None:
             driver.set_pull(pull)
         if args["frequency"] is not None:
