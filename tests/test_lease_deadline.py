@@ -52,7 +52,7 @@ def test_a_renewal_read_after_the_deadline_does_not_revive_the_lease():
             conn.close()
 
 
-def _restarted(lease_ms: float, down_s: float):
+def _restarted(lease_ms: float, down_s: float, time_ms: float = 0):
     """A client holds ``on(lease_ms=...)`` on BOARD7; its server stops (the
     pin made safe) and another starts on the port *down_s* later; the client
     reconnects to it. (the new server, the client, its pin, when the leased on was sent)"""
@@ -62,7 +62,7 @@ def _restarted(lease_ms: float, down_s: float):
     try:
         pump = remote.pin(7)
         sent = time.monotonic()
-        pump.on(lease_ms=lease_ms)
+        pump.on(lease_ms=lease_ms, time_ms=time_ms)
     finally:
         first.stop()
     assert wait_until(lambda: not remote.connected, timeout=5)
@@ -100,6 +100,32 @@ def test_a_reconnect_re_sends_a_running_lease_with_only_the_time_it_has_left():
         pump.on(lease_ms=6000)  # the program's own renewal: a full lease again, no new edge
         assert pump.state()["lease"]["in_ms"] > 5000
         assert levels(second.sim.history(7)).count(1.0) == 1
+    finally:
+        remote.close()
+        second.stop()
+
+
+def test_a_leased_timed_task_that_ended_before_the_reconnect_is_not_run_again():
+    """on(time_ms=300, lease_ms=6000): the pulse ended on the first server; the
+    lease still had time, but re-sending the write would be a second pulse."""
+    second, remote, pump, sent = _restarted(lease_ms=6000, down_s=0.5, time_ms=300)
+    try:
+        assert remote.wait_connected(15)
+        assert pump.state()["lease"] is None       # one round trip after the reconnect's setup
+        assert 1.0 not in levels(second.sim.history(7)), second.sim.history(7)
+    finally:
+        remote.close()
+        second.stop()
+
+
+def test_a_leased_timed_task_still_running_is_re_sent_for_the_time_it_has_left():
+    second, remote, pump, sent = _restarted(lease_ms=8000, down_s=0.5, time_ms=5000)
+    try:
+        assert remote.wait_connected(15)
+        asked = time.monotonic()
+        state = pump.state()
+        assert second.sim.value(7) == 1.0 and state["task"] == "on", state
+        assert state["remaining_ms"] <= (sent + 5.0 - asked) * 1000 + 20, (state, asked - sent)
     finally:
         remote.close()
         second.stop()

@@ -123,9 +123,16 @@ def lease_left(lease: Optional[HeldLease], now: float) -> Optional[Request]:
     the pin at the deadline; the library must not drive it again behind the
     program's back: that is what the dead-man switch guards against).
 
+    A timed task (``time_ms``) goes again only for the time it has left, and
+    not at all once that is up: it ended on the Pi, and running it again
+    would be a second pulse nobody asked for.
+
     >>> lease_left(("on", {"time_ms": 0, "lease_ms": 1500, "revert": "safe"}, 11.5), now=11.0)
     ('on', {'time_ms': 0, 'lease_ms': 500.0, 'revert': 'safe'})
     >>> lease_left(("on", {"time_ms": 0, "lease_ms": 1500, "revert": "safe"}, 11.5), now=11.6)
+    >>> lease_left(("on", {"time_ms": 500, "lease_ms": 1500, "revert": "safe"}, 11.5), now=10.2)
+    ('on', {'time_ms': 300.0, 'lease_ms': 1300.0, 'revert': 'safe'})
+    >>> lease_left(("on", {"time_ms": 500, "lease_ms": 1500, "revert": "safe"}, 11.5), now=10.6)
     """
     if lease is None:
         return None
@@ -133,7 +140,13 @@ def lease_left(lease: Optional[HeldLease], now: float) -> Optional[Request]:
     left_ms = round((runs_out - now) * 1000.0, 3)
     if left_ms < 1.0:
         return None
-    return op, dict(fields, lease_ms=min(left_ms, fields["lease_ms"]))
+    resent = dict(fields, lease_ms=min(left_ms, fields["lease_ms"]))
+    if fields.get("time_ms"):   # the task's time counted from when it was sent, as the lease's
+        task_left_ms = round(fields["time_ms"] - (fields["lease_ms"] - left_ms), 3)
+        if task_left_ms < 1.0:
+            return None
+        resent["time_ms"] = task_left_ms
+    return op, resent
 
 
 def change_event(board: int, message: Mapping[str, Any], last_seq: int) -> Tuple[PinEvent, int]:
