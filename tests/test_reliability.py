@@ -71,6 +71,26 @@ def test_revert_to_the_previous_level(server):
         assert wait_until(lambda: server.sim.value(12) == pytest.approx(0.4), timeout=3)
 
 
+def test_a_renewal_that_asks_for_another_revert_gets_it(server):
+    """The same write again renews the lease; what it reverts to is the
+    renewal's: a program that now says "if I vanish, go safe" must get safe."""
+    with connect(server) as remote:
+        lamp = remote.pin(12)
+        lamp.value(level=0.4)
+        lamp.on(lease_ms=300, revert="previous")
+        assert lamp.state()["lease"]["revert_to"] == pytest.approx(0.4)
+        lamp.on(lease_ms=300, revert="safe")
+        assert lamp.state()["lease"]["revert_to"] == 0.0
+        assert wait_until(lambda: lamp.state()["lease"] is None, timeout=5)
+        assert server.sim.value(12) == 0.0
+        lamp.value(level=0.4)
+        lamp.on(lease_ms=300)
+        lamp.on(lease_ms=300, revert="previous")              # and back: the chain's start
+        assert wait_until(lambda: lamp.state()["lease"] is None, timeout=5)
+        assert server.sim.value(12) == pytest.approx(0.4)
+        assert levels(server.sim.history(12)).count(1.0) == 2   # each pair one edge: renewals
+
+
 def test_a_later_lease_replaces_the_earlier_one_and_never_flips_the_pin(server):
     """piconetcontrol's bug: write 1 (1 s), then write 0 (1.5 s): the pin ended ON."""
     with connect(server) as remote:

@@ -198,7 +198,7 @@ class PinMachine(PinQueries):
             self.driver.check_output()
             if self.lease is not None:
                 now = time.monotonic()
-                renewed = renew(self.lease, op, args, now)
+                renewed = renew(self.lease, op, args, now, safe_value=self.safe_value)
                 if renewed is not None:  # the same leased write again: a heartbeat
                     self._gate(op, args, now, back_in=renewed.deadline - now)
                     self.lease = renewed
