@@ -319,3 +319,17 @@ def test_an_event_read_together_with_its_watchs_reply_is_numbered_from_that_repl
             assert button.missed_events == 1
     finally:
         fake.close()
+
+
+def test_a_client_without_reconnect_does_not_say_it_is_reconnecting():
+    from remoteio.errors import ConnectionLost
+    from remoteio.server import Server
+    server = Server(host="127.0.0.1", port=0, backend="sim").start()
+    remote = RemoteServer(*server.address, timeout=2.0, heartbeat=0, reconnect=False)
+    try:
+        server.stop()
+        assert wait_until(lambda: not remote.connected, timeout=5)
+        with pytest.raises(ConnectionLost, match=r"no reconnect \(reconnect=False\)"):
+            remote.pin(7)
+    finally:
+        remote.close()

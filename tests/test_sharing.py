@@ -84,8 +84,8 @@ def test_a_notebook_cell_run_again_may_take_its_pins_over(server):
     with RemoteServer(*server.address, take_over=True) as again:
         again.pin(7).off()
         assert server.sim.value(7) == 0.0
-        with pytest.raises(PinBusy):
-            first.pin(7).on()                     # the older connection lost it
+        with pytest.raises(PinBusy, match="held by a newer connection of this same program"):
+            first.pin(7).on()                     # the older connection lost it, and is told so
         first.close()                             # and its leaving does not close the pin
         again.pin(7).on()
         assert server.sim.value(7) == 1.0

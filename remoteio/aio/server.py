@@ -246,8 +246,10 @@ class AsyncRemoteServer:
         while link.lost is not None:
             left = deadline - time.monotonic()
             if not self.wait_for_reconnect or left <= 0:
+                again = ("reconnecting in the background" if self.reconnect
+                         else "no reconnect (reconnect=False)")
                 raise ConnectionLost(f"not connected to {self.host}:{self.port} "
-                                     f"({link.lost}); reconnecting in the background")
+                                     f"({link.lost}); {again}")
             await self.wait_connected(left)
             link = self._link
         return link

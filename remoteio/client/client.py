@@ -262,8 +262,10 @@ class RemoteServer:
         while link.lost is not None:
             left = deadline - time.monotonic()
             if not self.wait_for_reconnect or left <= 0:
+                again = ("reconnecting in the background" if self._keeper is not None
+                         and self._keeper.reconnect else "no reconnect (reconnect=False)")
                 raise ConnectionLost(f"not connected to {self.host}:{self.port} "
-                                     f"({link.lost}); reconnecting in the background")
+                                     f"({link.lost}); {again}")
             if self._connected.wait(left) and self._link is link:
                 # the flag is from before the loss (its reader is clearing it): a moment
                 time.sleep(min(0.01, max(0.0, deadline - time.monotonic())))

@@ -181,12 +181,20 @@ def rewatch_gap(last_seq: int, last_value: Any, reply: Mapping[str, Any]) -> int
 
 
 def task_failure(board: int, message: Mapping[str, Any]) -> ServerError:
-    """The error of a ``task_failed`` event (a queued task the Pi could not run)."""
+    """The error of a ``task_failed`` event (a queued task the Pi could not run).
+
+    >>> str(task_failure(7, {"op": "on", "error": {"code": "wrong_mode", "message": "an input"}}))
+    'a queued on on BOARD7 could not run: an input'
+    >>> str(task_failure(13, {"op": "value", "error": {"code": "forbidden",
+    ...     "message": "a queued value on BOARD13 (GPIO27) could not run: away too long"}}))
+    'a queued value on BOARD13 (GPIO27) could not run: away too long'
+    """
     error = message.get("error") or {}
     code = error.get("code", "internal_error")
     text = error.get("message", code)
-    return error_for_code(code)(f"a queued {message.get('op', 'task')} on "
-                                f"BOARD{board} could not run: {text}", code=code)
+    if " could not run: " not in text:   # the Pi's own message says it already
+        text = f"a queued {message.get('op', 'task')} on BOARD{board} could not run: {text}"
+    return error_for_code(code)(text, code=code)
 
 
 def sync_budget(state: Mapping[str, Any], call_timeout: float, floor_ms: float = 0.0) -> float:

@@ -138,6 +138,10 @@ class Ownership:
                 raise PinClosed(f"{describe(board)} was closed by this connection; "
                                 "send 'open' to use it again")
         elif owner != conn and not self._may_take_over(conn, owner):
+            if self._same_process(conn, owner) and owner > conn:   # ids grow: a newer one
+                raise PinBusy(f"{describe(board)} is held by a newer connection of this same "
+                              "program (one that took it over, or claimed it first); use the "
+                              "pin through that one, or close it")
             if self._same_process(conn, owner):
                 raise PinBusy(f"{describe(board)} is held by another connection of this same "
                               "program (an earlier RemoteServer: a notebook cell run again?); "
