@@ -243,3 +243,20 @@ def test_a_reload_whose_token_file_holds_a_short_token_keeps_the_server_and_its_
     assert d.stop() == 0
     assert "reload failed, the server goes on as it was" in d.output()
     assert "15 characters" in d.output()
+
+
+def test_a_reload_names_every_changed_setting_it_cannot_apply(tmp_path, daemon, systemd):
+    config, token_file = tmp_path / "remoteio.toml", tmp_path / "token"
+    write_token(token_file, TOKEN)
+    write_config(config, token_file)
+    d = daemon("--config", str(config))
+    d.ready()
+    write_config(config, token_file, 'advertise = false\nrealtime_priority = 10\n'
+                 '[buses.i2c1]\naccess = "none"\n')
+    d.proc.send_signal(signal.SIGHUP)
+    systemd.expect("RELOADING=1")
+    systemd.expect("READY=1")
+    assert d.stop() == 0
+    said = [line for line in d.output().splitlines() if "takes a restart" in line]
+    assert len(said) == 1 and all(name in said[0] for name in (
+        "realtime_priority", "advertise", "[buses]")), d.output()

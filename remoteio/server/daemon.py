@@ -6,12 +6,14 @@ A reload (``systemctl reload remoteio``, i.e. SIGHUP) applies the pin rules
 and the token without dropping anyone: the rules judge the next request of
 every connection (and every running worker's next change); the token is
 asked of connections made from then on. A configuration that no longer
-reads keeps the server as it was (the mistake is logged). Settings that
-need a new socket or new workers (host, port, mode, backend, TLS) are only
-taken at the next restart, and the log says so.
+reads keeps the server as it was (the mistake is logged). Every other
+setting (host, port, mode, backend, TLS, limits, buses, expanders, MQTT,
+advertising, real-time priority) is only taken at the next restart, and
+the log names each one that changed.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import signal
@@ -25,9 +27,23 @@ from .systemd import Notifier
 
 log = logging.getLogger("remoteio.server")
 
-#: settings a reload cannot change while serving
-RESTART_ONLY = ("host", "port", "mode", "backend", "chip", "revision", "tls_cert", "tls_key",
-                "on_disconnect", "max_connections", "heartbeat_timeout_s")
+#: what a reload applies; every other setting takes a restart (and a reload says so)
+RELOADED = ("pins", "default_access", "token", "token_file")
+#: settings a reload cannot change while serving: all the others
+RESTART_ONLY = tuple(f.name for f in dataclasses.fields(ServerConfig) if f.name not in RELOADED)
+#: how the log names a setting that is a section of the file
+_SECTION = {"buses": "[buses]", "bus_default_access": "[buses] default_access",
+            "expanders": "[expanders]", "mqtt": "[mqtt]"}
+
+
+def restart_only_changes(old: ServerConfig, new: ServerConfig) -> list:
+    """The settings that differ between *old* and *new* which a reload does not apply.
+
+    >>> restart_only_changes(ServerConfig(), ServerConfig(port=1, advertise=False, pins={7: None}))
+    ['port', 'advertise']
+    """
+    return [_SECTION.get(key, key) for key in RESTART_ONLY
+            if getattr(new, key) != getattr(old, key)]
 
 
 def config_token(config: ServerConfig) -> Optional[str]:
@@ -100,8 +116,7 @@ class Daemon:
                 log.exception("reload failed part way (the server goes on)")
                 return False
             if self.config is not None:
-                changed = [key for key in RESTART_ONLY
-                           if getattr(config, key) != getattr(self.config, key)]
+                changed = restart_only_changes(self.config, config)
                 if changed:
                     log.warning("reload: %s changed; that takes a restart "
                                 "(systemctl restart remoteio)", ", ".join(changed))
