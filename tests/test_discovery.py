@@ -172,6 +172,39 @@ def test_a_server_on_one_host_is_found_from_another_with_what_its_txt_says(lan, 
     assert discover(laptop, seconds=1.5) == []   # withdrawn when it stopped (goodbye packets)
 
 
+def test_two_servers_of_one_host_name_are_each_found_at_their_own_address(lan, tmp_path):
+    """Every Pi is "raspberrypi" at first: two servers with one host name (here
+    one namespace, two addresses) must not publish their addresses under one
+    mDNS name, where a browser merges them and gives each the other's address."""
+    pi, laptop, address = lan
+    second = "169.254.77.3"
+    dev = subprocess.run(["ip", "-n", pi, "-o", "link", "show", "type", "veth"], check=True,
+                         capture_output=True, text=True, timeout=30).stdout.split(":")[1].strip()
+    ip("-n", pi, "addr", "add", f"{second}/24", "dev", dev.split("@")[0])
+    (tmp_path / "token").write_text("a token of sixteen+\n")
+    os.chmod(tmp_path / "token", 0o600)
+    servers, expected = [], set()
+    try:
+        for host, extra in ((address, ("--token-file", str(tmp_path / "token"))), (second, ())):
+            log = tmp_path / f"server-{host}.log"
+            proc = subprocess.Popen(in_namespace(pi, "-m", "remoteio", "serve", "--sim", "--host",
+                                                 host, "--port", "0", *extra),
+                                    cwd=ROOT, stdout=open(log, "wb"), stderr=subprocess.STDOUT,
+                                    env=dict(os.environ, PYTHONUNBUFFERED="1"))
+            servers.append(proc)
+            found = wait_until(lambda: re.search(r"advertising .* port (\d+)", log.read_text()),
+                               timeout=30)
+            assert found, log.read_text()
+            expected.add((host, int(found.group(1)), bool(extra)))
+        found = discover(laptop)
+        seen = {(s["host"], s["port"], s["auth"]) for s in found}
+        assert seen == expected, found
+        assert len({s["hostname"] for s in found}) == 2, found
+    finally:
+        for proc in servers:
+            stop_server(proc)
+
+
 def test_remoteio_discover_says_when_nobody_answered(lan):
     pi, laptop, address = lan
     result = subprocess.run(in_namespace(laptop, "-m", "remoteio", "discover", "--timeout", "1"),

@@ -9,7 +9,7 @@ key              value
 ``version``      the server's remoteio version
 ``protocol``     its wire protocol version
 ``board``        ``Raspberry Pi 5B rev 1.0``
-``backend``      ``lgpio``, ``rpigpio`` or ``sim``
+``backend``      ``gpiod``, ``lgpio``, ``rpigpio`` or ``sim``
 ``auth``         ``1`` if a token is required, else ``0``
 ``tls``          ``1`` if it speaks only TLS, else ``0``
 ``fingerprint``  with TLS: the certificate's ``sha256:...`` fingerprint
@@ -24,6 +24,7 @@ the LAN could reach it.
 """
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import logging
 import socket
@@ -58,7 +59,7 @@ class DiscoveredServer:
     host: str                      #: an address to connect to
     port: int
     addresses: Tuple[str, ...]     #: every address it advertised
-    hostname: str                  #: its mDNS host name ("greenhouse.local.")
+    hostname: str                  #: the mDNS name of its addresses ("greenhouse-3fa2c1.local.")
     version: str = ""
     protocol: str = ""
     board: str = ""
@@ -110,6 +111,23 @@ def from_service(name: str, port: int, addresses: Sequence[str], hostname: str,
         protocol=txt.get("protocol", ""), board=txt.get("board", ""),
         backend=txt.get("backend", ""), auth=txt.get("auth") == "1", tls=txt.get("tls") == "1",
         fingerprint=txt.get("fingerprint") or None)
+
+
+def target_name(host: str, addresses: Sequence[str]) -> str:
+    """The mDNS name a server's addresses are published under: its host name
+    and a tag of those addresses, so that two Pis with one name (every Pi is
+    "raspberrypi" at first) never publish their addresses under one name, where
+    a browser would merge them and give each server the other's address.
+
+    >>> target_name("raspberrypi", ["10.0.0.2"]) == target_name("raspberrypi", ["10.0.0.2"])
+    True
+    >>> target_name("raspberrypi", ["10.0.0.2"]) != target_name("raspberrypi", ["10.0.0.3"])
+    True
+    >>> target_name("raspberrypi", ["10.0.0.2"]).startswith("raspberrypi-")
+    True
+    """
+    tag = hashlib.sha256(",".join(sorted(addresses)).encode()).hexdigest()[:6]
+    return f"{host}-{tag}.local."
 
 
 def advertised_addresses(host: str) -> List[str]:
@@ -176,7 +194,8 @@ class Advertiser:
                 else zeroconf.IPVersion.V4Only))
             info = zeroconf.ServiceInfo(
                 SERVICE_TYPE, f"{name}.{SERVICE_TYPE}", port=server.port,
-                parsed_addresses=addresses, properties=server_txt(server), server=f"{host}.local.")
+                parsed_addresses=addresses, properties=server_txt(server),
+                server=target_name(host, addresses))
             zc.register_service(info, allow_name_change=True)
             self.name = info.name[:-len(SERVICE_TYPE) - 1]
             self.registered.set()
