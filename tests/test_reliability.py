@@ -296,6 +296,22 @@ def test_a_hung_worker_of_an_idle_pin_is_found_when_its_holder_vanishes_and_the_
                 pass  # killed, as it should be
 
 
+def test_a_client_refused_by_a_full_server_gets_server_busy_sync_and_asyncio():
+    import asyncio
+    from remoteio.aio import AsyncRemoteServer
+    with Server(host="127.0.0.1", port=0, backend="sim", max_connections=2) as full:
+        with connect(full) as one, connect(full) as two:
+            with pytest.raises(ServerBusy, match="2 connections already"):
+                connect(full, reconnect=False)
+
+            async def third() -> None:
+                async with AsyncRemoteServer(*full.address, reconnect=False):
+                    pass
+            with pytest.raises(ServerBusy, match="2 connections already"):
+                asyncio.run(third())
+            assert one.ping() < 5 and two.ping() < 5
+
+
 def test_the_queue_of_a_pin_is_bounded(server, client):
     pin = client.pin(7)
     pin.on(time_ms=10_000)

@@ -112,6 +112,8 @@ class AsyncRemoteServer:
             self.welcome = await self._greet(link, binding)
         except LinkError as exc:
             transport.abort()
+            if link.conn.refusal is not None:   # it said why before it closed (server_busy)
+                raise link.conn.refusal from None
             hint = "" if trust is not None else f"; {PLAIN_HINT}"
             raise ConnectFailed(f"{where} did not greet as a remoteio server: {exc}{hint}") from None
         except BaseException:

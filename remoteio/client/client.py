@@ -122,6 +122,8 @@ class RemoteServer:
             self.welcome = self._greet(link, take_over or self.take_over)
         except LinkError as exc:
             link.close(0.1)
+            if link.conn.refusal is not None:   # it said why before it closed (server_busy)
+                raise link.conn.refusal from None
             hint = "" if self.tls else f"; {PLAIN_HINT}"
             raise ConnectFailed(f"{where} did not greet as a remoteio server: {exc}{hint}") from None
         except RemoteIOError:

@@ -114,7 +114,7 @@ def error_of(message: Mapping[str, Any]) -> RemoteIOError:
 class ClientConnection:
     """Framing, request ids and reply matching of one client connection."""
 
-    __slots__ = ("_frames", "_pending", "_ids", "clock", "last_sent", "last_received")
+    __slots__ = ("_frames", "_pending", "_ids", "clock", "last_sent", "last_received", "refusal")
 
     def __init__(self, max_frame: int = CLIENT_MAX_FRAME,
                  clock: Callable[[], float] = time.monotonic):
@@ -125,6 +125,9 @@ class ClientConnection:
         #: when a request last went out: the server judges a client's liveness
         #: by what it receives, so heartbeats follow this, not last_received
         self.last_sent = self.last_received = clock()
+        #: the last error the server sent for no request (server_busy: it refused
+        #: the connection and closes it): what a failed greeting reports
+        self.refusal: Optional[RemoteIOError] = None
 
     # ---- requests out -----------------------------------------------------------------
     def send(self, requests: Sequence[Tuple[str, Mapping[str, Any], Any]]) -> bytes:
@@ -190,7 +193,9 @@ class ClientConnection:
             elif "event" in message:
                 out.append(Event(message))
             else:
-                log.warning("server error without a request: %s", message.get("error"))
+                self.refusal = error_of(message)
+                if self.refusal.code != "server_busy":
+                    log.warning("server error without a request: %s", message.get("error"))
         return out
 
     # ---- the end --------------------------------------------------------------------------
