@@ -794,6 +794,23 @@ package_spec() {
 	fi
 }
 
+# A project directory is installed from a copy: pip builds a project in its own tree
+# (build/, *.egg-info, as root here), and a stale build/lib would bring back modules
+# the checkout has since lost. Sets SPEC_SOURCE to what pip is given.
+SPEC_SOURCE=""
+copy_source() {
+	local tmp
+	SPEC_SOURCE=$FROM
+	[[ -d $FROM ]] || return 0
+	tmp=$(mktemp -d "${TMPDIR:-/tmp}/remoteio-install.XXXXXX")
+	TMPDIRS+=("$tmp")
+	mkdir -- "$tmp/src"
+	tar -C "$FROM" --exclude=./.git --exclude=./build --exclude=./dist --exclude='./*.egg-info' \
+		--exclude=./.venv --exclude=./.hypothesis --exclude=./.pytest_cache --exclude='__pycache__' -cf - . | tar -C "$tmp/src" -xf - ||
+		die "$EXIT_FAILED" "could not copy $FROM to build it"
+	SPEC_SOURCE=$tmp/src
+}
+
 # Will this run install or upgrade the package (rather than keep what is installed)?
 WILL_INSTALL=0
 plan_package() {
@@ -902,7 +919,7 @@ check_package_health() {
 }
 
 ensure_venv_and_package() {
-	local venv=$ROOT$VENV_DIR spec pip_args=() before
+	local venv=$ROOT$VENV_DIR spec pip_spec pip_args=() before
 	say "Python environment $VENV_DIR"
 	ensure_dir "$ROOT$OPT_DIR" 755 0 0 "directory"
 	if venv_python_works; then
@@ -934,7 +951,12 @@ ensure_venv_and_package() {
 			fi
 		else
 			info "pip install ${pip_args[*]+"${pip_args[*]} "}'$spec' (a few minutes on a small Pi: pip may have to build lgpio or RPi.GPIO)"
-			pip_install "$spec" ${pip_args[@]+"${pip_args[@]}"} ||
+			pip_spec=$spec
+			if [[ -n $FROM ]]; then
+				copy_source
+				pip_spec="${SPEC_SOURCE}[pi]"
+			fi
+			pip_install "$pip_spec" ${pip_args[@]+"${pip_args[@]}"} ||
 				package_failed "pip could not install $spec (see pip's messages above)"
 			if [[ $FROM == *.whl && -n $before ]]; then
 				# pip skips a wheel of the version already installed: reinstall it

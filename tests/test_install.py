@@ -401,6 +401,13 @@ def test_install_reports(debian):
     assert "How to connect" in out and "8509" in out
 
 
+def test_a_project_directory_is_built_from_a_copy_and_left_as_it_was(debian, source):
+    """pip builds a project in its own tree, as root here: a stale build/lib in
+    the user's checkout would bring back modules it has since lost."""
+    left = sorted(p.name for p in source.iterdir() if p.name == "build" or p.name.endswith(".egg-info"))
+    assert left == [], left
+
+
 def test_user_and_groups(debian):
     root = debian.root
     passwd, group = entries(root, "passwd"), entries(root, "group")
