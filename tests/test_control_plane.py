@@ -164,6 +164,31 @@ def test_a_burst_of_info_requests_freezes_neither_pings_nor_lease_events(server_
         mute.close()
 
 
+def test_syncs_held_on_a_long_task_pause_no_other_client_of_that_pin():
+    """A sync is answered when the pin's work ends (here in 10 s). 1,100 of them
+    from one client must not count as a worker that is behind: then every
+    connection that touched that pin was no longer read, its lease renewals
+    on another pin held back until the lease had fired, and then run late."""
+    with sim_server() as server:
+        owner = hello(server.address)
+        owner.request("on", pin=26, time_ms=10_000)
+        flooder = hello(server.address, timeout=10.0)
+        flooder.send(b"".join(b'{"id":%d,"op":"sync","pin":26}\n' % n for n in range(1100)))
+        refusals = [flooder.recv() for _ in range(100)]   # a worker holds 1,000 syncs at most
+        assert all(r["error"]["code"] == "server_busy" and r["id"] >= 1000 for r in refusals)
+        victim = hello(server.address, timeout=2.0)
+        victim.request("on", pin=18, lease_ms=1000)
+        assert victim.request("read", pin=26)["value"] == 1   # it feeds the pin's worker now
+        renewals = time.monotonic() + 2.0
+        while time.monotonic() < renewals:   # each answered within the 2 s timeout, or it fails
+            assert victim.request("on", pin=18, lease_ms=1000)["renewed"]
+            assert victim.request("ping")
+            time.sleep(0.2)
+        assert server.sim.value(18) == 1.0 and levels(server.sim.history(18)) == [1.0]
+        for conn in (owner, flooder, victim):
+            conn.close()
+
+
 def _vm_hwm() -> int:
     with open("/proc/self/status") as status:
         line = next(line for line in status if line.startswith("VmHWM:"))

@@ -26,6 +26,7 @@ from ..protocol.ops import WATCH
 from ..protocol.reading import Request
 from .gather import Gather, GatherPart
 from .messages import Event, PartReply, Pong, Replies, Reply, encoded_task
+from .pool import check_waiting
 from .routebuses import MAX_INFLIGHT
 
 if TYPE_CHECKING:  # the attributes a Router has
@@ -97,6 +98,8 @@ class PinBatching:
                     ownership.check_bus(board)
                     if len(inflight) >= MAX_INFLIGHT:
                         raise ServerBusy(f"{describe(board)} has {MAX_INFLIGHT} requests in progress")
+                    if op == "sync":
+                        check_waiting(handle, describe(board))
                     if req.spec.claims:
                         if op == "close" or ownership.owner(board) != conn:
                             ownership.claim(conn, board, op)
@@ -112,6 +115,8 @@ class PinBatching:
                     continue
                 self._seq += 1
                 inflight[self._seq] = _new(Inflight, (conn, req.id_json, None))
+                if op == "sync":
+                    handle.waiting.add(self._seq)
                 batch.append(encoded_task(self._seq, conn, req.id_json, op, args, False))
             if self.pool.congested(handle):  # inflight and the batch only grew in the run
                 self._feeding[conn].add(handle)
@@ -120,13 +125,15 @@ class PinBatching:
     def _deliver(self, handle: "WorkerHandle", messages: List[Any]) -> None:
         """A worker's messages, in order; consecutive replies for one connection
         go to the outlet together (one append to its output)."""
-        outlet, inflight = self.outlet, handle.inflight
+        outlet, inflight, waiting = self.outlet, handle.inflight, handle.waiting
         run: List[bytes] = []
         run_conn = -1
         for message in messages:
             kind = type(message)
             if kind is Reply:
                 entry = inflight.pop(message.seq, None)
+                if waiting:
+                    waiting.discard(message.seq)
                 if entry is not None:
                     if entry.conn != run_conn and run:
                         outlet.replies(run_conn, run)
@@ -137,6 +144,8 @@ class PinBatching:
             if kind is Replies:
                 for seq, frame in zip(message.seqs, message.frames):
                     entry = inflight.pop(seq, None)
+                    if waiting:
+                        waiting.discard(seq)
                     if entry is not None:
                         if entry.conn != run_conn and run:
                             outlet.replies(run_conn, run)

@@ -10,7 +10,7 @@ tasks before the process runs (the pipe holds them); the pid arrives later.
 Nothing here blocks. A worker's task pipe is non-blocking; what it cannot
 take waits in the channel and is written when the pipe is writable (the
 pool watches it in the listener's selector). Past :data:`HIGH_WATER` bytes
-waiting, or :data:`HIGH_INFLIGHT` requests unanswered,
+waiting, or :data:`HIGH_INFLIGHT` requests unanswered (syncs aside: :data:`MAX_WAITING`),
 :meth:`WorkerPool.congested` says so, and the listener stops reading from
 the connections that feed that worker until it drains below
 :data:`LOW_WATER` and :data:`LOW_INFLIGHT` (back-pressure). A worker that does not answer a probe
@@ -23,9 +23,9 @@ import itertools
 import logging
 import selectors
 import time
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional, Set
 
-from ..errors import WorkerFailed
+from ..errors import ServerBusy, WorkerFailed
 from .channel import Channel, ChannelClosed, channel_pair
 from .messages import Exited, Probe, Spawned, Stop, decode, encode
 from .zygote import Zygote, ZygoteGone
@@ -38,11 +38,21 @@ log = logging.getLogger(__name__)
 HIGH_WATER, HIGH_INFLIGHT = 256 << 10, 1000
 #: ... and below which they read again
 LOW_WATER, LOW_INFLIGHT = 64 << 10, 250
+#: syncs a worker may hold (each answered when its pin's work ends, which may be
+#: hours away): counted apart from the rest, never as a sign that the worker is
+#: behind (or one client's syncs would pause every client that feeds that pin)
+MAX_WAITING = 1000
 #: bytes of replies read from one worker per turn of the loop
 READ_BUDGET = 1 << 20
 
 _READ = selectors.EVENT_READ
 _WRITE = selectors.EVENT_WRITE
+
+
+def check_waiting(handle: "WorkerHandle", name: str) -> None:
+    """ServerBusy if *handle*'s worker holds :data:`MAX_WAITING` syncs already."""
+    if len(handle.waiting) >= MAX_WAITING:
+        raise ServerBusy(f"{name} has {MAX_WAITING} syncs waiting already")
 
 
 class WorkerHandle:
@@ -51,7 +61,7 @@ class WorkerHandle:
     router's; the rest is the pool's."""
 
     __slots__ = ("key", "kind", "settings", "generation", "tasks", "replies", "pid", "inflight",
-                 "probe_sent", "writing", "exit_status")
+                 "waiting", "probe_sent", "writing", "exit_status")
 
     def __init__(self, key: Any, kind: str, generation: int, tasks: Channel, replies: Channel,
                  settings: Dict[str, Any]):
@@ -63,6 +73,7 @@ class WorkerHandle:
         self.replies = replies
         self.pid: Optional[int] = None
         self.inflight: Dict[int, Any] = {}
+        self.waiting: Set[int] = set()   # the seqs in inflight of syncs (the router's too)
         self.probe_sent: Optional[float] = None
         self.writing = False          # is the task pipe watched for writing?
         self.exit_status: Optional[int] = None
@@ -160,12 +171,14 @@ class WorkerPool:
 
     @staticmethod
     def congested(handle: WorkerHandle) -> bool:
-        """Is the worker behind (its pipe full, or too much unanswered)?"""
-        return len(handle.inflight) > HIGH_INFLIGHT or handle.tasks.pending > HIGH_WATER
+        """Is the worker behind (its pipe full, or too much unanswered but syncs)?"""
+        return (len(handle.inflight) - len(handle.waiting) > HIGH_INFLIGHT
+                or handle.tasks.pending > HIGH_WATER)
 
     @staticmethod
     def drained(handle: WorkerHandle) -> bool:
-        return handle.tasks.pending <= LOW_WATER and len(handle.inflight) <= LOW_INFLIGHT
+        return (handle.tasks.pending <= LOW_WATER
+                and len(handle.inflight) - len(handle.waiting) <= LOW_INFLIGHT)
 
     # ---- reading ----------------------------------------------------------------------
     def read(self, handle: WorkerHandle) -> List[Any]:
