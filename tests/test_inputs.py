@@ -168,6 +168,21 @@ def test_watching_an_output_reports_what_its_worker_drives(server):
         assert [e.value for e in seen[:4]] == [1, 0, 1, 0]
 
 
+def test_a_watched_pwm_output_that_goes_down_is_a_falling_edge(server):
+    with RemoteServer(*server.address) as owner, RemoteServer(*server.address) as watcher:
+        lamp = owner.pin(12)
+        seen, high = [], []
+        watched = watcher.pin(12, claim=False)
+        watched.when_changed = seen.append
+        watched.when_high = lambda event: high.append(event.value)
+        for level in (1, 0.3, 0.6, 1, 0):
+            lamp.value(level=level)
+        assert wait_until(lambda: len(seen) >= 5)
+        assert [(e.value, e.edge) for e in seen] == [
+            (1, "rising"), (0.3, "falling"), (0.6, "rising"), (1, "rising"), (0, "falling")]
+        assert wait_until(lambda: len(high) >= 3) and high == [1, 0.6, 1]
+
+
 def test_closing_a_watched_pin_ends_the_watch(server):
     with RemoteServer(*server.address) as owner, RemoteServer(*server.address) as watcher:
         pin = owner.pin(11).as_input(pull="up")

@@ -82,6 +82,7 @@ class PinMachine(PinQueries):
         self.watchers: Dict[int, None] = {}
         self.event_seq = 0
         self._reflected: Any = NOTHING
+        self._last_value: Any = 0.0
         self._events_lock = threading.RLock()
         self.pid = os.getpid()
         self.running = True

@@ -38,6 +38,7 @@ class PinQueries:
     watchers: Dict[int, None]
     event_seq: int
     _reflected: Any                    # a first watch's level until the next event or change
+    _last_value: Any                   # the level the last change event (or first watch) told
     _events_lock: "threading.RLock"    # watchers and numbering: the loop and an edge thread
     _current: Tuple[int, int, str]
     event: Callable[..., None]
@@ -98,7 +99,7 @@ class PinQueries:
             self.driver.watch(True)
             value = self.driver.read()
             if first:
-                self._reflected = value
+                self._reflected = self._last_value = value
             self.watchers[conn] = None
             self.reply(seq, writing.ok(id_json, {"value": value, "seq": self.event_seq}))
         return DEFERRED
@@ -124,9 +125,12 @@ class PinQueries:
             if not targets or value == reflected:
                 return
             self.event_seq += 1  # edges of an input and drives of an output never mix
+            # a PWM level is rising or falling against the level told before it (1 -> 0.3 falls)
+            rising = value == 1 or (value != 0 and value > self._last_value)
+            self._last_value = value
             self.event(targets, writing.event("change", {
                 "pin": self.board, "value": value,
-                "edge": "rising" if value else "falling", "ts": t_ns, "seq": self.event_seq}),
+                "edge": "rising" if rising else "falling", "ts": t_ns, "seq": self.event_seq}),
                 now=now)
 
     def idle(self) -> None:
