@@ -50,9 +50,38 @@ def in_ns(ns: str, *args: str, check: bool = True) -> subprocess.CompletedProces
     return sh("ip", "netns", "exec", ns, *args, check=check)
 
 
+KEEP_NS = "rio-keep"
+KEEP_RULES = "table inet keep {\n" + "".join(
+    f"  chain {hook} {{ type filter hook {hook} priority 0; policy accept; }}\n"
+    for hook in ("prerouting", "input", "forward", "output", "postrouting")) + "}\n"
+
+
+def hold_hook_keys() -> None:
+    """Hold netfilter's hook keys on for the whole run: a table of empty accept chains
+    on every inet hook, in a namespace of its own that nothing else touches.
+
+    Why: the kernel switches the code of its packet path (a static key: int3, then the
+    new bytes) each time the first hook of a kind comes or the last goes, and the faults
+    below add and delete tables many times. Under QEMU's multi-threaded TCG a vCPU can
+    still run the old translation with the int3 in it after the patch is done, and the
+    guest kernel dies (seen once in CI: "Oops: int3" in ip_local_deliver, mid-chaos).
+    With a table always there, the faults' tables only count up and down: no patching.
+    The namespace is left in place (the VM's guest is thrown away; elsewhere an
+    empty table in a namespace of its own changes no packet's path)."""
+    if KEEP_NS not in sh("ip", "netns", "list").stdout.split():
+        sh("ip", "netns", "add", KEEP_NS)
+    if in_ns(KEEP_NS, "nft", "list", "table", "inet", "keep", check=False).returncode == 0:
+        return
+    with tempfile.NamedTemporaryFile("w", suffix=".nft") as f:
+        f.write(KEEP_RULES)
+        f.flush()
+        in_ns(KEEP_NS, "nft", "-f", f.name)
+
+
 def create() -> None:
     """The two namespaces and the veth pair between them (from scratch)."""
     destroy()
+    hold_hook_keys()
     for ns in (SERVER_NS, CLIENT_NS):
         sh("ip", "netns", "add", ns)
         sh("ip", "-n", ns, "link", "set", "lo", "up")

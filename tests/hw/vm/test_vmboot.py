@@ -1,4 +1,4 @@
-"""vm.py boots again when the guest died before the command started (host only, no VM needed)."""
+"""vm.py boots again when the guest died before the command started, or its kernel panicked (host only)."""
 
 import sys
 from pathlib import Path
@@ -36,3 +36,28 @@ def test_boots_stop_after_three_failures_and_the_failure_is_reported(monkeypatch
     calls = _runner(monkeypatch, [(vm.EXIT_VM_FAILED, "panic", False)] * 4)
     assert vm.run_in_vm(["true"], timeout=600) == (vm.EXIT_VM_FAILED, "panic")
     assert len(calls) == vm.BOOT_ATTEMPTS == 3
+
+
+PANIC = "[ 84.5] Kernel panic - not syncing: Fatal exception in interrupt"
+
+
+def test_a_guest_kernel_that_panicked_mid_command_runs_the_command_again_once(monkeypatch):
+    calls = _runner(monkeypatch, [(vm.EXIT_VM_FAILED, PANIC, True), (0, "ran", True)])
+    assert vm.run_in_vm(["true"], timeout=600) == (0, "ran")
+    assert len(calls) == 2
+
+
+def test_a_second_panic_mid_command_is_the_failure_reported(monkeypatch):
+    again = PANIC + " again"
+    died, died_again = (vm.EXIT_VM_FAILED, PANIC, True), (vm.EXIT_VM_FAILED, again, True)
+    calls = _runner(monkeypatch, [died, died_again, (0, "ran", True)])
+    assert vm.run_in_vm(["true"], timeout=600) == (vm.EXIT_VM_FAILED, again)
+    assert len(calls) == 2
+
+
+def test_a_panic_mid_command_is_not_run_again_when_the_time_left_cannot_hold_a_run(monkeypatch):
+    clock = iter([0.0, 0.0, 400.0, 400.0, 400.0])   # t0, the boot's start, its end...
+    monkeypatch.setattr(vm.time, "monotonic", lambda: next(clock))
+    calls = _runner(monkeypatch, [(vm.EXIT_VM_FAILED, PANIC, True), (0, "ran", True)])
+    assert vm.run_in_vm(["true"], timeout=600) == (vm.EXIT_VM_FAILED, PANIC)
+    assert len(calls) == 1

@@ -39,6 +39,8 @@ HERE = Path(__file__).resolve().parent
 EXIT_TIMEOUT = 124   # like timeout(1)
 EXIT_VM_FAILED = 125  # the VM, not the command, failed: boot, crash, no status
 BOOT_ATTEMPTS = 3     # a guest that dies before the command starts is booted again
+PANIC_RERUNS = 1      # a guest kernel that dies mid-command: the command run once more, in a new guest
+GUEST_PANIC = "Kernel panic - not syncing"
 PASS_ENV = ("PATH", "HOME", "VIRTUAL_ENV", "PYTHONPATH")
 # Defaults inside the guest; any --env value overrides them. TERM=dumb keeps
 # colour codes out of logs (the guest's stdout is a serial tty).
@@ -169,17 +171,37 @@ def run_in_vm(command, timeout=600, share=None, env=None, sink=None, boot_timeou
         log.error("remoteio-vm: qemu or virtiofsd missing; run `vm.py setup`")
         return EXIT_VM_FAILED, ""
 
-    for attempt in range(1, BOOT_ATTEMPTS + 1):
+    boots = reruns = 0
+    while True:
+        boots += 1
+        t_boot = time.monotonic()
         code, output, started = _run_once(art, virtiofsd, command, share, env, sink, t0, timeout,
                                           boot_timeout, stats)
+        if code != EXIT_VM_FAILED:
+            return code, output
+        now = time.monotonic()
         # a guest that died before the command started (a kernel panic at boot under
         # TCG, seen once in a CI check) ran nothing: booting again cannot run it twice
-        if started or code != EXIT_VM_FAILED or attempt == BOOT_ATTEMPTS \
-                or time.monotonic() - t0 > timeout / 2:
-            return code, output
-        log.warning("remoteio-vm: the guest died before the command started (boot %d of %d); "
-                    "booting again", attempt, BOOT_ATTEMPTS)
-    return code, output
+        if not started and boots < BOOT_ATTEMPTS and now - t0 <= timeout / 2:
+            log.warning("remoteio-vm: the guest died before the command started (boot %d of %d); "
+                        "booting again", boots, BOOT_ATTEMPTS)
+            continue
+        # a guest kernel that panicked mid-command (an int3 oops of QEMU's multi-threaded
+        # TCG while the kernel patched its code, seen once in CI) says nothing of the
+        # command: it is run again from the start in a new guest, once, if the time
+        # left holds a whole run as long as the one that died
+        if started and reruns < PANIC_RERUNS and _guest_panicked(output) \
+                and timeout - (now - t0) > now - t_boot:
+            reruns += 1
+            log.warning("remoteio-vm: the guest kernel panicked while the command ran (see above); "
+                        "running the command again in a new guest (%d of %d)", reruns, PANIC_RERUNS)
+            continue
+        return code, output
+
+
+def _guest_panicked(output: str) -> bool:
+    """The guest's kernel, not the command, died: its console shows the panic."""
+    return GUEST_PANIC in output
 
 
 def _run_once(art, virtiofsd, command, share, env, sink, t0, timeout, boot_timeout, stats):
