@@ -16,3 +16,22 @@ DISCONNECT_POLICIES = ("finish", "safe")
 BACKEND_NAMES = ("auto", "sim", "gpiod", "lgpio", "rpigpio")
 #: the levels ``--log-level`` takes
 LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def port_from_text(text: str) -> int:
+    """A TCP port from its text (a command line, ``$REMOTEIO_PORT``), or a ValueError that says why.
+
+    >>> port_from_text(" 8509 ")
+    8509
+    >>> port_from_text("abc")
+    Traceback (most recent call last):
+    ...
+    ValueError: a port is a number, not 'abc'
+    """
+    try:
+        port = int(text)
+    except ValueError:
+        raise ValueError(f"a port is a number, not {text.strip()!r}") from None
+    if not 0 < port < 65536:
+        raise ValueError(f"a port is between 1 and 65535, not {port}")
+    return port

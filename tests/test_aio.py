@@ -74,6 +74,18 @@ def test_events_iterate_and_coroutine_callbacks_are_awaited_in_order(server):
     _run(scenario())
 
 
+def test_the_holder_hears_that_its_lease_ran_out(server):
+    async def scenario():
+        async with AsyncRemoteServer(*server.address) as remote:
+            pump = await remote.pin(7)
+            heard = asyncio.get_running_loop().create_future()
+            pump.when_lease_expired = heard.set_result
+            await pump.on(lease_ms=100)
+            assert await asyncio.wait_for(heard, 5) == 0.0
+            assert pump.leases_expired == 1 and server.sim.value(7) == 0.0
+    _run(scenario())
+
+
 def test_a_call_timeout_is_a_call_timeout_and_the_call_is_forgotten(server):
     async def scenario():
         async with AsyncRemoteServer(*server.address, timeout=0.2) as remote:

@@ -51,6 +51,7 @@ def test_a_good_file():
     ("[server]\n\nmode = 'fast'\n", ":3:", "mode must be one of"),
     ("[server]\ncolour = 'red'\n", ":2:", "unknown setting 'colour'"),
     ("[server]\nport = 70000\n", ":2:", "port must be 0..65535"),
+    ("[server]\nport = 9000\nhost = ' '\n", ":3:", "host is blank"),
     ("[servre]\nport = 1\n", ":1:", "not a section"),
     ("[pins.1]\naccess = 'write'\n", ":1:", "3V3 power"),
     ("[pins.7]\n\naccess = 'all'\n", ":3:", "access must be one of"),

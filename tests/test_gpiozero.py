@@ -193,6 +193,13 @@ def test_the_environment_selects_the_factory(server, monkeypatch):
         Device.pin_factory = saved
 
 
+@pytest.mark.parametrize("text", ["abc", "0", "70000"])
+def test_a_bad_port_in_the_environment_is_named_before_any_connection(monkeypatch, text):
+    monkeypatch.setenv("REMOTEIO_PORT", text)
+    with pytest.raises(ValueError, match=f"REMOTEIO_PORT='{text}': a port is"):
+        RemoteIOFactory("127.0.0.1")
+
+
 def test_closing_never_hangs_or_raises_when_the_link_is_dead():
     with Server(host="127.0.0.1", port=0, backend="sim") as server:
         factory = RemoteIOFactory(*server.address, timeout=1.0, reconnect=False)

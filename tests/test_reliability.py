@@ -38,6 +38,22 @@ def test_a_lease_not_renewed_reverts_to_the_safe_value(any_server):
         assert pump.state()["lease"] is None
 
 
+def test_the_holder_hears_that_its_lease_ran_out_by_a_callback_and_a_warning(server, caplog):
+    heard = []
+    with connect(server) as remote, caplog.at_level("WARNING", logger="remoteio"):
+        pump = remote.pin(7)
+        pump.when_lease_expired = heard.append
+        pump.on(lease_ms=100)
+        assert wait_until(lambda: heard, timeout=5)
+        assert heard == [0.0] and pump.leases_expired == 1
+        assert "the lease on BOARD7 (GPIO4) ran out before it was renewed: the Pi set the pin to 0" \
+            in caplog.text
+        pump.on(lease_ms=5000)   # a lease renewed in time tells nothing
+        pump.on(lease_ms=5000)
+        pump.off()
+        assert pump.state()["lease"] is None and pump.leases_expired == 1
+
+
 def test_sending_the_write_again_renews_the_lease(server):
     with connect(server) as remote:
         pump = remote.pin(7)

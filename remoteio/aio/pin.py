@@ -14,8 +14,8 @@ from typing import Any, AsyncIterator, Callable, Dict, List, Mapping, Optional, 
 
 from ..client import display
 from ..errors import PinClosed, ServerError
-from ..client.pinlogic import (HeldLease, PinEvent, adapt, binary, change_event, check_task, lease_left,
-                               rewatch_gap, setup_requests, sync_budget, task_failure)
+from ..client.pinlogic import (HeldLease, PinEvent, adapt, binary, change_event, check_task, lease_expiry,
+                               lease_left, rewatch_gap, setup_requests, sync_budget, task_failure)
 from ..pins import BOARD_TO_BCM, PinSpec, describe
 from .link import settle_all
 
@@ -44,6 +44,8 @@ class AsyncRemotePin:
         self.restore_setup: Dict[str, Any] = {}
         self._lease: Optional[HeldLease] = None
         self.last_task_failure: Optional[ServerError] = None
+        self.leases_expired = 0   # how many of this pin's leases ran out on the Pi
+        self._on_lease_expired: Optional[Callable] = None
         self._callbacks: Dict[str, Optional[Callable[[PinEvent], Any]]] = {
             "changed": None, "high": None, "low": None}
         self._queues: Set["asyncio.Queue[PinEvent]"] = set()
@@ -265,6 +267,10 @@ class AsyncRemotePin:
                          lambda self, cb: self._set_callback("high", cb))
     when_low = property(lambda self: self._callbacks["low"],
                         lambda self, cb: self._set_callback("low", cb))
+    when_lease_expired = property(lambda self: self._on_lease_expired,
+                                  lambda self, cb: setattr(self, "_on_lease_expired", adapt(cb)),
+                                  doc="Called with the level the Pi set when a lease this "
+                                      "client holds ran out unrenewed (no watch needed).")
 
     async def events(self) -> AsyncIterator[PinEvent]:
         """``async for event in pin.events()``: every change from now on (the
@@ -357,6 +363,11 @@ class AsyncRemotePin:
         elif kind == "task_failed":
             self.last_task_failure = task_failure(self.board, message)
             log.warning("%s", self.last_task_failure)
+        elif kind == "lease_expired":
+            self.leases_expired += 1
+            log.warning("%s", lease_expiry(self.board, message))
+            if self._on_lease_expired is not None:
+                self._server.dispatch(self._on_lease_expired, message.get("value"))
 
 
 def _log_failure(task: "asyncio.Task[Any]") -> None:

@@ -18,7 +18,7 @@ import sys
 import textwrap
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
-from ..settings import DEFAULT_PORT
+from ..settings import DEFAULT_PORT, port_from_text
 from ..errors import UsageError  # noqa: F401 (defined in errors.py)
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_CONNECT = 0, 1, 2, 3
@@ -212,12 +212,9 @@ def positive(name: str, integer: bool = False) -> Callable[[str], Any]:
 
 def port_number(text: str) -> int:
     try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"a port is a number, not {text!r}") from None
-    if not 0 < port < 65536:
-        raise argparse.ArgumentTypeError(f"a port is between 1 and 65535, not {port}")
-    return port
+        return port_from_text(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 # ---- the connection ----------------------------------------------------------------

@@ -437,6 +437,8 @@ class RemoteServer:
                 log.warning("server: %s", message.get("message"))
         elif kind == "task_failed":
             pin.handle_task_failed(message)
+        elif kind == "lease_expired":
+            pin.handle_lease_expired(message)
 
     def _dispatch(self, callback: Callable[..., Any], *args: Any) -> None:
         if self._dispatcher is None:

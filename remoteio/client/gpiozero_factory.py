@@ -44,13 +44,21 @@ from . import display
 from .client import RemoteServer
 from ..errors import GPIOZERO_DETAILS, LinkError, PinClosed, ServerError
 from ..pins import BCM_TO_BOARD, is_expander_spec, pin_key
-from ..settings import DEFAULT_PORT
+from ..settings import DEFAULT_PORT, port_from_text
 
 #: a server error's detail -> the gpiozero exception to raise (a fixed table)
 #: (the names are remoteio's constant list, never a name from the wire)
 _GPIOZERO_ERRORS = {name: getattr(gpiozero_exc, name) for name in GPIOZERO_DETAILS}
 _BY_CODE = {"wrong_mode": PinSetInput, "pin_busy": GPIOPinInUse,
             "not_supported": PinPWMUnsupported}
+
+
+def _port_from_environment() -> int:
+    text = os.environ.get("REMOTEIO_PORT", "").strip()
+    try:
+        return port_from_text(text) if text else DEFAULT_PORT
+    except ValueError as exc:
+        raise ValueError(f"REMOTEIO_PORT={text!r}: {exc}") from None
 
 
 def _gpiozero_error(exc: ServerError) -> Exception:
@@ -65,7 +73,7 @@ class RemoteIOFactory(PiFactory):
                  timeout: float = 5.0, **options: Any):
         super().__init__()
         self.server = RemoteServer(host or os.environ.get("REMOTEIO_HOST", "localhost"),
-                                   int(port or os.environ.get("REMOTEIO_PORT", DEFAULT_PORT)),
+                                   port or _port_from_environment(),
                                    timeout=timeout, **options)
         self.pin_class = RemoteIOPin
         self._clock_offset_ns = self._estimate_clock_offset()

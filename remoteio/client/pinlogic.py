@@ -13,6 +13,7 @@ import inspect
 from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Tuple
 
 from ..errors import BadArgument, ServerError, error_for_code
+from ..pins import describe
 
 Request = Tuple[str, Dict[str, Any]]
 #: a leased write as the client keeps it: (op, fields, when it runs out at the
@@ -195,6 +196,17 @@ def task_failure(board: int, message: Mapping[str, Any]) -> ServerError:
     if " could not run: " not in text:   # the Pi's own message says it already
         text = f"a queued {message.get('op', 'task')} on BOARD{board} could not run: {text}"
     return error_for_code(code)(text, code=code)
+
+
+def lease_expiry(board: int, message: Mapping[str, Any]) -> str:
+    """What the holder's log says of a ``lease_expired`` event (the Pi reverted the pin).
+
+    >>> lease_expiry(7, {"event": "lease_expired", "pin": 7, "value": 0.0})
+    'the lease on BOARD7 (GPIO4) ran out before it was renewed: the Pi set the pin to 0'
+    """
+    value = message.get("value")
+    level = f"{value:g}" if isinstance(value, (int, float)) else "its revert level"
+    return f"the lease on {describe(board)} ran out before it was renewed: the Pi set the pin to {level}"
 
 
 def sync_budget(state: Mapping[str, Any], call_timeout: float, floor_ms: float = 0.0) -> float:

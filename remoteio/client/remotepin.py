@@ -22,8 +22,8 @@ from . import display
 from ..errors import PinClosed, RemoteIOError, ServerError
 from ..pins import BOARD_TO_BCM, describe
 from .link import abandon, wait_all
-from .pinlogic import (HeldLease, PinEvent, adapt, binary, change_event, check_task, lease_left, rewatch_gap,
-                       setup_requests, sync_budget, task_failure)
+from .pinlogic import (HeldLease, PinEvent, adapt, binary, change_event, check_task, lease_expiry, lease_left,
+                       rewatch_gap, setup_requests, sync_budget, task_failure)
 
 if TYPE_CHECKING:  # the server hands itself to its pins
     from .client import RemoteServer
@@ -61,6 +61,9 @@ class RemotePin:
         #: the last queued task the Pi could not run (a ``task_failed``
         #: event); the next sync() raises it too
         self.last_task_failure: Optional[ServerError] = None
+        #: how many of this pin's leases ran out on the Pi (``lease_expired`` events)
+        self.leases_expired = 0
+        self._on_lease_expired: Optional[Callable] = None
         #: who else hears every change (traces, widgets): see subscribe()
         self._subscribers: List[Callable[[PinEvent], None]] = []
 
@@ -294,6 +297,12 @@ class RemotePin:
         lambda self, cb: self._set_callback("low", cb),
         doc="Called when the pin goes low (a falling edge).")
 
+    when_lease_expired = property(
+        lambda self: self._on_lease_expired,
+        lambda self, cb: setattr(self, "_on_lease_expired", adapt(cb)),
+        doc="Called (on the dispatcher thread) with the level the Pi set when a lease "
+            "this client holds on the pin ran out unrenewed (no watch needed).")
+
     def wait_for_edge(self, edge: str = "both", timeout: Optional[float] = None) -> Optional[PinEvent]:
         """Wait for the next change (``'rising'``, ``'falling'`` or ``'both'``);
         the event, or None after *timeout* seconds."""
@@ -381,3 +390,10 @@ class RemotePin:
         failure = task_failure(self.board, message)
         self.last_task_failure = failure
         log.warning("%s", failure)
+
+    def handle_lease_expired(self, message: Dict[str, Any]) -> None:
+        """The Pi reverted the pin: a lease ran out unrenewed (the reading thread: no blocking)."""
+        self.leases_expired += 1
+        log.warning("%s", lease_expiry(self.board, message))
+        if self._on_lease_expired is not None:
+            self._server.dispatch(self._on_lease_expired, message.get("value"))

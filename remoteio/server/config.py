@@ -134,6 +134,9 @@ def parse_config(text: str, name: str = "<config>") -> ServerConfig:
         _check(key, value, _SERVER_KEYS, lambda msg: fail("server", key, msg))
         values[key] = value
     config = replace(config, **values)
+    if not config.host.strip():  # a blank host would bind every address: never by accident
+        raise fail("server", "host", 'host is blank: give an address or a name ("0.0.0.0" for '
+                   'every IPv4 address, "::" for every address, "127.0.0.1" for this machine only)')
     if config.port < 0 or config.port > 65535:
         raise fail("server", "port", f"port must be 0..65535, not {config.port}")
     if not 0 <= config.realtime_priority <= 99:
