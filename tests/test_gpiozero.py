@@ -5,7 +5,7 @@ import time
 import pytest
 from gpiozero import (LED, PWMLED, RGBLED, AngularServo, Button, Device, DigitalInputDevice,
                       DistanceSensor, Motor, Servo, TrafficLights)
-from gpiozero.exc import GPIOPinInUse, PinFixedPull, PinInvalidPull, PinSetInput
+from gpiozero.exc import GPIOPinInUse, PinFixedPull, PinInvalidPin, PinInvalidPull, PinSetInput
 
 from remoteio.gpiozero_factory import RemoteIOFactory
 from remoteio.server import Server
@@ -158,6 +158,8 @@ def test_errors_are_gpiozeros_own(server, factory):
         factory.pin("GPIO2").input_with_pull("down")
     with pytest.raises(GPIOPinInUse):
         LED(27, pin_factory=factory)
+    with pytest.raises(PinInvalidPin, match="mcp9"):   # an expander the server does not have
+        LED("mcp9:A3", pin_factory=factory)
     other = RemoteIOFactory(*server.address)
     try:
         with pytest.raises(GPIOPinInUse):        # held by the first client on the server

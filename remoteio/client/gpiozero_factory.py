@@ -32,7 +32,7 @@ from typing import Any, Callable, Dict, Optional
 
 from gpiozero import exc as gpiozero_exc
 from gpiozero.exc import (
-    GPIOPinInUse, PinFixedPull, PinInvalidBounce, PinInvalidEdges, PinInvalidFunction,
+    GPIOPinInUse, PinFixedPull, PinInvalidBounce, PinInvalidEdges, PinInvalidFunction, PinInvalidPin,
     PinInvalidPull, PinInvalidState, PinPWMFixedValue, PinPWMUnsupported, PinSetInput,
 )
 from gpiozero.mixins import SharedMixin
@@ -50,7 +50,8 @@ from ..settings import DEFAULT_PORT, port_from_text
 #: (the names are remoteio's constant list, never a name from the wire)
 _GPIOZERO_ERRORS = {name: getattr(gpiozero_exc, name) for name in GPIOZERO_DETAILS}
 _BY_CODE = {"wrong_mode": PinSetInput, "pin_busy": GPIOPinInUse,
-            "not_supported": PinPWMUnsupported}
+            "not_supported": PinPWMUnsupported,
+            "bad_pin": PinInvalidPin}   # an expander pin the server does not have ("mcp9:A3")
 
 
 def _port_from_environment() -> int:
