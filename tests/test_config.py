@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from remoteio import RemoteServer
-from remoteio.server.config import ConfigError, PinRule, parse_config
+from remoteio.server.config import ConfigError, PinRule, load_config, parse_config
 from remoteio.errors import Forbidden
 from remoteio.server import Server
 
@@ -79,6 +79,13 @@ def test_check_config_command(tmp_path):
     wrong = subprocess.run([sys.executable, "-m", "remoteio", "check-config", str(bad)],
                            cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert wrong.returncode == 2 and "bad.toml:2:" in wrong.stderr
+
+
+def test_a_file_that_is_not_utf8_is_named_with_its_line(tmp_path):
+    latin = tmp_path / "latin.toml"
+    latin.write_bytes(b"[server]\nport = 9000\n# caf\xe9\n")
+    with pytest.raises(ConfigError, match=r"latin.toml:3: the file is not UTF-8 text \(byte 0xe9\)"):
+        load_config(str(latin))
 
 
 def test_serve_with_a_config_file(tmp_path, server_process, monkeypatch):

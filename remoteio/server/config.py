@@ -102,7 +102,13 @@ _CHOICES = {"mode": MODES, "backend": BACKEND_NAMES,
 
 def load_config(path: str) -> ServerConfig:
     """Read and validate a configuration file."""
-    text = Path(path).read_text(encoding="utf-8")
+    data = Path(path).read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:   # say where, as for any other mistake in the file
+        line = data[:exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path}:{line}: the file is not UTF-8 text (byte {data[exc.start]:#04x}); "
+                          "TOML files are UTF-8") from None
     return parse_config(text, str(path))
 
 
