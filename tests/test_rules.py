@@ -202,3 +202,53 @@ def test_the_pin_rules_bind_a_bus_or_an_expander_on_the_pins_it_would_use():
         remote.pin("mcpy:B0").as_input(pull="up")
         assert server.sim.function(16) == "released"
         assert remote.ping() > 0
+
+
+@pytest.mark.parametrize("let_go", ["input", "setup"])
+def test_letting_a_safe_high_output_go_as_an_input_never_drives_it_low(let_go):
+    from remoteio import RemoteServer
+    from remoteio.server import Server
+    from remoteio.testing import wait_until
+    with Server(host="127.0.0.1", port=0, backend="sim", pins={18: {"safe_value": 1}}) as server, \
+            RemoteServer(*server.address) as remote:
+        relay = remote.pin(18)
+        relay.as_output()                       # starts at its safe value: 1 (an active-low relay off)
+        assert wait_until(lambda: server.sim.value(18) == 1.0, timeout=5)
+        before = server.sim.history(18)
+        if let_go == "input":
+            relay.as_input(pull="up")
+        else:                                   # gpiozero's way: setup function=input
+            remote.request("setup", pin=18, function="input", pull="up")
+        assert remote.request("state", pin=18)["mode"] == "input"
+        assert server.sim.history(18) == before  # not driven on the way (it was 0 for ~0.5 ms)
+        pwm = remote.pin(16)
+        pwm.value(level=0.5)
+        pwm.as_input()                          # a PWM output stops at its safe value first
+        assert [level for _, level in server.sim.history(16)][-2:] == [0.5, 0.0]
+
+
+@pytest.mark.parametrize("let_go", ["close", "input"])
+def test_a_pin_a_reload_made_read_only_is_let_go_at_the_level_it_has(let_go):
+    from remoteio import RemoteServer
+    from remoteio.server import Server
+    from remoteio.testing import wait_until
+    with Server(host="127.0.0.1", port=0, backend="sim") as server, RemoteServer(*server.address) as remote:
+        pin = remote.pin(7)
+        pin.on()
+        assert wait_until(lambda: server.sim.value(7) == 1.0, timeout=5)
+        server.reload_rules(pins={7: {"access": "read"}})
+
+        def refused() -> bool:   # the router has the new rules, and the worker had them before this
+            try:
+                pin.on()
+            except Forbidden:
+                return True
+            return False
+        assert wait_until(refused, timeout=5)
+        before = server.sim.history(7)
+        if let_go == "close":
+            pin.close()
+        else:
+            remote.request("input", pin=7, pull="floating")
+        assert remote.request("state", pin=7)["mode"] in ("input", "released", "unset")
+        assert server.sim.history(7) == before  # never driven, to its safe value (0) neither

@@ -177,11 +177,19 @@ class PinDriver:
             raise BadArgument(
                 f"{self.label} has a fixed pull-{fixed} resistor; pull must be {fixed!r}")
 
-    def make_input(self, pull: str, bounce_ms: float) -> None:
+    def make_input(self, pull: str, bounce_ms: float, pwm_stops_at: Optional[float] = None) -> None:
+        """The line as an input with *pull*. An output is let go at the level it has, never
+        driven through another on the way (a ``safe_value = 1`` relay is not switched on);
+        a PWM output's PWM stops first: at *pwm_stops_at* (the worker's safe value, where
+        it may drive the pin), else where the backend's stop leaves the line."""
         pin = self.open()
         try:
-            if self.mode == "output":
-                self._set_level(0.0, False)
+            if self.mode == "output" and self._pwm:
+                if pwm_stops_at is not None:
+                    self._set_level(float(pwm_stops_at), False)
+                else:
+                    pin.frequency = None
+                    self._pwm = False
             # re-claiming the line drops its edge detection (lgpio): stop it
             # first, so that setting when_changed again below turns it back on
             _retry_busy(lambda: setattr(pin, "when_changed", None))

@@ -212,7 +212,8 @@ class ExpanderPinDriver:
     def check_input(self, pull: str) -> None:
         self.chip.pull_of(self.label, pull)
 
-    def make_input(self, pull: str, bounce_ms: float) -> None:
+    def make_input(self, pull: str, bounce_ms: float, pwm_stops_at: Optional[float] = None) -> None:
+        # the direction bit switches the line to an input as it is (no PWM on a chip pin)
         self.open()
         self.check_input(pull)
         self.chip.set_bit(B_GPPU, self.bit, int(pull == "up"))

@@ -146,8 +146,9 @@ class PinMachine(PinQueries):
         self.driver.read_events()
 
     def make_safe(self) -> None:
-        """The pin's safe state: its safe value, then the line let go."""
-        if self.driver.mode == "output":
+        """The pin's safe state: its safe value, then the line let go (a pin a reload
+        made read-only or unserved is never driven, to its safe value neither)."""
+        if self.driver.mode == "output" and self._may_drive:
             try:
                 self._apply(self.safe_value, False)
             except Exception:
@@ -279,12 +280,21 @@ class PinMachine(PinQueries):
         if op == "close":
             self._close()
         elif op == "input":
-            self.driver.make_input(self._pull_for(args["pull"]), args["bounce_ms"])
+            self.driver.make_input(self._pull_for(args["pull"]), args["bounce_ms"], self._pwm_stops_at)
         elif op == "output":
             self.driver.make_output(self.safe_value)
             self.hold.drove(away=False, now=now)
         elif op == "setup":
             self._setup(args)
+
+    @property
+    def _may_drive(self) -> bool:
+        return self.rule.access == "write"
+
+    @property
+    def _pwm_stops_at(self) -> Optional[float]:
+        """Where a PWM output let go as an input stops: its safe value, if it may be driven."""
+        return float(self.safe_value) if self._may_drive else None
 
     def _pull_for(self, pull: Optional[str]) -> str:
         """An input's pull: the one asked for; none asked, the line's fixed
@@ -300,7 +310,7 @@ class PinMachine(PinQueries):
         elif function == "output" and driver.mode == "input":
             driver.mode = "unset"  # output_with_state: straight to the new level below
         elif function == "input":   # no pull given: the one it has, or its fixed resistor's
-            driver.make_input(pull or driver.fixed_pull or driver.pull, driver.bounce_ms)
+            driver.make_input(pull or driver.fixed_pull or driver.pull, driver.bounce_ms, self._pwm_stops_at)
         elif pull is not None:
             driver.set_pull(pull)
         if args["frequency"] is not None:
