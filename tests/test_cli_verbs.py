@@ -471,6 +471,16 @@ def test_forbidden_exits_1(home):
         assert cli(home, server.address, "read", "11").returncode == 0
 
 
+def test_a_pin_the_rules_refuse_after_others_were_driven_says_which_were(home):
+    with Server(host="127.0.0.1", port=0, backend="sim", pins={15: {"lease_only": True}}) as server:
+        result = cli(home, server.address, "on", "7", "11", "15", "--time-ms", "200")
+        one_line_error(result, 1, "with a lease", "BOARD7 (GPIO4), BOARD11 (GPIO17) were driven already",
+                       "a timed task runs to its end")
+        first = cli(home, server.address, "on", "15", "7", "--time-ms", "200")
+        one_line_error(first, 1, "with a lease")
+        assert "driven already" not in first.stderr
+
+
 @pytest.mark.parametrize("args, fragment", [
     (("on", "1"), "board pin 1 is 3V3 power, not a GPIO"),
     (("on", "GPIO99"), "GPIO99 is not on the 40-pin header"),

@@ -26,6 +26,7 @@ import sys
 import threading
 from typing import Any, Callable, Dict, Optional
 
+from ..errors import ServerError
 from .common import (EXIT_OK, UsageError, add_connection_options, client_verb, duration_ms,
                      examples, level, phase_s, unique, without_held)
 from .pinlist import EveryPin, flatten, names, pins_arg
@@ -97,8 +98,17 @@ def _task(args: argparse.Namespace, remote: Any) -> int:
               "pulse": pin.pulse}[op] for pin in pins]
 
     def send() -> None:
-        for task in tasks:
-            task(**fields, lease_ms=args.lease_ms, revert=args.revert)
+        for index, task in enumerate(tasks):
+            try:
+                task(**fields, lease_ms=args.lease_ms, revert=args.revert)
+            except ServerError as exc:  # the rules are judged pin by pin: say what already runs
+                if not index:
+                    raise
+                driven = names(args.pins[:index])
+                raise type(exc)(f"{exc.message}; {driven} {'was' if index == 1 else 'were'} driven "
+                                "already (pins are driven in the order given): a timed task runs "
+                                "to its end, anything else is made safe as this command ends",
+                                code=exc.code, detail=exc.detail) from None
 
     send()
     timed = args.time_ms > 0
