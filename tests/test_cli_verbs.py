@@ -550,6 +550,18 @@ def test_a_token_from_the_environment_or_a_file(home, secured, tmp_path):
     assert cli(home, secured.address, "state").returncode == 0
 
 
+def test_no_token_talks_to_a_server_without_authentication_despite_a_token_file(home, server):
+    (home / ".config" / "remoteio").mkdir(parents=True)
+    (home / ".config" / "remoteio" / "token").write_text(TOKEN)
+    (home / ".config" / "remoteio" / "token").chmod(0o600)
+    refused = cli(home, server.address, "ping")
+    one_line_error(refused, 1, "asks for no authentication", "--no-token")
+    assert cli(home, server.address, "ping", "--no-token").returncode == 0
+    assert cli(home, server.address, "--no-token", "read", "7").returncode == 0
+    both = cli(home, server.address, "ping", "--no-token", "--token-file", "x")
+    one_line_error(both, 2, "--no-token and --token-file")
+
+
 def test_no_token_or_a_wrong_one_is_refused(home, secured):
     one_line_error(cli(home, secured.address, "read", "7"), 1, "needs a token", "--token-file")
     one_line_error(cli(home, secured.address, "read", "7", REMOTEIO_TOKEN="wrong"), 1)

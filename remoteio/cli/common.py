@@ -219,8 +219,8 @@ def port_number(text: str) -> int:
 
 # ---- the connection ----------------------------------------------------------------
 #: the connection options' names (their dests); also taken before the command
-CONNECTION_OPTIONS = ("host", "port", "timeout", "token_file", "tls", "fingerprint", "cafile",
-                      "tofu")
+CONNECTION_OPTIONS = ("host", "port", "timeout", "token_file", "without_token", "tls", "fingerprint",
+                      "cafile", "tofu")
 DEFAULT_TIMEOUT = 5.0
 
 
@@ -268,6 +268,10 @@ def add_connection_options(parser: argparse.ArgumentParser, *, before_command: b
     group.add_argument("--token-file", dest=prefix + "token_file", metavar="FILE",
                        help="the token to authenticate with (default: $REMOTEIO_TOKEN, "
                             "$REMOTEIO_TOKEN_FILE, ~/.config/remoteio/token, /etc/remoteio/token)")
+    group.add_argument("--no-token", dest=prefix + "without_token", action="store_true", default=None,
+                       help="use no token, even one found in the environment or a token file: "
+                            "for a server without authentication (a client with a token "
+                            "refuses a server that asks for none)")
     group.add_argument("--token", dest=prefix + "no_token", action=NoTokenOption)
     group.add_argument("--tls", dest=prefix + "tls", action="store_true", default=None,
                        help="use TLS, verified against the system's CA store "
@@ -318,8 +322,12 @@ def connect(args: argparse.Namespace, *, long_lived: bool = False, reconnect: bo
     from ..tls import normalize_fingerprint
     from ..tokens import read_token_file
     host, port = server_address(args)
-    token = None
-    if args.token_file:
+    token: Any = None
+    if args.without_token:
+        if args.token_file:
+            raise UsageError("--no-token and --token-file: give one or the other")
+        token = False
+    elif args.token_file:
         try:
             token = read_token_file(args.token_file)
         except (OSError, ValueError) as exc:

@@ -244,7 +244,8 @@ class Greeting:
                 raise AuthFailed(
                     f"{self.where} asks for no authentication, but this client has a "
                     "token: refusing a server that cannot prove it knows it (an impostor?). "
-                    "To use a server without authentication, pass token=False")
+                    "To use a server without authentication, pass token=False "
+                    "(--no-token for the remoteio command)")
             return None
         if token is None:
             raise AuthRequired(f"{self.where} needs a token: give one (token= in Python, "
