@@ -86,6 +86,36 @@ def test_the_holder_hears_that_its_lease_ran_out(server):
     _run(scenario())
 
 
+def test_events_dropped_from_a_full_queue_count_in_the_next_events_missed(server, monkeypatch):
+    from remoteio.aio import pin as aio_pin
+    monkeypatch.setattr(aio_pin, "EVENT_QUEUE", 8)
+
+    async def scenario():
+        async with AsyncRemoteServer(*server.address) as remote:
+            button = await remote.pin(11)
+            await button.as_input(pull="down")
+            events = button.events().__aiter__()
+            first = asyncio.ensure_future(events.__anext__())
+            for _ in range(500):          # the reader is subscribed once the watch stands
+                if button.watching:
+                    break
+                await asyncio.sleep(0.01)
+            server.sim.drive(11, 1)
+            assert (await asyncio.wait_for(first, 5)).seq == 1
+            for _ in range(20):           # 40 edges, nobody reading: 32 dropped from the head
+                server.sim.drive(11, 0)
+                server.sim.drive(11, 1)
+            for _ in range(500):
+                if button.missed_events >= 32:
+                    break
+                await asyncio.sleep(0.01)
+            got = [await asyncio.wait_for(events.__anext__(), 5) for _ in range(8)]
+            assert [e.seq for e in got] == list(range(34, 42))
+            assert got[0].missed == 32 and all(e.missed == 0 for e in got[1:])
+            assert button.missed_events == 32
+    _run(scenario())
+
+
 def test_a_call_timeout_is_a_call_timeout_and_the_call_is_forgotten(server):
     async def scenario():
         async with AsyncRemoteServer(*server.address, timeout=0.2) as remote:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, AsyncIterator, Callable, Dict, List, Mapping, Optional, Set, Tuple, Union
+from typing import Any, AsyncIterator, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 from ..client import display
 from ..errors import PinClosed, ServerError
@@ -48,7 +48,8 @@ class AsyncRemotePin:
         self._on_lease_expired: Optional[Callable] = None
         self._callbacks: Dict[str, Optional[Callable[[PinEvent], Any]]] = {
             "changed": None, "high": None, "low": None}
-        self._queues: Set["asyncio.Queue[PinEvent]"] = set()
+        #: each reader's queue -> the events dropped from its head since it last took one
+        self._queues: Dict["asyncio.Queue[PinEvent]", int] = {}
         self._subscribers: List[Callable[[PinEvent], None]] = []
 
     def subscribe(self, listener: Callable[[PinEvent], None]) -> None:
@@ -277,13 +278,18 @@ class AsyncRemotePin:
         watch is started for you); at most EVENT_QUEUE wait unread, older
         ones are dropped and counted in the next event's ``missed``."""
         queue: "asyncio.Queue[PinEvent]" = asyncio.Queue(EVENT_QUEUE)
-        self._queues.add(queue)
+        self._queues[queue] = 0
         try:
             await self.watch()
             while True:
-                yield await queue.get()
+                event = await queue.get()
+                dropped = self._queues.get(queue, 0)
+                if dropped:   # the ones dropped just before it (a full queue) are its missed
+                    self._queues[queue] = 0
+                    event = event._replace(missed=event.missed + dropped)
+                yield event
         finally:
-            self._queues.discard(queue)
+            self._queues.pop(queue, None)
 
     async def wait_for_edge(self, edge: str = "both",
                             timeout: Optional[float] = None) -> Optional[PinEvent]:
@@ -296,7 +302,7 @@ class AsyncRemotePin:
         """Wait until the pin reads *value* (0 or 1); False after *timeout*."""
         wanted = binary("value", value)
         queue: "asyncio.Queue[PinEvent]" = asyncio.Queue(EVENT_QUEUE)
-        self._queues.add(queue)
+        self._queues[queue] = 0
         try:
             await self.watch()
             if await self.read() == wanted:  # a PWM output's 0.3 is neither
@@ -304,17 +310,17 @@ class AsyncRemotePin:
             return await self._from(queue, lambda e: e.value == wanted,
                                     timeout) is not None
         finally:
-            self._queues.discard(queue)
+            self._queues.pop(queue, None)
 
     async def _next(self, match: Callable[[PinEvent], bool],
                     timeout: Optional[float]) -> Optional[PinEvent]:
         queue: "asyncio.Queue[PinEvent]" = asyncio.Queue(EVENT_QUEUE)
-        self._queues.add(queue)
+        self._queues[queue] = 0
         try:
             await self.watch()
             return await self._from(queue, match, timeout)
         finally:
-            self._queues.discard(queue)
+            self._queues.pop(queue, None)
 
     @staticmethod
     async def _from(queue: "asyncio.Queue[PinEvent]", match: Callable[[PinEvent], bool],
@@ -349,7 +355,8 @@ class AsyncRemotePin:
                     log.exception("a listener of BOARD%d raised", self.board)
             for queue in list(self._queues):
                 if queue.full():
-                    queue.get_nowait()
+                    oldest = queue.get_nowait()
+                    self._queues[queue] += 1 + oldest.missed
                     self.missed_events += 1
                 queue.put_nowait(event)
             for kind in ("changed", "high" if event.edge == "rising" else "low"):
