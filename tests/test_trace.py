@@ -65,3 +65,14 @@ def test_a_trace_becomes_a_dataframe_and_a_timing_diagram(client):
     ax = trace.plot()
     assert [label.get_text() for label in ax.get_yticklabels()] == ["BOARD13", "BOARD7"]
     assert len(ax.lines) == 2
+
+
+def test_without_pandas_or_matplotlib_a_trace_says_what_to_install(client, monkeypatch):
+    import sys
+    for name in ("pandas", "matplotlib", "matplotlib.pyplot"):
+        monkeypatch.setitem(sys.modules, name, None)   # as if not installed: import raises
+    trace = client.trace([7], 0.05)
+    with pytest.raises(ImportError, match="needs pandas: pip install pandas"):
+        trace.to_dataframe()
+    with pytest.raises(ImportError, match=r"needs matplotlib: pip install 'remoteio\[jupyter\]'"):
+        trace.plot()

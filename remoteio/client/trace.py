@@ -65,15 +65,21 @@ class Trace:
         return times, levels
 
     def to_dataframe(self) -> Any:
-        """The rows as a pandas DataFrame (needs pandas)."""
-        import pandas
+        """The rows as a pandas DataFrame (needs pandas: ``pip install pandas``)."""
+        try:
+            import pandas
+        except ImportError:
+            raise ImportError("Trace.to_dataframe() needs pandas: pip install pandas") from None
         return pandas.DataFrame(self.to_rows(), columns=["pin", "t_s", "ts_ns", "value", "edge"])
 
     def plot(self, ax: Any = None) -> Any:
         """A timing diagram, one lane per pin, like a logic analyser (needs
         matplotlib: ``pip install 'remoteio[jupyter]'``); returns the axes."""
         if ax is None:
-            import matplotlib.pyplot as plt
+            try:
+                import matplotlib.pyplot as plt
+            except ImportError:
+                raise ImportError("Trace.plot() needs matplotlib: pip install 'remoteio[jupyter]'") from None
             _, ax = plt.subplots(figsize=(8, 0.8 + 0.6 * max(1, len(self.pins))))
         for lane, pin in enumerate(reversed(self.pins)):
             times, levels = self.steps(pin)
