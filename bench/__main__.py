@@ -35,6 +35,7 @@ import argparse
 import json
 import os
 import platform
+import signal
 import sys
 import time
 import traceback
@@ -86,6 +87,9 @@ def main(argv=None) -> int:
     parser.add_argument("--only", default="", metavar="SECTION,...",
                         help=f"measure only these (the floors always): {', '.join(SECTIONS)}")
     args = parser.parse_args(argv)
+    # stopped by SIGTERM (kill, timeout(1)), the bench stops the servers it started, as for
+    # Ctrl-C: their with-blocks run (a SIGTERM's default left a server serving, orphaned)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     plan = SMOKE if args.smoke else QUICK if args.quick else FULL
     chosen = [s.strip() for s in args.only.split(",") if s.strip()] or [
         s for s in SECTIONS if not (args.smoke and s in NOT_IN_SMOKE)]
