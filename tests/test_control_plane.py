@@ -221,6 +221,34 @@ def test_the_output_cap_holds_at_every_append_and_the_memory_comes_back():
             f"{(me.memory_info().rss - baseline) / 2**20:.0f} MiB were not given back"
 
 
+def test_the_output_of_all_connections_together_is_bounded_and_the_worst_reader_goes_first(caplog):
+    me = psutil.Process()
+    caplog.set_level("INFO", logger="remoteio.server.listener")
+    with sim_server(max_buffer=256 << 20, max_output=4 << 20) as server:  # each alone: 256 MiB
+        owner = hello(server.address)
+        assert owner.call({"id": 1, "op": "blink", "pin": 7, "on_time": 0.001, "off_time": 0.001})["ok"]
+        assert wait_until(lambda: len(server.sim.history(7)) >= 4096, timeout=20)
+        assert owner.call({"id": 2, "op": "off", "pin": 7})["ok"]   # ~90 KB per history reply
+        one = frames(1, id=1, op="sim", action="history", pin=7)
+        abusers = [MuteClient(server.address, one * 2048) for _ in range(3)]
+        ports = {a.sock.getsockname()[1] for a in abusers}
+
+        def open_abusers() -> int:
+            return sum(1 for c in me.net_connections("tcp") if c.raddr and c.raddr[1] in ports
+                       and c.laddr[1] == server.port)
+        try:
+            # 3 x 2,048 history requests of ~90 KB: far past 4 MiB together, none alone
+            # near its own 256 MiB
+            # (closed by the cap, not by TCP's user timeout, which would close them after 19 s)
+            assert wait_until(lambda: "the most of any connection" in caplog.text, 30, 0.05), \
+                "no connection was closed while all of them held far more than the cap"
+            assert wait_until(lambda: open_abusers() < 3, 10, 0.05)
+            assert owner.call({"id": 3, "op": "ping"})["ok"]   # a reader is served all along
+        finally:
+            for abuser in abusers:
+                abuser.close()
+
+
 # ---- queued work ------------------------------------------------------------------------
 
 def test_a_disconnect_with_a_full_queue_keeps_the_worker_and_runs_the_queued_work(server):

@@ -71,7 +71,7 @@ class Server:
                  disconnect_policy: str = "finish", max_connections: int = 256,
                  heartbeat_timeout: float = 120.0, hang_timeout: float = 10.0,
                  max_frame: int = MAX_FRAME, backlog: int = 1024,
-                 event_buffer: int = 1 << 20, max_buffer: int = 16 << 20,
+                 event_buffer: int = 1 << 20, max_buffer: int = 16 << 20, max_output: int = 64 << 20,
                  on_housekeeping: Optional[Callable[[float], None]] = None,
                  advertise: bool = False, realtime_priority: int = 0,
                  buses: Optional[Dict[Any, Any]] = None, bus_default_access: str = "write",
@@ -115,7 +115,8 @@ class Server:
         self.realtime_priority = realtime_priority
         self.backlog = backlog
         self.event_buffer = event_buffer
-        self.max_buffer = max_buffer
+        self.max_buffer = max_buffer      # one connection's output waiting
+        self.max_output = max_output      # all of theirs together
         self.on_housekeeping = on_housekeeping  # once a second on the I/O thread (a watchdog)
         self._own_backend = not isinstance(backend, Backend)
         self.backend: Backend = (
@@ -191,7 +192,7 @@ class Server:
             self._sock, selector=selector,
             new_session=lambda: Session(welcome, self._authenticator),
             max_frame=self.max_frame, max_connections=self.max_connections,
-            event_buffer=self.event_buffer, max_buffer=self.max_buffer, tls=tls,
+            event_buffer=self.event_buffer, max_buffer=self.max_buffer, max_output=self.max_output, tls=tls,
             heartbeat_timeout=self.heartbeat_timeout, on_housekeeping=self.on_housekeeping)
         self.pool = WorkerPool(self._zygote, selector, hang_timeout=self.hang_timeout)
         self.router = Router(

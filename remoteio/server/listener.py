@@ -22,7 +22,9 @@ while a worker it feeds is congested.
 Slow readers: replies are never dropped, but once a connection has more than
 ``event_buffer`` bytes waiting, new *events* for it are dropped (its client
 sees the gap in the per-pin ``seq`` numbers); a frame that would take it
-past ``max_buffer`` bytes closes it at once, with a log line saying why.
+past ``max_buffer`` bytes closes it at once, with a log line saying why. All
+connections together hold at most ``max_output`` bytes waiting: a frame that
+would pass it closes the connection with the most waiting first.
 """
 from __future__ import annotations
 
@@ -69,7 +71,7 @@ class Listener(FrameSharing):
     def __init__(self, sock: socket.socket, *, selector: selectors.BaseSelector,
                  new_session: Callable[[], Session], max_frame: int,
                  max_connections: int = 256, event_buffer: int = 1 << 20,
-                 max_buffer: int = 16 << 20, eof_grace: float = 30.0,
+                 max_buffer: int = 16 << 20, max_output: int = 64 << 20, eof_grace: float = 30.0,
                  tls: Optional[ssl.SSLContext] = None, greeting_timeout: float = 30.0,
                  heartbeat_timeout: float = 0.0,
                  on_housekeeping: Optional[Callable[[float], None]] = None):
@@ -80,6 +82,8 @@ class Listener(FrameSharing):
         self.max_connections = max_connections
         self.event_buffer = event_buffer
         self.max_buffer = max_buffer
+        self.max_output = max_output  # every connection's output waiting, together
+        self.output_waiting = 0
         self.eof_grace = eof_grace
         self.tls = tls
         self.greeting_timeout = greeting_timeout
@@ -343,6 +347,7 @@ class Listener(FrameSharing):
         self._set_events(conn, 0)
         conn.transport.close()
         big = len(conn.out) > memory.MMAP_THRESHOLD
+        self.output_waiting -= len(conn.out)
         conn.out = bytearray()  # an abusive connection's memory goes back at once
         conn.protocol.discard()
         self._dirty.discard(conn)
@@ -392,7 +397,17 @@ class Listener(FrameSharing):
             self._close(conn, f"not reading: {len(conn.out) + len(frame)} bytes would be "
                               f"waiting (the limit is {limit})")
             return
+        while self.output_waiting + len(frame) > self.max_output:
+            # the server's memory, not one connection's: the worst reader goes first
+            worst = max(self.connections.values(), key=lambda c: len(c.out))
+            if not worst.out:
+                break
+            self._close(worst, f"not reading: {len(worst.out)} bytes waiting, the most of any "
+                               f"connection, while all of them would hold more than {self.max_output}")
+            if worst is conn:
+                return
         conn.out += frame
+        self.output_waiting += len(frame)
         self._dirty.add(conn)
 
     def _flush(self) -> None:
@@ -411,6 +426,7 @@ class Listener(FrameSharing):
                 self._close(conn, f"send failed: {exc}")
                 return
             del conn.out[:sent]
+            self.output_waiting -= sent
         self._update_events(conn)
         if conn.eof:
             self._maybe_finish(conn)
