@@ -164,6 +164,23 @@ def test_a_burst_of_info_requests_freezes_neither_pings_nor_lease_events(server_
         mute.close()
 
 
+def test_others_filling_a_pins_syncs_never_crowd_out_its_holders_own_sync():
+    with sim_server() as server:
+        owner = hello(server.address, timeout=10.0)
+        owner.request("on", pin=26, time_ms=1500)
+        squatter = hello(server.address, timeout=10.0)
+        squatter.send(b"".join(b'{"id":%d,"op":"sync","pin":26}\n' % n for n in range(1001)))
+        refused = squatter.recv()          # the others' 1,000 are held; the 1,001st is not
+        assert refused["id"] == 1000 and refused["error"]["code"] == "server_busy", refused
+        assert "other than its holder" in refused["error"]["message"]
+        answer = owner.call({"id": 7, "op": "sync", "pin": 26})   # the end of the task, not busy
+        assert answer["ok"], answer
+        assert server.sim.value(26) == 0.0
+        assert all(squatter.recv()["ok"] for _ in range(1000))
+        for conn in (owner, squatter):
+            conn.close()
+
+
 def test_syncs_held_on_a_long_task_pause_no_other_client_of_that_pin():
     """A sync is answered when the pin's work ends (here in 10 s). 1,100 of them
     from one client must not count as a worker that is behind: then every

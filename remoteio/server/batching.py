@@ -99,7 +99,7 @@ class PinBatching:
                     if len(inflight) >= MAX_INFLIGHT:
                         raise ServerBusy(f"{describe(board)} has {MAX_INFLIGHT} requests in progress")
                     if op == "sync":
-                        check_waiting(handle, describe(board))
+                        check_waiting(handle, describe(board), ownership.owner(board) == conn)
                     if req.spec.claims:
                         if op == "close" or ownership.owner(board) != conn:
                             ownership.claim(conn, board, op)
@@ -117,6 +117,8 @@ class PinBatching:
                 inflight[self._seq] = _new(Inflight, (conn, req.id_json, None))
                 if op == "sync":
                     handle.waiting.add(self._seq)
+                    if ownership.owner(board) == conn:
+                        handle.held_waiting.add(self._seq)
                 batch.append(encoded_task(self._seq, conn, req.id_json, op, args, False))
             if self.pool.congested(handle):  # inflight and the batch only grew in the run
                 self._feeding[conn].add(handle)
@@ -134,6 +136,7 @@ class PinBatching:
                 entry = inflight.pop(message.seq, None)
                 if waiting:
                     waiting.discard(message.seq)
+                    handle.held_waiting.discard(message.seq)
                 if entry is not None:
                     if entry.conn != run_conn and run:
                         outlet.replies(run_conn, run)
@@ -146,6 +149,7 @@ class PinBatching:
                     entry = inflight.pop(seq, None)
                     if waiting:
                         waiting.discard(seq)
+                        handle.held_waiting.discard(seq)
                     if entry is not None:
                         if entry.conn != run_conn and run:
                             outlet.replies(run_conn, run)

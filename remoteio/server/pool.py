@@ -49,10 +49,14 @@ _READ = selectors.EVENT_READ
 _WRITE = selectors.EVENT_WRITE
 
 
-def check_waiting(handle: "WorkerHandle", name: str) -> None:
-    """ServerBusy if *handle*'s worker holds :data:`MAX_WAITING` syncs already."""
-    if len(handle.waiting) >= MAX_WAITING:
-        raise ServerBusy(f"{name} has {MAX_WAITING} syncs waiting already")
+def check_waiting(handle: "WorkerHandle", name: str, holder: bool = False) -> None:
+    """ServerBusy if *handle*'s worker holds :data:`MAX_WAITING` syncs already: the pin
+    holder's and everyone else's counted apart, so that others' syncs (anyone may ask)
+    never crowd out the holder's own ``wait=True``."""
+    held = len(handle.held_waiting)
+    if (held if holder else len(handle.waiting) - held) >= MAX_WAITING:
+        raise ServerBusy(f"{name} has {MAX_WAITING} syncs waiting already"
+                         + ("" if holder else " from connections other than its holder"))
 
 
 class WorkerHandle:
@@ -61,7 +65,7 @@ class WorkerHandle:
     router's; the rest is the pool's."""
 
     __slots__ = ("key", "kind", "settings", "generation", "tasks", "replies", "pid", "inflight",
-                 "waiting", "probe_sent", "writing", "exit_status")
+                 "waiting", "held_waiting", "probe_sent", "writing", "exit_status")
 
     def __init__(self, key: Any, kind: str, generation: int, tasks: Channel, replies: Channel,
                  settings: Dict[str, Any]):
@@ -74,6 +78,7 @@ class WorkerHandle:
         self.pid: Optional[int] = None
         self.inflight: Dict[int, Any] = {}
         self.waiting: Set[int] = set()   # the seqs in inflight of syncs (the router's too)
+        self.held_waiting: Set[int] = set()   # those of them the pin's holder sent
         self.probe_sent: Optional[float] = None
         self.writing = False          # is the task pipe watched for writing?
         self.exit_status: Optional[int] = None

@@ -228,11 +228,14 @@ class Router(BusRouting, ExpanderRouting, PinBatching):
     def _dispatch(self, handle: WorkerHandle, conn: int, id_json: str, op: str,
                   args: Dict[str, Any], part: Optional[GatherPart], board: Any = None) -> None:
         if op == "sync":
-            check_waiting(handle, describe(board) if isinstance(board, int) else str(board))
+            holder = self.ownership.owner(board) == conn
+            check_waiting(handle, describe(board) if isinstance(board, int) else str(board), holder)
         self._seq += 1
         handle.inflight[self._seq] = Inflight(conn, id_json, part)
         if op == "sync":
             handle.waiting.add(self._seq)
+            if holder:
+                handle.held_waiting.add(self._seq)
         task = Task(self._seq, conn, id_json, op, args, part is not None)
         self._queue(handle, self._for(handle, board, task))
         if self.pool.congested(handle):
@@ -313,6 +316,7 @@ class Router(BusRouting, ExpanderRouting, PinBatching):
     def _fail_inflight(self, handle: WorkerHandle, error: ServerError) -> None:
         entries, handle.inflight = list(handle.inflight.values()), {}
         handle.waiting.clear()
+        handle.held_waiting.clear()
         for entry in entries:
             if entry.part is not None:
                 self._part_done(entry.part, (error.code, error.message, None))
