@@ -150,11 +150,12 @@ def test_a_workers_replies_go_out_in_order_together_per_connection_and_before_a_
     router.outlet = outlet
     handle = SimpleNamespace(inflight={seq: Inflight(conn, str(seq), None)
                                        for seq, conn in ((1, 1), (2, 1), (3, 2), (4, 1), (5, 1),
-                                                         (6, 2), (7, 2))}, waiting={4, 6})
+                                                         (6, 2), (7, 2))}, waiting={4, 6},
+                             held_waiting={6})
     router._deliver(handle, [Reply(1, b"a\n"), Reply(2, b"b\n"), Reply(99, b"gone\n"),
                              Reply(3, b"c\n"), Event((1,), b"e\n"), Reply(4, b"d\n"),
                              Replies([5, 98, 6, 7], [b"f\n", b"gone\n", b"g\n", b"h\n"])])
     assert calls == [("replies", 1, [b"a\n", b"b\n"]), ("replies", 2, [b"c\n"]),
                      ("event", (1,), b"e\n"), ("replies", 1, [b"d\n", b"f\n"]),
                      ("replies", 2, [b"g\n", b"h\n"])]
-    assert handle.inflight == {} and handle.waiting == set()   # the syncs' answers counted too
+    assert handle.inflight == {} and handle.waiting == set() == handle.held_waiting  # syncs too
