@@ -36,7 +36,7 @@ class EdgeDriver:
     def check_input(self, pull: str) -> None:
         pass
 
-    def make_input(self, pull: str, bounce_ms: float) -> None:
+    def make_input(self, pull: str, bounce_ms: float, pwm_stops_at=None) -> None:
         self.level = 1 if pull == "up" else 0   # the line re-claimed: edges off meanwhile
 
 
