@@ -31,9 +31,10 @@ EXPECTED = {
         "acked_write.library.26.busy", "acked_write.gpiozero"],
     "client_cost": ["client_cost.raw", "client_cost.library", "client_cost.gpiozero"],
     "pipelined": ["pipelined.1conn.1pin", "pipelined.1conn.8pins", "pipelined.4conn.8pins"],
-    "timing": ["timing.floor.idle", "timing.on100.idle", "timing.blink.idle",
-               "timing.on100.floor.idle", "timing.floor.busy", "timing.on100.busy",
-               "timing.blink.busy", "timing.on100.floor.busy"] + (
+    "timing": ["timing.floor.plain.idle", "timing.floor.idle", "timing.on100.idle",
+               "timing.blink.idle", "timing.on100.floor.idle", "timing.floor.plain.busy",
+               "timing.floor.busy", "timing.on100.busy", "timing.blink.busy",
+               "timing.on100.floor.busy"] + (
                    ["timing.on100.rt.idle", "timing.on100.rt.busy"] if _realtime_allowed()
                    else ["timing.on100.rt"]),
     "edge": ["edge.raw", "edge.callback"],

@@ -4,7 +4,9 @@ The base of every worker kind (a pin now; a bus or an expander later). It
 blocks in ``select`` on its task pipe, on its reply pipe while replies wait
 to be written, and on a wake pipe for its edge thread, with a timeout that
 is the next moment its resource needs it (:meth:`Worker.next_wake`), so it
-never spins and its timing has microsecond resolution. Both pipes are
+never spins and its timing has microsecond resolution (a long wait is slept
+in two parts, so that the kernel's timer slack does not make it late:
+timer.py). Both pipes are
 non-blocking: a server that is slow to read can delay replies but never the
 clock (a lease fires at its deadline whatever the clients do); the clock is
 checked between the messages of a long batch too.
@@ -24,6 +26,7 @@ from typing import Any, List, Optional, Tuple
 
 from .channel import Channel, ChannelClosed
 from .messages import Event, PartReply, Replies, decode, encode
+from .timer import sleep_for
 from .wakeup import WakePipe
 
 log = logging.getLogger(__name__)
@@ -92,11 +95,16 @@ class Worker:
         try:
             while self.running:
                 wake_at = self.next_wake()
-                timeout = None if wake_at is None else max(0.0, wake_at - time.monotonic())
                 sources, sinks = self.event_fds(), self.write_fds()
-                readable, writable, _ = select.select(
-                    (tasks, wake) + sources, ((replies,) if self.replies.pending else ()) + sinks,
-                    (), timeout)
+                readers = (tasks, wake) + sources
+                writers = ((replies,) if self.replies.pending else ()) + sinks
+                while True:
+                    readable, writable, _ = select.select(
+                        readers, writers, (), sleep_for(wake_at, time.monotonic()))
+                    # the early end of a long wait (timer.py) sleeps the rest, for the same
+                    # wake_at: asked again, a blink's next change would be the one after
+                    if readable or writable or wake_at is None or time.monotonic() >= wake_at:
+                        break
                 for fd in sources:
                     if fd in readable:
                         self.service(fd)

@@ -32,6 +32,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from .messages import (KILL, QUIT, SPAWN, Exited, Kill, Quit, Spawn, Spawned, decode, encode,
                        encoded_spawned)
 from .spawn import SERVERS_SIGNALS, drop_inherited, fork_function, set_handler
+from .timer import tighten_timer_slack
 from .wakeup import WakePipe
 from ..errors import ZygoteGone  # noqa: F401 (defined in errors.py)
 
@@ -164,6 +165,7 @@ def _serve(sock: socket.socket, kinds: Dict[str, WorkerMain]) -> None:
     drop_inherited([], keep=sock.fileno())         # no listening socket, no client's
     sock.settimeout(5.0)  # a reply to a server that stopped reading is dropped, not waited on
     exits = _exit_pipe()
+    tighten_timer_slack()  # every worker inherits it: its deadlines within ~1 µs (timer.py)
     rehearse_loop(kinds, exits)
     gc.freeze()  # what is here now is shared with every worker: keep the GC off its pages
     _loop(sock, kinds, exits, fork_function())  # one thread: no at-fork hooks needed (spawn.py)
