@@ -16,6 +16,7 @@ from remoteio.server.timer import TIMER_SLACK_NS, WHOLE_UP_TO, sleep_for, tighte
 from remoteio.server.worker import Worker
 from remoteio.testing import wait_until, worker_pid
 
+
 #: what Linux may add to a select of t seconds (fs/select.c), with the default thread slack
 def _kernel_slack(wait: float) -> float:
     return max(min(wait / 1000, 0.1), 50e-6)
