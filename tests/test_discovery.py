@@ -216,3 +216,23 @@ def test_remoteio_discover_says_when_nobody_answered(lan):
                             cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and json.loads(result.stdout) == []
     assert "no remoteio server answered within 1 s" in result.stderr
+
+
+def test_an_interface_that_is_no_address_is_refused_by_name():
+    pytest.importorskip("zeroconf")
+    from remoteio import RemoteServer
+    with pytest.raises(ValueError, match="'eth0' is not an IPv4 address"):
+        RemoteServer.discover(timeout=0.1, interfaces=["eth0"])
+
+
+def test_an_address_this_machine_lacks_is_named_in_the_error_and_the_exit_is_a_usage_one():
+    pytest.importorskip("zeroconf")
+    from remoteio import RemoteServer
+    lacking = "192.0.2.77"  # TEST-NET-1: documentation only, on no machine's interface
+    with pytest.raises(ValueError, match=r"cannot browse on 192\.0\.2\.77"):
+        RemoteServer.discover(timeout=0.1, interfaces=[lacking])
+    result = subprocess.run([sys.executable, "-m", "remoteio", "discover", "--timeout", "0.1",
+                             "--interface", lacking],
+                            cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert "192.0.2.77" in result.stderr and "ip -4 addr" in result.stderr

@@ -244,6 +244,30 @@ def advertise_server(server: "Server") -> Optional[Advertiser]:
 
 
 # ---- browsing --------------------------------------------------------------------------
+def check_interfaces(interfaces: Sequence[str]) -> List[str]:
+    """The interfaces to browse on, each an IPv4 address (ValueError naming
+    the one that is not).
+
+    >>> check_interfaces(["192.168.1.20"])
+    ['192.168.1.20']
+    >>> check_interfaces(["eth0"])
+    Traceback (most recent call last):
+    ...
+    ValueError: interface 'eth0' is not an IPv4 address (name one of this machine's)
+    """
+    chosen = []
+    for interface in interfaces:
+        try:
+            address = ipaddress.ip_address(str(interface).strip())
+        except ValueError:
+            address = None
+        if not isinstance(address, ipaddress.IPv4Address):
+            raise ValueError(f"interface {interface!r} is not an IPv4 address (name one of this "
+                             "machine's)")
+        chosen.append(str(address))
+    return chosen
+
+
 def browse(timeout: float = 3.0, interfaces: Optional[Sequence[str]] = None) -> List[DiscoveredServer]:
     """The remoteio servers that answer within *timeout* seconds."""
     zeroconf = require_zeroconf()
@@ -257,8 +281,15 @@ def browse(timeout: float = 3.0, interfaces: Optional[Sequence[str]] = None) -> 
             elif state_change is not removed and name not in names:
                 names.append(name)
     removed = zeroconf.ServiceStateChange.Removed
-    zc = zeroconf.Zeroconf(interfaces=list(interfaces) if interfaces else zeroconf.InterfaceChoice.All,
-                           ip_version=zeroconf.IPVersion.V4Only)
+    chosen = check_interfaces(interfaces) if interfaces else None
+    try:
+        zc = zeroconf.Zeroconf(interfaces=chosen or zeroconf.InterfaceChoice.All,
+                               ip_version=zeroconf.IPVersion.V4Only)
+    except OSError as exc:
+        if chosen is None:
+            raise
+        raise ValueError(f"cannot browse on {', '.join(chosen)}: {exc.strerror or exc} (an interface "
+                         "is named by an IPv4 address this machine has; `ip -4 addr` lists them)") from None
     try:
         browser = zeroconf.ServiceBrowser(zc, SERVICE_TYPE, handlers=[changed])
         deadline = time.monotonic() + timeout
