@@ -45,6 +45,7 @@ def test_the_waits_reach_the_deadline_in_a_few_steps_and_never_pass_it(left):
 def test_a_short_wait_or_none_is_slept_whole():
     assert sleep_for(None, 1.0) is None
     assert abs(sleep_for(1.0005, 1.0) - 0.0005) < 1e-12
+    assert abs(sleep_for(1.019, 1.0) - 0.019) < 1e-12  # up to 20 ms: its slack is at most 20 µs
     assert sleep_for(0.5, 1.0) == 0.0
 
 
@@ -134,10 +135,11 @@ class FakeClock:
 
 
 class Blinking(Worker):
-    """A level that changes every 20 ms from its start, asked like a blink:
-    the next change is the one after *now* (jobs.Blink)."""
+    """A level that changes every 50 ms from its start (a wait long enough to
+    be split), asked like a blink: the next change is the one after *now*
+    (jobs.Blink)."""
 
-    PERIOD = 0.02
+    PERIOD = 0.05
 
     def __init__(self, tasks, replies, clock, changes):
         super().__init__(tasks, replies)

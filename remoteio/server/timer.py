@@ -6,8 +6,10 @@ fs/select.c, at least the thread's own slack, 50 µs by default), so that
 timers can be grouped: 100 µs on every 100 ms pulse, for any process not
 real-time. A worker therefore sleeps a long wait in two parts: most of it,
 ending early by more than that slack, then the short rest, whose slack is
-the thread's own, which :func:`tighten_timer_slack` makes 1 µs. One extra
-wake-up per deadline, never a spin.
+0.1 % of it, or the thread's own, which :func:`tighten_timer_slack` makes
+1 µs. One extra wake-up per deadline more than 20 ms away, never a spin; a
+shorter wait (a 100 Hz blink's 5 ms) is slept whole, its slack at most
+20 µs, less than a wake-up would cost.
 
 >>> sleep_for(None, 5.0) is None       # nothing due: sleep until a message
 True
@@ -15,6 +17,8 @@ True
 0.0997
 >>> round(sleep_for(10.1, 10.0997), 6) # ... then the rest in one short wait
 0.0003
+>>> round(sleep_for(10.005, 10.0), 6)  # 5 ms: slept whole
+0.005
 >>> sleep_for(9.0, 10.0)               # already due
 0.0
 """
@@ -30,8 +34,9 @@ log = logging.getLogger(__name__)
 _SLACK_MARGIN = 2 / 1000
 #: and a fixed margin for the wake-up itself (a VM's scheduler is slow to run us)
 _EARLY = 100e-6
-#: waits up to this long are slept whole: their slack is the thread's own
-WHOLE_UP_TO = 1e-3
+#: waits up to this long are slept whole: their slack (at most 20 µs) costs
+#: less than the wake-up that would save it
+WHOLE_UP_TO = 20e-3
 #: the thread's own timer slack, ns (prctl PR_SET_TIMERSLACK); inherited by forks
 TIMER_SLACK_NS = 1000
 _PR_SET_TIMERSLACK = 29
