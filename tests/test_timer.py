@@ -170,3 +170,26 @@ def test_no_change_of_a_blink_is_skipped_when_a_long_wait_ends_just_before_it(mo
     worker = Blinking(tasks_r, replies_w, clock, changes=20)
     worker.run()  # in this thread, on the fake clock: it ends after 20 changes
     assert worker.seen == list(range(1, 21))  # each change at its own wake-up, none stepped over
+
+
+def _voluntary_switches(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("voluntary_ctxt_switches:"):
+                return int(line.split()[1])
+    raise AssertionError("no voluntary_ctxt_switches in /proc/<pid>/status")
+
+
+def test_a_100_hz_blink_wakes_its_worker_once_per_change_not_twice(server, raw):
+    raw.request("open", pin=7)
+    pid = worker_pid(server, 7)
+    raw.request("blink", pin=7, on_time=0.005, off_time=0.005)  # 200 changes a second
+    before, since = _voluntary_switches(pid), time.monotonic()
+    deadline = since + 1.0
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+    switches = _voluntary_switches(pid) - before
+    elapsed = time.monotonic() - since
+    raw.request("off", pin=7)
+    # one sleep per change is ~200 a second; a split 5 ms wait would be ~400
+    assert switches < 300 * elapsed, switches
