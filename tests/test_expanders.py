@@ -285,6 +285,33 @@ def test_an_expander_declared_at_run_time_serves_timed_pins_and_interrupts():
             remote.declare_expander("mcp9", "pcf9999", address=0x38)
 
 
+@pytest.mark.parametrize("rules, refusal", [
+    (dict(buses={"i2c1": {"access": "none"}}), "I2C bus 1 is not served"),
+    (dict(buses={"i2c1": {"access": "read"}}), "I2C bus 1 is read-only"),
+    (dict(buses={"i2c1": {"addresses": [0x50]}}), "address 0x27 is not in its allowlist"),
+    (dict(pins={3: {"access": "read"}}), "BOARD3 .*read-only"),
+    (dict(pins={5: {"access": "none"}}), "BOARD5 .*not served"),
+])
+def test_an_expander_declared_at_run_time_is_bound_by_its_buss_rules_and_its_pins(rules, refusal):
+    with Server(host="127.0.0.1", port=0, backend="sim", declare_expanders=True, **rules) as server, \
+            RemoteServer(*server.address, timeout=5.0) as remote:
+        with pytest.raises(Forbidden, match=refusal):
+            remote.declare_expander("mcp7", "mcp23008", address=0x27)
+        with pytest.raises(BadPin):   # refused means not declared: no pin of it drives the bus
+            remote.pin("mcp7:A0").on()
+        assert server.backend.sim.chips.names == () or "mcp7" not in server.backend.sim.chips.names
+
+
+@pytest.mark.parametrize("buses, refusal", [
+    ({"i2c1": {"access": "none"}}, "not served"),
+    ({"i2c1": {"access": "read"}}, "read-only"),
+    ({"i2c1": {"addresses": [0x50]}}, "0x20 is not in its allowlist"),
+])
+def test_a_configured_expander_on_a_bus_its_rule_refuses_is_a_configuration_error(buses, refusal):
+    with pytest.raises(ValueError, match=rf"\[expanders.mcp0\].*{refusal}"):
+        Server(host="127.0.0.1", port=0, backend="sim", buses=buses, expanders=EXPANDERS)
+
+
 def test_the_configuration_file_allows_declaring_expanders_at_run_time():
     assert parse_config("").declare_expanders is False
     config = parse_config("[server]\ndeclare_expanders = true\n")

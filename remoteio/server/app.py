@@ -20,6 +20,7 @@ import time
 from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 from .._version import __version__
+from ..errors import Forbidden
 from ..settings import DEFAULT_PORT, DISCONNECT_POLICIES, MODES
 from .busconfig import bus_rules
 from .config import PinRule, ServerConfig
@@ -103,6 +104,11 @@ class Server:
         self.buses = BusGate(bus_default_access, bus_rules(buses or {}))
         #: [expanders]: name -> ExpanderSpec (docs/expanders.md)
         self.expanders = expanders_from_program(expanders)
+        for spec in self.expanders.values():   # an expander is a device of its bus: its rule binds it
+            try:
+                self.buses.check_expander(spec.name, spec.bus, spec.address)
+            except Forbidden as exc:
+                raise ValueError(f"[expanders.{spec.name}]: {exc.message} ([buses])") from None
         self.declare_expanders = declare_expanders   # clients may add expanders at run time
         self.max_frame = max_frame
         self.max_connections = max_connections

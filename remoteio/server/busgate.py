@@ -48,6 +48,24 @@ class BusGate:
             if rule.addresses is not None and addr not in rule.addresses:
                 raise Forbidden(f"{name}: address 0x{addr:02x} is not in its allowlist")
 
+    def check_expander(self, name: str, number: int, address: int) -> None:
+        """An I/O expander on I2C bus *number* at *address* is a device of
+        that bus, and it writes its registers (direction, pulls, outputs):
+        Forbidden unless the bus's rule lets writes to *address* through.
+
+        >>> BusGate("write", {("i2c", 1): BusRule("read")}).check_expander("mcp0", 1, 0x20)
+        Traceback (most recent call last):
+        ...
+        remoteio.errors.Forbidden: expander mcp0: I2C bus 1 is read-only (an expander writes its registers)
+        """
+        rule, bus = self.rule(("i2c", number)), bus_name(("i2c", number))
+        if rule.access == "none":
+            raise Forbidden(f"expander {name}: {bus} is not served (access none)")
+        if rule.access == "read":
+            raise Forbidden(f"expander {name}: {bus} is read-only (an expander writes its registers)")
+        if rule.addresses is not None and address not in rule.addresses:
+            raise Forbidden(f"expander {name}: {bus}: address 0x{address:02x} is not in its allowlist")
+
     def check_sim(self, number: int, address: int, action: str) -> None:
         """``sim`` on a pin of a bus's chip honours the bus's rule: nothing on a
         bus not served or an address not allowed; only history on a read-only bus."""

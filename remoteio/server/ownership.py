@@ -94,11 +94,7 @@ class Ownership:
         they bind a pin: it drives *boards* (Forbidden unless their access is "write")
         and only reads *listens* (an interrupt line: Forbidden if not served)."""
         boards, listens = tuple(boards), tuple(listens)
-        for board in boards + listens:
-            access = self.access(board)
-            if access == "none" or (access == "read" and board not in listens):
-                raise Forbidden(f"{bus} needs {describe(board)}, which the pin rules make "
-                                + ("not served" if access == "none" else "read-only"))
+        self.check_bus_pins(bus, boards, listens)
         boards += listens
         for board in boards:
             if self.owners.get(board) is not None:
@@ -107,6 +103,16 @@ class Ownership:
             holders = self.bus_held.setdefault(board, [])
             if bus not in holders:
                 holders.append(bus)
+
+    def check_bus_pins(self, bus: str, boards: Iterable[int], listens: Iterable[int] = ()) -> None:
+        """Forbidden unless the pin rules let *bus* drive *boards* and read
+        *listens* (what :meth:`hold_for_bus` checks, holding nothing)."""
+        listens = tuple(listens)
+        for board in tuple(boards) + listens:
+            access = self.access(board)
+            if access == "none" or (access == "read" and board not in listens):
+                raise Forbidden(f"{bus} needs {describe(board)}, which the pin rules make "
+                                + ("not served" if access == "none" else "read-only"))
 
     def release_bus(self, bus: str) -> None:
         for board, holders in list(self.bus_held.items()):

@@ -20,6 +20,7 @@ from .routebuses import MAX_INFLIGHT
 
 if TYPE_CHECKING:  # the attributes a Router has
     from .backends import Backend
+    from .busgate import BusGate
     from .expanderroute import Expanders
     from .ownership import Ownership
     from .pool import WorkerPool
@@ -31,6 +32,7 @@ log = logging.getLogger("remoteio.server.router")
 
 
 class ExpanderRouting:
+    buses: "BusGate"
     expanders: "Expanders"
     ownership: "Ownership"
     pool: "WorkerPool"
@@ -97,6 +99,10 @@ class ExpanderRouting:
             f"{key}: {message}" if key else message))
         if spec.interrupt is not None and not self.rules.served(spec.interrupt):
             raise Forbidden(f"interrupt: {describe(spec.interrupt)} is not served by this server")
+        # refused now, not at its first use: the bus's rule and its header pins' rules
+        self.buses.check_expander(spec.name, spec.bus, spec.address)
+        self.ownership.check_bus_pins(f"expander {spec.name} (I2C bus {spec.bus})",
+                                      BUS_PINS.get(("i2c", spec.bus), ()))
         try:
             self.status.slots(self.expanders.pins(spec))
         except KeyError:
