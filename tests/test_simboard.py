@@ -1,5 +1,6 @@
 """The simulated board and its gpiozero pin factory, without any server."""
 import os
+import select
 import threading
 
 import pytest
@@ -92,6 +93,40 @@ def test_edges_fire_when_changed_with_board_timestamps(backend):
     assert wait_until(lambda: len(seen) == 3, timeout=5)
     assert [s for _, s in seen] == [True, False, True]
     assert seen[0][0] <= seen[1][0] <= seen[2][0]
+    pin.when_changed = None
+
+
+def test_an_edge_waiting_for_a_stalled_edge_thread_is_told_once_by_catch_up(backend, monkeypatch):
+    import remoteio.server.backends.sim as sim
+    turn = threading.Event()  # the edge thread may poll only when the test says
+    real_poll = select.poll  # sim.select is the select module: patched for everyone
+
+    class StalledPoll:
+        def __init__(self):
+            self.poller = real_poll()
+
+        def register(self, fd, events):
+            self.poller.register(fd, events)
+
+        def poll(self, timeout=None):
+            turn.wait(10)
+            return self.poller.poll(timeout)
+    monkeypatch.setattr(sim.select, "poll", StalledPoll)
+    pin = backend.make_factory().pin(17)
+    pin.input_with_pull("down")
+    seen = []
+
+    def changed(ticks, state):
+        seen.append((state, threading.current_thread() is threading.main_thread()))
+    pin.when_changed = changed
+    backend.sim.drive(17, 1)  # a sim drive: the record waits in the pipe
+    assert seen == []
+    pin.catch_up()  # what a worker does before its tasks: told here, on this thread
+    assert seen == [(True, True)]
+    turn.set()  # the edge thread finds nothing left of that edge; the next is its own
+    backend.sim.drive(17, 0)
+    assert wait_until(lambda: len(seen) == 2, timeout=5)
+    assert seen == [(True, True), (False, False)]
     pin.when_changed = None
 
 

@@ -273,6 +273,16 @@ class PinDriver:
         fd = pin.event_fd()
         return () if fd is None else (fd,)
 
+    def catch_up(self) -> None:
+        """Tell the edges a backend's own thread has yet to read (the sim's
+        ``catch_up``), while watched; backends without it tell theirs in time."""
+        pin = self._pin
+        if self._watching and pin is not None and hasattr(pin, "catch_up"):
+            try:
+                pin.catch_up()
+            except Exception:  # the edge thread reads them still; the task goes on
+                log.exception("GPIO%d: catching up with edges failed", self.bcm)
+
     def read_events(self) -> None:
         try:
             self._pin.read_events()

@@ -145,6 +145,9 @@ class PinMachine(PinQueries):
     def service(self, fd: int) -> None:
         self.driver.read_events()
 
+    def catch_up(self) -> None:
+        self.driver.catch_up()
+
     def make_safe(self) -> None:
         """The pin's safe state: its safe value, then the line let go (a pin a reload
         made read-only or unserved is never driven, to its safe value neither)."""

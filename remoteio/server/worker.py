@@ -76,6 +76,10 @@ class Worker:
     def service(self, fd: int) -> None:
         """One of :meth:`event_fds` is readable."""
 
+    def catch_up(self) -> None:
+        """Tasks have come: first tell what a backend's own edge thread has yet to
+        (an edge made before a task is told before that task's reply)."""
+
     def write_fds(self) -> Tuple[int, ...]:
         """Descriptors of the resource the loop waits on for writing (a tty's
         output waiting for room), so that no write of the resource blocks."""
@@ -119,6 +123,7 @@ class Worker:
                     # what fell due while we slept comes before what just arrived: a
                     # renewal read after its lease's deadline must not revive the lease
                     self._advance_if_due()
+                    self.catch_up()
                     self._receive()
                 self.advance()
                 self.idle()  # before the replies: who saw a reply sees the status too

@@ -150,6 +150,13 @@ class SimPin(PiPin):
         if watcher is not None:
             watcher.stop()
 
+    def catch_up(self) -> None:
+        """Tell now the edges that the watcher thread has yet to read (see
+        :meth:`_EdgeWatcher.catch_up`); nothing while unwatched."""
+        watcher = self._watcher
+        if watcher is not None:
+            watcher.catch_up()
+
     def fire(self, level: int, t_ns: int) -> None:
         edges = self._edges
         if edges == "both" or edges == ("rising" if level else "falling"):
@@ -165,6 +172,9 @@ class _EdgeWatcher(threading.Thread):
         self.board = pin.board
         self.fd = self.board.wake_fd(pin.line)
         self._stopping = False
+        # the records are taken by this thread or by the worker's own (catch_up), one at a time
+        self._lock = threading.Lock()
+        self._window_end: Optional[int] = None  # bounce window: absorb edges until then
         SimBoard.read_edges(self.fd)  # stale records from before we watched
         self.reported = self.board.level(pin.line)
 
@@ -174,42 +184,51 @@ class _EdgeWatcher(threading.Thread):
         if threading.current_thread() is not self:
             self.join(timeout=2.0)
 
+    def catch_up(self) -> None:
+        """Tell the edges waiting in the pipe now, on the caller's thread: a
+        worker does before its tasks, so that an edge made before a task (a
+        ``sim drive``) is told before that task's reply (a read of the new level)."""
+        with self._lock:
+            if not self._stopping:
+                self._take(SimBoard.read_edges(self.fd))
+
     def run(self) -> None:
-        window_end: Optional[int] = None  # bounce window: absorb edges until then
-        line = self.pin.line
         poller = select.poll()  # millisecond timeouts are plenty for bounce windows
         poller.register(self.fd, select.POLLIN)
         while not self._stopping:
-            timeout = None
+            window_end, timeout = self._window_end, None
             if window_end is not None:
                 timeout = max(0.0, (window_end - time.monotonic_ns()) / 1e6)
             readable = poller.poll(timeout)
-            if self._stopping:
-                break
-            edges: List[Tuple[int, int]] = SimBoard.read_edges(self.fd) if readable else []
-            bounce_ns = int((self.pin.bounce or 0) * 1e9)
-            for level, t_ns in edges:
-                if window_end is not None and t_ns < window_end:
-                    continue  # a bounce: absorbed
-                window_end = None
-                if level != self.reported:
-                    self._report(level, t_ns)
-                    if bounce_ns:
-                        window_end = t_ns + bounce_ns
-            now = time.monotonic_ns()
-            if window_end is not None and now >= window_end:
-                # end of a bounce window: make sure the settled level was told
-                window_end = None
-                level = self.board.level(line)
-                if level != self.reported:
-                    self._report(level, now)
-                    window_end = now + bounce_ns if bounce_ns else None
-            elif window_end is None and edges and edges[-1][1] <= now:
-                # records dropped by a full pipe: catch up with the real level
-                # (not after records of the future: an echo already scheduled)
-                level = self.board.level(line)
-                if level != self.reported:
-                    self._report(level, now)
+            with self._lock:
+                if self._stopping:
+                    break
+                self._take(SimBoard.read_edges(self.fd) if readable else [])
+
+    def _take(self, edges: List[Tuple[int, int]]) -> None:
+        bounce_ns = int((self.pin.bounce or 0) * 1e9)
+        for level, t_ns in edges:
+            if self._window_end is not None and t_ns < self._window_end:
+                continue  # a bounce: absorbed
+            self._window_end = None
+            if level != self.reported:
+                self._report(level, t_ns)
+                if bounce_ns:
+                    self._window_end = t_ns + bounce_ns
+        now = time.monotonic_ns()
+        if self._window_end is not None and now >= self._window_end:
+            # end of a bounce window: make sure the settled level was told
+            self._window_end = None
+            level = self.board.level(self.pin.line)
+            if level != self.reported:
+                self._report(level, now)
+                self._window_end = now + bounce_ns if bounce_ns else None
+        elif self._window_end is None and edges and edges[-1][1] <= now:
+            # records dropped by a full pipe: catch up with the real level
+            # (not after records of the future: an echo already scheduled)
+            level = self.board.level(self.pin.line)
+            if level != self.reported:
+                self._report(level, now)
 
     def _report(self, level: int, t_ns: int) -> None:
         self.reported = level
