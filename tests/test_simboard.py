@@ -130,6 +130,41 @@ def test_an_edge_waiting_for_a_stalled_edge_thread_is_told_once_by_catch_up(back
     pin.when_changed = None
 
 
+def test_a_bounce_window_opened_by_catch_up_still_reports_the_settled_level(backend, monkeypatch):
+    import remoteio.server.backends.sim as sim
+    turn = threading.Event()
+    real_poll = select.poll
+    timeouts = []
+
+    class StalledPoll:  # the edge thread's poll runs, with the timeout it chose, only after catch_up
+        def __init__(self):
+            self.poller = real_poll()
+
+        def register(self, fd, events):
+            self.poller.register(fd, events)
+
+        def poll(self, timeout=None):
+            turn.wait(10)
+            timeouts.append(timeout)
+            return self.poller.poll(timeout)
+    monkeypatch.setattr(sim.select, "poll", StalledPoll)
+    pin = backend.make_factory().pin(17)
+    pin.input_with_pull("down")
+    pin.bounce = 0.05
+    seen = []
+
+    def changed(ticks, state):
+        seen.append(state)
+    pin.when_changed = changed
+    backend.sim.drive(17, 1)
+    backend.sim.drive(17, 0)  # chatter inside the window: the level settles low
+    pin.catch_up()
+    assert seen == [True]
+    turn.set()  # the thread's first poll has no timeout: only a nudge makes it time the window
+    assert wait_until(lambda: seen == [True, False], timeout=5), (seen, timeouts)
+    pin.when_changed = None
+
+
 def test_edges_filter(backend):
     pin = backend.make_factory().pin(17)
     pin.input_with_pull("down")

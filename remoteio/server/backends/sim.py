@@ -189,8 +189,15 @@ class _EdgeWatcher(threading.Thread):
         worker does before its tasks, so that an edge made before a task (a
         ``sim drive``) is told before that task's reply (a read of the new level)."""
         with self._lock:
-            if not self._stopping:
-                self._take(SimBoard.read_edges(self.fd))
+            if self._stopping:
+                return
+            opened = self._window_end is None
+            self._take(SimBoard.read_edges(self.fd))
+            if opened and self._window_end is not None:
+                # a bounce window opened here: the edge thread may be asleep with no timeout
+                # (its wake-up for these records found them gone); a record of the level now,
+                # absorbed by the window, wakes it to time the window's end
+                self.board.notify(self.pin.line)
 
     def run(self) -> None:
         poller = select.poll()  # millisecond timeouts are plenty for bounce windows
