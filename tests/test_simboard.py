@@ -96,9 +96,13 @@ def test_edges_fire_when_changed_with_board_timestamps(backend):
     pin.when_changed = None
 
 
-def test_an_edge_waiting_for_a_stalled_edge_thread_is_told_once_by_catch_up(backend, monkeypatch):
+@pytest.fixture
+def stalled_poll(monkeypatch):
+    """The sim edge thread's poll runs, with the timeout it chose, only once the test
+    sets the returned event; the timeouts it chose are listed on the event."""
     import remoteio.server.backends.sim as sim
-    turn = threading.Event()  # the edge thread may poll only when the test says
+    turn = threading.Event()
+    turn.timeouts = []
     real_poll = select.poll  # sim.select is the select module: patched for everyone
 
     class StalledPoll:
@@ -110,8 +114,13 @@ def test_an_edge_waiting_for_a_stalled_edge_thread_is_told_once_by_catch_up(back
 
         def poll(self, timeout=None):
             turn.wait(10)
+            turn.timeouts.append(timeout)
             return self.poller.poll(timeout)
     monkeypatch.setattr(sim.select, "poll", StalledPoll)
+    return turn
+
+
+def test_an_edge_waiting_for_a_stalled_edge_thread_is_told_once_by_catch_up(backend, stalled_poll):
     pin = backend.make_factory().pin(17)
     pin.input_with_pull("down")
     seen = []
@@ -123,31 +132,14 @@ def test_an_edge_waiting_for_a_stalled_edge_thread_is_told_once_by_catch_up(back
     assert seen == []
     pin.catch_up()  # what a worker does before its tasks: told here, on this thread
     assert seen == [(True, True)]
-    turn.set()  # the edge thread finds nothing left of that edge; the next is its own
+    stalled_poll.set()  # the edge thread finds nothing left of that edge; the next is its own
     backend.sim.drive(17, 0)
     assert wait_until(lambda: len(seen) == 2, timeout=5)
     assert seen == [(True, True), (False, False)]
     pin.when_changed = None
 
 
-def test_a_bounce_window_opened_by_catch_up_still_reports_the_settled_level(backend, monkeypatch):
-    import remoteio.server.backends.sim as sim
-    turn = threading.Event()
-    real_poll = select.poll
-    timeouts = []
-
-    class StalledPoll:  # the edge thread's poll runs, with the timeout it chose, only after catch_up
-        def __init__(self):
-            self.poller = real_poll()
-
-        def register(self, fd, events):
-            self.poller.register(fd, events)
-
-        def poll(self, timeout=None):
-            turn.wait(10)
-            timeouts.append(timeout)
-            return self.poller.poll(timeout)
-    monkeypatch.setattr(sim.select, "poll", StalledPoll)
+def test_a_bounce_window_opened_by_catch_up_still_reports_the_settled_level(backend, stalled_poll):
     pin = backend.make_factory().pin(17)
     pin.input_with_pull("down")
     pin.bounce = 0.05
@@ -160,8 +152,8 @@ def test_a_bounce_window_opened_by_catch_up_still_reports_the_settled_level(back
     backend.sim.drive(17, 0)  # chatter inside the window: the level settles low
     pin.catch_up()
     assert seen == [True]
-    turn.set()  # the thread's first poll has no timeout: only a nudge makes it time the window
-    assert wait_until(lambda: seen == [True, False], timeout=5), (seen, timeouts)
+    stalled_poll.set()  # the thread's first poll has no timeout: only a nudge makes it time the window
+    assert wait_until(lambda: seen == [True, False], timeout=5), (seen, stalled_poll.timeouts)
     pin.when_changed = None
 
 
